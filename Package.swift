@@ -1,0 +1,115 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// Our own targets are built with warnings as errors: in Swift 6 mode many concurrency
+/// mistakes around NIO's `@preconcurrency` APIs surface only as warnings, and we treat them as bugs.
+let strict: [SwiftSetting] = [.unsafeFlags(["-warnings-as-errors"])]
+
+let package = Package(
+    name: "vigil",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "vigild", targets: ["vigild"]),
+        .library(name: "VigilClient", targets: ["VigilClient"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        // Sans-IO heartbeat/deadline state machine and close classifier. No NIO, no systemd.
+        .target(name: "VigilSupervisor", swiftSettings: strict),
+
+        // The framing core shared by the server and client sides.
+        .target(
+            name: "VigilFraming",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // Live connections, recent closes and counters.
+        .target(
+            name: "VigilRegistry",
+            dependencies: [
+                "VigilSupervisor",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // Settings with their defaults, parsers and layered sources (flags, environment, file).
+        .target(
+            name: "VigilConfig",
+            dependencies: [.product(name: "Yams", package: "Yams")],
+            swiftSettings: strict
+        ),
+
+        // NIO bootstrap, WebSocket route, supervised connection handler, status HTTP API.
+        .target(
+            name: "VigilServer",
+            dependencies: [
+                "VigilSupervisor", "VigilFraming", "VigilRegistry", "VigilConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // A small WebSocket client on the framing core: used by tests and the load generator.
+        .target(
+            name: "VigilClient",
+            dependencies: [
+                "VigilFraming",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+
+        .executableTarget(
+            name: "vigild",
+            dependencies: [
+                "VigilServer", "VigilConfig",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+
+        .testTarget(name: "VigilSupervisorTests", dependencies: ["VigilSupervisor"], swiftSettings: strict),
+        .testTarget(
+            name: "VigilFramingTests",
+            dependencies: ["VigilFraming", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "VigilRegistryTests", dependencies: ["VigilRegistry"], swiftSettings: strict),
+        .testTarget(name: "VigilConfigTests", dependencies: ["VigilConfig"], swiftSettings: strict),
+        .testTarget(
+            name: "VigilServerTests",
+            dependencies: [
+                "VigilServer", "VigilClient", "VigilConfig", "VigilRegistry",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+    ]
+)

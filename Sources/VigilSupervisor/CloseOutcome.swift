@@ -1,0 +1,94 @@
+/// How a connection ended, in the five words operators filter on.
+public enum CloseKind: String, Sendable, Hashable, CaseIterable, Codable {
+    /// Close handshake with status 1000 or no status (1005).
+    case normal
+    /// Close handshake with status 1001.
+    case goingAway = "going_away"
+    /// No close handshake: the transport was cut or a deadline fired.
+    case abnormal
+    /// The peer closed TCP between frames without sending a close frame.
+    case eof
+    /// A close frame with any other status.
+    case error
+
+    /// The kind a close frame with this status stands for (1005 means "no status").
+    public static func forStatus(_ code: UInt16) -> CloseKind {
+        switch code {
+        case 1000, 1005: .normal
+        case 1001: .goingAway
+        default: .error
+        }
+    }
+}
+
+/// Why a connection ended.
+public enum CloseCause: String, Sendable, Hashable, CaseIterable, Codable {
+    case peerClose = "peer_close"
+    case eof
+    case truncatedFrame = "truncated_frame"
+    case reset
+    case pongTimeout = "pong_timeout"
+    case readDeadline = "read_deadline"
+    case protocolError = "protocol_error"
+    case invalidUTF8 = "invalid_utf8"
+    case messageTooBig = "message_too_big"
+    case slowConsumer = "slow_consumer"
+    case shutdown
+}
+
+/// Which side started the end of the connection.
+public enum CloseInitiator: String, Sendable, Hashable, CaseIterable, Codable {
+    case peer
+    case server
+}
+
+/// WebSocket close status codes the supervisor itself needs to name.
+public enum CloseStatus {
+    public static let normal: UInt16 = 1000
+    public static let goingAway: UInt16 = 1001
+    public static let protocolError: UInt16 = 1002
+    public static let policyViolation: UInt16 = 1008
+    /// Never sent on the wire: "the close frame carried no status".
+    public static let noStatusReceived: UInt16 = 1005
+    /// Never sent on the wire: "the connection ended without a close handshake".
+    public static let abnormalClosure: UInt16 = 1006
+    public static let invalidPayload: UInt16 = 1007
+    public static let messageTooBig: UInt16 = 1009
+}
+
+/// The classification of one connection's end: exactly one per upgraded connection.
+public struct CloseOutcome: Sendable, Hashable {
+    public var kind: CloseKind
+    /// The close status: what the close frame carried, 1005 for a frame without one,
+    /// 1006 when there was no close handshake.
+    public var code: UInt16
+    public var cause: CloseCause
+    public var initiator: CloseInitiator
+    /// Whether the close handshake completed (both sides sent a close frame).
+    public var clean: Bool
+    /// The close frame's reason text (the peer's, or the one vigild sent); may be empty.
+    public var reason: String
+
+    public init(kind: CloseKind, code: UInt16, cause: CloseCause, initiator: CloseInitiator, clean: Bool, reason: String) {
+        self.kind = kind
+        self.code = code
+        self.cause = cause
+        self.initiator = initiator
+        self.clean = clean
+        self.reason = reason
+    }
+
+    /// The peer sent a (valid) close frame first.
+    static func peerClosed(code: UInt16?, reason: String) -> CloseOutcome {
+        let status = code ?? CloseStatus.noStatusReceived
+        return CloseOutcome(
+            kind: .forStatus(status), code: status, cause: .peerClose, initiator: .peer, clean: true, reason: reason)
+    }
+
+    /// The connection ended without a close handshake.
+    static func abnormal(_ cause: CloseCause, initiator: CloseInitiator) -> CloseOutcome {
+        CloseOutcome(
+            kind: cause == .eof ? .eof : .abnormal, code: CloseStatus.abnormalClosure, cause: cause,
+            initiator: initiator, clean: false, reason: "")
+    }
+}
