@@ -96,7 +96,12 @@ let package = Package(
         .testTarget(name: "VigilSupervisorTests", dependencies: ["VigilSupervisor"], swiftSettings: strict),
         .testTarget(
             name: "VigilFramingTests",
-            dependencies: ["VigilFraming", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                "VigilFraming",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(name: "VigilRegistryTests", dependencies: ["VigilRegistry"], swiftSettings: strict),

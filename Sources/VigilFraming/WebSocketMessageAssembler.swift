@@ -1,0 +1,132 @@
+import NIOCore
+import NIOWebSocket
+
+/// A complete data message.
+public struct WebSocketMessage: Sendable {
+    public enum Kind: Sendable, Hashable {
+        case text
+        case binary
+    }
+
+    public var kind: Kind
+    /// The unmasked payload. For text messages it is valid UTF-8.
+    public var data: ByteBuffer
+
+    public init(kind: Kind, data: ByteBuffer) {
+        self.kind = kind
+        self.data = data
+    }
+}
+
+/// What one received frame amounts to.
+public enum WebSocketInbound: Sendable {
+    /// A whole message (a single frame, or the final fragment of one).
+    case message(WebSocketMessage)
+    /// A non-final fragment was buffered; the message is not complete yet.
+    case fragment
+    case ping(ByteBuffer)
+    case pong(ByteBuffer)
+    case close(ClosePayload)
+}
+
+/// Turns frames from NIO's decoder into messages and control events, enforcing what NIO's
+/// decoder leaves to its user: reserved bits, known opcodes, masking by role, fragment ordering,
+/// the message size limit, UTF-8 of text messages and close reasons, and close codes.
+///
+/// A plain value owned by one channel handler. After it throws, it must not be fed again.
+public struct WebSocketMessageAssembler: Sendable {
+    private let role: WebSocketRole
+    private let limits: FramingLimits
+    /// The message being assembled from fragments, if any.
+    private var partial: (kind: WebSocketMessage.Kind, data: ByteBuffer)?
+    private var validator = UTF8Validator()
+
+    public init(role: WebSocketRole, limits: FramingLimits) {
+        self.role = role
+        self.limits = limits
+    }
+
+    /// Whether a fragmented message is partly received.
+    public var isAssembling: Bool { partial != nil }
+
+    public mutating func receive(_ frame: WebSocketFrame) throws(FramingError) -> WebSocketInbound {
+        guard frame.reservedBits.isEmpty else {
+            throw FramingError(.protocolError, "reserved bits set without a negotiated extension")
+        }
+        switch role {
+        case .server where frame.maskKey == nil:
+            throw FramingError(.protocolError, "unmasked client frame")
+        case .client where frame.maskKey != nil:
+            throw FramingError(.protocolError, "masked server frame")
+        default:
+            break
+        }
+        switch frame.opcode {
+        case .ping:
+            return .ping(frame.unmaskedData)
+        case .pong:
+            return .pong(frame.unmaskedData)
+        case .connectionClose:
+            return .close(try ClosePayload(parsing: frame.unmaskedData))
+        case .text:
+            return try start(.text, frame)
+        case .binary:
+            return try start(.binary, frame)
+        case .continuation:
+            return try `continue`(frame)
+        default:
+            let raw = String(UInt8(webSocketOpcode: frame.opcode), radix: 16, uppercase: true)
+            throw FramingError(.protocolError, "unknown opcode 0x\(raw)")
+        }
+    }
+
+    private mutating func start(_ kind: WebSocketMessage.Kind, _ frame: WebSocketFrame) throws(FramingError)
+        -> WebSocketInbound
+    {
+        guard partial == nil else {
+            throw FramingError(.protocolError, "new data frame before the fragmented message finished")
+        }
+        try checkSize(frame.length)
+        let data = frame.unmaskedData
+        if kind == .text {
+            validator = UTF8Validator()
+            try validate(data, final: frame.fin)
+        }
+        if frame.fin {
+            return .message(WebSocketMessage(kind: kind, data: data))
+        }
+        partial = (kind, data)
+        return .fragment
+    }
+
+    private mutating func `continue`(_ frame: WebSocketFrame) throws(FramingError) -> WebSocketInbound {
+        // Taking the partial message out leaves its buffer uniquely referenced: appending won't copy it.
+        guard var current = partial.take() else {
+            throw FramingError(.protocolError, "continuation frame without a message to continue")
+        }
+        try checkSize(current.data.readableBytes + frame.length)
+        var data = frame.unmaskedData
+        if current.kind == .text {
+            try validate(data, final: frame.fin)
+        }
+        current.data.writeBuffer(&data)
+        if frame.fin {
+            return .message(WebSocketMessage(kind: current.kind, data: current.data))
+        }
+        partial = current
+        return .fragment
+    }
+
+    private func checkSize(_ size: Int) throws(FramingError) {
+        guard size <= limits.maxMessageSize else {
+            throw FramingError(.messageTooBig, "message exceeds \(limits.maxMessageSize) bytes")
+        }
+    }
+
+    private mutating func validate(_ data: ByteBuffer, final: Bool) throws(FramingError) {
+        let valid = data.withUnsafeReadableBytes { validator.validate($0) }
+        guard valid, !final || validator.isComplete else {
+            throw FramingError(.invalidUTF8, "text message is not valid UTF-8")
+        }
+    }
+}

@@ -1,0 +1,30 @@
+import NIOCore
+import NIOWebSocket
+
+/// Installs the framing core on an upgraded channel: NIO's frame encoder and our stream decoder.
+/// Message assembly happens in the handler that follows (it owns a `WebSocketMessageAssembler`).
+public enum WebSocketPipeline {
+    public static func addFramingHandlers(
+        to pipeline: ChannelPipeline.SynchronousOperations, limits: FramingLimits
+    ) throws {
+        try pipeline.addHandler(WebSocketFrameEncoder())
+        try pipeline.addHandler(ByteToMessageHandler(WebSocketFrameStreamDecoder(maxFrameSize: limits.maxFrameSize)))
+    }
+
+    /// Maps an error from NIO's frame decoder to the close it earns. `nil` for other errors
+    /// (transport failures), which are not the peer's protocol violations.
+    public static func framingError(from error: any Error) -> FramingError? {
+        switch error {
+        case let error as FramingError:
+            return error
+        case NIOWebSocketError.invalidFrameLength:
+            return FramingError(.messageTooBig, "frame exceeds the size limit", framingIntact: false)
+        case NIOWebSocketError.fragmentedControlFrame:
+            return FramingError(.protocolError, "fragmented control frame", framingIntact: false)
+        case NIOWebSocketError.multiByteControlFrameLength:
+            return FramingError(.protocolError, "control frame longer than 125 bytes", framingIntact: false)
+        default:
+            return nil
+        }
+    }
+}
