@@ -1,0 +1,37 @@
+import VigilSupervisor
+
+/// The permanent record of how one connection ended.
+public struct CloseRecord: Sendable, Hashable {
+    public var id: UInt64
+    public var peer: String
+    public var client: String?
+    public var path: String
+    public var outcome: CloseOutcome
+    public var openedAt: Timestamp
+    public var closedAt: Timestamp
+    public var duration: Duration
+    public var lastRoundTrip: Duration?
+    public var messagesIn: UInt64
+    public var messagesOut: UInt64
+
+    public var kind: CloseKind { outcome.kind }
+    public var cause: CloseCause { outcome.cause }
+}
+
+/// Which close records a query wants; `nil` fields match everything.
+public struct CloseFilter: Sendable, Hashable {
+    public var kind: CloseKind?
+    public var cause: CloseCause?
+    public var client: String?
+
+    public init(kind: CloseKind? = nil, cause: CloseCause? = nil, client: String? = nil) {
+        self.kind = kind
+        self.cause = cause
+        self.client = client
+    }
+
+    public func matches(_ record: CloseRecord) -> Bool {
+        (kind == nil || record.kind == kind) && (cause == nil || record.cause == cause)
+            && (client == nil || record.client == client)
+    }
+}

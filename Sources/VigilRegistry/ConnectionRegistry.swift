@@ -1,0 +1,161 @@
+import Synchronization
+import VigilSupervisor
+
+/// Live connections, a bounded ring of recent closes and counters that never forget.
+///
+/// Safe from every event loop at once. The hot path (per message, per pong) touches only the
+/// connection's own relaxed atomics; opening and closing take one of 16 shard locks (live
+/// connections) and the close-log lock (closes), never a lock shared by every message.
+public final class ConnectionRegistry: Sendable {
+    public let maxConnections: Int
+    public let metrics = RegistryMetrics()
+
+    private static let shardCount = 16
+    private let shards: [Shard]
+    private let nextID = Atomic<UInt64>(1)
+    /// Connections open or being opened (reserved before the upgrade completes).
+    private let occupied = Atomic<Int>(0)
+    private let log: Mutex<CloseLog>
+    private let startedMonotonic: MonotonicInstant
+
+    private final class Shard: Sendable {
+        let connections = Mutex<[UInt64: LiveConnection]>([:])
+    }
+
+    /// - Parameters:
+    ///   - maxConnections: how many connections may be open (or opening) at once.
+    ///   - closeHistory: how many close records the ring keeps; counters cover all of them.
+    ///   - now: the monotonic time at start, for the recent-closes window.
+    public init(maxConnections: Int, closeHistory: Int, now: MonotonicInstant) {
+        precondition(maxConnections > 0 && closeHistory > 0)
+        self.maxConnections = maxConnections
+        self.shards = (0..<Self.shardCount).map { _ in Shard() }
+        self.log = Mutex(CloseLog(capacity: closeHistory))
+        self.startedMonotonic = now
+    }
+
+    // MARK: - Admission
+
+    /// Takes a connection slot if one is free. Every `true` must be followed by `open` or `release`.
+    public func reserve() -> Bool {
+        var current = occupied.load(ordering: .relaxed)
+        while current < maxConnections {
+            let (exchanged, original) = occupied.weakCompareExchange(
+                expected: current, desired: current + 1, ordering: .relaxed)
+            if exchanged { return true }
+            current = original
+        }
+        return false
+    }
+
+    /// Gives back a slot reserved for a handshake that did not complete.
+    public func release() {
+        occupied.subtract(1, ordering: .relaxed)
+    }
+
+    /// Counts a refused handshake (`reason` becomes a Prometheus label).
+    public func noteRejectedHandshake(reason: String) {
+        metrics.countRejection(reason: reason)
+    }
+
+    // MARK: - Lifecycle
+
+    /// Registers an upgraded connection, using a slot taken with `reserve()`.
+    public func open(
+        peer: String, client: String?, path: String, at now: MonotonicInstant, wallClock: Timestamp = .now()
+    ) -> LiveConnection {
+        let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
+        let connection = LiveConnection(
+            id: id, peer: peer, client: client, path: path, openedAt: wallClock, openedMonotonic: now)
+        shard(for: id).connections.withLock { $0[id] = connection }
+        metrics.opened.increment()
+        metrics.active.increment()
+        return connection
+    }
+
+    /// Moves a connection from the live set to the close log and frees its slot.
+    @discardableResult
+    public func close(
+        _ connection: LiveConnection, outcome: CloseOutcome, at now: MonotonicInstant, wallClock: Timestamp = .now()
+    ) -> CloseRecord {
+        let removed = shard(for: connection.id).connections.withLock { $0.removeValue(forKey: connection.id) }
+        precondition(removed != nil, "connection \(connection.id) closed twice or never opened")
+        let snapshot = connection.snapshot()
+        let record = CloseRecord(
+            id: connection.id, peer: connection.peer, client: connection.client, path: connection.path,
+            outcome: outcome, openedAt: connection.openedAt, closedAt: wallClock,
+            duration: now - MonotonicInstant(nanoseconds: connection.openedMonotonic),
+            lastRoundTrip: snapshot.roundTrip, messagesIn: snapshot.messagesIn, messagesOut: snapshot.messagesOut)
+        let second = (now - startedMonotonic).components.seconds
+        log.withLock { $0.append(record, atSecond: second) }
+        metrics.countClose(outcome)
+        metrics.active.decrement()
+        occupied.subtract(1, ordering: .relaxed)
+        return record
+    }
+
+    /// Records a ping round trip in the histogram.
+    public func noteRoundTrip(_ roundTrip: Duration) {
+        metrics.roundTrip.record(roundTrip)
+    }
+
+    // MARK: - Queries
+
+    /// How many connections are open (upgraded and not yet closed).
+    public var activeCount: Int {
+        shards.reduce(0) { sum, shard in sum + shard.connections.withLock { $0.count } }
+    }
+
+    /// Every live connection, oldest first.
+    public func connections() -> [ConnectionSnapshot] {
+        shards.flatMap { shard in shard.connections.withLock { Array($0.values) } }
+            .map { $0.snapshot() }
+            .sorted { $0.id < $1.id }
+    }
+
+    public func connection(id: UInt64) -> ConnectionSnapshot? {
+        shard(for: id).connections.withLock { $0[id] }?.snapshot()
+    }
+
+    /// Close records matching `filter`, newest first, at most `limit`; `matched` counts all
+    /// retained records that match.
+    public func closes(matching filter: CloseFilter = CloseFilter(), limit: Int) -> (matched: Int, records: [CloseRecord]) {
+        log.withLock { $0.query(filter, limit: limit) }
+    }
+
+    public func summary(at now: MonotonicInstant) -> CloseSummary {
+        let second = (now - startedMonotonic).components.seconds
+        return log.withLock { log in
+            CloseSummary(
+                total: log.total, retained: log.total - log.evicted, evicted: log.evicted,
+                byKind: log.byKind, byCause: log.byCause,
+                byKindAndCause: log.byKindAndCause.map { (KindCause(kind: $0.key.kind, cause: $0.key.cause), $0.value) },
+                lastMinuteByKind: log.recentByKind(nowSecond: second))
+        }
+    }
+
+    private func shard(for id: UInt64) -> Shard {
+        shards[Int(id % UInt64(Self.shardCount))]
+    }
+}
+
+/// A kind and cause pair.
+public struct KindCause: Sendable, Hashable {
+    public var kind: CloseKind
+    public var cause: CloseCause
+}
+
+/// Cumulative close counters.
+public struct CloseSummary: Sendable {
+    /// Every close recorded since start.
+    public var total: UInt64
+    /// How many of those the ring still holds.
+    public var retained: UInt64
+    /// How many fell off the ring (still counted everywhere else).
+    public var evicted: UInt64
+    public var byKind: [CloseKind: UInt64]
+    public var byCause: [CloseCause: UInt64]
+    public var byKindAndCause: [(KindCause, UInt64)]
+    /// Closes per kind in the last 60 seconds.
+    public var lastMinuteByKind: [CloseKind: UInt64]
+}

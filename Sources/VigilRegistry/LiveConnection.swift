@@ -1,0 +1,96 @@
+import Synchronization
+import VigilSupervisor
+
+/// One open WebSocket connection as the registry and the status API see it.
+///
+/// Its counters are relaxed atomics written only by the connection's own event loop and read by
+/// the status API, so updating them on every message takes no lock.
+public final class LiveConnection: Sendable {
+    public let id: UInt64
+    /// `address:port` of the peer as seen by vigild.
+    public let peer: String
+    /// The name the client gave itself with `?client=`, if any.
+    public let client: String?
+    public let path: String
+    public let openedAt: Timestamp
+    /// Monotonic nanoseconds at open; converts monotonic times to wall-clock ones.
+    let openedMonotonic: Int64
+
+    let lastSeenMonotonic: Atomic<Int64>
+    /// Last ping round trip in nanoseconds; -1 before the first.
+    let lastRoundTripNanos = Atomic<Int64>(-1)
+    let pingsSent = Atomic<UInt64>(0)
+    let pongsReceived = Atomic<UInt64>(0)
+    let messagesIn = Atomic<UInt64>(0)
+    let messagesOut = Atomic<UInt64>(0)
+    let bytesIn = Atomic<UInt64>(0)
+    let bytesOut = Atomic<UInt64>(0)
+
+    init(id: UInt64, peer: String, client: String?, path: String, openedAt: Timestamp, openedMonotonic: MonotonicInstant) {
+        self.id = id
+        self.peer = peer
+        self.client = client
+        self.path = path
+        self.openedAt = openedAt
+        self.openedMonotonic = openedMonotonic.nanoseconds
+        self.lastSeenMonotonic = Atomic(openedMonotonic.nanoseconds)
+    }
+
+    // MARK: - Updates from the connection's event loop
+
+    /// A frame of any kind arrived.
+    public func noteSeen(at now: MonotonicInstant) {
+        lastSeenMonotonic.store(now.nanoseconds, ordering: .relaxed)
+    }
+
+    public func noteMessageIn(bytes: Int) {
+        messagesIn.add(1, ordering: .relaxed)
+        bytesIn.add(UInt64(bytes), ordering: .relaxed)
+    }
+
+    public func noteMessageOut(bytes: Int) {
+        messagesOut.add(1, ordering: .relaxed)
+        bytesOut.add(UInt64(bytes), ordering: .relaxed)
+    }
+
+    public func notePingSent() {
+        pingsSent.add(1, ordering: .relaxed)
+    }
+
+    public func notePongReceived(roundTrip: Duration?) {
+        pongsReceived.add(1, ordering: .relaxed)
+        if let roundTrip {
+            lastRoundTripNanos.store(roundTrip.inNanoseconds, ordering: .relaxed)
+        }
+    }
+
+    /// A consistent-enough copy for reports (each field is read atomically on its own).
+    public func snapshot() -> ConnectionSnapshot {
+        let rtt = lastRoundTripNanos.load(ordering: .relaxed)
+        let seen = lastSeenMonotonic.load(ordering: .relaxed)
+        return ConnectionSnapshot(
+            id: id, peer: peer, client: client, path: path, openedAt: openedAt,
+            lastSeenAt: Timestamp(nanosecondsSinceEpoch: openedAt.nanosecondsSinceEpoch + (seen - openedMonotonic)),
+            roundTrip: rtt < 0 ? nil : .nanoseconds(rtt),
+            pingsSent: pingsSent.load(ordering: .relaxed), pongsReceived: pongsReceived.load(ordering: .relaxed),
+            messagesIn: messagesIn.load(ordering: .relaxed), messagesOut: messagesOut.load(ordering: .relaxed),
+            bytesIn: bytesIn.load(ordering: .relaxed), bytesOut: bytesOut.load(ordering: .relaxed))
+    }
+}
+
+/// A point-in-time copy of a live connection's state.
+public struct ConnectionSnapshot: Sendable, Hashable {
+    public var id: UInt64
+    public var peer: String
+    public var client: String?
+    public var path: String
+    public var openedAt: Timestamp
+    public var lastSeenAt: Timestamp
+    public var roundTrip: Duration?
+    public var pingsSent: UInt64
+    public var pongsReceived: UInt64
+    public var messagesIn: UInt64
+    public var messagesOut: UInt64
+    public var bytesIn: UInt64
+    public var bytesOut: UInt64
+}

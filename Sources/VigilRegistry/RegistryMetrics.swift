@@ -1,0 +1,72 @@
+import Prometheus
+import Synchronization
+import VigilSupervisor
+
+/// The Prometheus side of the registry: a private collector registry per `ConnectionRegistry`
+/// (no global bootstrap, so several servers can live in one test process).
+public final class RegistryMetrics: Sendable {
+    public let collectors = PrometheusCollectorRegistry()
+    let active: Gauge
+    let opened: Counter
+    let roundTrip: DurationHistogram
+    /// Labelled counters are created on first use and cached (creation takes the registry's lock).
+    private let closes = Mutex<[CloseLog.KindAndCause: Counter]>([:])
+    private let rejections = Mutex<[String: Counter]>([:])
+
+    /// RTT buckets from 0.5 ms (loopback) to 10 s (the default pong timeout).
+    static let roundTripBuckets: [Duration] = [
+        .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
+        .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
+        .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10),
+    ]
+
+    init() {
+        active = collectors.makeGauge(
+            descriptor: .init(
+                namespace: "vigil", metricName: "connections", unitName: "active",
+                helpText: "WebSocket connections currently open"))
+        opened = collectors.makeCounter(
+            descriptor: .init(
+                namespace: "vigil", metricName: "connections_opened", unitName: "total",
+                helpText: "WebSocket connections upgraded since start"))
+        roundTrip = collectors.makeDurationHistogram(
+            descriptor: .init(
+                namespace: "vigil", metricName: "ping_rtt", unitName: "seconds",
+                helpText: "Ping to matching pong round trip"),
+            buckets: Self.roundTripBuckets)
+    }
+
+    func countClose(_ outcome: CloseOutcome) {
+        let key = CloseLog.KindAndCause(kind: outcome.kind, cause: outcome.cause)
+        let counter = closes.withLock { cache in
+            if let counter = cache[key] { return counter }
+            let counter = collectors.makeCounter(
+                descriptor: .init(
+                    namespace: "vigil", metricName: "closes", unitName: "total",
+                    helpText: "Closed WebSocket connections by kind and cause"),
+                labels: [("kind", key.kind.rawValue), ("cause", key.cause.rawValue)])
+            cache[key] = counter
+            return counter
+        }
+        counter.increment()
+    }
+
+    func countRejection(reason: String) {
+        let counter = rejections.withLock { cache in
+            if let counter = cache[reason] { return counter }
+            let counter = collectors.makeCounter(
+                descriptor: .init(
+                    namespace: "vigil", metricName: "handshakes_rejected", unitName: "total",
+                    helpText: "WebSocket handshakes refused, by reason"),
+                labels: [("reason", reason)])
+            cache[reason] = counter
+            return counter
+        }
+        counter.increment()
+    }
+
+    /// The Prometheus text exposition of every metric.
+    public func exposition() -> [UInt8] {
+        collectors.emitToBuffer()
+    }
+}

@@ -1,0 +1,149 @@
+import Testing
+import VigilSupervisor
+
+@testable import VigilRegistry
+
+let t0 = MonotonicInstant(nanoseconds: 5_000_000_000)
+
+func outcome(_ kind: CloseKind, _ cause: CloseCause) -> CloseOutcome {
+    CloseOutcome(kind: kind, code: 1006, cause: cause, initiator: .peer, clean: false, reason: "")
+}
+
+@Suite("Connection registry")
+struct ConnectionRegistryTests {
+    @Test("admission stops at max connections and frees slots on close and release")
+    func admission() {
+        let registry = ConnectionRegistry(maxConnections: 2, closeHistory: 10, now: t0)
+        #expect(registry.reserve())
+        #expect(registry.reserve())
+        #expect(!registry.reserve())
+        registry.release()
+        #expect(registry.reserve())
+        let connection = registry.open(peer: "127.0.0.1:1", client: nil, path: "/ws", at: t0)
+        registry.close(connection, outcome: outcome(.eof, .eof), at: t0)
+        #expect(registry.reserve())
+        #expect(!registry.reserve())
+    }
+
+    @Test("a close record carries the connection's identity, counters and duration")
+    func closeRecord() {
+        let registry = ConnectionRegistry(maxConnections: 10, closeHistory: 10, now: t0)
+        _ = registry.reserve()
+        let opened = Timestamp(nanosecondsSinceEpoch: 1_700_000_000_000_000_000)
+        let connection = registry.open(peer: "10.0.0.7:51234", client: "kiosk-3", path: "/ws", at: t0, wallClock: opened)
+        connection.noteMessageIn(bytes: 10)
+        connection.noteMessageOut(bytes: 10)
+        connection.notePongReceived(roundTrip: .milliseconds(3))
+        connection.noteSeen(at: t0 + .seconds(2))
+        let live = registry.connection(id: connection.id)
+        #expect(live?.lastSeenAt == Timestamp(nanosecondsSinceEpoch: opened.nanosecondsSinceEpoch + 2_000_000_000))
+        #expect(live?.roundTrip == .milliseconds(3))
+        let record = registry.close(
+            connection, outcome: outcome(.abnormal, .pongTimeout), at: t0 + .seconds(192),
+            wallClock: Timestamp(nanosecondsSinceEpoch: opened.nanosecondsSinceEpoch + 192_000_000_000))
+        #expect(record.duration == .seconds(192))
+        #expect(record.client == "kiosk-3")
+        #expect(record.lastRoundTrip == .milliseconds(3))
+        #expect(record.messagesIn == 1 && record.messagesOut == 1)
+        #expect(registry.connection(id: connection.id) == nil)
+        #expect(registry.activeCount == 0)
+    }
+
+    @Test("the ring keeps the newest records, newest first; counters never forget")
+    func ringEviction() {
+        let registry = ConnectionRegistry(maxConnections: 100, closeHistory: 3, now: t0)
+        var ids: [UInt64] = []
+        for index in 0..<5 {
+            _ = registry.reserve()
+            let connection = registry.open(peer: "p", client: "c\(index % 2)", path: "/ws", at: t0)
+            ids.append(connection.id)
+            registry.close(connection, outcome: index == 4 ? outcome(.normal, .peerClose) : outcome(.eof, .eof), at: t0)
+        }
+        let (matched, records) = registry.closes(limit: 10)
+        #expect(matched == 3)
+        #expect(records.map(\.id) == [ids[4], ids[3], ids[2]])
+        let summary = registry.summary(at: t0)
+        #expect(summary.total == 5 && summary.retained == 3 && summary.evicted == 2)
+        #expect(summary.byKind[.eof] == 4 && summary.byKind[.normal] == 1)
+        #expect(summary.byCause[.eof] == 4)
+        #expect(registry.closes(matching: CloseFilter(kind: .eof), limit: 10).records.map(\.id) == [ids[3], ids[2]])
+        #expect(registry.closes(matching: CloseFilter(client: "c0"), limit: 10).records.map(\.id) == [ids[4], ids[2]])
+        #expect(registry.closes(matching: CloseFilter(kind: .eof), limit: 1) .matched == 2)
+    }
+
+    @Test("last-minute counts drop closes older than 60 s")
+    func lastMinute() {
+        let registry = ConnectionRegistry(maxConnections: 100, closeHistory: 100, now: t0)
+        func close(at second: Int64) {
+            _ = registry.reserve()
+            let connection = registry.open(peer: "p", client: nil, path: "/ws", at: t0)
+            registry.close(connection, outcome: outcome(.abnormal, .reset), at: t0 + .seconds(second))
+        }
+        func lastMinute(at second: Int64) -> UInt64? {
+            registry.summary(at: t0 + .seconds(second)).lastMinuteByKind[.abnormal]
+        }
+        close(at: 0)
+        close(at: 30)
+        close(at: 59)
+        #expect(lastMinute(at: 59) == 3)
+        #expect(lastMinute(at: 60) == 2, "the close at 0 s is a minute old")
+        close(at: 61)
+        close(at: 90)  // shares a bucket slot with 30 s
+        #expect(lastMinute(at: 95) == 3)
+        #expect(lastMinute(at: 500) == 0)
+        #expect(registry.summary(at: t0 + .seconds(500)).total == 5)
+    }
+
+    @Test("concurrent opens and closes from many threads lose nothing")
+    func concurrency() async {
+        let registry = ConnectionRegistry(maxConnections: 100_000, closeHistory: 100_000, now: t0)
+        await withTaskGroup(of: Void.self) { group in
+            for worker in 0..<8 {
+                group.addTask {
+                    for index in 0..<2000 {
+                        #expect(registry.reserve())
+                        let connection = registry.open(peer: "w\(worker)", client: nil, path: "/ws", at: t0)
+                        connection.noteMessageIn(bytes: 1)
+                        registry.noteRoundTrip(.milliseconds(1))
+                        _ = registry.connections().count
+                        registry.close(connection, outcome: index % 2 == 0 ? outcome(.eof, .eof) : outcome(.abnormal, .reset), at: t0)
+                    }
+                }
+            }
+        }
+        let summary = registry.summary(at: t0)
+        #expect(summary.total == 16_000)
+        #expect(summary.byKind[.eof] == 8000 && summary.byKind[.abnormal] == 8000)
+        #expect(Set(registry.closes(limit: 100_000).records.map(\.id)).count == 16_000)
+        #expect(registry.activeCount == 0)
+        #expect(registry.reserve())
+    }
+
+    @Test("Prometheus exposition agrees with the counters")
+    func metrics() throws {
+        let registry = ConnectionRegistry(maxConnections: 10, closeHistory: 10, now: t0)
+        for cause in [CloseCause.pongTimeout, .pongTimeout, .reset] {
+            _ = registry.reserve()
+            let connection = registry.open(peer: "p", client: nil, path: "/ws", at: t0)
+            registry.close(connection, outcome: outcome(.abnormal, cause), at: t0)
+        }
+        _ = registry.reserve()
+        _ = registry.open(peer: "p", client: nil, path: "/ws", at: t0)
+        registry.noteRoundTrip(.milliseconds(3))
+        registry.noteRejectedHandshake(reason: "capacity")
+        let text = String(decoding: registry.metrics.exposition(), as: UTF8.self)
+        #expect(text.contains(#"vigil_closes_total{kind="abnormal",cause="pong_timeout"} 2"#))
+        #expect(text.contains(#"vigil_closes_total{kind="abnormal",cause="reset"} 1"#))
+        #expect(text.contains("vigil_connections_opened_total 4"))
+        #expect(text.contains("vigil_connections_active 1"))
+        #expect(text.contains(#"vigil_handshakes_rejected_total{reason="capacity"} 1"#))
+        #expect(text.contains("vigil_ping_rtt_seconds_count 1"))
+    }
+
+    @Test("timestamps print as RFC 3339 UTC with milliseconds")
+    func timestamps() {
+        #expect(Timestamp(nanosecondsSinceEpoch: 0).rfc3339 == "1970-01-01T00:00:00.000Z")
+        #expect(Timestamp(nanosecondsSinceEpoch: 1_795_324_280_123_999_999).rfc3339 == "2026-11-22T05:11:20.123Z")
+        #expect(Timestamp(nanosecondsSinceEpoch: -1_000_000).rfc3339 == "1969-12-31T23:59:59.999Z")
+    }
+}
