@@ -48,7 +48,7 @@ let package = Package(
         // Settings with their defaults, parsers and layered sources (flags, environment, file).
         .target(
             name: "VigilConfig",
-            dependencies: [.product(name: "Yams", package: "Yams")],
+            dependencies: ["VigilSupervisor", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict
         ),
 

@@ -1,0 +1,153 @@
+/// Where a setting's value came from.
+public enum SettingSource: Sendable, Hashable, CustomStringConvertible {
+    case flag(String)
+    case environment(String)
+    case file(String)
+    case defaultValue
+
+    public var description: String {
+        switch self {
+        case .flag(let flag): "flag \(flag)"
+        case .environment(let name): "environment \(name)"
+        case .file(let path): "config file \(path)"
+        case .defaultValue: "default"
+        }
+    }
+}
+
+/// A configuration problem, worded for the operator: it names the key, the value and the source.
+public struct ConfigurationError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var message: String
+
+    public init(_ message: String) {
+        self.message = message
+    }
+
+    public var description: String { message }
+}
+
+/// The effective settings and where each came from.
+public struct ResolvedSettings: Sendable, Hashable {
+    public var settings: VigilSettings
+    /// Keyed by setting key (`ping_interval`).
+    public var sources: [String: SettingSource]
+
+    /// One line per setting: key, effective value, source. What `vigild --print-config` prints.
+    public func report() -> String {
+        let width = SettingCatalog.all.map(\.key.count).max() ?? 0
+        let values = SettingCatalog.all.map { $0.render(settings) }
+        let valueWidth = values.map(\.count).max() ?? 0
+        return zip(SettingCatalog.all, values).map { definition, value in
+            definition.key.padding(to: width) + "  " + value.padding(to: valueWidth) + "  # "
+                + (sources[definition.key] ?? .defaultValue).description
+        }.joined(separator: "\n")
+    }
+
+    /// The effective value of a setting as text (`30s`, `1MiB`).
+    public func text(forKey key: String) -> String? {
+        SettingCatalog.definition(forKey: key)?.render(settings)
+    }
+}
+
+/// Builds `VigilSettings` from flags, then `VIGIL_*` environment variables, then the config file,
+/// then the defaults — the first that names a setting wins.
+///
+/// Why not apple/swift-configuration: its providers cannot enumerate the keys a file or the
+/// environment holds, so a misspelt key (`ping_intervall: 5s`) would be silently ignored — the
+/// one mistake a health daemon's operator most needs to hear about. Every vigil value is text with
+/// a unit that we parse ourselves anyway, so what remains is this short precedence loop.
+public enum SettingsLoader {
+    /// The environment variable naming a config file when `--config` is not given.
+    public static let configEnvironmentVariable = "VIGIL_CONFIG"
+
+    /// - Parameters:
+    ///   - flags: raw flag values keyed by setting key (`ping_interval`), as typed.
+    ///   - environment: the process environment; only `VIGIL_*` variables are read.
+    ///   - configPath: `--config`, if given; else `VIGIL_CONFIG` is consulted.
+    public static func load(
+        flags: [String: String], environment: [String: String], configPath: String?
+    ) throws(ConfigurationError) -> ResolvedSettings {
+        let path = configPath ?? environment[configEnvironmentVariable]
+        let file = try path.map { path throws(ConfigurationError) in try ConfigFile.read(path: path) }
+        return try resolve(flags: flags, environment: environment, file: file)
+    }
+
+    public static func resolve(
+        flags: [String: String], environment: [String: String], file: ConfigFile?
+    ) throws(ConfigurationError) -> ResolvedSettings {
+        try rejectUnknownKeys(flags: flags, environment: environment, file: file)
+        var settings = VigilSettings()
+        var sources: [String: SettingSource] = [:]
+        for definition in SettingCatalog.all {
+            let (text, source): (String, SettingSource) =
+                if let value = flags[definition.key] {
+                    (value, .flag(definition.flag))
+                } else if let value = environment[definition.environmentVariable] {
+                    (value, .environment(definition.environmentVariable))
+                } else if let file, let value = file.values[definition.key] {
+                    (value, .file(file.path))
+                } else {
+                    (definition.defaultText, .defaultValue)
+                }
+            do {
+                try definition.apply(&settings, text)
+            } catch {
+                throw ConfigurationError(
+                    "invalid value \"\(text)\" for \(definition.key) (\(source)): expected \(error.expected)")
+            }
+            sources[definition.key] = source
+        }
+        let resolved = ResolvedSettings(settings: settings, sources: sources)
+        try validate(resolved)
+        return resolved
+    }
+
+    private static func rejectUnknownKeys(
+        flags: [String: String], environment: [String: String], file: ConfigFile?
+    ) throws(ConfigurationError) {
+        let known = Set(SettingCatalog.all.map(\.key))
+        if let key = flags.keys.sorted().first(where: { !known.contains($0) }) {
+            throw ConfigurationError("unknown setting \(key) given as a flag")
+        }
+        let knownVariables = Set(SettingCatalog.all.map(\.environmentVariable) + [configEnvironmentVariable])
+        if let name = environment.keys.sorted().first(where: { $0.hasPrefix("VIGIL_") && !knownVariables.contains($0) }) {
+            throw ConfigurationError(
+                "unknown environment variable \(name)=\"\(environment[name]!)\": vigild reads only "
+                    + knownVariables.sorted().joined(separator: ", "))
+        }
+        if let file, let key = file.values.keys.sorted().first(where: { !known.contains($0) }) {
+            throw ConfigurationError(
+                "unknown key \(key) (value \"\(file.values[key]!)\") in config file \(file.path); known keys: "
+                    + SettingCatalog.all.map(\.key).joined(separator: ", "))
+        }
+    }
+
+    /// Ranges and relations between settings.
+    private static func validate(_ resolved: ResolvedSettings) throws(ConfigurationError) {
+        let s = resolved.settings
+        func fail(_ key: String, _ rule: String) -> ConfigurationError {
+            ConfigurationError(
+                "invalid value \"\(resolved.text(forKey: key)!)\" for \(key) (\(resolved.sources[key]!)): \(rule)")
+        }
+        if s.pingInterval > .zero && s.pongTimeout == .zero {
+            throw fail("pong_timeout", "must be more than 0 while pings are enabled (ping_interval \(resolved.text(forKey: "ping_interval")!))")
+        }
+        if s.handshakeTimeout == .zero { throw fail("handshake_timeout", "must be more than 0") }
+        if s.closeTimeout == .zero { throw fail("close_timeout", "must be more than 0") }
+        if s.maxFrame < 125 { throw fail("max_frame", "must be at least 125 bytes (the largest control frame)") }
+        if s.maxFrame > Int(UInt32.max) { throw fail("max_frame", "must be below 4GiB") }
+        if s.maxMessage < 1 { throw fail("max_message", "must be at least 1 byte") }
+        if s.maxBacklog < 1024 { throw fail("max_backlog", "must be at least 1KiB") }
+        if !(1...1_000_000).contains(s.maxConnections) { throw fail("max_connections", "must be between 1 and 1000000") }
+        if !(1...1_000_000).contains(s.closeHistory) { throw fail("close_history", "must be between 1 and 1000000") }
+        if s.listen == s.statusListen && s.listen.port != 0 {
+            throw fail("status_listen", "must differ from listen (\(s.listen))")
+        }
+    }
+}
+
+extension String {
+    fileprivate func padding(to width: Int) -> String {
+        count >= width ? self : self + String(repeating: " ", count: width - count)
+    }
+}

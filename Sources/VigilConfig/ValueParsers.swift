@@ -1,0 +1,110 @@
+import VigilSupervisor
+
+/// Parsers for the textual forms settings take, shared by flags, environment and config files.
+/// Each throws a message that says what was expected; the loader adds the key, value and source.
+enum ValueParsers {
+    struct Failure: Error {
+        var expected: String
+    }
+
+    static let maxDuration = Duration.seconds(24 * 3600)
+    static let maxSize = 4 << 30
+
+    /// `500ms`, `30s`, `2m`, `1.5s`, or `0` (off). Other units, bare numbers and negatives are refused.
+    static func duration(_ text: String) throws(Failure) -> Duration {
+        let failure = Failure(expected: "a duration such as 500ms, 30s or 2m (or 0)")
+        if text == "0" { return .zero }
+        let units: [(suffix: String, nanos: Double)] = [("ms", 1e6), ("s", 1e9), ("m", 60e9)]
+        guard let unit = units.first(where: { text.hasSuffix($0.suffix) }) else { throw failure }
+        let number = text.dropLast(unit.suffix.count)
+        guard !number.isEmpty, number.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }),
+            number.first != ".", number.last != ".",
+            let value = Double(number)
+        else { throw failure }
+        let nanos = value * unit.nanos
+        guard nanos <= Double(maxDuration.inNanoseconds) else {
+            throw Failure(expected: "a duration of at most 24h")
+        }
+        guard nanos.rounded() == nanos || nanos >= 1 else { throw failure }
+        return .nanoseconds(Int64(nanos.rounded()))
+    }
+
+    /// `65536`, `64KiB`, `1MiB`, `1GiB`.
+    static func size(_ text: String) throws(Failure) -> Int {
+        let failure = Failure(expected: "a size in bytes, or with KiB, MiB or GiB (e.g. 64KiB)")
+        let units: [(suffix: String, factor: Int)] = [("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("", 1)]
+        let unit = units.first { text.hasSuffix($0.suffix) }!
+        let number = text.dropLast(unit.suffix.count)
+        guard !number.isEmpty, number.count <= 12, number.allSatisfy({ $0.isASCII && $0.isNumber }),
+            let value = Int(number)
+        else { throw failure }
+        let (bytes, overflow) = value.multipliedReportingOverflow(by: unit.factor)
+        guard !overflow, bytes <= maxSize else { throw Failure(expected: "a size of at most 4GiB") }
+        return bytes
+    }
+
+    static func count(_ text: String) throws(Failure) -> Int {
+        guard text.count <= 12, text.allSatisfy({ $0.isASCII && $0.isNumber }), let value = Int(text) else {
+            throw Failure(expected: "a whole number")
+        }
+        return value
+    }
+
+    /// `127.0.0.1:8080`, `localhost:8080`, `[::1]:8080`, `0.0.0.0:0`.
+    static func address(_ text: String) throws(Failure) -> ListenAddress {
+        let failure = Failure(expected: "HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080")
+        let host: Substring
+        let portText: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else {
+                throw failure
+            }
+            host = text[text.index(after: text.startIndex)..<close]
+            portText = text[text.index(close, offsetBy: 2)...]
+        } else {
+            guard let colon = text.lastIndex(of: ":"), !text[..<colon].contains(":") else { throw failure }
+            host = text[..<colon]
+            portText = text[text.index(after: colon)...]
+        }
+        guard !host.isEmpty, !host.contains(where: { $0.isWhitespace || $0 == "/" }),
+            !portText.isEmpty, portText.count <= 5, portText.allSatisfy({ $0.isASCII && $0.isNumber }),
+            let port = Int(portText), port <= 65535
+        else { throw failure }
+        return ListenAddress(host: String(host), port: port)
+    }
+
+    static func path(_ text: String) throws(Failure) -> String {
+        guard text.hasPrefix("/"), text.count <= 256,
+            text.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F && $0 != "?" && $0 != "#" })
+        else {
+            throw Failure(expected: "an absolute URL path such as /ws (printable ASCII, no ? or #)")
+        }
+        return text
+    }
+
+    static func choice<T: RawRepresentable & CaseIterable>(_ text: String, of _: T.Type) throws(Failure) -> T
+    where T.RawValue == String {
+        guard let value = T(rawValue: text) else {
+            throw Failure(expected: "one of " + T.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        return value
+    }
+
+    // MARK: - Canonical text (for --print-config)
+
+    static func text(_ duration: Duration) -> String {
+        let nanos = duration.inNanoseconds
+        if nanos == 0 { return "0" }
+        if nanos % 60_000_000_000 == 0 { return "\(nanos / 60_000_000_000)m" }
+        if nanos % 1_000_000_000 == 0 { return "\(nanos / 1_000_000_000)s" }
+        if nanos % 1_000_000 == 0 { return "\(nanos / 1_000_000)ms" }
+        return "\(Double(nanos) / 1e6)ms"
+    }
+
+    static func text(size: Int) -> String {
+        for (suffix, factor) in [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] where size % factor == 0 && size > 0 {
+            return "\(size / factor)\(suffix)"
+        }
+        return "\(size)"
+    }
+}

@@ -1,0 +1,163 @@
+import Foundation
+import Testing
+import VigilSupervisor
+
+@testable import VigilConfig
+
+@Suite("Settings: defaults, precedence, errors")
+struct SettingsLoaderTests {
+    @Test("the embedded defaults are the documented ones")
+    func defaults() throws {
+        let s = VigilSettings.defaults
+        #expect(s.listen == ListenAddress(host: "127.0.0.1", port: 8080))
+        #expect(s.path == "/ws")
+        #expect(s.mode == .echo)
+        #expect(s.statusListen == ListenAddress(host: "127.0.0.1", port: 9090))
+        #expect(s.pingInterval == .seconds(30))
+        #expect(s.pongTimeout == .seconds(10))
+        #expect(s.readDeadline == .zero)
+        #expect(s.handshakeTimeout == .seconds(10))
+        #expect(s.closeTimeout == .seconds(5))
+        #expect(s.maxBacklog == 1 << 20)
+        #expect(s.maxFrame == 64 << 10)
+        #expect(s.maxMessage == 1 << 20)
+        #expect(s.maxConnections == 10000)
+        #expect(s.closeHistory == 10000)
+        #expect(s.logFormat == .text && s.logLevel == .info)
+    }
+
+    @Test("flags beat environment beat file beat defaults, and each source is reported")
+    func precedence() throws {
+        let file = ConfigFile(path: "/etc/vigil/vigil.yaml", values: ["ping_interval": "1m", "pong_timeout": "3s", "max_frame": "16KiB"])
+        let resolved = try SettingsLoader.resolve(
+            flags: ["ping_interval": "500ms"],
+            environment: ["VIGIL_PING_INTERVAL": "2s", "VIGIL_PONG_TIMEOUT": "4s", "HOME": "/root"],
+            file: file)
+        #expect(resolved.settings.pingInterval == .milliseconds(500))
+        #expect(resolved.settings.pongTimeout == .seconds(4))
+        #expect(resolved.settings.maxFrame == 16 << 10)
+        #expect(resolved.sources["ping_interval"] == .flag("--ping-interval"))
+        #expect(resolved.sources["pong_timeout"] == .environment("VIGIL_PONG_TIMEOUT"))
+        #expect(resolved.sources["max_frame"] == .file("/etc/vigil/vigil.yaml"))
+        #expect(resolved.sources["listen"] == .defaultValue)
+        let report = resolved.report()
+        #expect(report.contains("ping_interval      500ms           # flag --ping-interval"))
+        #expect(report.contains("max_frame          16KiB           # config file /etc/vigil/vigil.yaml"))
+        #expect(report.split(separator: "\n").count == SettingCatalog.all.count)
+    }
+
+    @Test("durations, sizes and addresses in their accepted forms", arguments: [
+        ("ping_interval", "1.5s"), ("ping_interval", "250ms"), ("ping_interval", "2m"), ("ping_interval", "0"),
+        ("max_frame", "65536"), ("max_frame", "64KiB"), ("max_message", "16MiB"), ("max_backlog", "1GiB"),
+        ("listen", "0.0.0.0:0"), ("listen", "[::1]:8080"), ("listen", "localhost:80"), ("path", "/a/b-c_d"),
+    ])
+    func accepted(key: String, value: String) throws {
+        let resolved = try SettingsLoader.resolve(flags: [key: value], environment: [:], file: nil)
+        #expect(resolved.sources[key] == .flag("--" + key.replacingOccurrences(of: "_", with: "-")))
+    }
+
+    @Test("a bad value names the key, the value and where it came from", arguments: [
+        ("ping_interval", "30", "expected a duration such as 500ms, 30s or 2m (or 0)"),
+        ("ping_interval", "30x", "expected a duration"),
+        ("ping_interval", "-5s", "expected a duration"),
+        ("ping_interval", "1441m", "at most 24h"),
+        ("ping_interval", ".5s", "expected a duration"),
+        ("max_frame", "64KB", "expected a size in bytes, or with KiB, MiB or GiB"),
+        ("max_frame", "99999999999GiB", "at most 4GiB"),
+        ("max_frame", "100", "at least 125 bytes"),
+        ("max_connections", "0", "between 1 and 1000000"),
+        ("max_connections", "ten", "a whole number"),
+        ("listen", "8080", "HOST:PORT"),
+        ("listen", "localhost:65536", "HOST:PORT"),
+        ("listen", "::1:8080", "HOST:PORT"),
+        ("path", "ws", "an absolute URL path"),
+        ("path", "/ws?x=1", "an absolute URL path"),
+        ("mode", "proxy", "one of echo, command"),
+        ("close_timeout", "0", "must be more than 0"),
+    ])
+    func rejected(key: String, value: String, expected: String) {
+        let flag = "--" + key.replacingOccurrences(of: "_", with: "-")
+        #expect {
+            try SettingsLoader.resolve(flags: [key: value], environment: [:], file: nil)
+        } throws: { error in
+            let message = (error as? ConfigurationError)?.message ?? ""
+            return message.contains("\"\(value)\"") && message.contains(key) && message.contains("flag \(flag)")
+                && message.contains(expected)
+        }
+    }
+
+    @Test("errors from the environment and the file name their source")
+    func sourcesInErrors() {
+        #expect(throws: ConfigurationError("invalid value \"fast\" for pong_timeout (environment VIGIL_PONG_TIMEOUT): expected a duration such as 500ms, 30s or 2m (or 0)")) {
+            try SettingsLoader.resolve(flags: [:], environment: ["VIGIL_PONG_TIMEOUT": "fast"], file: nil)
+        }
+        #expect(throws: ConfigurationError("invalid value \"0\" for pong_timeout (config file f.yaml): must be more than 0 while pings are enabled (ping_interval 30s)")) {
+            try SettingsLoader.resolve(flags: [:], environment: [:], file: ConfigFile(path: "f.yaml", values: ["pong_timeout": "0"]))
+        }
+    }
+
+    @Test("P = 0 allows T = 0")
+    func pingsOff() throws {
+        let s = try SettingsLoader.resolve(flags: ["ping_interval": "0", "pong_timeout": "0"], environment: [:], file: nil).settings
+        #expect(!s.supervisionPolicy.pingsEnabled)
+    }
+
+    @Test("unknown keys are start-up errors, wherever they come from")
+    func unknownKeys() {
+        #expect {
+            try SettingsLoader.resolve(flags: [:], environment: ["VIGIL_PING_INTERVALL": "5s"], file: nil)
+        } throws: { error in
+            "\(error)".hasPrefix("unknown environment variable VIGIL_PING_INTERVALL=\"5s\"")
+        }
+        #expect {
+            try SettingsLoader.resolve(flags: [:], environment: [:], file: ConfigFile(path: "v.yaml", values: ["ping_intervall": "5s"]))
+        } throws: { error in
+            "\(error)".hasPrefix("unknown key ping_intervall (value \"5s\") in config file v.yaml")
+        }
+    }
+}
+
+@Suite("Config files")
+struct ConfigFileTests {
+    @Test("YAML and JSON with the same keys read the same")
+    func yamlAndJSON() throws {
+        let yaml = try ConfigFile.parse("# comment\nping_interval: 5s\nmax_connections: 20\nlisten: \"[::1]:8080\"\n", path: "a.yaml")
+        let json = try ConfigFile.parse(#"{"ping_interval": "5s", "max_connections": 20, "listen": "[::1]:8080"}"#, path: "a.json")
+        #expect(yaml.values == json.values)
+        #expect(yaml.values == ["ping_interval": "5s", "max_connections": "20", "listen": "[::1]:8080"])
+    }
+
+    @Test("an empty file is no settings")
+    func empty() throws {
+        #expect(try ConfigFile.parse("", path: "e.yaml").values.isEmpty)
+    }
+
+    @Test("malformed files are errors naming the file and the key", arguments: [
+        ("- a\n- b\n", "must hold a mapping"),
+        ("ping_interval: [1, 2]\n", "key ping_interval in config file bad.yaml must have a single value"),
+        ("limits:\n  max_frame: 1\n", "key limits in config file bad.yaml must have a single value"),
+        ("ping_interval:\n", "key ping_interval in config file bad.yaml has no value"),
+        ("{\"ping_interval\": \"5s\"", "not valid YAML or JSON"),
+        ("a: 1\na: 2\n", "bad.yaml"),
+    ])
+    func malformed(text: String, expected: String) {
+        #expect {
+            try ConfigFile.parse(text, path: "bad.yaml")
+        } throws: { error in
+            "\(error)".contains(expected)
+        }
+    }
+
+    @Test("reading a file: missing files are named with the system's reason")
+    func reading() throws {
+        #expect(throws: ConfigurationError("cannot read config file /nonexistent/vigil.yaml: No such file or directory")) {
+            try ConfigFile.read(path: "/nonexistent/vigil.yaml")
+        }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-config-\(getpid()).yaml").path
+        try "ping_interval: 2s\n".write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let resolved = try SettingsLoader.load(flags: [:], environment: ["VIGIL_CONFIG": path], configPath: nil)
+        #expect(resolved.settings.pingInterval == .seconds(2))
+        #expect(resolved.sources["ping_interval"] == .file(path))
+    }
+}
