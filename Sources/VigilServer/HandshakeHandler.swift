@@ -1,0 +1,102 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import VigilRegistry
+import VigilSupervisor
+
+/// Guards a TCP connection until its WebSocket upgrade completes: it enforces the handshake
+/// timeout and answers every request that does not become a WebSocket (a refused handshake, a
+/// plain HTTP request) with a short HTTP error, then closes. Removed by the upgrader on success.
+final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let server: ServerContext
+    private let logger: Logger
+    private var timeout: Scheduled<Void>?
+    /// Why the upgrader refused this request; the request head follows the error.
+    private var rejection: HandshakeRejection?
+    private var responded = false
+
+    init(server: ServerContext, logger: Logger) {
+        self.server = server
+        self.logger = logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let limit = server.settings.handshakeTimeout
+        timeout = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(limit.inNanoseconds)) {
+            self.logger.info("handshake timeout: no completed WebSocket upgrade", metadata: ["timeout_ms": "\(Int64(limit.inMilliseconds))"])
+            self.server.registry.noteRejectedHandshake(reason: "handshake_timeout")
+            context.close(promise: nil)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timeout?.cancel()
+        timeout = nil
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let refused = error as? HandshakeRejection {
+            rejection = refused
+        } else if error is HTTPParserError {
+            // NIO's HTTPServerProtocolErrorHandler has answered 400 and closes the connection.
+            server.registry.noteRejectedHandshake(reason: "bad_request")
+            logger.info("rejected handshake: malformed HTTP", metadata: ["error": "\(error)"])
+        } else {
+            logger.debug("error before the upgrade", metadata: ["error": "\(error)"])
+            context.close(promise: nil)
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .head(let request) = unwrapInboundIn(data), !responded else { return }
+        responded = true
+        let refusal = rejection ?? plainRequestRejection(request)
+        server.registry.noteRejectedHandshake(reason: refusal.reason)
+        logger.info(
+            "rejected handshake: \(refusal.message)",
+            metadata: ["status": "\(refusal.status.code)", "reason": "\(refusal.reason)", "uri": "\(WebSocketRoute.printable(request.uri[...]))"])
+        respond(refusal, context: context)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ShutdownRequested {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    /// A request without `Upgrade: websocket`: 426 on the WebSocket route, 404 elsewhere.
+    private func plainRequestRejection(_ request: HTTPRequestHead) -> HandshakeRejection {
+        let (path, _) = WebSocketRoute.split(request.uri)
+        if path == server.route.path {
+            return HandshakeRejection(
+                status: .upgradeRequired, reason: "not_websocket",
+                message: "\(server.route.path) accepts WebSocket upgrades only (send Upgrade: websocket)",
+                extraHeaders: [("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13")])
+        }
+        return HandshakeRejection(
+            status: .notFound, reason: "not_found",
+            message: "no WebSocket route at \(WebSocketRoute.printable(path)); the route is \(server.route.path)")
+    }
+
+    private func respond(_ refusal: HandshakeRejection, context: ChannelHandlerContext) {
+        let body = refusal.message + "\n"
+        var head = HTTPResponseHead(version: .http1_1, status: refusal.status)
+        head.headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
+        head.headers.add(name: "Content-Length", value: "\(body.utf8.count)")
+        head.headers.add(name: "Connection", value: "close")
+        for (name, value) in refusal.extraHeaders { head.headers.add(name: name, value: value) }
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
+    }
+}
+
+@available(*, unavailable)
+extension HandshakeHandler: Sendable {}

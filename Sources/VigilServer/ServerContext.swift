@@ -1,0 +1,56 @@
+import Logging
+import NIOCore
+import Synchronization
+import VigilConfig
+import VigilFraming
+import VigilRegistry
+import VigilSupervisor
+
+/// What every connection of one server shares: settings, registry, logger and the directory of
+/// channels that shutdown and reload reach.
+final class ServerContext: Sendable {
+    let settings: VigilSettings
+    let registry: ConnectionRegistry
+    let logger: Logger
+    let channels = ChannelDirectory()
+    let route: WebSocketRoute
+    let limits: FramingLimits
+    let responder: MessageResponder
+    /// The timing rules for new connections (a reload replaces them).
+    let policy: Mutex<SupervisionPolicy>
+
+    init(settings: VigilSettings, registry: ConnectionRegistry, logger: Logger) {
+        self.settings = settings
+        self.registry = registry
+        self.logger = logger
+        self.route = WebSocketRoute(path: settings.path)
+        self.limits = FramingLimits(maxFrameSize: settings.maxFrame, maxMessageSize: settings.maxMessage)
+        self.responder = MessageResponder(mode: settings.mode)
+        self.policy = Mutex(settings.supervisionPolicy)
+    }
+}
+
+/// Every WebSocket-listener channel that is open, upgraded or not, so shutdown can reach them.
+/// Touched on accept and on close only, never per message.
+final class ChannelDirectory: Sendable {
+    private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
+
+    func add(_ channel: any Channel) {
+        let id = ObjectIdentifier(channel)
+        channels.withLock { $0[id] = channel }
+        channel.closeFuture.whenComplete { _ in
+            _ = self.channels.withLock { $0.removeValue(forKey: id) }
+        }
+    }
+
+    var count: Int { channels.withLock { $0.count } }
+
+    var all: [any Channel] { channels.withLock { Array($0.values) } }
+
+    /// Fires `event` into every channel's pipeline, on its own event loop.
+    func broadcast(_ event: some Sendable) {
+        for channel in all {
+            channel.pipeline.fireUserInboundEventTriggered(event)
+        }
+    }
+}

@@ -1,0 +1,124 @@
+import VigilRegistry
+import VigilSupervisor
+
+/// The status API's JSON documents: snake_case keys, RFC 3339 UTC timestamps with milliseconds,
+/// and explicit `null` for values not known yet (JSONEncoder would otherwise omit the key).
+
+struct ConnectionJSON: Encodable {
+    var snapshot: ConnectionSnapshot
+
+    enum Keys: String, CodingKey {
+        case id, peer, client, path, opened_at, last_seen_at, rtt_ms, pings_sent, pongs_received
+        case messages_in, messages_out, bytes_in, bytes_out
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: Keys.self)
+        let s = snapshot
+        try c.encode(s.id, forKey: .id)
+        try c.encode(s.peer, forKey: .peer)
+        try c.encode(s.client, forKey: .client)
+        try c.encode(s.path, forKey: .path)
+        try c.encode(s.openedAt, forKey: .opened_at)
+        try c.encode(s.lastSeenAt, forKey: .last_seen_at)
+        try c.encode(s.roundTrip.map(\.inMilliseconds), forKey: .rtt_ms)
+        try c.encode(s.pingsSent, forKey: .pings_sent)
+        try c.encode(s.pongsReceived, forKey: .pongs_received)
+        try c.encode(s.messagesIn, forKey: .messages_in)
+        try c.encode(s.messagesOut, forKey: .messages_out)
+        try c.encode(s.bytesIn, forKey: .bytes_in)
+        try c.encode(s.bytesOut, forKey: .bytes_out)
+    }
+}
+
+struct ConnectionListJSON: Encodable {
+    var count: Int
+    var connections: [ConnectionJSON]
+}
+
+struct CloseJSON: Encodable {
+    var record: CloseRecord
+
+    enum Keys: String, CodingKey {
+        case id, peer, client, path, kind, code, cause, initiator, clean, reason, opened_at, closed_at
+        case duration_ms, last_rtt_ms, messages_in, messages_out
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: Keys.self)
+        let r = record
+        try c.encode(r.id, forKey: .id)
+        try c.encode(r.peer, forKey: .peer)
+        try c.encode(r.client, forKey: .client)
+        try c.encode(r.path, forKey: .path)
+        try c.encode(r.kind.rawValue, forKey: .kind)
+        try c.encode(r.outcome.code, forKey: .code)
+        try c.encode(r.cause.rawValue, forKey: .cause)
+        try c.encode(r.outcome.initiator.rawValue, forKey: .initiator)
+        try c.encode(r.outcome.clean, forKey: .clean)
+        try c.encode(r.outcome.reason, forKey: .reason)
+        try c.encode(r.openedAt, forKey: .opened_at)
+        try c.encode(r.closedAt, forKey: .closed_at)
+        try c.encode(Int64(r.duration.inMilliseconds), forKey: .duration_ms)
+        try c.encode(r.lastRoundTrip.map(\.inMilliseconds), forKey: .last_rtt_ms)
+        try c.encode(r.messagesIn, forKey: .messages_in)
+        try c.encode(r.messagesOut, forKey: .messages_out)
+    }
+}
+
+struct CloseListJSON: Encodable {
+    /// Retained records matching the filter (before `limit`).
+    var total: Int
+    var closes: [CloseJSON]
+}
+
+struct StatusJSON: Encodable {
+    var state: String
+    var uptime_s: Int64
+    var connections: Int
+    var closes: [String: UInt64]
+    var causes: [String: UInt64]
+    var closes_total: UInt64
+    var closes_last_minute: [String: UInt64]
+    var config: [String: String]
+}
+
+struct ErrorJSON: Encodable {
+    var error: String
+}
+
+/// `application/health+json` (draft-inadarei-api-health-check): its field names are the
+/// draft's own (`observedValue`), not snake_case.
+struct HealthJSON: Encodable {
+    enum Status: String, Encodable, Comparable {
+        case pass, warn, fail
+
+        static func < (lhs: Self, rhs: Self) -> Bool {
+            let order: [Status] = [.pass, .warn, .fail]
+            return order.firstIndex(of: lhs)! < order.firstIndex(of: rhs)!
+        }
+    }
+
+    struct Check: Encodable {
+        var status: Status
+        var observedValue: Observed
+        var observedUnit: String?
+        var output: String?
+    }
+
+    enum Observed: Encodable {
+        case number(Int)
+        case text(String)
+
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.singleValueContainer()
+            switch self {
+            case .number(let value): try c.encode(value)
+            case .text(let value): try c.encode(value)
+            }
+        }
+    }
+
+    var status: Status
+    var checks: [String: [Check]]
+}

@@ -1,0 +1,211 @@
+import FoundationEssentials
+import NIOHTTP1
+import VigilConfig
+import VigilRegistry
+import VigilSupervisor
+
+/// Whether the server is serving, for `/readyz` and `/health`.
+enum ServerPhase: UInt8, Sendable {
+    case starting, ready, draining
+
+    var name: String {
+        switch self {
+        case .starting: "starting"
+        case .ready: "ready"
+        case .draining: "draining"
+        }
+    }
+}
+
+/// An HTTP answer of the status API.
+struct StatusResponse {
+    var status: HTTPResponseStatus
+    var contentType: String
+    var body: [UInt8]
+    var headers: [(String, String)] = []
+
+    static func json(_ value: some Encodable, status: HTTPResponseStatus = .ok, contentType: String = "application/json") -> StatusResponse {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let body = (try? encoder.encode(value)).map { Array($0) + [0x0A] } ?? Array("{}\n".utf8)
+        return StatusResponse(status: status, contentType: contentType, body: body)
+    }
+
+    static func error(_ status: HTTPResponseStatus, _ message: String) -> StatusResponse {
+        json(ErrorJSON(error: message), status: status)
+    }
+
+    static func text(_ text: String, status: HTTPResponseStatus = .ok) -> StatusResponse {
+        StatusResponse(status: status, contentType: "text/plain; charset=utf-8", body: Array(text.utf8))
+    }
+}
+
+/// Routes status API requests to registry queries. Pure apart from reading the registry, so
+/// every route and every bad parameter is a unit test.
+struct StatusRouter: Sendable {
+    let registry: ConnectionRegistry
+    let configuration: ResolvedSettings
+    let startedAt: MonotonicInstant
+    let phase: @Sendable () -> ServerPhase
+
+    static let endpoints = ["/livez", "/readyz", "/health", "/connections", "/connections/{id}", "/closes", "/status", "/metrics"]
+    /// `/closes` returns this many records unless `limit=` says otherwise.
+    static let defaultCloseLimit = 100
+
+    func respond(method: HTTPMethod, uri: String) -> StatusResponse {
+        let (path, query) = WebSocketRoute.split(uri)
+        guard method == .GET else {
+            var response = StatusResponse.error(.methodNotAllowed, "method \(method.rawValue) not allowed; the status API is read-only (GET)")
+            response.headers = [("Allow", "GET")]
+            return response
+        }
+        let parameters: [String: String]
+        do {
+            parameters = try Self.parse(query)
+        } catch {
+            return .error(.badRequest, error.message)
+        }
+        switch path {
+        case "/livez":
+            return acceptOnly([], parameters) ?? .text("ok\n")
+        case "/readyz":
+            let current = phase()
+            return acceptOnly([], parameters) ?? .text("\(current.name)\n", status: current == .ready ? .ok : .serviceUnavailable)
+        case "/health":
+            return acceptOnly([], parameters) ?? health()
+        case "/connections":
+            return acceptOnly([], parameters) ?? connections()
+        case "/closes":
+            return acceptOnly(["kind", "cause", "client", "limit"], parameters) ?? closes(parameters)
+        case "/status":
+            return acceptOnly([], parameters) ?? status()
+        case "/metrics":
+            return acceptOnly([], parameters)
+                ?? StatusResponse(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: registry.metrics.exposition())
+        default:
+            if path.hasPrefix("/connections/") {
+                return acceptOnly([], parameters) ?? connection(idText: path.dropFirst("/connections/".count))
+            }
+            return .error(.notFound, "no endpoint \(WebSocketRoute.printable(path)); endpoints: " + Self.endpoints.joined(separator: ", "))
+        }
+    }
+
+    // MARK: - Routes
+
+    private func connections() -> StatusResponse {
+        let all = registry.connections()
+        return .json(ConnectionListJSON(count: all.count, connections: all.map(ConnectionJSON.init)))
+    }
+
+    private func connection(idText: Substring) -> StatusResponse {
+        guard let id = UInt64(idText) else {
+            return .error(.badRequest, "connection id \"\(WebSocketRoute.printable(idText))\" is not a number")
+        }
+        guard let snapshot = registry.connection(id: id) else {
+            return .error(.notFound, "no open connection with id \(id) (closed connections are in /closes)")
+        }
+        return .json(ConnectionJSON(snapshot: snapshot))
+    }
+
+    private func closes(_ parameters: [String: String]) -> StatusResponse {
+        var filter = CloseFilter()
+        if let text = parameters["kind"] {
+            guard let kind = CloseKind(rawValue: text) else {
+                return .error(.badRequest, "unknown kind \"\(WebSocketRoute.printable(text[...]))\"; expected one of " + CloseKind.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            filter.kind = kind
+        }
+        if let text = parameters["cause"] {
+            guard let cause = CloseCause(rawValue: text) else {
+                return .error(.badRequest, "unknown cause \"\(WebSocketRoute.printable(text[...]))\"; expected one of " + CloseCause.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            filter.cause = cause
+        }
+        if let client = parameters["client"] {
+            guard WebSocketRoute.isValidClientName(client) else {
+                return .error(.badRequest, "client \"\(WebSocketRoute.printable(client[...]))\" must be 1 to \(WebSocketRoute.maxClientNameLength) printable ASCII characters")
+            }
+            filter.client = client
+        }
+        var limit = Self.defaultCloseLimit
+        if let text = parameters["limit"] {
+            let maximum = configuration.settings.closeHistory
+            guard text.count <= 12, let value = Int(text), (1...maximum).contains(value) else {
+                return .error(.badRequest, "limit \"\(WebSocketRoute.printable(text[...]))\" must be a whole number from 1 to \(maximum)")
+            }
+            limit = value
+        }
+        let (matched, records) = registry.closes(matching: filter, limit: limit)
+        return .json(CloseListJSON(total: matched, closes: records.map(CloseJSON.init)))
+    }
+
+    private func status() -> StatusResponse {
+        let now = ServerClock.now()
+        let summary = registry.summary(at: now)
+        let config = Dictionary(uniqueKeysWithValues: SettingCatalog.all.map { ($0.key, configuration.text(forKey: $0.key) ?? "") })
+        return .json(
+            StatusJSON(
+                state: phase().name, uptime_s: (now - startedAt).components.seconds, connections: registry.activeCount,
+                closes: Dictionary(uniqueKeysWithValues: CloseKind.allCases.map { ($0.rawValue, summary.byKind[$0] ?? 0) }),
+                causes: Dictionary(uniqueKeysWithValues: CloseCause.allCases.map { ($0.rawValue, summary.byCause[$0] ?? 0) }),
+                closes_total: summary.total,
+                closes_last_minute: Dictionary(uniqueKeysWithValues: summary.lastMinuteByKind.map { ($0.key.rawValue, $0.value) }),
+                config: config))
+    }
+
+    /// pass/warn/fail from three checks: the listener is serving; connections are below 90 % of
+    /// `max_connections` (warn) and below 100 % (fail: new clients are refused); abnormal closes
+    /// in the last minute are under half of all closes there, or fewer than 10 (else warn).
+    private func health() -> StatusResponse {
+        let current = phase()
+        let active = registry.activeCount
+        let maximum = configuration.settings.maxConnections
+        let lastMinute = registry.summary(at: ServerClock.now()).lastMinuteByKind
+        let abnormal = Int(lastMinute[.abnormal] ?? 0)
+        let allRecent = Int(lastMinute.values.reduce(0, +))
+
+        let listener = HealthJSON.Check(
+            status: current == .ready ? .pass : .fail, observedValue: .text(current.name), observedUnit: nil,
+            output: current == .ready ? nil : "the WebSocket listener is \(current.name)")
+        let capacityStatus: HealthJSON.Status = active >= maximum ? .fail : active * 10 >= maximum * 9 ? .warn : .pass
+        let capacity = HealthJSON.Check(
+            status: capacityStatus, observedValue: .number(active), observedUnit: "connections",
+            output: capacityStatus == .pass ? nil : "\(active) of \(maximum) connections in use")
+        let abnormalStatus: HealthJSON.Status = abnormal >= 10 && abnormal * 2 > allRecent ? .warn : .pass
+        let drops = HealthJSON.Check(
+            status: abnormalStatus, observedValue: .number(abnormal), observedUnit: "closes",
+            output: abnormalStatus == .pass ? nil : "\(abnormal) of \(allRecent) closes in the last minute were abnormal")
+        let overall = [listener.status, capacity.status, abnormalStatus].max()!
+        return .json(
+            HealthJSON(
+                status: overall,
+                checks: ["websocket:listener": [listener], "connections:active": [capacity], "closes:abnormal_last_minute": [drops]]),
+            status: overall == .fail ? .serviceUnavailable : .ok, contentType: "application/health+json")
+    }
+
+    // MARK: - Query parameters
+
+    private func acceptOnly(_ allowed: Set<String>, _ parameters: [String: String]) -> StatusResponse? {
+        guard let unknown = parameters.keys.sorted().first(where: { !allowed.contains($0) }) else { return nil }
+        let accepted = allowed.isEmpty ? "this endpoint takes no parameters" : "accepted: " + allowed.sorted().joined(separator: ", ")
+        return .error(.badRequest, "unknown query parameter \"\(WebSocketRoute.printable(unknown[...]))\"; \(accepted)")
+    }
+
+    struct BadQuery: Error {
+        var message: String
+    }
+
+    static func parse(_ query: Substring) throws(BadQuery) -> [String: String] {
+        var parameters: [String: String] = [:]
+        for (rawName, rawValue) in WebSocketRoute.parameters(query) {
+            guard let name = WebSocketRoute.percentDecoded(rawName), let value = WebSocketRoute.percentDecoded(rawValue) else {
+                throw BadQuery(message: "malformed percent-encoding in query \"\(WebSocketRoute.printable(query))\"")
+            }
+            guard parameters[name] == nil else {
+                throw BadQuery(message: "query parameter \"\(WebSocketRoute.printable(name[...]))\" given twice")
+            }
+            parameters[name] = value
+        }
+        return parameters
+    }
+}

@@ -1,0 +1,144 @@
+import NIOHTTP1
+
+/// Why a WebSocket handshake is refused: the HTTP answer, a metric label and a message naming
+/// the offending value (the response body and the log line).
+struct HandshakeRejection: Error, Hashable {
+    var status: HTTPResponseStatus
+    /// The `reason` label of `vigil_handshakes_rejected_total`.
+    var reason: String
+    var message: String
+    var extraHeaders: [(String, String)] = []
+
+    static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.status == rhs.status && lhs.reason == rhs.reason && lhs.message == rhs.message
+    }
+
+    func hash(into hasher: inout Hasher) {
+        hasher.combine(reason)
+        hasher.combine(message)
+    }
+}
+
+/// The request target of a WebSocket handshake, checked against the configured route.
+/// Pure: no NIO channel involved, so every case is a unit test.
+struct WebSocketRoute {
+    let path: String
+
+    /// The longest client name accepted with `?client=`.
+    static let maxClientNameLength = 64
+
+    /// Returns the client name (if any) of an acceptable target, or why it is not acceptable.
+    func match(method: HTTPMethod, uri: String) -> Result<String?, HandshakeRejection> {
+        let (requestPath, query) = Self.split(uri)
+        guard requestPath == path else {
+            return .failure(
+                HandshakeRejection(
+                    status: .notFound, reason: "not_found",
+                    message: "no WebSocket route at \(Self.printable(requestPath)); the route is \(path)"))
+        }
+        guard method == .GET else {
+            return .failure(
+                HandshakeRejection(
+                    status: .methodNotAllowed, reason: "bad_method",
+                    message: "a WebSocket handshake must use GET, not \(method.rawValue)",
+                    extraHeaders: [("Allow", "GET")]))
+        }
+        var client: String?
+        for (name, value) in Self.parameters(query) where name == "client" {
+            guard let decoded = Self.percentDecoded(value), Self.isValidClientName(decoded) else {
+                return .failure(
+                    HandshakeRejection(
+                        status: .badRequest, reason: "bad_client_name",
+                        message: "client name \"\(Self.printable(value))\" must be 1 to \(Self.maxClientNameLength) printable ASCII characters"))
+            }
+            client = decoded
+        }
+        return .success(client)
+    }
+
+    /// Splits `/ws?client=a` into `/ws` and `client=a`.
+    static func split(_ uri: String) -> (path: Substring, query: Substring) {
+        guard let mark = uri.firstIndex(of: "?") else { return (uri[...], "") }
+        return (uri[..<mark], uri[uri.index(after: mark)...])
+    }
+
+    static func parameters(_ query: Substring) -> [(name: Substring, value: Substring)] {
+        query.split(separator: "&", omittingEmptySubsequences: true).map { pair in
+            guard let equals = pair.firstIndex(of: "=") else { return (pair, "") }
+            return (pair[..<equals], pair[pair.index(after: equals)...])
+        }
+    }
+
+    /// Decodes `%XX` escapes and `+`; `nil` for malformed escapes or non-UTF-8 results.
+    static func percentDecoded(_ text: Substring) -> String? {
+        var bytes: [UInt8] = []
+        var iterator = text.utf8.makeIterator()
+        while let byte = iterator.next() {
+            switch byte {
+            case UInt8(ascii: "%"):
+                guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else {
+                    return nil
+                }
+                bytes.append(high << 4 | low)
+            case UInt8(ascii: "+"):
+                bytes.append(UInt8(ascii: " "))
+            default:
+                bytes.append(byte)
+            }
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    static func isValidClientName(_ name: String) -> Bool {
+        (1...maxClientNameLength).contains(name.utf8.count)
+            && name.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F }
+    }
+
+    /// A value made safe to echo in a message: control bytes escaped, length capped.
+    static func printable(_ text: Substring) -> String {
+        let capped = text.prefix(80)
+        let escaped = capped.unicodeScalars.map { scalar in
+            scalar.value < 0x20 || scalar.value == 0x7F ? "\\u{\(String(scalar.value, radix: 16))}" : String(scalar)
+        }.joined()
+        return text.count > 80 ? escaped + "…" : escaped
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}
+
+extension HandshakeRejection {
+    /// Checks the WebSocket-specific headers (RFC 6455 §4.2.1); NIO's upgrader checks less.
+    static func checkHeaders(_ headers: HTTPHeaders) -> HandshakeRejection? {
+        let versions = headers[canonicalForm: "sec-websocket-version"]
+        guard versions.count == 1, versions[0] == "13" else {
+            return HandshakeRejection(
+                status: .upgradeRequired, reason: "unsupported_version",
+                message: "unsupported Sec-WebSocket-Version \"\(WebSocketRoute.printable(versions.joined(separator: ",")[...]))\"; this server speaks version 13",
+                extraHeaders: [("Sec-WebSocket-Version", "13")])
+        }
+        let keys = headers[canonicalForm: "sec-websocket-key"]
+        guard keys.count == 1, isValidKey(keys[0]) else {
+            return HandshakeRejection(
+                status: .badRequest, reason: "invalid_key",
+                message: "invalid Sec-WebSocket-Key \"\(WebSocketRoute.printable(keys.joined(separator: ",")[...]))\"; expected the base64 of 16 bytes")
+        }
+        return nil
+    }
+
+    /// 16 bytes in base64: 22 significant characters and `==`.
+    static func isValidKey(_ key: Substring) -> Bool {
+        let bytes = Array(key.utf8)
+        guard bytes.count == 24, bytes[22] == UInt8(ascii: "="), bytes[23] == UInt8(ascii: "=") else { return false }
+        return bytes[..<22].allSatisfy { byte in
+            (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "/")
+        }
+    }
+}
