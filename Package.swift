@@ -109,8 +109,9 @@ let package = Package(
         .testTarget(
             name: "VigilServerTests",
             dependencies: [
-                "VigilServer", "VigilClient", "VigilConfig", "VigilRegistry",
+                "VigilServer", "VigilClient", "VigilConfig", "VigilRegistry", "VigilSupervisor", "VigilFraming",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
