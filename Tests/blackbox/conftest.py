@@ -1,0 +1,120 @@
+"""Black-box harness: starts the real vigild binary on kernel-chosen ports and drives it."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VIGILD = os.environ.get("VIGILD", os.path.join(ROOT, ".build", "debug", "vigild"))
+READY = re.compile(r"vigild ready ws=(ws://[^\s\"]+) status=(http://[^\s\"]+)")
+
+
+class Vigild:
+    """One running vigild process: its URLs, its log lines, and helpers for the status API."""
+
+    def __init__(self, args, env=None):
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
+        full_env.update(env or {})
+        self.args = [VIGILD, "--listen", "127.0.0.1:0", "--status-listen", "127.0.0.1:0",
+                     "--log-format", "json", "--log-level", "debug", *args]
+        self.proc = subprocess.Popen(self.args, stderr=subprocess.PIPE, stdout=subprocess.PIPE, env=full_env)
+        self.lines = []
+        self._ready = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        if not self._ready.wait(20):
+            self.proc.kill()
+            raise RuntimeError(f"vigild did not become ready: {self.args}\n" + "\n".join(self.lines))
+        self.port = int(self.ws_url.split(":")[2].split("/")[0])
+        self.host = "127.0.0.1"
+
+    def _read(self):
+        for raw in self.proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            self.lines.append(line)
+            match = READY.search(line)
+            if match and not self._ready.is_set():
+                self.ws_url, self.status_url = match.group(1), match.group(2)
+                self._ready.set()
+
+    def ws(self, query=""):
+        return self.ws_url + query
+
+    def get(self, path):
+        """(status, headers, body bytes) of a GET on the status API."""
+        try:
+            with urllib.request.urlopen(self.status_url + path, timeout=5) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), error.read()
+
+    def get_json(self, path):
+        status, _, body = self.get(path)
+        assert status == 200, (path, status, body)
+        return json.loads(body)
+
+    def closes(self, query=""):
+        return self.get_json("/closes" + query)
+
+    def wait_closes(self, count, timeout=10.0, query=""):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            document = self.closes(query)
+            if document["total"] >= count:
+                return document["closes"]
+            time.sleep(0.02)
+        raise AssertionError(f"expected {count} closes, have {self.closes(query)}")
+
+    def metrics(self):
+        """Prometheus samples as {'name{labels}': value}."""
+        _, _, body = self.get("/metrics")
+        samples = {}
+        for line in body.decode().splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                samples[name] = float(value)
+        return samples
+
+    def json_logs(self):
+        return [json.loads(line) for line in self.lines if line.startswith("{")]
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(5)
+        return self.proc.returncode
+
+
+@pytest.fixture
+def vigild():
+    """Factory: vigild(*flags, env={...}) starts a daemon that is stopped after the test."""
+    started = []
+
+    def start(*args, env=None):
+        daemon = Vigild(list(args), env)
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.stop(signal.SIGKILL)
+
+
+def run_vigild(*args, env=None, timeout=10):
+    """Runs vigild to completion (for start-up errors and --print-config)."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
+    full_env.update(env or {})
+    return subprocess.run([VIGILD, *args], capture_output=True, text=True, env=full_env, timeout=timeout)

@@ -1,0 +1,106 @@
+"""Configuration as an operator meets it: flags, VIGIL_* environment, config files, errors."""
+
+import asyncio
+import json
+
+import pytest
+import websockets
+
+from conftest import run_vigild
+
+
+def test_print_config_shows_each_source(tmp_path):
+    config = tmp_path / "vigil.yaml"
+    config.write_text("ping_interval: 1m\npong_timeout: 3s\nmax_frame: 16KiB\n")
+    result = run_vigild("--config", str(config), "--ping-interval", "500ms", "--print-config",
+                        env={"VIGIL_PONG_TIMEOUT": "4s"})
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines()}
+    assert lines["ping_interval"].split()[1] == "500ms" and lines["ping_interval"].endswith("# flag --ping-interval")
+    assert lines["pong_timeout"].split()[1] == "4s" and lines["pong_timeout"].endswith("# environment VIGIL_PONG_TIMEOUT")
+    assert lines["max_frame"].split()[1] == "16KiB" and lines["max_frame"].endswith(f"# config file {config}")
+    assert lines["listen"].split()[1] == "127.0.0.1:8080" and lines["listen"].endswith("# default")
+
+
+def test_json_config_file(tmp_path):
+    config = tmp_path / "vigil.json"
+    config.write_text(json.dumps({"max_connections": 20, "mode": "command"}))
+    result = run_vigild("--print-config", env={"VIGIL_CONFIG": str(config)})
+    assert result.returncode == 0, result.stderr
+    assert "max_connections    20" in result.stdout and "mode               command" in result.stdout
+
+
+ERRORS = [
+    (["--ping-interval", "30"], {}, None, 'invalid value "30" for ping_interval (flag --ping-interval): expected a duration'),
+    (["--max-frame", "64KB"], {}, None, 'invalid value "64KB" for max_frame (flag --max-frame)'),
+    (["--listen", "8080"], {}, None, 'invalid value "8080" for listen (flag --listen): expected HOST:PORT'),
+    ([], {"VIGIL_PONG_TIMEOUT": "soon"}, None, 'invalid value "soon" for pong_timeout (environment VIGIL_PONG_TIMEOUT)'),
+    ([], {"VIGIL_PING_INTERVALL": "5s"}, None, 'unknown environment variable VIGIL_PING_INTERVALL="5s"'),
+    ([], {}, "ping_intervall: 5s\n", 'unknown key ping_intervall (value "5s") in config file'),
+    ([], {}, "max_connections: lots\n", 'invalid value "lots" for max_connections (config file'),
+    ([], {}, "- just\n- a list\n", "must hold a mapping"),
+]
+
+
+@pytest.mark.parametrize("args,env,file_text,message", ERRORS, ids=[e[3][:40] for e in ERRORS])
+def test_startup_errors_name_key_value_and_source(tmp_path, args, env, file_text, message):
+    if file_text is not None:
+        path = tmp_path / "vigil.yaml"
+        path.write_text(file_text)
+        args = [*args, "--config", str(path)]
+    result = run_vigild(*args, env=env)
+    assert result.returncode == 2
+    assert message in result.stderr, result.stderr
+
+
+def test_missing_config_file():
+    result = run_vigild("--config", "/nonexistent/vigil.yaml")
+    assert result.returncode == 2
+    assert "cannot read config file /nonexistent/vigil.yaml: No such file or directory" in result.stderr
+
+
+def test_port_in_use_is_a_clear_error(vigild):
+    daemon = vigild()
+    result = run_vigild("--listen", f"127.0.0.1:{daemon.port}", "--status-listen", "127.0.0.1:0")
+    assert result.returncode == 1
+    assert f"cannot bind the WebSocket listener to 127.0.0.1:{daemon.port}" in result.stderr
+
+
+def test_environment_configures_a_running_daemon(vigild):
+    daemon = vigild(env={"VIGIL_MODE": "command", "VIGIL_PATH": "/socket"})
+    assert daemon.ws_url.endswith("/socket")
+
+    async def scenario():
+        async with websockets.connect(daemon.ws_url) as ws:
+            await ws.send('{"requestID": 1, "command": "hi"}')
+            assert json.loads(await ws.recv()) == {"requestID": 1, "success": True, "result": "command 'hi' processed"}
+
+    asyncio.run(scenario())
+
+
+def test_text_logs_are_human_lines(tmp_path):
+    import subprocess
+    import signal
+    import time
+    from conftest import VIGILD
+    proc = subprocess.Popen([VIGILD, "--listen", "127.0.0.1:0", "--status-listen", "127.0.0.1:0"],
+                            stderr=subprocess.PIPE, text=True)
+    line = proc.stderr.readline()
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(10)
+    assert " notice vigild: vigild ready ws=ws://127.0.0.1:" in line
+    assert not line.startswith("{")
+
+
+def test_readme_documents_every_setting_with_its_real_default():
+    """The README's settings table cannot drift from the binary's embedded defaults."""
+    import os
+    from conftest import ROOT
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    result = run_vigild("--print-config")
+    assert result.returncode == 0
+    for line in result.stdout.splitlines():
+        key, value = line.split()[0], line.split()[1]
+        flag, variable = "--" + key.replace("_", "-"), "VIGIL_" + key.upper()
+        row = f"| `{key}` | `{flag}` | `{variable}` | `{value}` |"
+        assert row in readme, f"README lacks the row {row}"

@@ -1,0 +1,107 @@
+"""Refused handshakes: each gets its HTTP status with a short body, a log line naming the
+value, a count in vigil_handshakes_rejected_total{reason}, and vigild keeps serving."""
+
+import asyncio
+import socket
+import time
+
+import pytest
+import websockets
+
+from wsraw import KEY, handshake_request, read_http_response
+
+
+def exchange(port, request, timeout=5):
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(request)
+        return read_http_response(sock)
+
+
+CASES = [
+    ("wrong path", handshake_request("/nope"), 404, "not_found", b"no WebSocket route at /nope"),
+    ("plain GET on the route", b"GET /ws HTTP/1.1\r\nHost: x\r\n\r\n", 426, "not_websocket", b"accepts WebSocket upgrades only"),
+    ("wrong version", handshake_request(version="8"), 426, "unsupported_version", b'unsupported Sec-WebSocket-Version "8"'),
+    ("missing key", handshake_request(key=""), 400, "invalid_key", b"invalid Sec-WebSocket-Key"),
+    ("malformed key", handshake_request(key="not-base64"), 400, "invalid_key", b'invalid Sec-WebSocket-Key "not-base64"'),
+    ("bad method", handshake_request(method="POST"), 405, "bad_method", b"must use GET, not POST"),
+    ("long client name", handshake_request("/ws?client=" + "x" * 65), 400, "bad_client_name", b"client name"),
+    ("control bytes in client name", handshake_request("/ws?client=a%01b"), 400, "bad_client_name", b"client name"),
+]
+
+
+@pytest.mark.parametrize("name,request_bytes,status,reason,body", CASES, ids=[c[0] for c in CASES])
+def test_refused_handshakes(vigild, name, request_bytes, status, reason, body):
+    daemon = vigild()
+    got_status, headers, got_body = exchange(daemon.port, request_bytes)
+    assert got_status == status, got_body
+    assert body in got_body
+    assert headers.get("connection") == "close"
+    if status == 426 and reason == "unsupported_version":
+        assert headers.get("sec-websocket-version") == "13"
+    assert daemon.metrics()[f'vigil_handshakes_rejected_total{{reason="{reason}"}}'] == 1
+    assert "vigil_connections_opened_total" not in daemon.metrics() or daemon.metrics()["vigil_connections_opened_total"] == 0
+    assert any(line.get("reason") == reason and "rejected handshake" in line["message"] for line in daemon.json_logs())
+    assert daemon.closes()["total"] == 0, "a refused handshake is not a connection"
+    assert_still_serving(daemon)
+
+
+def test_non_http_bytes_get_400_and_count(vigild):
+    daemon = vigild()
+    status, _, _ = exchange(daemon.port, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n")
+    assert status == 400
+    assert daemon.metrics()['vigil_handshakes_rejected_total{reason="bad_request"}'] == 1
+    assert_still_serving(daemon)
+
+
+def test_over_capacity_gets_503_and_existing_connections_stay(vigild):
+    daemon = vigild("--max-connections", "2")
+
+    async def scenario():
+        async with websockets.connect(daemon.ws("?client=a")) as a, websockets.connect(daemon.ws("?client=b")) as b:
+            status, headers, body = exchange(daemon.port, handshake_request())
+            assert status == 503
+            assert b"limit of 2 connections" in body
+            assert headers.get("retry-after") == "5"
+            for ws in (a, b):
+                await ws.send("still fine")
+                assert await ws.recv() == "still fine"
+        # Slots come back once they close.
+        await asyncio.sleep(0.1)
+        async with websockets.connect(daemon.ws()) as c:
+            await c.send("x")
+            assert await c.recv() == "x"
+
+    asyncio.run(scenario())
+    assert daemon.metrics()['vigil_handshakes_rejected_total{reason="capacity"}'] == 1
+
+
+def test_handshake_timeout_cuts_a_trickling_client(vigild):
+    daemon = vigild("--handshake-timeout", "300ms")
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=5) as sock:
+        started = time.monotonic()
+        sock.sendall(b"GET /ws HTTP/1.1\r\n")  # and then nothing
+        assert sock.recv(100) == b""
+        assert time.monotonic() - started >= 0.3
+    assert daemon.metrics()['vigil_handshakes_rejected_total{reason="handshake_timeout"}'] == 1
+    assert_still_serving(daemon)
+
+
+def test_handshake_and_first_frame_in_one_packet(vigild):
+    """A client that sends its first frame right behind the request loses nothing."""
+    from wsraw import frame
+    daemon = vigild()
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=5) as sock:
+        sock.sendall(handshake_request() + frame(0x1, b"eager"))
+        status, _, rest = read_http_response(sock)
+        assert status == 101
+        while len(rest) < 7:
+            rest += sock.recv(100)
+        assert rest[:7] == b"\x81\x05eager"
+
+
+def assert_still_serving(daemon):
+    async def echo():
+        async with websockets.connect(daemon.ws()) as ws:
+            await ws.send("alive")
+            assert await ws.recv() == "alive"
+    asyncio.run(echo())

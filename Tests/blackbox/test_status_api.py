@@ -1,0 +1,147 @@
+"""The status API: every endpoint, and a clear 4xx for every bad request."""
+
+import asyncio
+import json
+import socket
+
+import pytest
+import websockets
+
+
+def test_probes_and_health(vigild):
+    daemon = vigild()
+    assert daemon.get("/livez")[0] == 200 and daemon.get("/livez")[2] == b"ok\n"
+    assert daemon.get("/readyz")[0] == 200
+    status, headers, body = daemon.get("/health")
+    assert status == 200
+    assert headers["Content-Type"] == "application/health+json"
+    health = json.loads(body)
+    assert health["status"] == "pass"
+    assert health["checks"]["connections:active"][0]["observedValue"] == 0
+    assert health["checks"]["websocket:listener"][0]["observedValue"] == "ready"
+    assert "closes:abnormal_last_minute" in health["checks"]
+
+
+def test_health_warns_near_capacity(vigild):
+    daemon = vigild("--max-connections", "1")
+
+    async def scenario():
+        async with websockets.connect(daemon.ws()):
+            status, _, body = daemon.get("/health")
+            health = json.loads(body)
+            assert status == 503 and health["status"] == "fail"
+            assert health["checks"]["connections:active"][0]["output"] == "1 of 1 connections in use"
+
+    asyncio.run(scenario())
+
+
+def test_metrics_are_prometheus_text(vigild):
+    daemon = vigild()
+    status, headers, body = daemon.get("/metrics")
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    text = body.decode()
+    for name in ["vigil_connections_active", "vigil_connections_opened_total", "vigil_ping_rtt_seconds"]:
+        assert f"# TYPE {name}" in text
+
+
+def test_rtt_shows_up_after_a_pong(vigild):
+    daemon = vigild("--ping-interval", "100ms")
+
+    async def scenario():
+        async with websockets.connect(daemon.ws("?client=rtt")):
+            await asyncio.sleep(0.4)
+            live = daemon.get_json("/connections")["connections"][0]
+            assert live["pings_sent"] >= 2 and live["pongs_received"] >= 2
+            assert isinstance(live["rtt_ms"], float) and 0 < live["rtt_ms"] < 100
+        await asyncio.sleep(0.1)
+        record = daemon.closes()["closes"][0]
+        assert record["last_rtt_ms"] > 0
+
+    asyncio.run(scenario())
+    assert daemon.metrics()["vigil_ping_rtt_seconds_count"] >= 2
+
+
+def test_rtt_is_null_before_the_first_pong(vigild):
+    daemon = vigild()
+
+    async def scenario():
+        async with websockets.connect(daemon.ws()):
+            live = daemon.get_json("/connections")["connections"][0]
+            assert live["rtt_ms"] is None and live["client"] is None
+
+    asyncio.run(scenario())
+
+
+BAD = [
+    ("/closes?kind=bogus", 400, "unknown kind \\\"bogus\\\""),
+    ("/closes?cause=nope", 400, "unknown cause"),
+    ("/closes?limit=0", 400, "limit \\\"0\\\" must be a whole number from 1 to 10000"),
+    ("/closes?limit=99999999999999999999", 400, "must be a whole number"),
+    ("/closes?limit=-5", 400, "must be a whole number"),
+    ("/closes?limit=abc", 400, "must be a whole number"),
+    ("/closes?limit=1&limit=2", 400, "given twice"),
+    ("/closes?frobnicate=1", 400, "unknown query parameter \\\"frobnicate\\\""),
+    ("/closes?client=%ZZ", 400, "malformed percent-encoding"),
+    ("/status?x=1", 400, "this endpoint takes no parameters"),
+    ("/connections/abc", 400, "connection id \\\"abc\\\" is not a number"),
+    ("/connections/424242", 404, "no open connection with id 424242"),
+    ("/nope", 404, "no endpoint /nope"),
+]
+
+
+@pytest.mark.parametrize("path,status,message", BAD, ids=[b[0] for b in BAD])
+def test_bad_requests_get_json_errors(vigild, path, status, message):
+    daemon = vigild()
+    got, headers, body = daemon.get(path)
+    assert got == status
+    assert headers["Content-Type"] == "application/json"
+    assert message in body.decode(), body
+
+
+def test_wrong_method_and_malformed_http(vigild):
+    daemon = vigild()
+    host, port = daemon.status_url[len("http://"):].split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(b"POST /status HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        response = sock.recv(4096)
+        assert response.startswith(b"HTTP/1.1 405") and b"Allow: GET" in response
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(b"\x00\x01garbage\r\n\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 400")
+    assert daemon.get("/livez")[0] == 200
+
+
+def test_keep_alive_and_a_burst_of_requests(vigild):
+    daemon = vigild()
+    host, port = daemon.status_url[len("http://"):].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n" * 500)
+        data = b""
+        while data.count(b"HTTP/1.1 200") < 500:
+            chunk = sock.recv(65536)
+            assert chunk
+            data += chunk
+    assert daemon.get("/readyz")[0] == 200
+
+
+def test_readyz_is_503_while_draining(vigild):
+    daemon = vigild("--close-timeout", "2s")
+
+    async def scenario():
+        # A peer that never answers the close keeps vigild draining for the close timeout.
+        reader, writer = await asyncio.open_connection(daemon.host, daemon.port)
+        from wsraw import handshake_request
+        writer.write(handshake_request())
+        await reader.readuntil(b"\r\n\r\n")
+        import signal
+        daemon.proc.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.3)
+        assert daemon.get("/readyz")[0] == 503
+        assert daemon.get("/readyz")[2] == b"draining\n"
+        health = json.loads(daemon.get("/health")[2])
+        assert health["status"] == "fail"
+        writer.close()
+
+    asyncio.run(scenario())
+    assert daemon.stop() == 0
