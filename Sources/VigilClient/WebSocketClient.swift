@@ -22,27 +22,41 @@ public final class WebSocketClient: Sendable {
     ) async throws -> WebSocketClient {
         let (events, continuation) = AsyncStream.makeStream(of: WebSocketClientEvent.self)
         let upgraded = group.next().makePromise(of: Void.self)
-        let hostHeader = "\(host):\(port)"
+        let key = NIOWebSocketClientUpgrader.randomRequestKey()
         let channel = try await ClientBootstrap(group: group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let upgrader = WebSocketClientUpgrader(
-                        options: options, continuation: continuation, upgraded: upgraded)
-                    // Frames the server sends right behind its 101 must reach the framing core.
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(
-                        leftOverBytesStrategy: .forwardBytes,
-                        withClientUpgrade: (upgraders: [upgrader], completionHandler: { _ in }))
-                    try channel.pipeline.syncOperations.addHandler(
-                        HandshakeRequester(target: target, host: hostHeader, upgraded: upgraded))
+                    let decoder = HandshakeResponseDecoder(
+                        keyChecker: NIOWebSocketClientUpgrader(
+                            requestKey: key,
+                            upgradePipelineHandler: { channel, _ in channel.eventLoop.makeSucceededVoidFuture() }),
+                        installFraming: { context in
+                            let pipeline = context.pipeline.syncOperations
+                            let connection = ClientConnectionHandler(options: options, continuation: continuation)
+                            try pipeline.addHandler(connection)
+                            try pipeline.addHandler(
+                                ByteToMessageHandler(WebSocketFrameStreamDecoder(maxFrameSize: options.limits.maxFrameSize)),
+                                position: .before(connection))
+                            try pipeline.addHandler(WebSocketFrameEncoder(), position: .before(connection))
+                            upgraded.succeed()
+                        },
+                        fail: { upgraded.fail($0) })
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(decoder))
                 }
             }
             .connect(host: host, port: port).get()
         channel.closeFuture.whenComplete { _ in
+            // After a completed upgrade the connection handler ends the stream itself, once it
+            // has reported every frame that arrived before the close.
             upgraded.fail(WebSocketClientError.closedDuringHandshake)
-            continuation.finish()
         }
+        var headers = HTTPHeaders([("Host", "\(host):\(port)"), ("Upgrade", "websocket"), ("Connection", "Upgrade")])
+        NIOWebSocketClientUpgrader(requestKey: key, upgradePipelineHandler: { channel, _ in channel.eventLoop.makeSucceededVoidFuture() })
+            .addCustom(upgradeRequestHeaders: &headers)
+        let request = "GET \(target) HTTP/1.1\r\n" + headers.map { "\($0.name): \($0.value)\r\n" }.joined() + "\r\n"
         do {
+            try await channel.writeAndFlush(channel.allocator.buffer(string: request))
             try await upgraded.futureResult.get()
         } catch {
             try? await channel.close()
@@ -112,85 +126,3 @@ public final class WebSocketClient: Sendable {
         try await channel.setOption(.autoRead, value: enabled).get()
     }
 }
-
-/// Sends the upgrade request once the connection is up; fails the handshake on refusal.
-private final class HandshakeRequester: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundOut = HTTPClientRequestPart
-
-    private let target: String
-    private let host: String
-    private let upgraded: EventLoopPromise<Void>
-
-    init(target: String, host: String, upgraded: EventLoopPromise<Void>) {
-        self.target = target
-        self.host = host
-        self.upgraded = upgraded
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
-        var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: target)
-        head.headers.add(name: "Host", value: host)
-        head.headers.add(name: "Content-Length", value: "0")
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        context.fireChannelActive()
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        // A response reaching us means no upgrade happened.
-        upgraded.fail(WebSocketClientError.upgradeRefused)
-        context.close(promise: nil)
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        upgraded.fail(error)
-        context.close(promise: nil)
-    }
-}
-
-@available(*, unavailable)
-extension HandshakeRequester: Sendable {}
-
-/// NIO's client upgrader adds the key and checks the accept value; the pipeline after the
-/// upgrade is vigil's framing core with the client handler.
-private final class WebSocketClientUpgrader: NIOHTTPClientProtocolUpgrader {
-    let supportedProtocol = "websocket"
-    let requiredUpgradeHeaders: [String] = []
-
-    private let nio: NIOWebSocketClientUpgrader
-    private let options: WebSocketClientOptions
-    private let continuation: AsyncStream<WebSocketClientEvent>.Continuation
-    private let upgraded: EventLoopPromise<Void>
-
-    init(options: WebSocketClientOptions, continuation: AsyncStream<WebSocketClientEvent>.Continuation, upgraded: EventLoopPromise<Void>) {
-        self.nio = NIOWebSocketClientUpgrader(upgradePipelineHandler: { channel, _ in channel.eventLoop.makeSucceededVoidFuture() })
-        self.options = options
-        self.continuation = continuation
-        self.upgraded = upgraded
-    }
-
-    func addCustom(upgradeRequestHeaders: inout HTTPHeaders) {
-        nio.addCustom(upgradeRequestHeaders: &upgradeRequestHeaders)
-    }
-
-    func shouldAllowUpgrade(upgradeResponse: HTTPResponseHead) -> Bool {
-        nio.shouldAllowUpgrade(upgradeResponse: upgradeResponse)
-    }
-
-    func upgrade(context: ChannelHandlerContext, upgradeResponse: HTTPResponseHead) -> EventLoopFuture<Void> {
-        let channel = context.channel
-        return context.eventLoop.makeCompletedFuture {
-            let pipeline = channel.pipeline.syncOperations
-            if let requester = try? pipeline.handler(type: HandshakeRequester.self) {
-                pipeline.removeHandler(requester, promise: nil)
-            }
-            try WebSocketPipeline.addFramingHandlers(to: pipeline, limits: options.limits)
-            try pipeline.addHandler(ClientConnectionHandler(options: options, continuation: continuation))
-            upgraded.succeed()
-        }
-    }
-}
-
-@available(*, unavailable)
-extension WebSocketClientUpgrader: Sendable {}

@@ -16,7 +16,8 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var timeout: Scheduled<Void>?
     /// Why the upgrader refused this request; the request head follows the error.
     private var rejection: HandshakeRejection?
-    private var responded = false
+    /// Whether this connection's failure has been counted (answered, timed out or malformed).
+    private var settled = false
 
     init(server: ServerContext, logger: Logger) {
         self.server = server
@@ -27,7 +28,7 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
         let limit = server.settings.handshakeTimeout
         timeout = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(limit.inNanoseconds)) {
             self.logger.info("handshake timeout: no completed WebSocket upgrade", metadata: ["timeout_ms": "\(Int64(limit.inMilliseconds))"])
-            self.server.registry.noteRejectedHandshake(reason: "handshake_timeout")
+            self.settle(reason: "handshake_timeout")
             context.close(promise: nil)
         }
     }
@@ -42,7 +43,7 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
             rejection = refused
         } else if error is HTTPParserError {
             // NIO's HTTPServerProtocolErrorHandler has answered 400 and closes the connection.
-            server.registry.noteRejectedHandshake(reason: "bad_request")
+            settle(reason: "bad_request")
             logger.info("rejected handshake: malformed HTTP", metadata: ["error": "\(error)"])
         } else {
             logger.debug("error before the upgrade", metadata: ["error": "\(error)"])
@@ -51,22 +52,37 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard case .head(let request) = unwrapInboundIn(data), !responded else { return }
-        responded = true
+        guard case .head(let request) = unwrapInboundIn(data), !settled else { return }
         let refusal = rejection ?? plainRequestRejection(request)
-        server.registry.noteRejectedHandshake(reason: refusal.reason)
+        settle(reason: refusal.reason)
         logger.info(
             "rejected handshake: \(refusal.message)",
             metadata: ["status": "\(refusal.status.code)", "reason": "\(refusal.reason)", "uri": "\(WebSocketRoute.printable(request.uri[...]))"])
         respond(refusal, context: context)
     }
 
+    /// Still here when the connection closes: the upgrade never completed. A peer that hangs up
+    /// mid-handshake (or before sending anything, like a TCP health check) is counted, quietly.
+    func channelInactive(context: ChannelHandlerContext) {
+        if !settled {
+            settle(reason: "closed_during_handshake")
+            logger.debug("connection closed before the WebSocket handshake completed")
+        }
+        context.fireChannelInactive()
+    }
+
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ShutdownRequested {
+            if !settled { settle(reason: "shutdown") }
             context.close(promise: nil)
         } else {
             context.fireUserInboundEventTriggered(event)
         }
+    }
+
+    private func settle(reason: String) {
+        settled = true
+        server.registry.noteRejectedHandshake(reason: reason)
     }
 
     /// A request without `Upgrade: websocket`: 426 on the WebSocket route, 404 elsewhere.

@@ -86,6 +86,17 @@ def test_handshake_timeout_cuts_a_trickling_client(vigild):
     assert_still_serving(daemon)
 
 
+def test_hanging_up_before_the_handshake_is_counted(vigild):
+    daemon = vigild()
+    socket.create_connection(("127.0.0.1", daemon.port), timeout=5).close()  # like a TCP health check
+    deadline = time.monotonic() + 5
+    while daemon.metrics().get('vigil_handshakes_rejected_total{reason="closed_during_handshake"}') != 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert daemon.closes()["total"] == 0
+    assert_still_serving(daemon)
+
+
 def test_handshake_and_first_frame_in_one_packet(vigild):
     """A client that sends its first frame right behind the request loses nothing."""
     from wsraw import frame
