@@ -104,3 +104,39 @@ def test_readme_documents_every_setting_with_its_real_default():
         flag, variable = "--" + key.replace("_", "-"), "VIGIL_" + key.upper()
         row = f"| `{key}` | `{flag}` | `{variable}` | `{value}` |"
         assert row in readme, f"README lacks the row {row}"
+
+
+def _start_with_nofile(soft, hard, *args):
+    import resource
+    import subprocess
+    from conftest import VIGILD
+    return subprocess.Popen(
+        [VIGILD, "--listen", "127.0.0.1:0", "--status-listen", "127.0.0.1:0", *args],
+        stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard)))
+
+
+def test_open_file_limit_is_raised_to_the_hard_limit():
+    import signal
+    proc = _start_with_nofile(256, 4096, "--max-connections", "1000")
+    try:
+        assert "vigild ready" in proc.stderr.readline()
+        limits = open(f"/proc/{proc.pid}/limits").read()
+        line = [l for l in limits.splitlines() if l.startswith("Max open files")][0]
+        assert line.split()[3:5] == ["4096", "4096"], line
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+
+
+def test_warns_with_both_numbers_when_max_connections_cannot_fit():
+    import signal
+    proc = _start_with_nofile(512, 512)  # default max_connections is 10000
+    try:
+        warning = proc.stderr.readline()
+        assert "warning" in warning
+        assert "max_connections 10000 needs about 10064 file descriptors, but RLIMIT_NOFILE is 512 (hard limit 512)" in warning
+        assert "vigild ready" in proc.stderr.readline()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
