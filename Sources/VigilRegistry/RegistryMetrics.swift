@@ -38,31 +38,30 @@ public final class RegistryMetrics: Sendable {
 
     func countClose(_ outcome: CloseOutcome) {
         let key = CloseLog.KindAndCause(kind: outcome.kind, cause: outcome.cause)
-        let counter = closes.withLock { cache in
-            if let counter = cache[key] { return counter }
-            let counter = collectors.makeCounter(
-                descriptor: .init(
-                    namespace: "vigil", metricName: "closes", unitName: "total",
-                    helpText: "Closed WebSocket connections by kind and cause"),
-                labels: [("kind", key.kind.rawValue), ("cause", key.cause.rawValue)])
-            cache[key] = counter
-            return counter
-        }
-        counter.increment()
+        counter(
+            in: closes, for: key, name: "closes", help: "Closed WebSocket connections by kind and cause",
+            labels: [("kind", key.kind.rawValue), ("cause", key.cause.rawValue)]
+        ).increment()
     }
 
     func countRejection(reason: String) {
-        let counter = rejections.withLock { cache in
-            if let counter = cache[reason] { return counter }
+        counter(
+            in: rejections, for: reason, name: "handshakes_rejected", help: "WebSocket handshakes refused, by reason",
+            labels: [("reason", reason)]
+        ).increment()
+    }
+
+    /// `vigil_<name>_total{labels}`, created on first use and cached.
+    private func counter<Key: Hashable & Sendable>(
+        in cache: borrowing Mutex<[Key: Counter]>, for key: Key, name: String, help: String, labels: [(String, String)]
+    ) -> Counter {
+        cache.withLock { cache in
+            if let counter = cache[key] { return counter }
             let counter = collectors.makeCounter(
-                descriptor: .init(
-                    namespace: "vigil", metricName: "handshakes_rejected", unitName: "total",
-                    helpText: "WebSocket handshakes refused, by reason"),
-                labels: [("reason", reason)])
-            cache[reason] = counter
+                descriptor: .init(namespace: "vigil", metricName: name, unitName: "total", helpText: help), labels: labels)
+            cache[key] = counter
             return counter
         }
-        counter.increment()
     }
 
     /// The Prometheus text exposition of every metric.

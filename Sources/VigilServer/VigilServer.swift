@@ -137,7 +137,7 @@ public final class VigilServer: Service, Sendable {
     private func statusBootstrap() -> ServerBootstrap {
         let router = StatusRouter(
             registry: registry, configuration: configuration, startedAt: startedAt,
-            phase: { [phase = self] in ServerPhase(rawValue: phase.phase.load(ordering: .acquiring)) ?? .starting })
+            phase: { [self] in ServerPhase(rawValue: phase.load(ordering: .acquiring)) ?? .starting })
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)

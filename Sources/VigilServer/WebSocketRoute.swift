@@ -2,21 +2,12 @@ import NIOHTTP1
 
 /// Why a WebSocket handshake is refused: the HTTP answer, a metric label and a message naming
 /// the offending value (the response body and the log line).
-struct HandshakeRejection: Error, Hashable {
+struct HandshakeRejection: Error {
     var status: HTTPResponseStatus
     /// The `reason` label of `vigil_handshakes_rejected_total`.
     var reason: String
     var message: String
     var extraHeaders: [(String, String)] = []
-
-    static func == (lhs: Self, rhs: Self) -> Bool {
-        lhs.status == rhs.status && lhs.reason == rhs.reason && lhs.message == rhs.message
-    }
-
-    func hash(into hasher: inout Hasher) {
-        hasher.combine(reason)
-        hasher.combine(message)
-    }
 }
 
 /// The request target of a WebSocket handshake, checked against the configured route.
