@@ -33,7 +33,9 @@ public enum WebSocketInbound: Sendable {
 /// decoder leaves to its user: reserved bits, known opcodes, masking by role, fragment ordering,
 /// the message size limit, UTF-8 of text messages and close reasons, and close codes.
 ///
-/// A plain value owned by one channel handler. After it throws, it must not be fed again.
+/// A plain value owned by one channel handler. A thrown error leaves no half-assembled state
+/// behind that could confuse control frames, so after a violation the owner can keep feeding it
+/// until the peer's close reply arrives (further data frames may be refused again; ignore them).
 public struct WebSocketMessageAssembler: Sendable {
     private let role: WebSocketRole
     private let limits: FramingLimits
