@@ -4,7 +4,7 @@ SWIFT        ?= swift
 VENV         := .venv
 PYTHON       := $(VENV)/bin/python
 # Packages each target needs on a fresh Debian 12 with Swift (check:package).
-RUN_PACKAGES  := "command -v git:git"
+RUN_PACKAGES  := "command -v git:git" "command -v pkg-config:pkg-config" "pkg-config --exists libsystemd:libsystemd-dev"
 TEST_PACKAGES := "command -v python3:python3" "python3 -c 'import ensurepip':python3-venv"
 
 .PHONY: run build release test unit-test blackbox-test venv clean
@@ -18,6 +18,7 @@ release:
 	$(SWIFT) build -c release --product vigild
 
 build:
+	@scripts/ensure-packages.sh $(RUN_PACKAGES)
 	$(SWIFT) build --build-tests
 
 ## test: Swift unit and pipeline tests, then the black-box suite against the real vigild binary

@@ -68,6 +68,19 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // libsystemd (sd-daemon, sd-journal); only VigilSystemd imports it.
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+
+        // systemd glue behind small Swift types: notifier, watchdog, socket activation, journal.
+        .target(
+            name: "VigilSystemd",
+            dependencies: [
+                "CSystemd", "VigilServer",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+
         // A small WebSocket client on the framing core: used by tests and the load generator.
         .target(
             name: "VigilClient",
@@ -84,7 +97,7 @@ let package = Package(
         .executableTarget(
             name: "vigild",
             dependencies: [
-                "VigilServer", "VigilConfig", "VigilRegistry",
+                "VigilServer", "VigilConfig", "VigilRegistry", "VigilSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -106,6 +119,13 @@ let package = Package(
         ),
         .testTarget(name: "VigilRegistryTests", dependencies: ["VigilRegistry"], swiftSettings: strict),
         .testTarget(name: "VigilConfigTests", dependencies: ["VigilConfig"], swiftSettings: strict),
+        .testTarget(
+            name: "VigilSystemdTests",
+            dependencies: [
+                "VigilSystemd", "VigilServer", "VigilSupervisor", .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "VigilServerTests",
             dependencies: [

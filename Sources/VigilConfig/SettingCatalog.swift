@@ -70,7 +70,8 @@ public enum SettingCatalog {
         .size("max_message", "1MiB", "Largest message accepted, fragments together (1009 beyond)", \.maxMessage),
         .count("max_connections", "10000", "Open connections at most; further handshakes get HTTP 503", \.maxConnections),
         .count("close_history", "10000", "Close records kept for /closes (counters keep everything)", \.closeHistory),
-        .choice("log_format", "text", "Log line format", \.logFormat),
+        .choice("log", "auto", "Where logs go: the journal when stderr is connected to it or it is reachable, else stderr", \.log),
+        .choice("log_format", "text", "Log line format on stderr", \.logFormat),
         .choice("log_level", "info", "Lowest level logged", \.logLevel),
     ]
 

@@ -19,6 +19,7 @@ public struct VigilSettings: Sendable, Hashable {
     public var maxMessage: Int
     public var maxConnections: Int
     public var closeHistory: Int
+    public var log: LogTarget
     public var logFormat: LogFormat
     public var logLevel: LogLevel
 
@@ -44,6 +45,7 @@ public struct VigilSettings: Sendable, Hashable {
         maxMessage = 0
         maxConnections = 0
         closeHistory = 0
+        log = .auto
         logFormat = .text
         logLevel = .info
     }
@@ -62,6 +64,14 @@ public enum ServerMode: String, Sendable, Hashable, CaseIterable {
     case echo
     /// Answer `{"requestID": …, "command": …}` requests (the seed protocol).
     case command
+}
+
+/// Where log records go.
+public enum LogTarget: String, Sendable, Hashable, CaseIterable {
+    /// The journal when stderr is connected to it or its socket accepts connections; else stderr.
+    case auto
+    case journal
+    case stderr
 }
 
 public enum LogFormat: String, Sendable, Hashable, CaseIterable {

@@ -4,7 +4,7 @@ import VigilSupervisor
 
 /// One log line per close, at a level that matches how worrying the close is, with every field
 /// of the record as metadata.
-enum CloseLogging {
+public enum CloseLogging {
     static func level(for kind: CloseKind) -> Logger.Level {
         switch kind {
         case .normal, .goingAway: .info
@@ -13,21 +13,34 @@ enum CloseLogging {
         }
     }
 
-    static func log(_ record: CloseRecord, to logger: Logger) {
-        var metadata: Logger.Metadata = [
-            "close_kind": "\(record.kind.rawValue)",
-            "close_code": "\(record.outcome.code)",
-            "close_cause": "\(record.cause.rawValue)",
-            "close_initiator": "\(record.outcome.initiator.rawValue)",
-            "close_clean": "\(record.outcome.clean)",
-            "close_reason": "\(record.outcome.reason)",
-            "duration_ms": "\(Int64(record.duration.inMilliseconds))",
-            "messages_in": "\(record.messagesIn)",
-            "messages_out": "\(record.messagesOut)",
+    /// The journal's MESSAGE_ID of every close entry (`journalctl MESSAGE_ID=…` lists them all).
+    public static let messageID = "5bfe117f0f644f8c8afabe45870ad1cb"
+
+    /// Logs the close. Close lines are records, not chatter: they are written whatever the
+    /// configured log level. The metadata keys become the journal fields `WS_CONN_ID`,
+    /// `WS_CLOSE_KIND`, … (the journal backend uppercases them); `WS_CLIENT` and `WS_RTT_MS`
+    /// are empty when unknown.
+    static func log(_ record: CloseRecord, to connectionLogger: Logger) {
+        var logger = connectionLogger
+        if logger.logLevel > .info { logger.logLevel = .info }
+        let outcome = record.outcome
+        let metadata: Logger.Metadata = [
+            "message_id": "\(messageID)",
+            "ws_conn_id": "\(record.id)",
+            "ws_peer": "\(record.peer)",
+            "ws_client": "\(record.client ?? "")",
+            "ws_path": "\(record.path)",
+            "ws_close_kind": "\(record.kind.rawValue)",
+            "ws_close_code": "\(outcome.code)",
+            "ws_close_cause": "\(record.cause.rawValue)",
+            "ws_close_initiator": "\(outcome.initiator.rawValue)",
+            "ws_close_clean": "\(outcome.clean)",
+            "ws_close_reason": "\(outcome.reason)",
+            "ws_duration_ms": "\(Int64(record.duration.inMilliseconds))",
+            "ws_rtt_ms": "\(record.lastRoundTrip.map { "\($0.inMilliseconds)" } ?? "")",
+            "ws_messages_in": "\(record.messagesIn)",
+            "ws_messages_out": "\(record.messagesOut)",
         ]
-        if let rtt = record.lastRoundTrip {
-            metadata["rtt_ms"] = "\(rtt.inMilliseconds)"
-        }
         logger.log(level: level(for: record.kind), "\(message(for: record))", metadata: metadata)
     }
 

@@ -44,8 +44,9 @@ struct StatusResponse {
 /// every route and every bad parameter is a unit test.
 struct StatusRouter: Sendable {
     let registry: ConnectionRegistry
-    let configuration: ResolvedSettings
     let startedAt: MonotonicInstant
+    /// The effective configuration, which a reload may change.
+    let configuration: @Sendable () -> ResolvedSettings
     let phase: @Sendable () -> ServerPhase
 
     static let endpoints = ["/livez", "/readyz", "/health", "/connections", "/connections/{id}", "/closes", "/status", "/metrics"]
@@ -129,7 +130,7 @@ struct StatusRouter: Sendable {
         }
         var limit = Self.defaultCloseLimit
         if let text = parameters["limit"] {
-            let maximum = configuration.settings.closeHistory
+            let maximum = configuration().settings.closeHistory
             guard text.count <= 12, let value = Int(text), (1...maximum).contains(value) else {
                 return .error(.badRequest, "limit \"\(WebSocketRoute.printable(text[...]))\" must be a whole number from 1 to \(maximum)")
             }
@@ -142,7 +143,8 @@ struct StatusRouter: Sendable {
     private func status() -> StatusResponse {
         let now = ServerClock.now()
         let summary = registry.summary(at: now)
-        let config = Dictionary(uniqueKeysWithValues: SettingCatalog.all.map { ($0.key, configuration.text(forKey: $0.key) ?? "") })
+        let effective = configuration()
+        let config = Dictionary(uniqueKeysWithValues: SettingCatalog.all.map { ($0.key, effective.text(forKey: $0.key) ?? "") })
         return .json(
             StatusJSON(
                 state: phase().name, uptime_s: (now - startedAt).components.seconds, connections: registry.activeCount,
@@ -159,7 +161,7 @@ struct StatusRouter: Sendable {
     private func health() -> StatusResponse {
         let current = phase()
         let active = registry.activeCount
-        let maximum = configuration.settings.maxConnections
+        let maximum = configuration().settings.maxConnections
         let lastMinute = registry.summary(at: ServerClock.now()).lastMinuteByKind
         let abnormal = Int(lastMinute[.abnormal] ?? 0)
         let allRecent = Int(lastMinute.values.reduce(0, +))

@@ -8,27 +8,40 @@ import VigilConfig
 import VigilRegistry
 import VigilSupervisor
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// vigild's server: the WebSocket listener with supervised connections and the status API
 /// listener, sharing one registry. A `Service`, so swift-service-lifecycle runs it and turns
-/// SIGTERM/SIGINT into a graceful drain.
+/// SIGTERM/SIGINT into a graceful drain; it keeps the service manager (if any) informed.
 public final class VigilServer: Service, Sendable {
-    public let configuration: ResolvedSettings
     public let registry: ConnectionRegistry
     private let server: ServerContext
     private let group: any EventLoopGroup
     private let ownsGroup: Bool
     private let logger: Logger
     private let startedAt: MonotonicInstant
+    private let manager: ServiceManagerContext
+    private let link: ServiceManagerLink?
+    private let current: Mutex<ResolvedSettings>
     private let phase = Atomic<UInt8>(ServerPhase.starting.rawValue)
     private let listeners = Mutex<(webSocket: (any Channel)?, status: (any Channel)?)>((nil, nil))
-    private let stopped = Mutex<Bool>(false)
+    private let drained = Mutex<Bool>(false)
+
+    /// Settings a reload applies to live and new connections; every other change needs a restart.
+    public static let reloadableKeys: Set<String> = ["ping_interval", "pong_timeout", "read_deadline", "close_timeout"]
 
     /// - Parameters:
     ///   - group: event loops to run on; by default one per core, owned and shut down by the server.
-    public init(configuration: ResolvedSettings, logger: Logger, group: (any EventLoopGroup)? = nil) {
+    ///   - manager: what the service manager passed (notification socket, watchdog, sockets).
+    public init(
+        configuration: ResolvedSettings, logger: Logger, group: (any EventLoopGroup)? = nil,
+        manager: ServiceManagerContext = .init()
+    ) {
         let now = ServerClock.now()
         let settings = configuration.settings
-        self.configuration = configuration
+        self.current = Mutex(configuration)
         self.registry = ConnectionRegistry(
             maxConnections: settings.maxConnections, closeHistory: settings.closeHistory, now: now)
         self.server = ServerContext(settings: settings, registry: registry, logger: logger)
@@ -36,20 +49,31 @@ public final class VigilServer: Service, Sendable {
         self.ownsGroup = group == nil
         self.logger = logger
         self.startedAt = now
+        self.manager = manager
+        self.link = manager.notifier.map { ServiceManagerLink(notifier: $0, logger: logger) }
     }
+
+    /// The effective configuration (a reload changes its reloadable part).
+    public var configuration: ResolvedSettings { current.withLock { $0 } }
 
     /// Where the listeners are bound (the real ports when port 0 was configured).
     public var webSocketAddress: SocketAddress? { listeners.withLock { $0.webSocket?.localAddress } }
     public var statusAddress: SocketAddress? { listeners.withLock { $0.status?.localAddress } }
 
-    /// Binds both listeners; the server is ready (and `/readyz` says so) when this returns.
+    /// `serving 12 connections; last 60 s: 3 normal, 1 eof`
+    public var statusLine: String {
+        StatusLine.text(active: registry.activeCount, lastMinute: registry.summary(at: ServerClock.now()).lastMinuteByKind)
+    }
+
+    /// Binds (or adopts) both listeners; the server is ready (and `/readyz` says so) when this returns.
     public func start() async throws {
         let settings = server.settings
-        let status = try await bind(statusBootstrap(), settings.statusListen, what: "status API listener")
+        let inherited = manager.inheritedSockets
+        let status = try await listen(statusBootstrap(), settings.statusListen, inherited: inherited?.status, what: "status API listener")
         listeners.withLock { $0.status = status }
         let webSocket: any Channel
         do {
-            webSocket = try await bind(webSocketBootstrap(), settings.listen, what: "WebSocket listener")
+            webSocket = try await listen(webSocketBootstrap(), settings.listen, inherited: inherited?.webSocket, what: "WebSocket listener")
         } catch {
             try? await status.close()
             throw error
@@ -58,36 +82,62 @@ public final class VigilServer: Service, Sendable {
         phase.store(ServerPhase.ready.rawValue, ordering: .releasing)
         let wsURL = "ws://\(webSocket.localAddress?.endpointDescription ?? "?")\(settings.path)"
         let statusURL = "http://\(status.localAddress?.endpointDescription ?? "?")"
-        logger.notice(
+        // Like close lines, the ready line is written whatever the log level: it says where vigild listens.
+        var lifecycle = logger
+        if lifecycle.logLevel > .notice { lifecycle.logLevel = .notice }
+        lifecycle.notice(
             "vigild ready ws=\(wsURL) status=\(statusURL)",
-            metadata: ["mode": "\(settings.mode.rawValue)"])
+            metadata: ["mode": "\(settings.mode.rawValue)", "socket_activated": "\(inherited != nil)"])
     }
 
-    /// Runs until graceful shutdown (SIGTERM/SIGINT under a ServiceGroup), then drains.
+    /// Serves until graceful shutdown (SIGTERM/SIGINT under a ServiceGroup), then drains.
+    /// With a service manager: READY once listening, STATUS updates, WATCHDOG while every event
+    /// loop turns (also during the drain), STOPPING as shutdown begins.
     public func run() async throws {
         if phase.load(ordering: .acquiring) == ServerPhase.starting.rawValue {
             try await start()
         }
-        try? await gracefulShutdown()
-        await shutdown()
+        let liveness = manager.watchdogInterval.map { EventLoopLiveness(group: group, beatEvery: WatchdogGate(interval: $0).beatPeriod) }
+        link?.send(.ready(mainPID: getpid(), status: statusLine))
+        await withTaskGroup(of: Void.self) { tasks in
+            if let link {
+                tasks.addTask { await link.runStatusUpdates { [self] in statusLine } }
+                if let interval = manager.watchdogInterval, let liveness {
+                    tasks.addTask { await link.runWatchdog(gate: WatchdogGate(interval: interval), liveness: liveness) }
+                }
+            }
+            try? await gracefulShutdown()
+            link?.send(.stopping(status: "stopping: closing \(registry.activeCount) connections with 1001"))
+            await drain()
+            tasks.cancelAll()
+        }
+        liveness?.stop()
+        await releaseEventLoops()
+    }
+
+    /// Drains (see `drain()`) and releases the event loops the server owns.
+    public func shutdown() async {
+        await drain()
+        await releaseEventLoops()
     }
 
     /// Stops accepting, sends 1001 to every connection, waits up to the close timeout (plus a
     /// second) for the close handshakes, closes what remains, then stops the listeners.
     /// Every connection's close is recorded before this returns.
-    public func shutdown() async {
-        let alreadyStopped = stopped.withLock { stopped in
-            defer { stopped = true }
-            return stopped
+    public func drain() async {
+        let alreadyDrained = drained.withLock { drained in
+            defer { drained = true }
+            return drained
         }
-        guard !alreadyStopped else { return }
+        guard !alreadyDrained else { return }
         phase.store(ServerPhase.draining.rawValue, ordering: .releasing)
         let (webSocket, status) = listeners.withLock { $0 }
         try? await webSocket?.close()
         let open = server.channels.count
         logger.notice("shutting down: closing \(open) connections with 1001", metadata: ["connections": "\(open)"])
         server.channels.broadcast(ShutdownRequested())
-        let drainLimit = ContinuousClock.now + server.settings.closeTimeout + .seconds(1)
+        let closeTimeout = server.policy.withLock { $0.closeTimeout }
+        let drainLimit = ContinuousClock.now + closeTimeout + .seconds(1)
         while server.channels.count > 0 && ContinuousClock.now < drainLimit {
             try? await Task.sleep(for: .milliseconds(10))
         }
@@ -95,17 +145,73 @@ public final class VigilServer: Service, Sendable {
             try? await channel.close()
         }
         try? await status?.close()
-        let summary = registry.summary(at: ServerClock.now())
-        logger.notice("stopped", metadata: ["closes_total": "\(summary.total)"])
+        logger.notice("stopped", metadata: ["closes_total": "\(registry.summary(at: ServerClock.now()).total)"])
+    }
+
+    private func releaseEventLoops() async {
         if ownsGroup {
             try? await group.shutdownGracefully()
         }
     }
 
-    /// New timing rules for live and future connections (configuration reload).
-    public func apply(policy: SupervisionPolicy) {
+    // MARK: - Reload
+
+    /// What a reload changed.
+    public struct ReloadReport: Sendable {
+        /// Keys whose new values now apply, with old and new values.
+        public var applied: [(key: String, old: String, new: String)]
+        /// Keys that changed but keep their running values until a restart.
+        public var needRestart: [(key: String, old: String, new: String)]
+    }
+
+    /// Re-reads the configuration with `load` and applies what can change at run time (timer
+    /// values, to live and new connections) without dropping any connection. Tells the service
+    /// manager RELOADING=1 (with MONOTONIC_USEC) first and READY=1 after, also when loading
+    /// fails, in which case the running configuration stays and the error is logged.
+    @discardableResult
+    public func reload(_ load: () throws -> ResolvedSettings) -> Result<ReloadReport, any Error> {
+        link?.send(
+            .reloading(
+                monotonicMicroseconds: UInt64(ServerClock.now().nanoseconds / 1000), status: "reloading configuration"))
+        defer { link?.send(.ready(mainPID: getpid(), status: statusLine)) }
+        let fresh: ResolvedSettings
+        do {
+            fresh = try load()
+        } catch {
+            logger.error("reload failed; the running configuration stays: \(error)")
+            return .failure(error)
+        }
+        let report = current.withLock { running in
+            var report = ReloadReport(applied: [], needRestart: [])
+            for definition in SettingCatalog.all {
+                let old = running.text(forKey: definition.key)!
+                let new = fresh.text(forKey: definition.key)!
+                guard old != new else { continue }
+                if Self.reloadableKeys.contains(definition.key) {
+                    report.applied.append((definition.key, old, new))
+                } else {
+                    report.needRestart.append((definition.key, old, new))
+                }
+            }
+            running.settings.pingInterval = fresh.settings.pingInterval
+            running.settings.pongTimeout = fresh.settings.pongTimeout
+            running.settings.readDeadline = fresh.settings.readDeadline
+            running.settings.closeTimeout = fresh.settings.closeTimeout
+            for key in Self.reloadableKeys { running.sources[key] = fresh.sources[key] }
+            return report
+        }
+        let policy = current.withLock { $0.settings.supervisionPolicy }
         server.policy.withLock { $0 = policy }
         server.channels.broadcast(PolicyChanged(policy: policy))
+        let changes = report.applied.map { "\($0.key) \($0.old) → \($0.new)" }.joined(separator: ", ")
+        logger.notice(
+            "configuration reloaded: \(changes.isEmpty ? "nothing to change" : changes)",
+            metadata: ["connections": "\(registry.activeCount)"])
+        for change in report.needRestart {
+            logger.warning(
+                "\(change.key) changed from \(change.old) to \(change.new) in the configuration, but takes effect only after a restart")
+        }
+        return .success(report)
     }
 
     // MARK: - Bootstraps
@@ -122,7 +228,7 @@ public final class VigilServer: Service, Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     server.channels.add(channel)
                     var logger = server.logger
-                    logger[metadataKey: "peer"] = "\(channel.remoteAddress?.endpointDescription ?? "unknown")"
+                    logger[metadataKey: "ws_peer"] = "\(channel.remoteAddress?.endpointDescription ?? "unknown")"
                     let handshake = HandshakeHandler(server: server, logger: logger)
                     let upgrader = WebSocketUpgrader(server: server, handshake: handshake)
                     let pipeline = channel.pipeline.syncOperations
@@ -136,7 +242,8 @@ public final class VigilServer: Service, Sendable {
 
     private func statusBootstrap() -> ServerBootstrap {
         let router = StatusRouter(
-            registry: registry, configuration: configuration, startedAt: startedAt,
+            registry: registry, startedAt: startedAt,
+            configuration: { [self] in configuration },
             phase: { [self] in ServerPhase(rawValue: phase.load(ordering: .acquiring)) ?? .starting })
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
@@ -149,11 +256,18 @@ public final class VigilServer: Service, Sendable {
             }
     }
 
-    private func bind(_ bootstrap: ServerBootstrap, _ address: ListenAddress, what: String) async throws -> any Channel {
+    /// Binds `address`, or adopts `inherited` (a socket-activated descriptor) when given.
+    private func listen(
+        _ bootstrap: ServerBootstrap, _ address: ListenAddress, inherited: Int32?, what: String
+    ) async throws -> any Channel {
         do {
+            if let inherited {
+                return try await bootstrap.withBoundSocket(inherited).get()
+            }
             return try await bootstrap.bind(host: address.host, port: address.port).get()
         } catch {
-            throw StartupError(message: "cannot bind the \(what) to \(address): \(error)")
+            let place = inherited.map { "the inherited socket (fd \($0))" } ?? "\(address)"
+            throw StartupError(message: "cannot \(inherited == nil ? "bind" : "adopt") the \(what) on \(place): \(error)")
         }
     }
 }
@@ -161,5 +275,10 @@ public final class VigilServer: Service, Sendable {
 /// A start-up failure worded for the operator.
 public struct StartupError: Error, CustomStringConvertible {
     public var message: String
+
+    public init(message: String) {
+        self.message = message
+    }
+
     public var description: String { message }
 }

@@ -74,9 +74,10 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
         let peer = channel.remoteAddress?.endpointDescription ?? "unknown"
         let connection = server.registry.open(peer: peer, client: admission.client, path: server.route.path, at: now)
         var logger = server.logger
-        logger[metadataKey: "conn_id"] = "\(connection.id)"
-        logger[metadataKey: "peer"] = "\(peer)"
-        if let client = admission.client { logger[metadataKey: "client"] = "\(client)" }
+        logger[metadataKey: "ws_conn_id"] = "\(connection.id)"
+        logger[metadataKey: "ws_peer"] = "\(peer)"
+        logger[metadataKey: "ws_client"] = "\(admission.client ?? "")"
+        logger[metadataKey: "ws_path"] = "\(server.route.path)"
         let handler = SupervisedConnectionHandler(
             connection: connection, registry: server.registry, policy: server.policy.withLock { $0 },
             limits: server.limits, responder: server.responder, maxBacklog: server.settings.maxBacklog,

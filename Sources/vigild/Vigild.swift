@@ -5,6 +5,7 @@ import ServiceLifecycle
 import UnixSignals
 import VigilConfig
 import VigilServer
+import VigilSystemd
 
 #if canImport(Glibc)
 import Glibc
@@ -37,6 +38,7 @@ struct Vigild: AsyncParsableCommand {
     @Option(help: help("max_message")) var maxMessage: String?
     @Option(help: help("max_connections")) var maxConnections: String?
     @Option(help: help("close_history")) var closeHistory: String?
+    @Option(help: help("log")) var log: String?
     @Option(help: help("log_format")) var logFormat: String?
     @Option(help: help("log_level")) var logLevel: String?
 
@@ -50,16 +52,23 @@ struct Vigild: AsyncParsableCommand {
             ("ping_interval", pingInterval), ("pong_timeout", pongTimeout), ("read_deadline", readDeadline),
             ("handshake_timeout", handshakeTimeout), ("close_timeout", closeTimeout), ("max_backlog", maxBacklog),
             ("max_frame", maxFrame), ("max_message", maxMessage), ("max_connections", maxConnections),
-            ("close_history", closeHistory), ("log_format", logFormat), ("log_level", logLevel),
+            ("close_history", closeHistory), ("log", log), ("log_format", logFormat), ("log_level", logLevel),
         ]
         return Dictionary(uniqueKeysWithValues: given.compactMap { key, value in value.map { (key, $0) } })
     }
 
     func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let flags = flagValues
+        let configPath = config
+        let load = { @Sendable () throws -> ResolvedSettings in
+            try SettingsLoader.load(flags: flags, environment: environment, configPath: configPath)
+        }
         let resolved: ResolvedSettings
+        let inherited: InheritedSockets?
         do {
-            resolved = try SettingsLoader.load(
-                flags: flagValues, environment: ProcessInfo.processInfo.environment, configPath: config)
+            resolved = try load()
+            inherited = printConfig ? nil : try SystemdListenSockets.take()
         } catch {
             StandardError.write("vigild: \(error)\n")
             throw ExitCode(2)
@@ -69,25 +78,64 @@ struct Vigild: AsyncParsableCommand {
             return
         }
         let settings = resolved.settings
-        let format: StderrLogHandler.Format = settings.logFormat == .json ? .json : .text
-        let level = Logger.Level(rawValue: settings.logLevel.rawValue) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StderrLogHandler(label: label, format: format)
-            handler.logLevel = level
-            return handler
+        let journal: Bool
+        switch settings.log {
+        case .stderr:
+            journal = false
+        case .auto:
+            journal = JournalLogHandler.stderrIsJournal(environment: environment) || JournalWriter.isReachable()
+        case .journal:
+            guard JournalWriter.isReachable() else {
+                StandardError.write("vigild: log is journal, but nothing accepts connections on \(JournalWriter.socketPath)\n")
+                throw ExitCode(2)
+            }
+            journal = true
         }
+        bootstrapLogging(settings, journal: journal)
         let logger = Logger(label: "vigild")
         checkOpenFileLimit(maxConnections: settings.maxConnections, logger: logger)
 
-        let server = VigilServer(configuration: resolved, logger: logger)
+        var watchdogInterval: Duration?
+        switch SystemdWatchdog.setting(environment: environment) {
+        case .disabled: break
+        case .enabled(let interval): watchdogInterval = interval
+        case .invalid(let description): logger.warning("watchdog disabled: cannot use \(description)")
+        }
+        if inherited != nil {
+            logger.info("socket-activated: adopting the ws and status sockets; listen and status_listen are not used")
+        }
+        // Trap SIGHUP before READY, so an early reload cannot kill the process.
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        let server = VigilServer(
+            configuration: resolved, logger: logger,
+            manager: ServiceManagerContext(
+                notifier: SystemdNotifier(environment: environment), watchdogInterval: watchdogInterval,
+                inheritedSockets: inherited))
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                services: [
+                    .init(service: server),
+                    .init(service: ReloadOnHangup(server: server, signals: hangups, load: load)),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await group.run()
         } catch {
             logger.critical("vigild stopped: \(error)")
             throw ExitCode(1)
+        }
+    }
+
+    private func bootstrapLogging(_ settings: VigilSettings, journal: Bool) {
+        let format: StderrLogHandler.Format = settings.logFormat == .json ? .json : .text
+        let level = Logger.Level(rawValue: settings.logLevel.rawValue) ?? .info
+        LoggingSystem.bootstrap { label in
+            var stderr = StderrLogHandler(label: label, format: format)
+            stderr.logLevel = level
+            guard journal else { return stderr }
+            var handler = JournalLogHandler(identifier: "vigild", fallback: StderrLogHandler(label: label, format: .text))
+            handler.logLevel = level
+            return handler
         }
     }
 

@@ -24,7 +24,7 @@ class Vigild:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
         full_env.update(env or {})
         self.args = [VIGILD, "--listen", "127.0.0.1:0", "--status-listen", "127.0.0.1:0",
-                     "--log-format", "json", "--log-level", "debug", *args]
+                     "--log", "stderr", "--log-format", "json", "--log-level", "debug", *args]
         self.proc = subprocess.Popen(self.args, stderr=subprocess.PIPE, stdout=subprocess.PIPE, env=full_env)
         self.lines = []
         self._ready = threading.Event()
@@ -84,7 +84,17 @@ class Vigild:
         return samples
 
     def json_logs(self):
-        return [json.loads(line) for line in self.lines if line.startswith("{")]
+        return [json.loads(line) for line in list(self.lines) if line.startswith("{")]
+
+    def wait_for_log(self, predicate, timeout=5.0):
+        """The first JSON log entry matching `predicate`, waiting for the reader thread to see it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for entry in self.json_logs():
+                if predicate(entry):
+                    return entry
+            time.sleep(0.01)
+        raise AssertionError("no matching log entry in:\n" + "\n".join(self.lines[-20:]))
 
     def stop(self, sig=signal.SIGTERM, timeout=15):
         if self.proc.poll() is None:

@@ -265,13 +265,13 @@ def test_every_row_agrees_everywhere(vigild):
 
     assert asyncio.run(shutdown_row()) == (1001, "server shutting down")
     assert daemon.stop() == 0
-    close_lines = [entry for entry in daemon.json_logs() if "close_kind" in entry]
+    close_lines = [entry for entry in daemon.json_logs() if entry.get("message_id") == "5bfe117f0f644f8c8afabe45870ad1cb"]
     assert len(close_lines) == len(expected) + 1
-    last = [entry for entry in close_lines if entry.get("client") == "shutdown"][0]
-    assert (last["close_kind"], last["close_code"], last["close_cause"], last["close_initiator"], last["close_clean"]) == \
-        ("going_away", "1001", "shutdown", "server", "true")
+    last = [entry for entry in close_lines if entry.get("ws_client") == "shutdown"][0]
+    assert (last["ws_close_kind"], last["ws_close_code"], last["ws_close_cause"], last["ws_close_initiator"],
+            last["ws_close_clean"], last["ws_path"]) == ("going_away", "1001", "shutdown", "server", "true", "/ws")
     assert last["level"] == "info"
-    levels = {entry["client"]: entry["level"] for entry in close_lines}
+    levels = {entry["ws_client"]: entry["level"] for entry in close_lines}
     assert levels["eof"] == "notice" and levels["reset"] == "warning" and levels["unmasked"] == "warning"
     assert re.match(r"connection \d+ from 127\.0\.0\.1:\d+ \(client=reset\) closed: abnormal \(reset\) after \d+ms",
-                    [e for e in close_lines if e["client"] == "reset"][0]["message"])
+                    [e for e in close_lines if e["ws_client"] == "reset"][0]["message"])

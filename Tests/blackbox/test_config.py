@@ -63,7 +63,7 @@ def test_port_in_use_is_a_clear_error(vigild):
     daemon = vigild()
     result = run_vigild("--listen", f"127.0.0.1:{daemon.port}", "--status-listen", "127.0.0.1:0")
     assert result.returncode == 1
-    assert f"cannot bind the WebSocket listener to 127.0.0.1:{daemon.port}" in result.stderr
+    assert f"cannot bind the WebSocket listener on 127.0.0.1:{daemon.port}: " in result.stderr
 
 
 def test_environment_configures_a_running_daemon(vigild):
@@ -140,3 +140,20 @@ def test_warns_with_both_numbers_when_max_connections_cannot_fit():
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
+
+
+def test_close_lines_are_written_whatever_the_log_level(vigild):
+    daemon = vigild("--log-level", "error")
+
+    async def scenario():
+        async with websockets.connect(daemon.ws("?client=quiet")) as ws:
+            await ws.close(1000)
+
+    asyncio.run(scenario())
+    daemon.wait_closes(1)
+    daemon.stop()
+    logs = daemon.json_logs()
+    closes = [entry for entry in logs if entry.get("message_id") == "5bfe117f0f644f8c8afabe45870ad1cb"]
+    assert len(closes) == 1 and closes[0]["ws_client"] == "quiet" and closes[0]["level"] == "info"
+    chatter = [entry for entry in logs if entry not in closes and "vigild ready" not in entry["message"]]
+    assert all(entry["level"] in ("error", "critical") for entry in chatter), chatter

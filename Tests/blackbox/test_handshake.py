@@ -40,7 +40,7 @@ def test_refused_handshakes(vigild, name, request_bytes, status, reason, body):
         assert headers.get("sec-websocket-version") == "13"
     assert daemon.metrics()[f'vigil_handshakes_rejected_total{{reason="{reason}"}}'] == 1
     assert "vigil_connections_opened_total" not in daemon.metrics() or daemon.metrics()["vigil_connections_opened_total"] == 0
-    assert any(line.get("reason") == reason and "rejected handshake" in line["message"] for line in daemon.json_logs())
+    daemon.wait_for_log(lambda line: line.get("reason") == reason and "rejected handshake" in line["message"])
     assert daemon.closes()["total"] == 0, "a refused handshake is not a connection"
     assert_still_serving(daemon)
 
