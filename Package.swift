@@ -122,7 +122,10 @@ let package = Package(
         .testTarget(
             name: "VigilSystemdTests",
             dependencies: [
-                "VigilSystemd", "VigilServer", "VigilSupervisor", .product(name: "Logging", package: "swift-log"),
+                "VigilSystemd", "VigilServer", "VigilSupervisor", "VigilConfig",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),
