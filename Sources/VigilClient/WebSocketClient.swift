@@ -24,7 +24,6 @@ public final class WebSocketClient: Sendable {
         let upgraded = group.next().makePromise(of: Void.self)
         let key = NIOWebSocketClientUpgrader.randomRequestKey()
         let channel = try await ClientBootstrap(group: group)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let decoder = HandshakeResponseDecoder(

@@ -222,20 +222,24 @@ public final class VigilServer: Service, Sendable {
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.writeBufferWaterMark, value: .init(low: maxBacklog / 2, high: maxBacklog))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    server.channels.add(channel)
                     var logger = server.logger
                     logger[metadataKey: "ws_peer"] = "\(channel.remoteAddress?.endpointDescription ?? "unknown")"
-                    let handshake = HandshakeHandler(server: server, logger: logger)
-                    let upgrader = WebSocketUpgrader(server: server, handshake: handshake)
-                    let pipeline = channel.pipeline.syncOperations
-                    try pipeline.configureHTTPServerPipeline(
-                        withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }),
-                        withErrorHandling: true)
-                    try pipeline.addHandler(handshake)
+                    do {
+                        server.channels.add(channel)
+                        let handshake = HandshakeHandler(server: server, logger: logger)
+                        let upgrader = WebSocketUpgrader(server: server, handshake: handshake)
+                        let pipeline = channel.pipeline.syncOperations
+                        try pipeline.configureHTTPServerPipeline(
+                            withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }),
+                            withErrorHandling: true)
+                        try pipeline.addHandler(handshake)
+                    } catch {
+                        logger.warning("cannot set up an accepted connection: \(error)")
+                        throw error
+                    }
                 }
             }
     }
@@ -261,10 +265,19 @@ public final class VigilServer: Service, Sendable {
         _ bootstrap: ServerBootstrap, _ address: ListenAddress, inherited: Int32?, what: String
     ) async throws -> any Channel {
         do {
-            if let inherited {
-                return try await bootstrap.withBoundSocket(inherited).get()
-            }
-            return try await bootstrap.bind(host: address.host, port: address.port).get()
+            let channel =
+                if let inherited {
+                    try await bootstrap.withBoundSocket(inherited).get()
+                } else {
+                    try await bootstrap.bind(host: address.host, port: address.port).get()
+                }
+            // Last in the listener's pipeline, behind NIO's accept handler, it sees both failed
+            // accepts and accepted connections whose setup failed.
+            let logger = self.logger
+            try await channel.eventLoop.submit {
+                try channel.pipeline.syncOperations.addHandler(AcceptErrorLogger(logger: logger, listener: what))
+            }.get()
+            return channel
         } catch {
             let place = inherited.map { "the inherited socket (fd \($0))" } ?? "\(address)"
             throw StartupError(message: "cannot \(inherited == nil ? "bind" : "adopt") the \(what) on \(place): \(error)")

@@ -1,0 +1,133 @@
+"""Runs inside a private mount namespace (see test_journal.py): a real journald on a tmpfs /run,
+vigild logging to it, every close kind driven, then journald stopped mid-run.
+
+Usage: journal_scenario.py VIGILD JOURNAL_DIR
+Exits non-zero with the reason when anything does not hold."""
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import test_close_table as rows  # noqa: E402
+from systemd_support import Endpoint  # noqa: E402
+
+MESSAGE_ID = "5bfe117f0f644f8c8afabe45870ad1cb"
+VIGILD, JOURNAL_DIR = sys.argv[1], sys.argv[2]
+
+
+def sh(*args):
+    return subprocess.run(args, check=True, capture_output=True, text=True).stdout
+
+
+def journal(*matches):
+    out = subprocess.run(["journalctl", "--no-pager", "-o", "json", *matches], capture_output=True, text=True).stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def wait(predicate, what, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+def get(url):
+    return json.loads(urllib.request.urlopen(url, timeout=5).read())
+
+
+# A private /run: journald's sockets and runtime journal live here, the host's /run is untouched.
+sh("mount", "-t", "tmpfs", "tmpfs", "/run")
+os.makedirs("/run/systemd/journal")
+os.makedirs("/run/log")
+sh("mount", "--bind", JOURNAL_DIR, "/run/log")
+journald = subprocess.Popen(["/lib/systemd/systemd-journald"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+wait(lambda: os.path.exists("/run/systemd/journal/socket"), "journald's socket")
+
+stderr_path = os.path.join(JOURNAL_DIR, "vigild.stderr")
+stderr = open(stderr_path, "w")
+# Flags the close-table drivers need (pong timeout, read deadline, limits), and --log auto:
+# the journal socket accepts connections, so vigild must pick the journal by itself.
+daemon = subprocess.Popen([VIGILD, "--listen", "127.0.0.1:0", "--status-listen", "127.0.0.1:0", *rows.FLAGS],
+                          stderr=stderr, stdout=subprocess.DEVNULL)
+try:
+    ready = wait(lambda: [e for e in journal("SYSLOG_IDENTIFIER=vigild") if "vigild ready" in e["MESSAGE"]],
+                 "vigild's ready line in the journal")[0]
+    ws_url = ready["MESSAGE"].split("ws=")[1].split(" ")[0]
+    status_url = ready["MESSAGE"].split("status=")[1].split(" ")[0]
+    host, port = ws_url[len("ws://"):].split("/")[0].split(":")
+    endpoint = Endpoint(host, int(port))
+
+    expected = {}  # client -> (kind, cause, priority)
+    asyncio.run(rows.ws_close_with(endpoint, "normal", 1000, "bye"))
+    expected["normal"] = ("normal", "peer_close", "6")
+    asyncio.run(rows.ws_close_with(endpoint, "going_away", 1001, ""))
+    expected["going_away"] = ("going_away", "peer_close", "6")
+    rows.raw_eof(endpoint)
+    expected["eof"] = ("eof", "eof", "5")
+    rows.raw_reset(endpoint)
+    expected["reset"] = ("abnormal", "reset", "4")
+    rows.raw_truncated(endpoint)
+    expected["truncated"] = ("abnormal", "truncated_frame", "4")
+    assert rows.raw_pong_timeout(endpoint) == (1008, "pong timeout")
+    expected["pong_timeout"] = ("abnormal", "pong_timeout", "4")
+    assert rows.raw_read_deadline(endpoint) == (1008, "read deadline exceeded")
+    expected["read_deadline"] = ("abnormal", "read_deadline", "4")
+    rows.raw_violation(endpoint, "unmasked", lambda p: p.send_frame(0x1, b"x", mask=False))
+    expected["unmasked"] = ("error", "protocol_error", "4")
+    asyncio.run(rows.ws_close_with(endpoint, "app_error", 4000, "app"))
+    expected["app_error"] = ("error", "peer_close", "4")
+    rows.raw_slow_consumer(endpoint)
+    expected["slow_consumer"] = ("abnormal", "slow_consumer", "4")
+
+    wait(lambda: get(status_url + "/closes")["total"] == len(expected), "every close in /closes")
+    entries = wait(lambda: (lambda e: e if len(e) >= len(expected) else None)(journal(f"MESSAGE_ID={MESSAGE_ID}")),
+                   "every close in the journal")
+    assert len(entries) == len(expected), f"{len(entries)} journal entries for {len(expected)} closes"
+    by_client = {entry["WS_CLIENT"]: entry for entry in entries}
+    assert set(by_client) == set(expected), sorted(by_client)
+    records = {record["client"]: record for record in get(status_url + "/closes")["closes"]}
+    fields = ["WS_CONN_ID", "WS_PEER", "WS_CLIENT", "WS_PATH", "WS_CLOSE_KIND", "WS_CLOSE_CODE", "WS_CLOSE_CAUSE",
+              "WS_CLOSE_INITIATOR", "WS_CLOSE_CLEAN", "WS_CLOSE_REASON", "WS_DURATION_MS", "WS_RTT_MS"]
+    for client, (kind, cause, priority) in expected.items():
+        entry, record = by_client[client], records[client]
+        missing = [f for f in fields if f not in entry]
+        assert not missing, f"{client}: missing {missing}"
+        assert (entry["WS_CLOSE_KIND"], entry["WS_CLOSE_CAUSE"], entry["PRIORITY"]) == (kind, cause, priority), entry
+        assert entry["WS_CONN_ID"] == str(record["id"]) and entry["WS_PEER"] == record["peer"]
+        assert entry["WS_CLOSE_CODE"] == str(record["code"]) and entry["WS_CLOSE_INITIATOR"] == record["initiator"]
+        assert entry["WS_CLOSE_CLEAN"] == str(record["clean"]).lower() and entry["WS_CLOSE_REASON"] == record["reason"]
+        assert entry["WS_PATH"] == "/ws" and entry["SYSLOG_IDENTIFIER"] == "vigild"
+        assert entry["CODE_FILE"].endswith("CloseLogging.swift") and entry["CODE_FUNC"] and entry["CODE_LINE"]
+        assert entry["MESSAGE"].startswith(f"connection {record['id']} from {record['peer']} (client={client}) closed: {kind} ({cause}) after ")
+    assert journal(f"MESSAGE_ID={MESSAGE_ID}", "WS_CLOSE_KIND=abnormal").__len__() == 5
+
+    # journald goes away mid-run: vigild keeps serving, the registry stays complete, and the
+    # entries journald cannot take go to stderr instead.
+    journald.terminate()
+    journald.wait(5)
+    asyncio.run(rows.ws_close_with(endpoint, "after_journald", 1000, "still here"))
+    rows.raw_eof(endpoint)
+    document = wait(lambda: (lambda d: d if d["total"] == len(expected) + 2 else None)(get(status_url + "/closes")),
+                    "the closes after journald stopped")
+    assert {r["client"] for r in document["closes"]} >= {"after_journald", "eof"}
+    metrics = urllib.request.urlopen(status_url + "/metrics", timeout=5).read().decode()
+    assert f"vigil_connections_opened_total {len(expected) + 2}" in metrics
+    stderr.flush()
+    fallback = open(stderr_path).read()
+    assert "(client=after_journald) closed: normal (peer_close)" in fallback, fallback
+    assert f"message_id={MESSAGE_ID}" in fallback
+    print(json.dumps({"journal_entries": len(entries), "closes": document["total"]}))
+finally:
+    daemon.terminate()
+    daemon.wait(10)
+    if journald.poll() is None:
+        journald.kill()

@@ -1,0 +1,230 @@
+"""vigild under a real systemd (nspawn, --volatile=yes), run by the shipped unit files with
+their hardening: READY/STATUS, reload, watchdog restart, stop with 1001, socket activation."""
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+
+import pytest
+import websockets
+from websockets.exceptions import ConnectionClosed
+
+from conftest import ROOT, VIGILD
+from nspawn import Container
+from systemd_support import require_root
+
+UNITS = os.path.join(ROOT, "systemd")
+MESSAGE_ID = "5bfe117f0f644f8c8afabe45870ad1cb"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Setup:
+    """The unit files exactly as shipped, plus drop-ins that only point them at the test's binary,
+    config and ports and shorten the watchdog."""
+
+    def __init__(self, base):
+        self.work = base / "t"
+        self.units = base / "units"
+        self.work.mkdir()
+        self.units.mkdir()
+        os.chmod(self.work, 0o755)
+        shutil.copy(VIGILD, self.work / "vigild")
+        os.chmod(self.work / "vigild", 0o755)
+        self.ws_port, self.status_port = free_port(), free_port()
+        self.write_config("ping_interval: 10s\n")
+        for unit in ["vigild.service", "vigild.socket", "vigild-status.socket"]:
+            shutil.copy(os.path.join(UNITS, unit), self.units / unit)
+        self.drop_in("vigild.service", "[Service]\nExecStart=\nExecStart=/mnt/t/vigild --config /mnt/t/vigil.yaml\n"
+                                       "WatchdogSec=2s\nRestartSec=200ms\n")
+        self.drop_in("vigild.socket", f"[Socket]\nListenStream=\nListenStream=127.0.0.1:{self.ws_port}\n")
+        self.drop_in("vigild-status.socket", f"[Socket]\nListenStream=\nListenStream=127.0.0.1:{self.status_port}\n")
+
+    def drop_in(self, unit, text):
+        directory = self.units / f"{unit}.d"
+        directory.mkdir(exist_ok=True)
+        (directory / "test.conf").write_text(text)
+
+    def write_config(self, extra):
+        path = self.work / "vigil.yaml"
+        path.write_text(f"listen: 127.0.0.1:{self.ws_port}\nstatus_listen: 127.0.0.1:{self.status_port}\n{extra}")
+        os.chmod(path, 0o644)
+
+    @property
+    def ws(self):
+        return f"ws://127.0.0.1:{self.ws_port}/ws"
+
+    def get(self, path):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.status_port}{path}", timeout=5) as response:
+            return json.loads(response.read())
+
+
+@pytest.fixture(scope="module")
+def systemd(tmp_path_factory):
+    require_root()
+    if shutil.which("systemd-nspawn") is None:
+        pytest.fail("systemd-nspawn is missing: make test installs systemd-container")
+    setup = Setup(tmp_path_factory.mktemp("nspawn"))
+    container = Container(str(setup.work), str(setup.units), f"vigil-{os.getpid()}")
+    try:
+        yield setup, container
+    finally:
+        container.stop()
+
+
+def test_unit_files_verify_without_warnings(tmp_path):
+    # The shipped files, with ExecStart pointing at a binary that exists here.
+    for unit in ["vigild.service", "vigild.socket", "vigild-status.socket"]:
+        text = open(os.path.join(UNITS, unit)).read().replace("/usr/local/bin/vigild", VIGILD)
+        (tmp_path / unit).write_text(text)
+    result = subprocess.run(["systemd-analyze", "verify", *[str(p) for p in sorted(tmp_path.iterdir())]],
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and result.stderr.strip() == "" and result.stdout.strip() == "", result
+
+
+def test_start_is_active_only_after_ready_and_shows_status(systemd):
+    setup, container = systemd
+    started = time.monotonic()
+    container.run("systemctl", "start", "vigild.service")  # blocks until READY=1
+    # READY promised both listeners: they accept at once.
+    socket.create_connection(("127.0.0.1", setup.ws_port), timeout=2).close()
+    with urllib.request.urlopen(f"http://127.0.0.1:{setup.status_port}/readyz", timeout=2) as response:
+        assert response.status == 200 and response.read() == b"ready\n"
+    state = container.show("vigild.service", "ActiveState", "SubState", "StatusText", "MainPID", "Type")
+    assert (state["ActiveState"], state["SubState"]) == ("active", "running")
+    assert state["StatusText"] == "serving 0 connections; last 60 s: no closes"
+    ready = [e for e in container.journal("-u", "vigild.service") if "vigild ready" in e.get("MESSAGE", "")]
+    started_line = [e for e in container.journal("-u", "vigild.service") if e.get("MESSAGE", "").startswith("Started")]
+    assert ready and started_line
+    assert int(ready[-1]["__REALTIME_TIMESTAMP"]) <= int(started_line[-1]["__REALTIME_TIMESTAMP"]), \
+        "systemd called it started only after vigild was ready"
+
+    async def clients():
+        sockets = [await websockets.connect(setup.ws + f"?client=c{i}") for i in range(2)]
+        text = await asyncio.to_thread(container.wait, lambda: container.show("vigild.service", "StatusText")[
+            "StatusText"].startswith("serving 2 connections"), "the status text to count 2 connections", 10)
+        for ws in sockets:
+            await ws.close()
+        return text
+
+    assert asyncio.run(clients())
+    assert time.monotonic() - started < 60
+
+
+def test_runs_under_the_hardening(systemd):
+    _, container = systemd
+    pid = container.show("vigild.service", "MainPID")["MainPID"]
+    status = container.run("cat", f"/proc/{pid}/status").stdout
+    fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+    assert fields["NoNewPrivs"].strip() == "1"
+    assert fields["Seccomp"].strip() == "2", "a system call filter is in force"
+    assert int(fields["CapEff"].strip(), 16) == 0 and int(fields["CapBnd"].strip(), 16) == 0
+    uid = int(fields["Uid"].split()[0])
+    assert uid >= 61184, f"a dynamic user, not uid {uid}"
+    mounts = container.run("cat", f"/proc/{pid}/mountinfo").stdout
+    assert re.search(r" / / ro[, ]", mounts), "ProtectSystem=strict: / is read-only"
+    # LimitNOFILE=65536, or as much of it as this sandbox grants the container's PID 1.
+    def open_files(limits):
+        return [int(n) for n in re.search(r"Max open files\s+(\d+)\s+(\d+)", limits).groups()]
+    allowed = min(65536, open_files(container.run("cat", "/proc/1/limits").stdout)[1])
+    assert open_files(container.run("cat", f"/proc/{pid}/limits").stdout) == [allowed, allowed]
+
+
+def test_reload_changes_the_ping_interval_without_dropping_connections(systemd):
+    setup, container = systemd
+
+    async def scenario():
+        clients = [await websockets.connect(setup.ws + f"?client=r{i}") for i in range(3)]
+        await asyncio.sleep(0.5)
+        assert all(c["pings_sent"] == 0 for c in setup.get("/connections")["connections"])
+        setup.write_config("ping_interval: 200ms\n")
+        await asyncio.to_thread(container.run, "systemctl", "reload", "vigild.service")
+        await asyncio.sleep(1.5)
+        live = setup.get("/connections")["connections"]
+        assert len(live) == 3 and all(c["pings_sent"] >= 4 for c in live), live
+        for ws in clients:
+            await ws.send("after reload")
+            assert await ws.recv() == "after reload"
+            await ws.close()
+
+    closes_before = setup.get("/status")["closes_total"]
+    asyncio.run(scenario())
+    assert setup.get("/status")["config"]["ping_interval"] == "200ms"
+    state = container.show("vigild.service", "ActiveState", "NRestarts")
+    assert state["ActiveState"] == "active"
+    abnormal = setup.get("/closes?kind=abnormal")["total"]
+    assert abnormal == 0, "no connection dropped"
+    assert setup.get("/status")["closes_total"] == closes_before + 3
+
+
+def test_stop_sends_1001_and_every_close_lands_in_the_journal(systemd):
+    setup, container = systemd
+
+    async def scenario():
+        clients = [await websockets.connect(setup.ws + f"?client=stop{i}") for i in range(4)]
+        stopping = asyncio.create_task(asyncio.to_thread(container.run, "systemctl", "stop", "vigild.service"))
+        codes = []
+        for ws in clients:
+            try:
+                await asyncio.wait_for(ws.recv(), 10)
+            except ConnectionClosed as closed:
+                codes.append((closed.rcvd.code, closed.rcvd.reason))
+        await stopping
+        return codes
+
+    assert asyncio.run(scenario()) == [(1001, "server shutting down")] * 4
+    state = container.show("vigild.service", "ActiveState", "Result")
+    assert (state["ActiveState"], state["Result"]) == ("inactive", "success")
+    entries = [e for e in container.journal(f"MESSAGE_ID={MESSAGE_ID}", "WS_CLOSE_CAUSE=shutdown")
+               if e["WS_CLIENT"].startswith("stop")]
+    assert sorted(e["WS_CLIENT"] for e in entries) == [f"stop{i}" for i in range(4)]
+    assert all((e["WS_CLOSE_KIND"], e["WS_CLOSE_CODE"], e["WS_CLOSE_CLEAN"], e["PRIORITY"], e["_SYSTEMD_UNIT"])
+               == ("going_away", "1001", "true", "6", "vigild.service") for e in entries)
+    stopping = [e for e in container.journal("-u", "vigild.service") if e.get("MESSAGE", "").startswith("shutting down")]
+    assert stopping
+
+
+def test_watchdog_restarts_a_frozen_vigild(systemd):
+    setup, container = systemd
+    container.run("systemctl", "start", "vigild.service")
+    before = container.show("vigild.service", "MainPID", "NRestarts")
+    container.run("kill", "-STOP", before["MainPID"])
+    after = container.wait(
+        lambda: (lambda s: s if s["MainPID"] not in ("0", before["MainPID"]) and s["ActiveState"] == "active" else None)(
+            container.show("vigild.service", "MainPID", "NRestarts", "ActiveState")),
+        "a restarted vigild", timeout=60)
+    assert int(after["NRestarts"]) == int(before["NRestarts"]) + 1
+    messages = [e.get("MESSAGE", "") for e in container.journal("-u", "vigild.service")]
+    assert any("Watchdog timeout" in m for m in messages), messages[-10:]
+    socket.create_connection(("127.0.0.1", setup.ws_port), timeout=5).close()
+    container.run("systemctl", "stop", "vigild.service")
+
+
+def test_socket_activation_serves_the_first_connection(systemd):
+    setup, container = systemd
+    container.run("systemctl", "stop", "vigild.service")
+    container.run("systemctl", "start", "vigild.socket", "vigild-status.socket")
+    assert container.show("vigild.service", "ActiveState")["ActiveState"] == "inactive"
+
+    async def first_connection():
+        async with websockets.connect(setup.ws + "?client=first", open_timeout=30) as ws:
+            await ws.send("hello, socket activation")
+            return await ws.recv()
+
+    assert asyncio.run(first_connection()) == "hello, socket activation"
+    assert container.show("vigild.service", "ActiveState")["ActiveState"] == "active"
+    messages = [e.get("MESSAGE", "") for e in container.journal("-u", "vigild.service")]
+    assert any(m.startswith("socket-activated") for m in messages)
+    assert setup.get("/closes?client=first")["total"] == 1
+    container.run("systemctl", "stop", "vigild.service", "vigild.socket", "vigild-status.socket")
