@@ -3,22 +3,30 @@
 SWIFT        ?= swift
 VENV         := .venv
 PYTHON       := $(VENV)/bin/python
+PREFIX       ?= /usr/local
+DESTDIR      ?=
+# The binary `make install` installs; built (release, static Swift runtime) unless given.
+BINARY       ?=
+RELEASE_BIN  := .build/release/vigild
 # Packages each target needs on a fresh Debian 12 with Swift (check:package).
-RUN_PACKAGES  := "command -v git:git" "command -v pkg-config:pkg-config" "pkg-config --exists libsystemd:libsystemd-dev"
-TEST_PACKAGES := "command -v python3:python3" "python3 -c 'import ensurepip':python3-venv"
+BUILD_PACKAGES := "command -v git:git" "command -v pkg-config:pkg-config" "pkg-config --exists libsystemd:libsystemd-dev"
+TEST_PACKAGES  := "command -v python3:python3" "python3 -c 'import ensurepip':python3-venv" \
+                  "command -v systemd-nspawn:systemd-container" "command -v unshare:util-linux" \
+                  "test -x /lib/systemd/systemd-journald:systemd"
 
-.PHONY: run build release test unit-test blackbox-test venv clean
+.PHONY: run build release test unit-test blackbox-test venv install uninstall clean
 
 ## run: build a release vigild and run it on its embedded defaults (ws://127.0.0.1:8080/ws, status on :9090)
 run: release
-	.build/release/vigild
+	$(RELEASE_BIN)
 
+## release: an optimised vigild with the Swift runtime linked in (no toolchain needed to run it)
 release:
-	@scripts/ensure-packages.sh $(RUN_PACKAGES)
-	$(SWIFT) build -c release --product vigild
+	@scripts/ensure-packages.sh $(BUILD_PACKAGES)
+	$(SWIFT) build -c release --static-swift-stdlib --product vigild
 
 build:
-	@scripts/ensure-packages.sh $(RUN_PACKAGES)
+	@scripts/ensure-packages.sh $(BUILD_PACKAGES)
 	$(SWIFT) build --build-tests
 
 ## test: Swift unit and pipeline tests, then the black-box suite against the real vigild binary
@@ -37,6 +45,32 @@ $(VENV)/.installed: Tests/blackbox/requirements.txt
 	python3 -m venv $(VENV)
 	$(PYTHON) -m pip install -q --disable-pip-version-check -r Tests/blackbox/requirements.txt
 	touch $@
+
+## install: vigild to $(PREFIX)/bin, the units to /etc/systemd/system, the example config to
+## /etc/vigil/vigil.yaml (an existing one is kept). Then: systemctl enable --now vigild
+install: $(if $(BINARY),,release)
+	install -D -m 0755 $(or $(BINARY),$(RELEASE_BIN)) $(DESTDIR)$(PREFIX)/bin/vigild
+	install -D -m 0644 -t $(DESTDIR)/etc/systemd/system systemd/vigild.service systemd/vigild.socket systemd/vigild-status.socket
+	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/vigil/README.md
+	install -d -m 0755 $(DESTDIR)/etc/vigil
+	@if [ -e $(DESTDIR)/etc/vigil/vigil.yaml ]; then \
+		echo "keeping the existing $(DESTDIR)/etc/vigil/vigil.yaml (the example is systemd/vigil.yaml)"; \
+	else \
+		install -m 0644 systemd/vigil.yaml $(DESTDIR)/etc/vigil/vigil.yaml; \
+	fi
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+
+## uninstall: stops and removes what install put in place, except /etc/vigil (your configuration)
+uninstall:
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
+		systemctl disable --now vigild.service vigild.socket vigild-status.socket 2>/dev/null || true; \
+	fi
+	rm -f $(DESTDIR)$(PREFIX)/bin/vigild $(DESTDIR)$(PREFIX)/share/doc/vigil/README.md
+	rm -f $(DESTDIR)/etc/systemd/system/vigild.service $(DESTDIR)/etc/systemd/system/vigild.socket \
+		$(DESTDIR)/etc/systemd/system/vigild-status.socket
+	-rmdir $(DESTDIR)$(PREFIX)/share/doc/vigil 2>/dev/null
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+	@echo "left $(DESTDIR)/etc/vigil in place; remove it if you no longer need the configuration"
 
 clean:
 	rm -rf .build $(VENV)

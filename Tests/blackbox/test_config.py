@@ -157,3 +157,17 @@ def test_close_lines_are_written_whatever_the_log_level(vigild):
     assert len(closes) == 1 and closes[0]["ws_client"] == "quiet" and closes[0]["level"] == "info"
     chatter = [entry for entry in logs if entry not in closes and "vigild ready" not in entry["message"]]
     assert all(entry["level"] in ("error", "critical") for entry in chatter), chatter
+
+
+def test_example_config_lists_the_real_defaults():
+    """systemd/vigil.yaml says its values are the defaults; keep it true."""
+    import os
+    from conftest import ROOT
+    example = os.path.join(ROOT, "systemd", "vigil.yaml")
+    defaults = {line.split()[0]: line.split()[1] for line in run_vigild("--print-config").stdout.splitlines()}
+    result = run_vigild("--config", example, "--print-config")
+    assert result.returncode == 0, result.stderr
+    for line in result.stdout.splitlines():
+        key, value = line.split()[0], line.split()[1]
+        if line.endswith(f"# config file {example}"):
+            assert value == defaults[key], f"{key}: example says {value}, default is {defaults[key]}"

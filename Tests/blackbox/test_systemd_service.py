@@ -228,3 +228,29 @@ def test_socket_activation_serves_the_first_connection(systemd):
     assert any(m.startswith("socket-activated") for m in messages)
     assert setup.get("/closes?client=first")["total"] == 1
     container.run("systemctl", "stop", "vigild.service", "vigild.socket", "vigild-status.socket")
+
+
+def test_make_install_and_uninstall(tmp_path):
+    root = tmp_path / "root"
+    run = lambda *args: subprocess.run(["make", "-s", "-C", ROOT, *args, f"DESTDIR={root}", f"BINARY={VIGILD}"],
+                                       capture_output=True, text=True)
+    result = run("install")
+    assert result.returncode == 0, result.stderr
+    modes = {str(p.relative_to(root)): oct(p.stat().st_mode & 0o777) for p in root.rglob("*") if p.is_file()}
+    assert modes == {
+        "usr/local/bin/vigild": "0o755",
+        "etc/systemd/system/vigild.service": "0o644",
+        "etc/systemd/system/vigild.socket": "0o644",
+        "etc/systemd/system/vigild-status.socket": "0o644",
+        "etc/vigil/vigil.yaml": "0o644",
+        "usr/local/share/doc/vigil/README.md": "0o644",
+    }
+    # The example config is valid, and a second install keeps an edited one.
+    check = subprocess.run([VIGILD, "--config", str(root / "etc/vigil/vigil.yaml"), "--print-config"],
+                           capture_output=True, text=True)
+    assert check.returncode == 0 and "config file" in check.stdout, check.stderr
+    (root / "etc/vigil/vigil.yaml").write_text("ping_interval: 1m\n")
+    assert "keeping the existing" in run("install").stdout
+    assert (root / "etc/vigil/vigil.yaml").read_text() == "ping_interval: 1m\n"
+    assert run("uninstall").returncode == 0
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) == ["etc/vigil/vigil.yaml"]
