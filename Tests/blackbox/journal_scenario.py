@@ -15,7 +15,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import test_close_table as rows  # noqa: E402
-from systemd_support import Endpoint  # noqa: E402
+from systemd_support import Endpoint, journal_entries, wait_until  # noqa: E402
 
 MESSAGE_ID = "5bfe117f0f644f8c8afabe45870ad1cb"
 VIGILD, JOURNAL_DIR = sys.argv[1], sys.argv[2]
@@ -26,18 +26,12 @@ def sh(*args):
 
 
 def journal(*matches):
-    out = subprocess.run(["journalctl", "--no-pager", "-o", "json", *matches], capture_output=True, text=True).stdout
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
+    return journal_entries(
+        subprocess.run(["journalctl", "--no-pager", "-o", "json", *matches], capture_output=True, text=True).stdout)
 
 
 def wait(predicate, what, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise SystemExit(f"timed out waiting for {what}")
+    return wait_until(predicate, what, timeout)
 
 
 def get(url):

@@ -6,11 +6,12 @@ over the shared root once wiped /tmp). It shares the host's network: its service
 host's loopback. The test's folder is bound at /mnt/t (outside /tmp, which tmpfiles cleans)."""
 
 import glob
-import json
 import os
 import shutil
 import subprocess
 import time
+
+from systemd_support import journal_entries, wait_until
 
 TARGET = """[Unit]
 Description=vigil test target
@@ -70,17 +71,10 @@ class Container:
         return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
     def journal(self, *matches):
-        out = self.run("journalctl", "--no-pager", "-o", "json", *matches, check=False).stdout
-        return [json.loads(line) for line in out.splitlines() if line.strip()]
+        return journal_entries(self.run("journalctl", "--no-pager", "-o", "json", *matches, check=False).stdout)
 
     def wait(self, predicate, what, timeout=30):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}")
+        return wait_until(predicate, what, timeout)
 
     def stop(self):
         if self.proc.poll() is None:

@@ -1,6 +1,8 @@
 """Shared helpers for tests that need root, namespaces or a service manager."""
 
+import json
 import os
+import time
 
 import pytest
 
@@ -24,3 +26,19 @@ class Endpoint:
 
     def ws(self, query=""):
         return self.ws_url + query
+
+
+def wait_until(predicate, what, timeout=30):
+    """The first truthy value of `predicate()`, polled until `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def journal_entries(output):
+    """Entries of `journalctl -o json` output."""
+    return [json.loads(line) for line in output.splitlines() if line.strip()]
