@@ -13,8 +13,12 @@ BUILD_PACKAGES := "command -v git:git" "command -v pkg-config:pkg-config" "pkg-c
 TEST_PACKAGES  := "command -v python3:python3" "python3 -c 'import ensurepip':python3-venv" \
                   "command -v systemd-nspawn:systemd-container" "command -v unshare:util-linux" \
                   "test -x /lib/systemd/systemd-journald:systemd"
+BENCH_PACKAGES := "command -v go:golang-go" \
+                  "test -d /usr/share/gocode/src/github.com/gorilla/websocket:golang-github-gorilla-websocket-dev"
+BASELINE       := .build-go/baseline-gorilla
+GO_ENV         := GOPATH=$(CURDIR)/.build-go/path GOCACHE=$(CURDIR)/.build-go/cache GOPROXY=off GOFLAGS=-mod=mod
 
-.PHONY: run build release test unit-test blackbox-test venv install uninstall clean
+.PHONY: run build release test unit-test blackbox-test venv bench baseline install uninstall clean
 
 ## run: build a release vigild and run it on its embedded defaults (ws://127.0.0.1:8080/ws, status on :9090)
 run: release
@@ -46,6 +50,21 @@ $(VENV)/.installed: Tests/blackbox/requirements.txt
 	$(PYTHON) -m pip install -q --disable-pip-version-check -r Tests/blackbox/requirements.txt
 	touch $@
 
+## bench: vigild against the gorilla baseline, side by side; writes BENCHMARKS.md and its plot.
+## bench QUICK=1: small sizes, report under out/ (CI runs it: the scenarios ran and gave numbers)
+bench: release baseline venv
+	$(SWIFT) build -c release --static-swift-stdlib --product vigil-load
+	$(PYTHON) -m pip install -q --disable-pip-version-check -r Benchmarks/requirements.txt
+	$(PYTHON) Benchmarks/bench.py --vigild $(RELEASE_BIN) --load .build/release/vigil-load --baseline $(BASELINE) \
+		$(if $(QUICK),--quick --out out/bench-quick/BENCHMARKS.md --plots out/bench-quick,--out BENCHMARKS.md --plots docs/benchmarks)
+
+## baseline: the gorilla/websocket server the benchmarks compare against (Go and gorilla from Debian)
+baseline: $(BASELINE)
+
+$(BASELINE): Benchmarks/baseline-gorilla/main.go Benchmarks/baseline-gorilla/go.mod
+	@scripts/ensure-packages.sh $(BENCH_PACKAGES)
+	cd Benchmarks/baseline-gorilla && $(GO_ENV) go build -o $(CURDIR)/$(BASELINE) .
+
 ## install: vigild to $(PREFIX)/bin, the units to /etc/systemd/system, the example config to
 ## /etc/vigil/vigil.yaml (an existing one is kept). Then: systemctl enable --now vigild
 install: $(if $(BINARY),,release)
@@ -73,4 +92,4 @@ uninstall:
 	@echo "left $(DESTDIR)/etc/vigil in place; remove it if you no longer need the configuration"
 
 clean:
-	rm -rf .build $(VENV)
+	rm -rf .build .build-go $(VENV) out

@@ -86,9 +86,10 @@ final class ClientConnectionHandler: ChannelInboundHandler {
 @available(*, unavailable)
 extension ClientConnectionHandler: Sendable {}
 
-enum ClientFrames {
+/// Frames as a client sends them.
+public enum ClientFrames {
     /// A masked frame, as RFC 6455 requires of clients.
-    static func frame(_ opcode: WebSocketOpcode, _ data: ByteBuffer, fin: Bool = true) -> WebSocketFrame {
+    public static func frame(_ opcode: WebSocketOpcode, _ data: ByteBuffer, fin: Bool = true) -> WebSocketFrame {
         WebSocketFrame(fin: fin, opcode: opcode, maskKey: .random(), data: data)
     }
 }

@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP1
 import NIOPosix
 import NIOWebSocket
 import VigilFraming
@@ -21,46 +20,9 @@ public final class WebSocketClient: Sendable {
         group: any EventLoopGroup
     ) async throws -> WebSocketClient {
         let (events, continuation) = AsyncStream.makeStream(of: WebSocketClientEvent.self)
-        let upgraded = group.next().makePromise(of: Void.self)
-        let key = NIOWebSocketClientUpgrader.randomRequestKey()
-        let channel = try await ClientBootstrap(group: group)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let decoder = HandshakeResponseDecoder(
-                        keyChecker: NIOWebSocketClientUpgrader(
-                            requestKey: key,
-                            upgradePipelineHandler: { channel, _ in channel.eventLoop.makeSucceededVoidFuture() }),
-                        installFraming: { context in
-                            let pipeline = context.pipeline.syncOperations
-                            let connection = ClientConnectionHandler(options: options, continuation: continuation)
-                            try pipeline.addHandler(connection)
-                            try pipeline.addHandler(
-                                ByteToMessageHandler(WebSocketFrameStreamDecoder(maxFrameSize: options.limits.maxFrameSize)),
-                                position: .before(connection))
-                            try pipeline.addHandler(WebSocketFrameEncoder(), position: .before(connection))
-                            upgraded.succeed()
-                        },
-                        fail: { upgraded.fail($0) })
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(decoder))
-                }
-            }
-            .connect(host: host, port: port).get()
-        channel.closeFuture.whenComplete { _ in
-            // After a completed upgrade the connection handler ends the stream itself, once it
-            // has reported every frame that arrived before the close.
-            upgraded.fail(WebSocketClientError.closedDuringHandshake)
-        }
-        var headers = HTTPHeaders([("Host", "\(host):\(port)"), ("Upgrade", "websocket"), ("Connection", "Upgrade")])
-        NIOWebSocketClientUpgrader(requestKey: key, upgradePipelineHandler: { channel, _ in channel.eventLoop.makeSucceededVoidFuture() })
-            .addCustom(upgradeRequestHeaders: &headers)
-        let request = "GET \(target) HTTP/1.1\r\n" + headers.map { "\($0.name): \($0.value)\r\n" }.joined() + "\r\n"
-        do {
-            try await channel.writeAndFlush(channel.allocator.buffer(string: request))
-            try await upgraded.futureResult.get()
-        } catch {
-            try? await channel.close()
-            throw error
-        }
+        let channel = try await WebSocketClientBootstrap.connect(
+            host: host, port: port, target: target, limits: options.limits, group: group,
+            makeHandler: { ClientConnectionHandler(options: options, continuation: continuation) })
         return WebSocketClient(channel: channel, events: events)
     }
 

@@ -2,16 +2,17 @@ import VigilSupervisor
 
 /// Parsers for the textual forms settings take, shared by flags, environment and config files.
 /// Each throws a message that says what was expected; the loader adds the key, value and source.
-enum ValueParsers {
-    struct Failure: Error {
-        var expected: String
+public enum ValueParsers {
+    public struct Failure: Error, CustomStringConvertible {
+        public var expected: String
+        public var description: String { "expected \(expected)" }
     }
 
     static let maxDuration = Duration.seconds(24 * 3600)
     static let maxSize = 4 << 30
 
     /// `500ms`, `30s`, `2m`, `1.5s`, or `0` (off). Other units, bare numbers and negatives are refused.
-    static func duration(_ text: String) throws(Failure) -> Duration {
+    public static func duration(_ text: String) throws(Failure) -> Duration {
         let failure = Failure(expected: "a duration such as 500ms, 30s or 2m (or 0)")
         if text == "0" { return .zero }
         let units: [(suffix: String, nanos: Double)] = [("ms", 1e6), ("s", 1e9), ("m", 60e9)]
@@ -92,7 +93,7 @@ enum ValueParsers {
 
     // MARK: - Canonical text (for --print-config)
 
-    static func text(_ duration: Duration) -> String {
+    public static func text(_ duration: Duration) -> String {
         let nanos = duration.inNanoseconds
         if nanos == 0 { return "0" }
         if nanos % 60_000_000_000 == 0 { return "\(nanos / 60_000_000_000)m" }

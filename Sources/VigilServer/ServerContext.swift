@@ -13,6 +13,7 @@ final class ServerContext: Sendable {
     let registry: ConnectionRegistry
     let logger: Logger
     let channels = ChannelDirectory()
+    let wheels = TimerWheels()
     let route: WebSocketRoute
     let limits: FramingLimits
     let responder: MessageResponder

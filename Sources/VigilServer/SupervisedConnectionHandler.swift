@@ -6,10 +6,10 @@ import VigilRegistry
 import VigilSupervisor
 
 /// The thin shell around one upgraded connection: it turns channel events into supervisor
-/// events, carries out the supervisor's actions, answers messages, and keeps one timer armed at
-/// the supervisor's next deadline (no thread or task per connection; the timer is re-armed only
-/// when a deadline moves earlier).
-final class SupervisedConnectionHandler: ChannelInboundHandler {
+/// events, carries out the supervisor's actions, answers messages, and keeps one timer set at
+/// the supervisor's next deadline on its event loop's `TimerWheel` (no thread or task per
+/// connection; the timer is reset only when a deadline moves earlier).
+final class SupervisedConnectionHandler: ChannelInboundHandler, WheelTimerTarget {
     typealias InboundIn = WebSocketFrame
     typealias OutboundOut = WebSocketFrame
 
@@ -21,8 +21,12 @@ final class SupervisedConnectionHandler: ChannelInboundHandler {
     private let maxBacklog: Int
     private let logger: Logger
 
-    private var timer: Scheduled<Void>?
+    private let wheel: TimerWheel
+    /// The deadline the wheel will call back at, and the token that call carries.
     private var timerDeadline: MonotonicInstant?
+    private var timerToken: UInt64 = 0
+    /// Valid between handlerAdded and handlerRemoved; the wheel's callback needs it.
+    private var context: ChannelHandlerContext?
     /// Set once the frame decoder failed: later "data received in error state" errors are noise.
     private var framingLost = false
     /// Whether frames were written since the last flush.
@@ -30,8 +34,9 @@ final class SupervisedConnectionHandler: ChannelInboundHandler {
 
     init(
         connection: LiveConnection, registry: ConnectionRegistry, policy: SupervisionPolicy, limits: FramingLimits,
-        responder: MessageResponder, maxBacklog: Int, logger: Logger, openedAt: MonotonicInstant
+        responder: MessageResponder, maxBacklog: Int, logger: Logger, openedAt: MonotonicInstant, wheel: TimerWheel
     ) {
+        self.wheel = wheel
         self.supervisor = ConnectionSupervisor(policy: policy, openedAt: openedAt)
         self.assembler = WebSocketMessageAssembler(role: .server, limits: limits)
         self.connection = connection
@@ -42,6 +47,7 @@ final class SupervisedConnectionHandler: ChannelInboundHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
         logger.debug("connection opened")
         armTimer(context: context)
         if !context.channel.isActive {
@@ -125,9 +131,19 @@ final class SupervisedConnectionHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         handle(.transportClosed, context: context)
-        timer?.cancel()
-        timer = nil
+        disarmTimer()
         context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        disarmTimer()
+        self.context = nil
+    }
+
+    func wheelTimerFired(token: UInt64) {
+        guard token == timerToken, let context else { return }  // replaced, or the connection is gone
+        timerDeadline = nil
+        handle(.timerFired, context: context)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -176,8 +192,7 @@ final class SupervisedConnectionHandler: ChannelInboundHandler {
             CloseLogging.log(record, to: logger)
         }
         if actions.closeTransport {
-            timer?.cancel()
-            timer = nil
+            disarmTimer()
             context.close(promise: nil)
         } else {
             armTimer(context: context)
@@ -207,23 +222,23 @@ final class SupervisedConnectionHandler: ChannelInboundHandler {
         handle(.backlogExceeded, context: context)
     }
 
-    /// Keeps one timer armed at the supervisor's next deadline, re-arming only when that deadline
-    /// is earlier than the armed one (a later deadline is found when the early timer fires).
+    /// Keeps one timer set at the supervisor's next deadline, resetting it only when that
+    /// deadline is earlier than the one set (a later deadline is found when the early timer fires).
     private func armTimer(context: ChannelHandlerContext) {
         guard let deadline = supervisor.nextDeadline else {
-            timer?.cancel()
-            timer = nil
-            timerDeadline = nil
+            disarmTimer()
             return
         }
-        if let armed = timerDeadline, armed <= deadline, timer != nil { return }
-        timer?.cancel()
+        if let armed = timerDeadline, armed <= deadline { return }
+        timerToken &+= 1
         timerDeadline = deadline
-        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: ServerClock.deadline(deadline)) {
-            self.timer = nil
-            self.timerDeadline = nil
-            self.handle(.timerFired, context: context)
-        }
+        wheel.schedule(self, token: timerToken, at: deadline)
+    }
+
+    /// Makes any callback already in the wheel a no-op.
+    private func disarmTimer() {
+        timerToken &+= 1
+        timerDeadline = nil
     }
 }
 

@@ -81,7 +81,7 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
         let handler = SupervisedConnectionHandler(
             connection: connection, registry: server.registry, policy: server.policy.withLock { $0 },
             limits: server.limits, responder: server.responder, maxBacklog: server.settings.maxBacklog,
-            logger: logger, openedAt: now)
+            logger: logger, openedAt: now, wheel: server.wheels.wheel(for: context.eventLoop))
         return context.eventLoop.makeCompletedFuture {
             let pipeline = channel.pipeline.syncOperations
             pipeline.removeHandler(handshake, promise: nil)

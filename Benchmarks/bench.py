@@ -1,0 +1,647 @@
+#!/usr/bin/env python3
+"""vigil's benchmarks: vigild and the gorilla baseline, side by side, in one run.
+
+Usage: bench.py --vigild BIN --load BIN --baseline BIN [--quick] --out FILE [--plots DIR]
+
+Each scenario starts a fresh server, drives it with vigil-load (a separate process), reads the
+server's own numbers from /proc (RSS, utime+stime), from vigild's status API and from the
+baseline's close lines, and prints vigild, baseline and their ratio. The report is Markdown;
+the commentary in Benchmarks/commentary.md is appended to it. --quick runs small sizes so CI
+keeps the harness working: it checks that every scenario ran and produced numbers (and that
+close counts are exact), never a timing.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import resource
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TICKS = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def log(message):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def proc_rss(pid):
+    """Resident set size in bytes (VmRSS)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+def proc_cpu(pid):
+    """utime + stime of the process, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def percentile(values, p):
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    index = min(len(ordered) - 1, max(0, int(round(p / 100 * (len(ordered) - 1)))))
+    return ordered[index]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, what, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Server:
+    """One server process under test: vigild or the baseline."""
+
+    def __init__(self, kind, binaries, ping, pong, workdir, port=0):
+        self.kind = kind
+        self.output = open(os.path.join(workdir, f"{kind}-{time.monotonic_ns()}.log"), "w+")
+        if kind == "vigild":
+            args = [binaries.vigild, "--listen", f"127.0.0.1:{port}", "--status-listen", "127.0.0.1:0",
+                    "--log", "stderr", "--log-level", "warning", "--max-connections", "20000",
+                    "--close-history", "20000", "--ping-interval", ping, "--pong-timeout", pong]
+        else:
+            args = [binaries.baseline, "-addr", f"127.0.0.1:{port}", "-ping-interval", ping, "-pong-timeout", pong]
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(args, stdout=self.output, stderr=self.output)
+        pattern = r"vigild ready ws=ws://([\d.]+:\d+)/ws status=(http://[\d.:]+)" if kind == "vigild" else r"ready ([\d.]+:\d+)"
+        match = wait_until(lambda: re.search(pattern, self.text()), f"{kind} to listen", 30)
+        self.address = match.group(1)
+        self.status_url = match.group(2) if kind == "vigild" else None
+        self.url = f"ws://{self.address}/ws"
+
+    def text(self):
+        self.output.flush()
+        with open(self.output.name) as f:
+            return f.read()
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def rss(self):
+        return proc_rss(self.pid)
+
+    def cpu(self):
+        return proc_cpu(self.pid)
+
+    def get(self, path):
+        with urllib.request.urlopen(self.status_url + path, timeout=30) as response:
+            return response.read()
+
+    def close_count(self):
+        """Closes the server has recorded: vigild's registry, the baseline's close lines."""
+        if self.kind == "vigild":
+            return json.loads(self.get("/status"))["closes_total"]
+        return len(re.findall(r"^close \d+ ", self.text(), re.M))
+
+    def close_times(self):
+        """Wall-clock close times (ns since the epoch), with each close's cause."""
+        if self.kind == "vigild":
+            document = json.loads(self.get("/closes?limit=20000"))
+            return [(rfc3339_ns(c["closed_at"]), c["cause"]) for c in document["closes"]]
+        return [(int(n), cause) for n, cause in re.findall(r"^close (\d+) (\S+)", self.text(), re.M)]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.output.close()
+
+
+def rfc3339_ns(text):
+    moment = datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
+    return int(moment.timestamp() * 1000) * 1_000_000
+
+
+class Load:
+    """A vigil-load process, its JSON lines collected as they come."""
+
+    def __init__(self, binary, url, *args):
+        self.proc = subprocess.Popen([binary, "--url", url, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        self.events = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            if line.startswith("{"):
+                self.events.append(json.loads(line))
+
+    def event(self, name, timeout):
+        return wait_until(lambda: next((e for e in list(self.events) if e["event"] == name), None),
+                          f"vigil-load's {name} event (got {[e['event'] for e in self.events]})", timeout)
+
+    def latest(self, name):
+        return next((e for e in reversed(list(self.events)) if e["event"] == name), None)
+
+    def finish(self, timeout):
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.reader.join(5)
+        return self.latest("done")
+
+    def kill(self):
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)
+            self.proc.kill()
+        self.proc.wait()
+        self.reader.join(5)
+
+
+def ratio(vigild, baseline):
+    if vigild is None or baseline in (None, 0):
+        return None
+    return vigild / baseline
+
+
+# ---------------------------------------------------------------------------------------------
+# Scenarios
+
+
+def idle_memory(b, sizes, workdir):
+    rows = []
+    for n in sizes:
+        row = {"n": n}
+        for kind in ("vigild", "baseline"):
+            server = Server(kind, b, "30s", "10s", workdir)
+            time.sleep(1)
+            before = server.rss()
+            load = Load(b.load, server.url, "-c", str(n), "--duration", "600s", "--no-close")
+            connected = load.event("connected", 300)
+            time.sleep(3)  # let allocations settle
+            after = server.rss()
+            row[kind] = {"rss_before": before, "rss_after": after, "per_conn": (after - before) / n,
+                         "connected": connected["connections"], "connect_s": connected["seconds"]}
+            load.kill()
+            server.stop()
+            log(f"idle memory {kind} N={n}: {(after - before) / n / 1024:.2f} KiB/conn "
+                f"({connected['connections']} connected)")
+        rows.append(row)
+    return rows
+
+
+def heartbeat_cost(b, n, window, workdir):
+    result = {"n": n, "window_s": window, "ping_interval": "1s"}
+    for kind in ("vigild", "baseline"):
+        server = Server(kind, b, "1s", "10s", workdir)
+        load = Load(b.load, server.url, "-c", str(n), "--duration", f"{int(window + 30)}s", "--progress", "500ms")
+        load.event("connected", 300)
+        time.sleep(2)
+        start_pongs = load.latest("progress")["pongs_sent"]
+        start_cpu, started = server.cpu(), time.monotonic()
+        time.sleep(window)
+        end_cpu, elapsed = server.cpu(), time.monotonic() - started
+        end_pongs = load.latest("progress")["pongs_sent"]
+        round_trips = end_pongs - start_pongs
+        entry = {"cpu_s": end_cpu - start_cpu, "round_trips": round_trips, "elapsed_s": elapsed,
+                 "cpu_ms_per_1000": (end_cpu - start_cpu) * 1000 / (round_trips / 1000) if round_trips else None}
+        if kind == "vigild":
+            rtts = [c["rtt_ms"] for c in json.loads(server.get("/connections"))["connections"] if c["rtt_ms"] is not None]
+            entry.update(rtt_p50_ms=percentile(rtts, 50), rtt_p99_ms=percentile(rtts, 99), rtt_samples=len(rtts))
+        result[kind] = entry
+        load.kill()
+        server.stop()
+        log(f"heartbeat {kind}: {entry['cpu_ms_per_1000']} ms CPU per 1000 round trips ({round_trips} in {elapsed:.1f}s)")
+    return result
+
+
+def detection(b, n, ping, pong, workdir, frozen):
+    bound_ms = (parse_seconds(ping) + parse_seconds(pong)) * 1000
+    result = {"n": n, "ping_interval": ping, "pong_timeout": pong, "bound_ms": bound_ms, "frozen": frozen}
+    for kind in ("vigild", "baseline"):
+        server = Server(kind, b, ping, pong, workdir)
+        if frozen:
+            load = Load(b.load, server.url, "-c", str(n), "--duration", "600s", "--no-close")
+            load.event("connected", 300)
+            time.sleep(parse_seconds(ping) * 1.5)  # a ping or two answered
+            frozen_at = time.time_ns()
+            os.kill(load.proc.pid, signal.SIGSTOP)
+            wait_until(lambda: server.close_count() >= n, "every connection closed", bound_ms / 1000 + 60)
+            load.kill()
+            latencies = [(t - frozen_at) / 1e6 for t, _ in server.close_times()]
+        else:
+            load = Load(b.load, server.url, "-c", str(n), "--no-pong", "--duration", "600s")
+            load.event("connected", 300)
+            done = load.finish(bound_ms / 1000 + 120)
+            wait_until(lambda: server.close_count() >= n, "every close recorded", 30)
+            hist = done["detection"]
+            latencies = None
+            result.setdefault("client_side", {})[kind] = hist
+        time.sleep(0.5)
+        closes = server.close_times()
+        causes = {}
+        for _, cause in closes:
+            causes[cause] = causes.get(cause, 0) + 1
+        entry = {"closes": len(closes), "causes": causes}
+        if latencies is not None:
+            entry.update(p50_ms=percentile(latencies, 50), p99_ms=percentile(latencies, 99), max_ms=max(latencies))
+        else:
+            entry.update(p50_ms=hist["p50_ms"], p99_ms=hist["p99_ms"], max_ms=hist["max_ms"], count=hist["count"])
+        result[kind] = entry
+        server.stop()
+        log(f"detection {'frozen' if frozen else 'no-pong'} {kind}: max {entry['max_ms']:.1f} ms, closes {causes}")
+    return result
+
+
+def echo(b, n, size, seconds, workdir):
+    result = {"n": n, "size": size, "seconds": seconds}
+    for kind in ("vigild", "baseline"):
+        server = Server(kind, b, "30s", "10s", workdir)
+        load = Load(b.load, server.url, "-c", str(n), "--mode", "echo", "--message-size", str(size),
+                    "--duration", f"{seconds}s")
+        load.event("connected", 60)
+        start_cpu = server.cpu()
+        report = load.event("echo", seconds + 60)
+        cpu = server.cpu() - start_cpu
+        load.finish(60)
+        result[kind] = {"rate": report["rate"], "messages": report["messages"], "p50_ms": report["p50_ms"],
+                        "p99_ms": report["p99_ms"], "cpu_s": cpu,
+                        "cpu_ms_per_1000": cpu * 1000 / (report["messages"] / 1000) if report["messages"] else None}
+        server.stop()
+        log(f"echo {kind}: {report['rate']:.0f} msg/s, p99 {report['p99_ms']} ms")
+    return result
+
+
+def startup(b, runs, workdir):
+    result = {"runs": runs}
+    notify_dir = tempfile.mkdtemp(prefix="vigil-bench-")
+    notify_path = os.path.join(notify_dir, "notify.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(notify_path)
+    listener.settimeout(10)
+    for kind in ("vigild", "baseline"):
+        to_ready, to_accept = [], []
+        for _ in range(runs):
+            port = free_port()
+            if kind == "vigild":
+                args = [b.vigild, "--listen", f"127.0.0.1:{port}", "--status-listen", "127.0.0.1:0", "--log", "stderr",
+                        "--log-level", "error"]
+                env = {**os.environ, "NOTIFY_SOCKET": notify_path}
+            else:
+                args = [b.baseline, "-addr", f"127.0.0.1:{port}"]
+                env = dict(os.environ)
+            started = time.monotonic()
+            proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    to_accept.append((time.monotonic() - started) * 1000)
+                    break
+                except OSError:
+                    if time.monotonic() - started > 10:
+                        raise RuntimeError(f"{kind} never accepted")
+                    time.sleep(0.0005)
+            if kind == "vigild":
+                while True:
+                    data = listener.recv(4096).decode()
+                    if "READY=1" in data:
+                        to_ready.append((time.monotonic() - started) * 1000)
+                        break
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(20)
+        result[kind] = {"to_accept_ms": statistics.median(to_accept),
+                        "to_ready_ms": statistics.median(to_ready) if to_ready else None}
+        log(f"start-up {kind}: accepting after {result[kind]['to_accept_ms']:.1f} ms (median of {runs})")
+    listener.close()
+    os.unlink(notify_path)
+    os.rmdir(notify_dir)
+    return result
+
+
+def close_burst(b, n, workdir):
+    result = {"n": n}
+    for kind in ("vigild", "baseline"):
+        server = Server(kind, b, "30s", "10s", workdir)
+        load = Load(b.load, server.url, "-c", str(n), "--duration", "600s", "--no-close")
+        load.event("connected", 300)
+        time.sleep(1)
+        started = time.monotonic()
+        load.kill()  # every socket of the load process closes at once
+        wait_until(lambda: server.close_count() >= n, f"{n} closes", 120)
+        in_registry = time.monotonic() - started
+        entry = {"all_recorded_s": in_registry, "closes": server.close_count()}
+        if kind == "vigild":
+            metrics = server.get("/metrics").decode()
+            total = sum(float(v) for v in re.findall(r"^vigil_closes_total\{[^}]*\} (\S+)", metrics, re.M))
+            entry["in_metrics"] = int(total)
+            entry["in_closes"] = json.loads(server.get("/closes?limit=1"))["total"]
+        result[kind] = entry
+        server.stop()
+        log(f"close burst {kind}: {n} closes recorded after {in_registry:.2f}s")
+    return result
+
+
+def parse_seconds(text):
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m)", text)
+    value, unit = float(match.group(1)), match.group(2)
+    return value / 1000 if unit == "ms" else value * 60 if unit == "m" else value
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+def kib(value):
+    return f"{value / 1024:.2f}"
+
+
+def fmt(value, digits=1):
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def fmt_ratio(value):
+    return "n/a" if value is None else f"{value:.2f}×"
+
+
+def machine():
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    memory = next((int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal")), 0) / 1024 / 1024
+    swift = subprocess.run(["swift", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    go = subprocess.run(["go", "version"], capture_output=True, text=True).stdout.strip()
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": memory, "kernel": platform.release(), "swift": swift,
+            "go": go, "nofile": resource.getrlimit(resource.RLIMIT_NOFILE)}
+
+
+def linear_fit(points):
+    """Least-squares slope and intercept of (n, rss) points."""
+    n = len(points)
+    mx = sum(x for x, _ in points) / n
+    my = sum(y for _, y in points) / n
+    sxx = sum((x - mx) ** 2 for x, _ in points)
+    slope = sum((x - mx) * (y - my) for x, y in points) / sxx if sxx else 0
+    return slope, my - slope * mx
+
+
+def plot(memory, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    for kind, label, style in (("vigild", "vigild", "o-"), ("baseline", "gorilla baseline", "s--")):
+        xs = [0] + [row["n"] for row in memory]
+        ys = [memory[0][kind]["rss_before"] / 2**20] + [row[kind]["rss_after"] / 2**20 for row in memory]
+        ax.plot(xs, ys, style, label=label)
+    ax.set_xlabel("idle connections (ping every 30 s)")
+    ax.set_ylabel("server RSS (MiB)")
+    ax.set_title("Server memory against open connections")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def report(results, args, commands, plot_name):
+    m = results["machine"]
+    lines = [
+        "# vigil benchmarks",
+        "",
+        f"Run on {results['date']} ({'quick' if args.quick else 'full'} run) by `make bench"
+        f"{' QUICK=1' if args.quick else ''}`, on one machine: {m['cores']} cores ({m['cpu']}), "
+        f"{m['memory_gib']:.0f} GiB, Linux {m['kernel']}; {m['swift']}; {m['go']}. Client and server share "
+        f"the two cores, so ratios within one run matter, not absolute times. RLIMIT_NOFILE "
+        f"{m['nofile'][0]}/{m['nofile'][1]} (soft/hard): one process holds at most about "
+        f"{m['nofile'][1] - 10} sockets, and this sandbox cannot raise the hard limit.",
+        "",
+        "Servers: `vigild` (release, static Swift runtime) and `Benchmarks/baseline-gorilla` (Go, gorilla/websocket "
+        "1.5.0 from Debian: read deadline of P + T extended by the pong handler, ticker pings under a write "
+        "deadline). Load: `vigil-load` (release), a separate process, on vigil's client framing core.",
+        "",
+    ]
+    memory = results["memory"]
+    lines += ["## 1. Idle memory", "",
+              "RSS per connection = (RSS with N open − RSS before) / N, ping interval 30 s.", "",
+              "| N | vigild KiB/conn | baseline KiB/conn | ratio | vigild RSS MiB | baseline RSS MiB |",
+              "|---|---|---|---|---|---|"]
+    for row in memory:
+        v, g = row["vigild"], row["baseline"]
+        lines.append(f"| {row['n']} | {kib(v['per_conn'])} | {kib(g['per_conn'])} | "
+                     f"{fmt_ratio(ratio(v['per_conn'], g['per_conn']))} | {v['rss_after'] / 2**20:.1f} | "
+                     f"{g['rss_after'] / 2**20:.1f} |")
+    fits = {}
+    for kind in ("vigild", "baseline"):
+        points = [(0, memory[0][kind]["rss_before"])] + [(row["n"], row[kind]["rss_after"]) for row in memory]
+        fits[kind] = linear_fit(points)
+    lines += ["", f"![RSS against N]({plot_name})" if plot_name else "", ""]
+    lines += ["Measured slope (least squares over the points above) and what it predicts:", "",
+              "| | slope KiB/conn | at 100k | at 1M |", "|---|---|---|---|"]
+    for kind in ("vigild", "baseline"):
+        slope, intercept = fits[kind]
+        lines.append(f"| {kind} | {slope / 1024:.2f} | {(intercept + slope * 100_000) / 2**30:.2f} GiB | "
+                     f"{(intercept + slope * 1_000_000) / 2**30:.2f} GiB |")
+    results["fits"] = {k: {"slope_bytes": v[0], "intercept_bytes": v[1]} for k, v in fits.items()}
+
+    h = results["heartbeat"]
+    lines += ["", "## 2. Heartbeat cost", "",
+              f"{h['n']} connections, ping every 1 s, CPU (utime + stime from /proc) over {h['window_s']} s; round trips "
+              "counted by the load generator (pongs it sent).", "",
+              "| | vigild | baseline | ratio |", "|---|---|---|---|",
+              f"| CPU ms per 1000 ping round trips | {fmt(h['vigild']['cpu_ms_per_1000'], 2)} | "
+              f"{fmt(h['baseline']['cpu_ms_per_1000'], 2)} | "
+              f"{fmt_ratio(ratio(h['vigild']['cpu_ms_per_1000'], h['baseline']['cpu_ms_per_1000']))} |",
+              f"| round trips in the window | {h['vigild']['round_trips']} | {h['baseline']['round_trips']} | |",
+              f"| ping RTT vigild records, p50 / p99 | {fmt(h['vigild']['rtt_p50_ms'], 3)} / "
+              f"{fmt(h['vigild']['rtt_p99_ms'], 3)} ms | n/a | |"]
+
+    lines += ["", "## 3. Dead-peer detection", ""]
+    for key, title in (("detection_nopong", "Peers that stop answering pings (`--no-pong`): time from the first "
+                        "unanswered ping to the close, seen by the peer"),
+                       ("detection_frozen", "Load process frozen with SIGSTOP: time from the freeze to each "
+                        "close, from the server's own close timestamps")):
+        d = results[key]
+        lines += [f"{title}; {d['n']} connections, P = {d['ping_interval']}, T = {d['pong_timeout']}, "
+                  f"P + T = {d['bound_ms']:.0f} ms.", "",
+                  "| | vigild | baseline | ratio |", "|---|---|---|---|"]
+        for stat in ("p50_ms", "p99_ms", "max_ms"):
+            lines.append(f"| {stat.replace('_ms', '')} ms | {fmt(d['vigild'][stat])} | {fmt(d['baseline'][stat])} | "
+                         f"{fmt_ratio(ratio(d['vigild'][stat], d['baseline'][stat]))} |")
+        lines.append(f"| closes recorded | {d['vigild']['closes']} {d['vigild']['causes']} | "
+                     f"{d['baseline']['closes']} {d['baseline']['causes']} | |")
+        lines.append("")
+
+    e = results["echo"]
+    lines += ["## 4. Echo throughput", "",
+              f"{e['n']} connections, {e['size']}-byte binary messages, one in flight per connection, {e['seconds']} s.", "",
+              "| | vigild | baseline | ratio |", "|---|---|---|---|",
+              f"| messages/s | {e['vigild']['rate']:.0f} | {e['baseline']['rate']:.0f} | "
+              f"{fmt_ratio(ratio(e['vigild']['rate'], e['baseline']['rate']))} |",
+              f"| latency p50 / p99 ms | {e['vigild']['p50_ms']} / {e['vigild']['p99_ms']} | "
+              f"{e['baseline']['p50_ms']} / {e['baseline']['p99_ms']} | |",
+              f"| server CPU ms per 1000 messages | {fmt(e['vigild']['cpu_ms_per_1000'], 2)} | "
+              f"{fmt(e['baseline']['cpu_ms_per_1000'], 2)} | "
+              f"{fmt_ratio(ratio(e['vigild']['cpu_ms_per_1000'], e['baseline']['cpu_ms_per_1000']))} |"]
+
+    s = results["startup"]
+    lines += ["", "## 5. Start-up", "", f"Median of {s['runs']} starts.", "",
+              "| | vigild | baseline |", "|---|---|---|",
+              f"| exec → READY=1 | {fmt(s['vigild']['to_ready_ms'])} ms | n/a (no sd_notify) |",
+              f"| exec → port accepting | {fmt(s['vigild']['to_accept_ms'])} ms | {fmt(s['baseline']['to_accept_ms'])} ms |"]
+
+    c = results["burst"]
+    lines += ["", "## 6. Close burst", "",
+              f"{c['n']} connections dropped at once (the load process killed): time until every close is recorded.", "",
+              "| | vigild | baseline |", "|---|---|---|",
+              f"| all closes recorded after | {c['vigild']['all_recorded_s']:.2f} s | {c['baseline']['all_recorded_s']:.2f} s |",
+              f"| closes recorded | {c['vigild']['closes']} (/closes {c['vigild']['in_closes']}, /metrics "
+              f"{c['vigild']['in_metrics']}) | {c['baseline']['closes']} |"]
+
+    lines += ["", "## Targets", "", "| target | measured | |", "|---|---|---|"]
+    lines += targets(results)
+    lines += ["", "## Commands", "", "```", *commands, "```", ""]
+    commentary = os.path.join(HERE, "commentary.md")
+    if os.path.exists(commentary) and not args.quick:
+        lines += [open(commentary).read()]
+    return "\n".join(lines) + "\n"
+
+
+def targets(r):
+    rows = []
+
+    def row(name, measured, ok):
+        rows.append(f"| {name} | {measured} | {'met' if ok else '**missed**'} |")
+
+    worst_ratio = max(ratio(x["vigild"]["per_conn"], x["baseline"]["per_conn"]) for x in r["memory"])
+    row("RSS per idle connection ≤ 0.5× baseline", f"worst ratio {worst_ratio:.2f}×", worst_ratio <= 0.5)
+    h = r["heartbeat"]
+    hb = ratio(h["vigild"]["cpu_ms_per_1000"], h["baseline"]["cpu_ms_per_1000"])
+    row("CPU per 1000 ping round trips ≤ 0.5× baseline", fmt_ratio(hb), hb is not None and hb <= 0.5)
+    biggest = r["memory"][-1]
+    rtt = h["vigild"]["rtt_p99_ms"]
+    row(f"{biggest['n']} connections held; p99 ping RTT < 5 ms (heartbeat run)",
+        f"{biggest['vigild']['connected']} held; p99 {fmt(rtt, 3)} ms", rtt is not None and rtt < 5)
+    at_100k = (r["fits"]["vigild"]["intercept_bytes"] + r["fits"]["vigild"]["slope_bytes"] * 100_000) / 2**30
+    row("slope puts 100k connections under 1 GiB", f"{at_100k:.2f} GiB", at_100k < 1)
+    for key, label in (("detection_nopong", "no-pong"), ("detection_frozen", "frozen")):
+        d = r[key]
+        row(f"detection max ≤ P + T + 50 ms ({label})", f"{fmt(d['vigild']['max_ms'])} ms vs {d['bound_ms'] + 50:.0f} ms",
+            d["vigild"]["max_ms"] <= d["bound_ms"] + 50)
+    e = r["echo"]
+    ec = ratio(e["vigild"]["cpu_ms_per_1000"], e["baseline"]["cpu_ms_per_1000"])
+    row("echo CPU per 1000 messages ≤ 0.6× baseline", fmt_ratio(ec), ec is not None and ec <= 0.6)
+    row("echo messages/s ≥ baseline", fmt_ratio(ratio(e["vigild"]["rate"], e["baseline"]["rate"])),
+        e["vigild"]["rate"] >= e["baseline"]["rate"])
+    ready = r["startup"]["vigild"]["to_ready_ms"]
+    row("start-up to READY ≤ 50 ms", f"{fmt(ready)} ms", ready is not None and ready <= 50)
+    return rows
+
+
+def check_quick(results):
+    """What a quick run must show: every scenario ran, produced numbers, and counted exactly."""
+    problems = []
+    for key in ("memory", "heartbeat", "detection_nopong", "detection_frozen", "echo", "startup", "burst"):
+        if key not in results:
+            problems.append(f"scenario {key} did not run")
+    for row in results.get("memory", []):
+        for kind in ("vigild", "baseline"):
+            if row[kind]["connected"] != row["n"]:
+                problems.append(f"memory {kind}: {row[kind]['connected']} of {row['n']} connected")
+    for key in ("detection_nopong", "detection_frozen"):
+        d = results.get(key, {})
+        if d and d["vigild"]["causes"] != {"pong_timeout": d["n"]}:
+            problems.append(f"{key}: vigild recorded {d['vigild']['causes']}, expected {d['n']} pong_timeout")
+        if d and d["baseline"]["closes"] != d["n"]:
+            problems.append(f"{key}: the baseline recorded {d['baseline']['closes']} closes of {d['n']}")
+    burst = results.get("burst")
+    if burst and not (burst["vigild"]["in_closes"] == burst["vigild"]["in_metrics"] == burst["n"]):
+        problems.append(f"burst: /closes {burst['vigild']['in_closes']}, /metrics {burst['vigild']['in_metrics']}, "
+                        f"expected {burst['n']}")
+    for key in ("heartbeat", "echo"):
+        for kind in ("vigild", "baseline"):
+            if key in results and results[key][kind]["cpu_ms_per_1000"] is None:
+                problems.append(f"{key} {kind}: no number")
+    return problems
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--vigild", required=True)
+    parser.add_argument("--load", required=True)
+    parser.add_argument("--baseline", required=True)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--plots", help="directory for the PNG plot (relative links from --out)")
+    args = parser.parse_args()
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    most = hard - 100  # room for each process's own descriptors
+    if args.quick:
+        sizes, beat_n, window, det_n, burst_n, echo_s, runs = [100, 300], 200, 3, 100, 300, 2, 3
+    else:
+        sizes, beat_n, window, det_n, burst_n, echo_s, runs = [1000, 5000, 10000, most], 10000, 20, 10000, 10000, 10, 20
+    log(f"RLIMIT_NOFILE hard limit {hard}: at most {most} connections per process in this run")
+    workdir = tempfile.mkdtemp(prefix="vigil-bench-")
+    binaries = argparse.Namespace(vigild=args.vigild, load=args.load, baseline=args.baseline)
+    results = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine()}
+    results["memory"] = idle_memory(binaries, sizes, workdir)
+    results["heartbeat"] = heartbeat_cost(binaries, beat_n, window, workdir)
+    results["detection_nopong"] = detection(binaries, det_n, "1s", "1s", workdir, frozen=False)
+    results["detection_frozen"] = detection(binaries, det_n, "1s", "1s", workdir, frozen=True)
+    results["echo"] = echo(binaries, 50, 64, echo_s, workdir)
+    results["startup"] = startup(binaries, runs, workdir)
+    results["burst"] = close_burst(binaries, burst_n, workdir)
+    plot_name = None
+    if args.plots:
+        os.makedirs(args.plots, exist_ok=True)
+        plot_path = os.path.join(args.plots, "rss-vs-connections.png")
+        plot(results["memory"], plot_path)
+        plot_name = os.path.relpath(plot_path, os.path.dirname(os.path.abspath(args.out)))
+    commands = [
+        "make bench" + (" QUICK=1" if args.quick else ""),
+        f"# i.e. {' '.join(sys.argv)}",
+        "# vigild:   vigild --listen 127.0.0.1:0 --status-listen 127.0.0.1:0 --log stderr --log-level warning "
+        "--max-connections 20000 --close-history 20000 --ping-interval P --pong-timeout T",
+        "# baseline: baseline-gorilla -addr 127.0.0.1:0 -ping-interval P -pong-timeout T",
+        "# load:     vigil-load --url ws://… -c N [--no-pong | --mode echo --message-size 64] --duration …",
+    ]
+    text = report(results, args, commands, plot_name)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        f.write(text)
+    with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
+        json.dump(results, f, indent=1, default=str)
+    print(text)
+    if args.quick:
+        problems = check_quick(results)
+        if problems:
+            print("\n".join(["quick run problems:"] + problems), file=sys.stderr)
+            sys.exit(1)
+        log("quick run: every scenario ran and produced numbers")
+
+
+if __name__ == "__main__":
+    main()

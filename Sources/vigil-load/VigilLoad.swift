@@ -1,0 +1,219 @@
+import ArgumentParser
+import FoundationEssentials
+import NIOCore
+import NIOPosix
+import Synchronization
+import VigilClient
+import VigilConfig
+import VigilFraming
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `vigil-load`: opens many WebSocket connections to a server and holds them (answering pings
+/// or not), or runs echo round trips, then closes cleanly and prints what it saw as JSON lines.
+@main
+struct VigilLoad: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vigil-load",
+        abstract: "A WebSocket load generator on vigil's client framing core.",
+        discussion: """
+            Prints one JSON object per line: {"event":"connected",…} once the connections are open, \
+            {"event":"echo",…} after an echo run, and {"event":"done",…} at the end. Stops by itself: \
+            after --duration, when the server has closed every connection, or at --deadline.
+            """)
+
+    enum Mode: String, ExpressibleByArgument, CaseIterable {
+        case hold, echo
+    }
+
+    @Option(help: "Server URL.") var url = "ws://127.0.0.1:8080/ws"
+    @Option(name: [.short, .long], help: "Connections to open.") var connections = 100
+    @Option(help: "hold: keep the connections open; echo: round trips, one message in flight per connection.")
+    var mode = Mode.hold
+    @Flag(help: "Do not answer pings (a peer that is alive on TCP but dead to the heartbeat).") var noPong = false
+    @Option(help: "How long to hold or echo (500ms, 20s, 2m).") var duration = "10s"
+    @Option(help: "Echo message size in bytes.") var messageSize = 64
+    @Option(help: "Loopback source addresses to spread connections over (127.0.0.1 up to 127.0.0.254).")
+    var sources = 254
+    @Option(help: "Connection attempts in flight at once.") var concurrency = 256
+    @Option(help: "Hard stop, whatever happens (default: duration + 60s).") var deadline: String?
+    @Option(help: "Event loop threads.") var threads = System.coreCount
+    @Flag(help: "Leave the connections open at the end instead of closing them with 1000.") var noClose = false
+    @Option(help: "Print a progress line this often (0: never).") var progress = "0"
+
+    func run() async throws {
+        let holdFor = try parseDuration(duration, "--duration")
+        let hardStop = try deadline.map { try parseDuration($0, "--deadline") } ?? holdFor + .seconds(60)
+        guard let target = LoadTarget(url: url) else {
+            throw ValidationError("--url: \"\(url)\" is not a ws://HOST:PORT/PATH URL")
+        }
+        _ = OpenFileLimit.raiseToHardLimit()
+        Task.detached {
+            try? await Task.sleep(for: hardStop)
+            Self.emit(["event": "deadline", "seconds": hardStop.inMilliseconds / 1000])
+            Glibc.exit(3)
+        }
+
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
+        let stats = LoadStats()
+        let every = try parseDuration(progress, "--progress")
+        if every > .zero {
+            Task.detached {
+                while true {
+                    try? await Task.sleep(for: every)
+                    Self.emit([
+                        "event": "progress", "open": stats.open.load(ordering: .relaxed),
+                        "pings": stats.pings.load(ordering: .relaxed), "pongs_sent": stats.pongsSent.load(ordering: .relaxed),
+                        "echoes": stats.echoes.load(ordering: .relaxed),
+                    ])
+                }
+            }
+        }
+        let started = ContinuousClock.now
+        let channels = await connectAll(target: target, stats: stats, group: group)
+        Self.emit([
+            "event": "connected", "connections": channels.count, "failed": stats.failed.load(ordering: .relaxed),
+            "seconds": (ContinuousClock.now - started).inMilliseconds / 1000,
+        ])
+
+        switch mode {
+        case .hold:
+            let end = ContinuousClock.now + holdFor
+            while ContinuousClock.now < end && stats.open.load(ordering: .relaxed) > 0 {
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+        case .echo:
+            stats.echoing.store(true, ordering: .relaxed)
+            let echoStart = ContinuousClock.now
+            for channel in channels { channel.pipeline.fireUserInboundEventTriggered(StartEcho(messageSize: messageSize)) }
+            try? await Task.sleep(for: holdFor)
+            stats.echoing.store(false, ordering: .relaxed)
+            let elapsed = (ContinuousClock.now - echoStart).inMilliseconds / 1000
+            let echoes = stats.echoes.load(ordering: .relaxed)
+            var report: [String: Any] = [
+                "event": "echo", "messages": echoes, "seconds": elapsed, "rate": Double(echoes) / elapsed,
+            ]
+            for (key, value) in LoadStats.summary(stats.latency.withLock { $0 }) { report[key] = value }
+            Self.emit(report)
+            try? await Task.sleep(for: .milliseconds(200))  // let the last round trips land
+        }
+
+        if !noClose {
+            for channel in channels where channel.isActive {
+                channel.pipeline.fireUserInboundEventTriggered(CloseNormally())
+            }
+            let closeBy = ContinuousClock.now + .seconds(10)
+            while stats.open.load(ordering: .relaxed) > 0 && ContinuousClock.now < closeBy {
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        var done: [String: Any] = [
+            "event": "done", "connected": stats.connected.load(ordering: .relaxed),
+            "failed": stats.failed.load(ordering: .relaxed), "pings": stats.pings.load(ordering: .relaxed),
+            "pongs_sent": stats.pongsSent.load(ordering: .relaxed), "still_open": stats.open.load(ordering: .relaxed),
+            "dropped_without_close": stats.dropped.load(ordering: .relaxed),
+            "server_close_codes": stats.closeCodes.withLock { $0 },
+            "seconds": (ContinuousClock.now - started).inMilliseconds / 1000,
+        ]
+        let detection = stats.detection.withLock { $0 }
+        if detection.totalCount > 0 {
+            done["detection"] = LoadStats.summary(detection)
+        }
+        Self.emit(done)
+        for channel in channels { try? await channel.close() }
+        try? await group.shutdownGracefully()
+    }
+
+    /// Opens `connections` connections, `concurrency` attempts at a time.
+    private func connectAll(target: LoadTarget, stats: LoadStats, group: any EventLoopGroup) async -> [any Channel] {
+        let answerPings = !noPong
+        let limits = FramingLimits(maxFrameSize: 16 << 20, maxMessageSize: 16 << 20)
+        let sourceCount = max(1, min(sources, 254))
+        return await withTaskGroup(of: (any Channel)?.self) { tasks in
+            var opened: [any Channel] = []
+            opened.reserveCapacity(connections)
+            var next = 0
+            func launch() {
+                let index = next
+                next += 1
+                tasks.addTask {
+                    let source = target.isLoopback
+                        ? try? SocketAddress(ipAddress: "127.0.0.\(1 + index % sourceCount)", port: 0) : nil
+                    do {
+                        let channel = try await WebSocketClientBootstrap.connect(
+                            host: target.host, port: target.port, target: target.path + "?client=load-\(index)",
+                            localAddress: source, limits: limits, group: group,
+                            makeHandler: { LoadConnectionHandler(stats: stats, answerPings: answerPings, limits: limits) })
+                        stats.connected.add(1, ordering: .relaxed)
+                        return channel
+                    } catch {
+                        if stats.failed.add(1, ordering: .relaxed).newValue <= 3 {
+                            Self.emit(["event": "connect_failed", "error": "\(error)"])
+                        }
+                        return nil
+                    }
+                }
+            }
+            while next < min(concurrency, connections) { launch() }
+            while let result = await tasks.next() {
+                if let channel = result { opened.append(channel) }
+                if next < connections { launch() }
+            }
+            return opened
+        }
+    }
+
+    private func parseDuration(_ text: String, _ flag: String) throws -> Duration {
+        do {
+            return try ValueParsers.duration(text)
+        } catch {
+            throw ValidationError("\(flag): \"\(text)\": \(error)")
+        }
+    }
+
+    static func emit(_ object: [String: Any]) {
+        let body = object.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\(json($0.value))" }.joined(separator: ",")
+        print("{\(body)}")
+        fflush(nil)
+    }
+
+    private static func json(_ value: Any) -> String {
+        switch value {
+        case let text as String:
+            return "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        case let number as Double:
+            return number.isFinite ? String(number) : "null"
+        case let number as Int:
+            return String(number)
+        case let dictionary as [String: Int]:
+            return "{" + dictionary.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\($0.value)" }.joined(separator: ",") + "}"
+        case let dictionary as [String: Double]:
+            return "{" + dictionary.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\(json($0.value))" }.joined(separator: ",") + "}"
+        default:
+            return "\"\(value)\""
+        }
+    }
+}
+
+/// `ws://HOST:PORT/PATH`, taken apart.
+struct LoadTarget {
+    var host: String
+    var port: Int
+    var path: String
+
+    init?(url: String) {
+        guard url.hasPrefix("ws://") else { return nil }
+        let rest = url.dropFirst("ws://".count)
+        let authority = rest.prefix { $0 != "/" }
+        path = rest.count > authority.count ? String(rest.dropFirst(authority.count)) : "/"
+        guard let colon = authority.lastIndex(of: ":"), let port = Int(authority[authority.index(after: colon)...]) else {
+            return nil
+        }
+        host = String(authority[..<colon])
+        self.port = port
+    }
+
+    var isLoopback: Bool { host.hasPrefix("127.") }
+}

@@ -1,0 +1,61 @@
+import NIOCore
+import NIOPosix
+import Synchronization
+import Testing
+import VigilSupervisor
+
+@testable import VigilServer
+
+@Suite("Timer wheel", .timeLimit(.minutes(1)))
+struct TimerWheelTests {
+    /// Records when each token fired.
+    final class Target: WheelTimerTarget, @unchecked Sendable {
+        var fired: [(token: UInt64, at: MonotonicInstant)] = []
+        func wheelTimerFired(token: UInt64) { fired.append((token, ServerClock.now())) }
+    }
+
+    @Test("every timer fires once, never early, and not a revolution late")
+    func firesOnTime() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+        let start = ServerClock.now()
+        let delays: [Duration] = (0..<300).map { .milliseconds(Int64($0 % 150)) }
+        let targets = try await loop.submit {
+            let wheel = TimerWheel(eventLoop: loop)
+            return delays.enumerated().map { index, delay in
+                let target = Target()
+                wheel.schedule(target, token: UInt64(index), at: start + delay)
+                return target
+            }
+        }.get()
+        try await Task.sleep(for: .milliseconds(400))
+        let results = try await loop.submit { targets.map(\.fired) }.get()
+        for (index, fired) in results.enumerated() {
+            #expect(fired.count == 1, "timer \(index) fired \(fired.count) times")
+            guard let first = fired.first else { continue }
+            #expect(first.token == UInt64(index))
+            let lateness = first.at - (start + delays[index])
+            #expect(lateness >= .zero, "timer \(index) fired \(lateness) early")
+            // One tick plus scheduling in theory; the bound only catches gross errors on a busy machine.
+            #expect(lateness < .milliseconds(500), "timer \(index) fired \(lateness) late")
+        }
+        try await group.shutdownGracefully()
+    }
+
+    @Test("deadlines beyond one revolution wait for their turn; past deadlines fire on the next tick")
+    func farAndPast() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+        let target = Target()
+        let start = ServerClock.now()
+        try await loop.submit {
+            let wheel = TimerWheel(eventLoop: loop)
+            wheel.schedule(target, token: 1, at: start - .seconds(5))
+            // 10.24 s is one revolution: 10.25 s lands in the slot right after "now"'s.
+            wheel.schedule(target, token: 2, at: start + .milliseconds(10_250))
+        }.get()
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(try await loop.submit { target.fired.map(\.token) }.get() == [1], "the far timer waits a revolution")
+        try await group.shutdownGracefully()
+    }
+}
