@@ -216,6 +216,24 @@ def idle_memory(b, sizes, workdir):
     return rows
 
 
+def scale(b, n, ping, workdir):
+    """The fd limit's worth of supervised connections at the default ping interval, held until
+    every connection has been pinged: does vigild keep up?"""
+    server = Server("vigild", b, ping, "10s", workdir)
+    load = Load(b.load, server.url, "-c", str(n), "--duration", "600s", "--no-close", "--progress", "1s")
+    connected = load.event("connected", 300)
+    time.sleep(parse_seconds(ping) + 5)  # every connection pinged at least once
+    rtts = [c["rtt_ms"] for c in json.loads(server.get("/connections"))["connections"] if c["rtt_ms"] is not None]
+    live = json.loads(server.get("/status"))["connections"]
+    result = {"n": n, "ping_interval": ping, "connected": connected["connections"], "live": live,
+              "rtt_samples": len(rtts), "rtt_p50_ms": percentile(rtts, 50), "rtt_p99_ms": percentile(rtts, 99),
+              "rtt_max_ms": max(rtts) if rtts else None, "rss": server.rss(), "closes": server.close_count()}
+    load.kill()
+    server.stop()
+    log(f"scale: {live} live, p99 RTT {result['rtt_p99_ms']} ms over {len(rtts)} connections")
+    return result
+
+
 def heartbeat_cost(b, n, window, workdir):
     result = {"n": n, "window_s": window, "ping_interval": "1s"}
     for kind in ("vigild", "baseline"):
@@ -295,6 +313,38 @@ def echo(b, n, size, seconds, workdir):
                         "cpu_ms_per_1000": cpu * 1000 / (report["messages"] / 1000) if report["messages"] else None}
         server.stop()
         log(f"echo {kind}: {report['rate']:.0f} msg/s, p99 {report['p99_ms']} ms")
+    return result
+
+
+def crosscheck(b, seconds, workdir):
+    """vigil-load's echo numbers against an independent client (Python websockets), same server,
+    one connection each: the latency they measure should agree."""
+    import asyncio
+    import websockets
+
+    async def python_echo(url):
+        latencies = []
+        async with websockets.connect(url, ping_interval=None) as ws:
+            message = b"x" * 64
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                started = time.perf_counter()
+                await ws.send(message)
+                await ws.recv()
+                latencies.append((time.perf_counter() - started) * 1000)
+        return latencies
+
+    server = Server("vigild", b, "30s", "10s", workdir)
+    load = Load(b.load, server.url, "-c", "1", "--mode", "echo", "--message-size", "64", "--duration", f"{seconds}s")
+    ours = load.event("echo", seconds + 30)
+    load.finish(30)
+    theirs = asyncio.run(python_echo(server.url))
+    server.stop()
+    result = {"seconds": seconds,
+              "vigil_load": {"rate": ours["rate"], "p50_ms": ours["p50_ms"], "p99_ms": ours["p99_ms"]},
+              "python_websockets": {"rate": len(theirs) / seconds, "p50_ms": percentile(theirs, 50),
+                                    "p99_ms": percentile(theirs, 99)}}
+    log(f"cross-check: vigil-load p50 {ours['p50_ms']} ms, python websockets p50 {percentile(theirs, 50):.3f} ms")
     return result
 
 
@@ -466,6 +516,13 @@ def report(results, args, commands, plot_name):
                      f"{(intercept + slope * 1_000_000) / 2**30:.2f} GiB |")
     results["fits"] = {k: {"slope_bytes": v[0], "intercept_bytes": v[1]} for k, v in fits.items()}
 
+    sc = results["scale"]
+    lines += ["", f"At the fd limit: {sc['connected']} connections held by vigild with a ping every {sc['ping_interval']} "
+              f"(about {sc['connected'] / parse_seconds(sc['ping_interval']):.0f} round trips a second): {sc['live']} live "
+              "once every connection had been pinged, "
+              f"RSS {sc['rss'] / 2**20:.0f} MiB, ping RTT over {sc['rtt_samples']} connections p50 {fmt(sc['rtt_p50_ms'], 3)} ms, "
+              f"p99 {fmt(sc['rtt_p99_ms'], 3)} ms, max {fmt(sc['rtt_max_ms'], 3)} ms; {sc['closes']} closes."]
+
     h = results["heartbeat"]
     lines += ["", "## 2. Heartbeat cost", "",
               f"{h['n']} connections, ping every 1 s, CPU (utime + stime from /proc) over {h['window_s']} s; round trips "
@@ -520,6 +577,16 @@ def report(results, args, commands, plot_name):
               f"| closes recorded | {c['vigild']['closes']} (/closes {c['vigild']['in_closes']}, /metrics "
               f"{c['vigild']['in_metrics']}) | {c['baseline']['closes']} |"]
 
+    x = results["crosscheck"]
+    lines += ["", "## Cross-check of the load generator", "",
+              f"One connection echoing 64-byte messages to vigild for {x['seconds']} s, measured by vigil-load and by an "
+              "independent client (Python `websockets`, one message in flight). Python's own per-message cost makes its "
+              "rate lower; the latencies should be of the same order, and vigil-load's the smaller.", "",
+              "| client | messages/s | p50 ms | p99 ms |", "|---|---|---|---|",
+              f"| vigil-load | {x['vigil_load']['rate']:.0f} | {x['vigil_load']['p50_ms']} | {x['vigil_load']['p99_ms']} |",
+              f"| Python websockets | {x['python_websockets']['rate']:.0f} | {x['python_websockets']['p50_ms']:.3f} | "
+              f"{x['python_websockets']['p99_ms']:.3f} |"]
+
     lines += ["", "## Targets", "", "| target | measured | |", "|---|---|---|"]
     lines += targets(results)
     lines += ["", "## Commands", "", "```", *commands, "```", ""]
@@ -540,10 +607,10 @@ def targets(r):
     h = r["heartbeat"]
     hb = ratio(h["vigild"]["cpu_ms_per_1000"], h["baseline"]["cpu_ms_per_1000"])
     row("CPU per 1000 ping round trips ≤ 0.5× baseline", fmt_ratio(hb), hb is not None and hb <= 0.5)
-    biggest = r["memory"][-1]
-    rtt = h["vigild"]["rtt_p99_ms"]
-    row(f"{biggest['n']} connections held; p99 ping RTT < 5 ms (heartbeat run)",
-        f"{biggest['vigild']['connected']} held; p99 {fmt(rtt, 3)} ms", rtt is not None and rtt < 5)
+    sc = r["scale"]
+    row(f"the fd limit's worth held ({sc['n']}) with p99 ping RTT < 5 ms",
+        f"{sc['live']} held; p99 {fmt(sc['rtt_p99_ms'], 3)} ms",
+        sc["live"] == sc["n"] and sc["rtt_p99_ms"] is not None and sc["rtt_p99_ms"] < 5)
     at_100k = (r["fits"]["vigild"]["intercept_bytes"] + r["fits"]["vigild"]["slope_bytes"] * 100_000) / 2**30
     row("slope puts 100k connections under 1 GiB", f"{at_100k:.2f} GiB", at_100k < 1)
     for key, label in (("detection_nopong", "no-pong"), ("detection_frozen", "frozen")):
@@ -563,7 +630,8 @@ def targets(r):
 def check_quick(results):
     """What a quick run must show: every scenario ran, produced numbers, and counted exactly."""
     problems = []
-    for key in ("memory", "heartbeat", "detection_nopong", "detection_frozen", "echo", "startup", "burst"):
+    for key in ("memory", "scale", "heartbeat", "detection_nopong", "detection_frozen", "echo", "startup", "burst",
+                "crosscheck"):
         if key not in results:
             problems.append(f"scenario {key} did not run")
     for row in results.get("memory", []):
@@ -576,6 +644,9 @@ def check_quick(results):
             problems.append(f"{key}: vigild recorded {d['vigild']['causes']}, expected {d['n']} pong_timeout")
         if d and d["baseline"]["closes"] != d["n"]:
             problems.append(f"{key}: the baseline recorded {d['baseline']['closes']} closes of {d['n']}")
+    sc = results.get("scale")
+    if sc and (sc["live"] != sc["n"] or not sc["rtt_samples"]):
+        problems.append(f"scale: {sc['live']} of {sc['n']} live, {sc['rtt_samples']} RTT samples")
     burst = results.get("burst")
     if burst and not (burst["vigild"]["in_closes"] == burst["vigild"]["in_metrics"] == burst["n"]):
         problems.append(f"burst: /closes {burst['vigild']['in_closes']}, /metrics {burst['vigild']['in_metrics']}, "
@@ -595,6 +666,8 @@ def main():
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", required=True)
     parser.add_argument("--plots", help="directory for the PNG plot (relative links from --out)")
+    parser.add_argument("--only", help="comma-separated scenarios to run (memory, scale, heartbeat, detection, echo, "
+                        "startup, burst, crosscheck); prints their results instead of writing a report")
     args = parser.parse_args()
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -607,13 +680,23 @@ def main():
     workdir = tempfile.mkdtemp(prefix="vigil-bench-")
     binaries = argparse.Namespace(vigild=args.vigild, load=args.load, baseline=args.baseline)
     results = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine()}
-    results["memory"] = idle_memory(binaries, sizes, workdir)
-    results["heartbeat"] = heartbeat_cost(binaries, beat_n, window, workdir)
-    results["detection_nopong"] = detection(binaries, det_n, "1s", "1s", workdir, frozen=False)
-    results["detection_frozen"] = detection(binaries, det_n, "1s", "1s", workdir, frozen=True)
-    results["echo"] = echo(binaries, 50, 64, echo_s, workdir)
-    results["startup"] = startup(binaries, runs, workdir)
-    results["burst"] = close_burst(binaries, burst_n, workdir)
+    scenarios = {
+        "memory": lambda: {"memory": idle_memory(binaries, sizes, workdir)},
+        "scale": lambda: {"scale": scale(binaries, sizes[-1], "1s" if args.quick else "30s", workdir)},
+        "heartbeat": lambda: {"heartbeat": heartbeat_cost(binaries, beat_n, window, workdir)},
+        "detection": lambda: {"detection_nopong": detection(binaries, det_n, "1s", "1s", workdir, frozen=False),
+                              "detection_frozen": detection(binaries, det_n, "1s", "1s", workdir, frozen=True)},
+        "echo": lambda: {"echo": echo(binaries, 50, 64, echo_s, workdir)},
+        "startup": lambda: {"startup": startup(binaries, runs, workdir)},
+        "crosscheck": lambda: {"crosscheck": crosscheck(binaries, echo_s, workdir)},
+        "burst": lambda: {"burst": close_burst(binaries, burst_n, workdir)},
+    }
+    if args.only:
+        for name in args.only.split(","):
+            print(json.dumps(scenarios[name](), indent=1, default=str))
+        return
+    for run in scenarios.values():
+        results.update(run())
     plot_name = None
     if args.plots:
         os.makedirs(args.plots, exist_ok=True)

@@ -88,7 +88,7 @@ final class SupervisedConnectionHandler: ChannelInboundHandler, WheelTimerTarget
                 write(WebSocketFrame(fin: true, opcode: .pong, data: payload), context: context)
             }
         case .pong(let payload):
-            let actions = supervisor.handle(.pongReceived(payload: Array(payload.readableBytesView)), at: now)
+            let actions = supervisor.handle(.pongReceived(PingPayload(bytes: payload.readableBytesView)), at: now)
             connection.notePongReceived(roundTrip: actions.roundTrip)
             perform(actions, context: context)
         case .close(let payload):

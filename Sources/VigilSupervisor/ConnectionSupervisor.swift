@@ -90,7 +90,7 @@ public struct ConnectionSupervisor: Sendable {
             if phase == .open { lastFrameAt = now }
             return .none
         case .pongReceived(let payload):
-            return pongReceived(payload: payload, at: now)
+            return pongReceived(payload, at: now)
         case .closeReceived(let code, let reason):
             return closeReceived(code: code, reason: reason)
         case .protocolViolation(let violation):
@@ -114,10 +114,10 @@ public struct ConnectionSupervisor: Sendable {
 
     // MARK: - Event handlers
 
-    private mutating func pongReceived(payload: [UInt8], at now: MonotonicInstant) -> SupervisorActions {
+    private mutating func pongReceived(_ payload: PingPayload?, at now: MonotonicInstant) -> SupervisorActions {
         guard phase == .open else { return .none }
         lastFrameAt = now
-        guard let outstanding = outstandingPing, PingPayload(bytes: payload) == outstanding.payload else {
+        guard let outstanding = outstandingPing, payload == outstanding.payload else {
             return .none  // unsolicited or stale: activity only
         }
         outstandingPing = nil

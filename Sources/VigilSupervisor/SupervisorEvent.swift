@@ -2,8 +2,9 @@
 public enum SupervisorEvent: Sendable, Hashable {
     /// A complete data frame, fragment or ping arrived (counts as activity for the read deadline).
     case frameReceived
-    /// A pong arrived carrying these payload bytes.
-    case pongReceived(payload: [UInt8])
+    /// A pong arrived; its payload read as one of vigild's ping payloads, or `nil` when it is
+    /// not one (wrong length): such a pong is activity, never a round trip.
+    case pongReceived(PingPayload?)
     /// A valid close frame arrived; `code` is `nil` when the frame carried no status.
     case closeReceived(code: UInt16?, reason: String)
     /// The peer broke the protocol; vigild answers with a close frame.

@@ -224,7 +224,7 @@ struct HeartbeatTests {
         let ping = h.fireTimer()
         let payload = try! #require(ping.sendPing)
         h.advance(.milliseconds(42))
-        let pong = h.send(.pongReceived(payload: payload.bytes))
+        let pong = h.send(.pongReceived(PingPayload(bytes: payload.bytes)))
         #expect(pong.roundTrip == .milliseconds(42))
         #expect(h.supervisor.lastRoundTrip == .milliseconds(42))
         let pingAt = h.clock.now - .milliseconds(42)
@@ -238,9 +238,9 @@ struct HeartbeatTests {
         var h = Harness()
         let payload = try! #require(h.fireTimer().sendPing)
         h.advance(.seconds(1))
-        #expect(h.send(.pongReceived(payload: PingPayload(sequence: payload.sequence + 7).bytes)).roundTrip == nil)
-        #expect(h.send(.pongReceived(payload: [1, 2, 3])).roundTrip == nil)
-        #expect(h.send(.pongReceived(payload: [])).roundTrip == nil)
+        #expect(h.send(.pongReceived(PingPayload(bytes: PingPayload(sequence: payload.sequence + 7).bytes))).roundTrip == nil)
+        #expect(h.send(.pongReceived(PingPayload(bytes: [1, 2, 3]))).roundTrip == nil)
+        #expect(h.send(.pongReceived(PingPayload(bytes: []))).roundTrip == nil)
         #expect(h.supervisor.lastRoundTrip == nil)
         #expect(h.supervisor.lastFrameAt == h.clock.now)
         let end = h.fireTimer()
@@ -251,7 +251,7 @@ struct HeartbeatTests {
     func unsolicitedPongIsActivity() {
         var h = Harness(policy: SupervisionPolicy(pingInterval: .zero, readDeadline: .seconds(2)))
         h.advance(.seconds(1))
-        #expect(h.send(.pongReceived(payload: [9])) == .none)
+        #expect(h.send(.pongReceived(PingPayload(bytes: [9]))) == .none)
         #expect(h.supervisor.nextDeadline == h.clock.now + .seconds(2))
     }
 
@@ -277,7 +277,7 @@ struct HeartbeatTests {
         var h = Harness()
         let payload = try! #require(h.fireTimer().sendPing)
         h.fireTimer()
-        #expect(h.send(.pongReceived(payload: payload.bytes)) == .none)
+        #expect(h.send(.pongReceived(PingPayload(bytes: payload.bytes))) == .none)
         #expect(h.records.map(\.cause) == [.pongTimeout])
     }
 
@@ -287,7 +287,7 @@ struct HeartbeatTests {
         let first = try! #require(h.fireTimer().sendPing)
         #expect(h.supervisor.nextDeadline == h.clock.now + .seconds(5), "only the pong deadline is armed")
         h.advance(.seconds(3))
-        h.send(.pongReceived(payload: first.bytes))
+        h.send(.pongReceived(PingPayload(bytes: first.bytes)))
         #expect(h.supervisor.nextDeadline! <= h.clock.now, "the overdue ping is due at once")
         #expect(h.send(.timerFired).sendPing == PingPayload(sequence: first.sequence + 1))
     }
@@ -315,7 +315,7 @@ struct HeartbeatTests {
 @Suite("Exactly one record")
 struct ExactlyOnceTests {
     static let allEvents: [SupervisorEvent] = [
-        .frameReceived, .pongReceived(payload: []), .closeReceived(code: 1000, reason: ""),
+        .frameReceived, .pongReceived(nil), .pongReceived(PingPayload(sequence: 99)), .closeReceived(code: 1000, reason: ""),
         .closeReceived(code: nil, reason: ""),
         .protocolViolation(ProtocolViolation(cause: .protocolError, detail: "", framingIntact: true)),
         .protocolViolation(ProtocolViolation(cause: .messageTooBig, detail: "", framingIntact: false)),
