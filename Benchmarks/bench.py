@@ -660,15 +660,24 @@ def check_quick(results):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--vigild", required=True)
-    parser.add_argument("--load", required=True)
-    parser.add_argument("--baseline", required=True)
+    parser.add_argument("--vigild")
+    parser.add_argument("--load")
+    parser.add_argument("--baseline")
+    parser.add_argument("--report-from", help="rewrite --out from a run's saved JSON (after editing the commentary)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", required=True)
     parser.add_argument("--plots", help="directory for the PNG plot (relative links from --out)")
     parser.add_argument("--only", help="comma-separated scenarios to run (memory, scale, heartbeat, detection, echo, "
                         "startup, burst, crosscheck); prints their results instead of writing a report")
     args = parser.parse_args()
+    if args.report_from:
+        with open(args.report_from) as f:
+            saved = json.load(f)
+        with open(args.out, "w") as f:
+            f.write(report(saved, args, saved["commands"], saved.get("plot")))
+        return
+    if not (args.vigild and args.load and args.baseline):
+        parser.error("--vigild, --load and --baseline are required for a run")
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     most = hard - 100  # room for each process's own descriptors
@@ -711,6 +720,7 @@ def main():
         "# baseline: baseline-gorilla -addr 127.0.0.1:0 -ping-interval P -pong-timeout T",
         "# load:     vigil-load --url ws://… -c N [--no-pong | --mode echo --message-size 64] --duration …",
     ]
+    results["commands"], results["plot"] = commands, plot_name
     text = report(results, args, commands, plot_name)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
