@@ -565,17 +565,19 @@ def report(results, args, commands, plot_name):
 
     s = results["startup"]
     lines += ["", "## 5. Start-up", "", f"Median of {s['runs']} starts.", "",
-              "| | vigild | baseline |", "|---|---|---|",
-              f"| exec → READY=1 | {fmt(s['vigild']['to_ready_ms'])} ms | n/a (no sd_notify) |",
-              f"| exec → port accepting | {fmt(s['vigild']['to_accept_ms'])} ms | {fmt(s['baseline']['to_accept_ms'])} ms |"]
+              "| | vigild | baseline | ratio |", "|---|---|---|---|",
+              f"| exec → READY=1 | {fmt(s['vigild']['to_ready_ms'])} ms | n/a (no sd_notify) | |",
+              f"| exec → port accepting | {fmt(s['vigild']['to_accept_ms'])} ms | {fmt(s['baseline']['to_accept_ms'])} ms | "
+              f"{fmt_ratio(ratio(s['vigild']['to_accept_ms'], s['baseline']['to_accept_ms']))} |"]
 
     c = results["burst"]
     lines += ["", "## 6. Close burst", "",
               f"{c['n']} connections dropped at once (the load process killed): time until every close is recorded.", "",
-              "| | vigild | baseline |", "|---|---|---|",
-              f"| all closes recorded after | {c['vigild']['all_recorded_s']:.2f} s | {c['baseline']['all_recorded_s']:.2f} s |",
+              "| | vigild | baseline | ratio |", "|---|---|---|---|",
+              f"| all closes recorded after | {c['vigild']['all_recorded_s']:.2f} s | {c['baseline']['all_recorded_s']:.2f} s | "
+              f"{fmt_ratio(ratio(c['vigild']['all_recorded_s'], c['baseline']['all_recorded_s']))} |",
               f"| closes recorded | {c['vigild']['closes']} (/closes {c['vigild']['in_closes']}, /metrics "
-              f"{c['vigild']['in_metrics']}) | {c['baseline']['closes']} |"]
+              f"{c['vigild']['in_metrics']}) | {c['baseline']['closes']} | |"]
 
     x = results["crosscheck"]
     lines += ["", "## Cross-check of the load generator", "",
