@@ -18,7 +18,7 @@ BENCH_PACKAGES := "command -v go:golang-go" \
 BASELINE       := .build-go/baseline-gorilla
 GO_ENV         := GOPATH=$(CURDIR)/.build-go/path GOCACHE=$(CURDIR)/.build-go/cache GOPROXY=off GOFLAGS=-mod=mod
 
-.PHONY: run build release test unit-test blackbox-test venv bench baseline install uninstall clean
+.PHONY: run build release test unit-test blackbox-test conformance venv bench baseline install uninstall clean
 
 ## run: build a release vigild and run it on its embedded defaults (ws://127.0.0.1:8080/ws, status on :9090)
 run: release
@@ -33,14 +33,19 @@ build:
 	@scripts/ensure-packages.sh $(BUILD_PACKAGES)
 	$(SWIFT) build --build-tests
 
-## test: Swift unit and pipeline tests, then the black-box suite against the real vigild binary
-test: unit-test blackbox-test
+## test: Swift unit and pipeline tests, the black-box suite against the real vigild binary, and
+## Autobahn|Testsuite's conformance run
+test: unit-test blackbox-test conformance
 
 unit-test: build
 	$(SWIFT) test --skip-build
 
 blackbox-test: build venv
 	VIGILD=$(CURDIR)/.build/debug/vigild $(PYTHON) -m pytest -q Tests/blackbox
+
+## conformance: Autobahn|Testsuite (fuzzingclient, all groups but 12 and 13) against vigild in echo mode
+conformance: build venv
+	$(PYTHON) Tests/conformance/run_autobahn.py $(CURDIR)/.build/debug/vigild
 
 venv: $(VENV)/.installed
 

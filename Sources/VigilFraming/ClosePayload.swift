@@ -19,15 +19,15 @@ public struct ClosePayload: Sendable, Hashable {
             return
         }
         guard let code = payload.readInteger(as: UInt16.self) else {
-            throw FramingError(.protocolError, "close frame with a 1-byte payload")
+            throw FramingError(.protocolError, "close frame with a 1-byte payload", inCloseFrame: true)
         }
         guard CloseCode.isValidOnWire(code) else {
-            throw FramingError(.protocolError, "invalid close code \(code)")
+            throw FramingError(.protocolError, "invalid close code \(code)", inCloseFrame: true)
         }
         var validator = UTF8Validator()
         let valid = payload.withUnsafeReadableBytes { validator.validate($0) } && validator.isComplete
         guard valid else {
-            throw FramingError(.invalidUTF8, "close reason is not valid UTF-8")
+            throw FramingError(.invalidUTF8, "close reason is not valid UTF-8", inCloseFrame: true)
         }
         self.init(code: code, reason: payload.readString(length: payload.readableBytes) ?? "")
     }

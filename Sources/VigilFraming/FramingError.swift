@@ -15,11 +15,14 @@ public struct FramingError: Error, Sendable, Hashable, CustomStringConvertible {
     /// Whether the byte stream can still be read frame by frame after this error. `false` when
     /// NIO's frame decoder itself rejected a header (it stops decoding after an error).
     public var framingIntact: Bool
+    /// Whether the error is in the peer's close frame: the peer has already started closing.
+    public var inCloseFrame: Bool
 
-    public init(_ kind: Kind, _ detail: String, framingIntact: Bool = true) {
+    public init(_ kind: Kind, _ detail: String, framingIntact: Bool = true, inCloseFrame: Bool = false) {
         self.kind = kind
         self.detail = detail
         self.framingIntact = framingIntact
+        self.inCloseFrame = inCloseFrame
     }
 
     /// The close status this error is answered with.

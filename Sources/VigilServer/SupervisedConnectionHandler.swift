@@ -162,7 +162,10 @@ final class SupervisedConnectionHandler: ChannelInboundHandler, WheelTimerTarget
             }
         logger.debug("protocol violation", metadata: ["detail": "\(error.detail)", "code": "\(error.closeCode)"])
         handle(
-            .protocolViolation(ProtocolViolation(cause: cause, detail: error.detail, framingIntact: error.framingIntact)),
+            .protocolViolation(
+                ProtocolViolation(
+                    cause: cause, detail: error.detail,
+                    aftermath: error.inCloseFrame ? .peerAlreadyClosing : error.framingIntact ? .awaitReply : .framingLost)),
             context: context, at: now)
     }
 

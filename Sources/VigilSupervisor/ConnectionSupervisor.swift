@@ -96,7 +96,7 @@ public struct ConnectionSupervisor: Sendable {
         case .protocolViolation(let violation):
             return startClose(
                 ServerClose(code: violation.status, cause: violation.cause, reason: violation.detail),
-                at: now, waitForReply: violation.framingIntact)
+                at: now, aftermath: violation.aftermath)
         case .inputEnded(let midFrame):
             return transportEnded(cause: midFrame ? .truncatedFrame : .eof)
         case .transportFailed, .transportClosed:
@@ -106,7 +106,7 @@ public struct ConnectionSupervisor: Sendable {
         case .shutdownRequested:
             return startClose(
                 ServerClose(code: CloseStatus.goingAway, cause: .shutdown, reason: "server shutting down"),
-                at: now, waitForReply: true)
+                at: now, aftermath: .awaitReply)
         case .timerFired:
             return timerFired(at: now)
         }
@@ -142,12 +142,17 @@ public struct ConnectionSupervisor: Sendable {
     }
 
     private mutating func startClose(
-        _ close: ServerClose, at now: MonotonicInstant, waitForReply: Bool
+        _ close: ServerClose, at now: MonotonicInstant, aftermath: ProtocolViolation.Aftermath
     ) -> SupervisorActions {
         guard phase == .open else { return .none }
         let frame = OutgoingClose(code: close.code, reason: close.reason)
-        guard waitForReply else {
+        switch aftermath {
+        case .framingLost:
             return self.close(recording: close.outcome(clean: false), closeFrame: frame)
+        case .peerAlreadyClosing:
+            return self.close(recording: close.outcome(clean: true), closeFrame: frame)
+        case .awaitReply:
+            break
         }
         serverClose = close
         phase = .closing(deadline: now + policy.closeTimeout)

@@ -29,15 +29,25 @@ public struct ProtocolViolation: Sendable, Hashable {
     public var cause: CloseCause
     /// A short human explanation, sent as the close reason (at most 123 bytes of UTF-8).
     public var detail: String
-    /// Whether frames can still be read after the violation. When the frame decoder itself failed,
-    /// the peer's close reply cannot be seen, so vigild closes at once and records `clean: false`.
-    public var framingIntact: Bool
+    /// What vigild can still expect from the peer after its close frame.
+    public var aftermath: Aftermath
 
-    public init(cause: CloseCause, detail: String, framingIntact: Bool) {
+    public enum Aftermath: Sendable, Hashable {
+        /// Frames can still be read: vigild waits (up to the close timeout) for the peer's close.
+        case awaitReply
+        /// The frame decoder itself failed, so the peer's reply cannot be read: close at once,
+        /// `clean: false`.
+        case framingLost
+        /// The violation was in the peer's own close frame (a bad code or reason): vigild's close
+        /// answers it, the handshake is complete, and TCP is closed at once with `clean: true`.
+        case peerAlreadyClosing
+    }
+
+    public init(cause: CloseCause, detail: String, aftermath: Aftermath) {
         precondition([.protocolError, .invalidUTF8, .messageTooBig].contains(cause), "not a violation cause: \(cause)")
         self.cause = cause
         self.detail = detail
-        self.framingIntact = framingIntact
+        self.aftermath = aftermath
     }
 
     /// The status code vigild sends for this violation.

@@ -96,7 +96,8 @@ struct MessageAssemblerTests {
     func protocolErrors(bytes: [UInt8], detail: String) throws {
         var h = try AssemblerHarness()
         let failure = try #require(error(try h.one(bytes)))
-        #expect(failure == FramingError(.protocolError, detail))
+        #expect(failure.kind == .protocolError && failure.detail == detail)
+        #expect(failure.inCloseFrame == detail.contains("close"))
         #expect(failure.closeCode == 1002)
     }
 
@@ -124,7 +125,7 @@ struct MessageAssemblerTests {
         #expect(error(try unfinished.one(frameBytes(opcode: 1, payload: [0xE2, 0x82])))?.kind == .invalidUTF8)
         var close = try AssemblerHarness()
         let closeError = try #require(error(try close.one(frameBytes(opcode: 8, payload: [0x03, 0xE8, 0xFF]))))
-        #expect(closeError == FramingError(.invalidUTF8, "close reason is not valid UTF-8"))
+        #expect(closeError == FramingError(.invalidUTF8, "close reason is not valid UTF-8", inCloseFrame: true))
         #expect(closeError.closeCode == 1007)
     }
 

@@ -130,7 +130,7 @@ struct CloseTableTests {
           arguments: [(CloseCause.protocolError, 1002), (.invalidUTF8, 1007), (.messageTooBig, 1009)] as [(CloseCause, UInt16)])
     func violation(cause: CloseCause, code: UInt16) {
         var h = Harness()
-        let start = h.send(.protocolViolation(ProtocolViolation(cause: cause, detail: "bad", framingIntact: true)))
+        let start = h.send(.protocolViolation(ProtocolViolation(cause: cause, detail: "bad", aftermath: .awaitReply)))
         #expect(start.sendClose == OutgoingClose(code: code, reason: "bad"))
         #expect(start.record == nil)
         #expect(!start.closeTransport)
@@ -145,7 +145,7 @@ struct CloseTableTests {
     @Test("violation unanswered within the close timeout → clean false")
     func violationUnanswered() {
         var h = Harness()
-        h.send(.protocolViolation(ProtocolViolation(cause: .protocolError, detail: "unmasked frame", framingIntact: true)))
+        h.send(.protocolViolation(ProtocolViolation(cause: .protocolError, detail: "unmasked frame", aftermath: .awaitReply)))
         #expect(h.supervisor.nextDeadline == h.clock.now + .seconds(5))
         let end = h.fireTimer()
         #expect(end.record == CloseOutcome(kind: .error, code: 1002, cause: .protocolError, initiator: .server, clean: false, reason: "unmasked frame"))
@@ -154,16 +154,25 @@ struct CloseTableTests {
     @Test("violation that broke framing → close at once, clean false")
     func violationFramingLost() {
         var h = Harness()
-        let actions = h.send(.protocolViolation(ProtocolViolation(cause: .messageTooBig, detail: "frame too big", framingIntact: false)))
+        let actions = h.send(.protocolViolation(ProtocolViolation(cause: .messageTooBig, detail: "frame too big", aftermath: .framingLost)))
         #expect(actions.sendClose?.code == 1009)
         #expect(actions.record == CloseOutcome(kind: .error, code: 1009, cause: .messageTooBig, initiator: .server, clean: false, reason: "frame too big"))
+        #expect(actions.closeTransport)
+    }
+
+    @Test("a violation in the peer's own close frame: vigild's close answers it → clean, closed at once")
+    func violationInPeerClose() {
+        var h = Harness()
+        let actions = h.send(.protocolViolation(ProtocolViolation(cause: .protocolError, detail: "invalid close code 1005", aftermath: .peerAlreadyClosing)))
+        #expect(actions.sendClose == OutgoingClose(code: 1002, reason: "invalid close code 1005"))
+        #expect(actions.record == CloseOutcome(kind: .error, code: 1002, cause: .protocolError, initiator: .server, clean: true, reason: "invalid close code 1005"))
         #expect(actions.closeTransport)
     }
 
     @Test("peer FIN while vigild waits for the close reply → status sent, clean false")
     func violationThenEOF() {
         var h = Harness()
-        h.send(.protocolViolation(ProtocolViolation(cause: .invalidUTF8, detail: "x", framingIntact: true)))
+        h.send(.protocolViolation(ProtocolViolation(cause: .invalidUTF8, detail: "x", aftermath: .awaitReply)))
         let end = h.send(.inputEnded(midFrame: false))
         #expect(end.record?.code == 1007)
         #expect(end.record?.cause == .invalidUTF8)
@@ -317,8 +326,9 @@ struct ExactlyOnceTests {
     static let allEvents: [SupervisorEvent] = [
         .frameReceived, .pongReceived(nil), .pongReceived(PingPayload(sequence: 99)), .closeReceived(code: 1000, reason: ""),
         .closeReceived(code: nil, reason: ""),
-        .protocolViolation(ProtocolViolation(cause: .protocolError, detail: "", framingIntact: true)),
-        .protocolViolation(ProtocolViolation(cause: .messageTooBig, detail: "", framingIntact: false)),
+        .protocolViolation(ProtocolViolation(cause: .protocolError, detail: "", aftermath: .awaitReply)),
+        .protocolViolation(ProtocolViolation(cause: .messageTooBig, detail: "", aftermath: .framingLost)),
+        .protocolViolation(ProtocolViolation(cause: .invalidUTF8, detail: "", aftermath: .peerAlreadyClosing)),
         .inputEnded(midFrame: false), .inputEnded(midFrame: true), .transportFailed, .backlogExceeded,
         .shutdownRequested, .timerFired, .transportClosed,
     ]
