@@ -41,10 +41,14 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let refused = error as? HandshakeRejection {
             rejection = refused
-        } else if error is HTTPParserError {
-            // NIO's HTTPServerProtocolErrorHandler has answered 400 and closes the connection.
-            settle(reason: "bad_request")
-            logger.info("rejected handshake: malformed HTTP", metadata: ["error": "\(error)"])
+        } else if let parseError = error as? HTTPParserError {
+            guard !settled else { return }
+            let status = RawHTTPResponse.status(for: parseError)
+            settle(reason: status == .badRequest ? "bad_request" : "headers_too_large")
+            logger.info("rejected handshake: malformed HTTP (\(parseError))", metadata: ["status": "\(status.code)"])
+            RawHTTPResponse.send(
+                status, contentType: "text/plain; charset=utf-8",
+                body: "malformed HTTP request: \(parseError)\n", context: context)
         } else {
             logger.debug("error before the upgrade", metadata: ["error": "\(error)"])
             context.close(promise: nil)

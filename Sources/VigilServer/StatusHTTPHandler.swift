@@ -9,6 +9,7 @@ final class StatusHTTPHandler: ChannelInboundHandler {
 
     private let router: StatusRouter
     private var request: HTTPRequestHead?
+    private var failed = false
 
     init(router: StatusRouter) {
         self.router = router
@@ -25,6 +26,17 @@ final class StatusHTTPHandler: ChannelInboundHandler {
             request = nil
             respond(router.respond(method: head.method, uri: head.uri), to: head, context: context)
         }
+    }
+
+    /// A request the HTTP decoder could not parse: a JSON error, then close (the stream is lost).
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let parseError = error as? HTTPParserError, !failed else {
+            context.close(promise: nil)
+            return
+        }
+        failed = true
+        let body = String(decoding: StatusResponse.error(.badRequest, "malformed HTTP request: \(parseError)").body, as: UTF8.self)
+        RawHTTPResponse.send(RawHTTPResponse.status(for: parseError), contentType: "application/json", body: body, context: context)
     }
 
     private func respond(_ response: StatusResponse, to request: HTTPRequestHead, context: ChannelHandlerContext) {

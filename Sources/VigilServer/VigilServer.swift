@@ -232,9 +232,10 @@ public final class VigilServer: Service, Sendable {
                         let handshake = HandshakeHandler(server: server, logger: logger)
                         let upgrader = WebSocketUpgrader(server: server, handshake: handshake)
                         let pipeline = channel.pipeline.syncOperations
+                        // Parse errors are answered by HandshakeHandler, with a body and a count.
                         try pipeline.configureHTTPServerPipeline(
                             withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }),
-                            withErrorHandling: true)
+                            withErrorHandling: false)
                         try pipeline.addHandler(handshake)
                     } catch {
                         logger.warning("cannot set up an accepted connection: \(error)")
@@ -254,7 +255,7 @@ public final class VigilServer: Service, Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false)
                     try channel.pipeline.syncOperations.addHandler(StatusHTTPHandler(router: router))
                 }
             }

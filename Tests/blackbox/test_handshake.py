@@ -47,8 +47,9 @@ def test_refused_handshakes(vigild, name, request_bytes, status, reason, body):
 
 def test_non_http_bytes_get_400_and_count(vigild):
     daemon = vigild()
-    status, _, _ = exchange(daemon.port, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n")
+    status, headers, body = exchange(daemon.port, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n")
     assert status == 400
+    assert body.startswith(b"malformed HTTP request: ") and headers.get("connection") == "close"
     assert daemon.metrics()['vigil_handshakes_rejected_total{reason="bad_request"}'] == 1
     assert_still_serving(daemon)
 
@@ -116,3 +117,18 @@ def assert_still_serving(daemon):
             await ws.send("alive")
             assert await ws.recv() == "alive"
     asyncio.run(echo())
+
+
+def test_oversized_headers_get_431_with_a_body(vigild):
+    daemon = vigild()
+    request = b"GET /ws HTTP/1.1\r\nHost: x\r\nX-Filler: " + b"a" * 100_000 + b"\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=5) as sock:
+        try:
+            sock.sendall(request)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # vigild may answer and close before reading it all
+        status, headers, body = read_http_response(sock)
+    assert status == 431
+    assert body.startswith(b"malformed HTTP request: ") and headers.get("connection") == "close"
+    assert daemon.metrics()['vigil_handshakes_rejected_total{reason="headers_too_large"}'] == 1
+    assert_still_serving(daemon)
