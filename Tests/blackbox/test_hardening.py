@@ -1,0 +1,143 @@
+"""Hostile and careless peers: slow ones, floods, bursts. Each gets its answer and vigild keeps
+serving with bounded memory."""
+
+import asyncio
+import socket
+import threading
+import time
+
+import websockets
+
+from test_handshake import assert_still_serving, exchange
+from wsraw import RawPeer, handshake_request, read_http_response
+
+
+def rss_kib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+
+
+def test_handshake_trickled_a_byte_at_a_time_is_cut_at_the_handshake_timeout(vigild):
+    daemon = vigild("--handshake-timeout", "500ms")
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=5) as sock:
+        started = time.monotonic()
+        cut = None
+        for byte in handshake_request():
+            try:
+                sock.send(bytes([byte]))
+            except (BrokenPipeError, ConnectionResetError):
+                cut = time.monotonic() - started
+                break
+            sock.settimeout(0.1)
+            try:
+                if sock.recv(1) == b"":
+                    cut = time.monotonic() - started
+                    break
+            except socket.timeout:
+                pass
+    assert cut is not None and cut >= 0.5, cut
+    assert daemon.metrics()['vigil_handshakes_rejected_total{reason="handshake_timeout"}'] == 1
+    assert_still_serving(daemon)
+
+
+def trickle_frame(daemon, client):
+    """A frame header announcing 1000 bytes, then one byte every 100 ms, until vigild hangs up."""
+    peer = RawPeer(daemon.port, f"/ws?client={client}")
+    peer.send_raw(bytes([0x82, 0x80 | 126, 0x03, 0xE8, 1, 2, 3, 4]))
+    peer.sock.settimeout(0.1)
+    for _ in range(100):
+        try:
+            peer.send_raw(b"x")
+            if peer.sock.recv(4096) == b"":
+                return True
+        except socket.timeout:
+            continue
+        except (BrokenPipeError, ConnectionResetError):
+            return True
+    return False
+
+
+def test_frame_trickled_forever_is_cut_by_the_read_deadline(vigild):
+    daemon = vigild("--ping-interval", "0", "--read-deadline", "500ms")
+    assert trickle_frame(daemon, "trickle-read")
+    record = daemon.wait_closes(1)[0]
+    assert (record["kind"], record["cause"], record["client"]) == ("abnormal", "read_deadline", "trickle-read")
+
+
+def test_frame_trickled_forever_is_cut_by_the_heartbeat(vigild):
+    daemon = vigild("--ping-interval", "300ms", "--pong-timeout", "300ms")
+    assert trickle_frame(daemon, "trickle-ping")
+    record = daemon.wait_closes(1)[0]
+    assert (record["kind"], record["cause"]) == ("abnormal", "pong_timeout")
+
+
+def test_a_flood_past_max_connections_gets_503s_and_leaves_the_others_alone(vigild):
+    daemon = vigild("--max-connections", "40")
+    refused = []
+
+    def knock():
+        try:
+            status, _, body = exchange(daemon.port, handshake_request(), timeout=10)
+            refused.append(status)
+        except OSError as error:
+            refused.append(str(error))
+
+    async def scenario():
+        clients = [await websockets.connect(daemon.ws(f"?client=keep{i}")) for i in range(40)]
+        threads = [threading.Thread(target=knock) for _ in range(300)]
+        for thread in threads:
+            thread.start()
+        await asyncio.to_thread(lambda: [thread.join() for thread in threads])
+        for ws in clients:
+            await ws.send("still here")
+            assert await ws.recv() == "still here"
+        for ws in clients:
+            await ws.close()
+
+    asyncio.run(scenario())
+    assert refused.count(503) == 300, refused[:5]
+    assert daemon.metrics()['vigil_handshakes_rejected_total{reason="capacity"}'] == 300
+    assert daemon.closes()["total"] == 40, "only the 40 that were admitted are connections"
+
+
+def test_ten_thousand_status_requests_in_a_burst(vigild):
+    daemon = vigild()
+    host, port = daemon.status_url[len("http://"):].split(":")
+    before = rss_kib(daemon.proc.pid)
+    paths = [b"/livez", b"/status", b"/closes?limit=5", b"/nope", b"/closes?limit=99999999999", b"/metrics",
+             b"/connections/abc", b"/health"]
+    statuses = {}
+
+    def burst(index):
+        with socket.create_connection((host, int(port)), timeout=30) as sock:
+            requests = b"".join(b"GET " + paths[(index + i) % len(paths)] + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+                                for i in range(1000))
+            sock.sendall(requests)
+            seen = 0
+            data = b""
+            while seen < 1000:
+                chunk = sock.recv(1 << 16)
+                assert chunk, f"connection {index} closed after {seen} responses"
+                data += chunk
+                while b"\r\n\r\n" in data:
+                    head, _, rest = data.partition(b"\r\n\r\n")
+                    length = int([l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0]
+                                 .split(b":")[1])
+                    if len(rest) < length:
+                        break
+                    status = int(head.split(b" ")[1])
+                    statuses[status] = statuses.get(status, 0) + 1
+                    data = rest[length:]
+                    seen += 1
+
+    threads = [threading.Thread(target=burst, args=(i,)) for i in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(statuses.values()) == 10_000
+    assert set(statuses) == {200, 400, 404}
+    assert statuses[404] == 1250 and statuses[400] == 2500
+    assert rss_kib(daemon.proc.pid) - before < 64 * 1024, "memory stays bounded"
+    assert daemon.get("/livez")[0] == 200
