@@ -18,7 +18,7 @@ BENCH_PACKAGES := "command -v go:golang-go" \
 BASELINE       := .build-go/baseline-gorilla
 GO_ENV         := GOPATH=$(CURDIR)/.build-go/path GOCACHE=$(CURDIR)/.build-go/cache GOPROXY=off GOFLAGS=-mod=mod
 
-.PHONY: run build release test unit-test blackbox-test conformance venv bench baseline install uninstall clean
+.PHONY: run build release test unit-test blackbox-test conformance venv bench baseline fuzz sanitize install uninstall clean
 
 ## run: build a release vigild and run it on its embedded defaults (ws://127.0.0.1:8080/ws, status on :9090)
 run: release
@@ -70,6 +70,23 @@ $(BASELINE): Benchmarks/baseline-gorilla/main.go Benchmarks/baseline-gorilla/go.
 	@scripts/ensure-packages.sh $(BENCH_PACKAGES)
 	cd Benchmarks/baseline-gorilla && $(GO_ENV) go build -o $(CURDIR)/$(BASELINE) .
 
+## fuzz SECONDS=N: the libFuzzer targets (framing core + supervisor; a whole server connection),
+## each for N seconds (default 60) under AddressSanitizer, after replaying Fuzz/regressions
+SECONDS ?= 60
+FUZZ_FLAGS := --scratch-path ../.build-fuzz -Xswiftc -sanitize=fuzzer,address \
+              -Xswiftc -Xclang-linker -Xswiftc -fuse-ld=lld
+fuzz:
+	@scripts/ensure-packages.sh $(BUILD_PACKAGES)
+	cd Fuzz && $(SWIFT) build $(FUZZ_FLAGS) --product FuzzFraming
+	cd Fuzz && $(SWIFT) build $(FUZZ_FLAGS) --product FuzzConnection
+	scripts/fuzz.sh $(SECONDS)
+
+## sanitize: the Swift test suite once under ThreadSanitizer and once under AddressSanitizer
+sanitize:
+	@scripts/ensure-packages.sh $(BUILD_PACKAGES)
+	$(SWIFT) test --scratch-path .build-tsan --sanitize=thread
+	$(SWIFT) test --scratch-path .build-asan --sanitize=address
+
 ## install: vigild to $(PREFIX)/bin, the units to /etc/systemd/system, the example config to
 ## /etc/vigil/vigil.yaml (an existing one is kept). Then: systemctl enable --now vigild
 install: $(if $(BINARY),,release)
@@ -97,4 +114,4 @@ uninstall:
 	@echo "left $(DESTDIR)/etc/vigil in place; remove it if you no longer need the configuration"
 
 clean:
-	rm -rf .build .build-go $(VENV) out
+	rm -rf .build .build-go .build-fuzz .build-tsan .build-asan .build-autobahn $(VENV) out

@@ -12,6 +12,10 @@ let package = Package(
         .executable(name: "vigild", targets: ["vigild"]),
         .executable(name: "vigil-load", targets: ["vigil-load"]),
         .library(name: "VigilClient", targets: ["VigilClient"]),
+        .library(name: "VigilFraming", targets: ["VigilFraming"]),
+        .library(name: "VigilSupervisor", targets: ["VigilSupervisor"]),
+        .library(name: "VigilServer", targets: ["VigilServer"]),
+        .library(name: "VigilConfig", targets: ["VigilConfig"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),

@@ -223,26 +223,32 @@ public final class VigilServer: Service, Sendable {
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.writeBufferWaterMark, value: .init(low: maxBacklog / 2, high: maxBacklog))
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    var logger = server.logger
-                    logger[metadataKey: "ws_peer"] = "\(channel.remoteAddress?.endpointDescription ?? "unknown")"
-                    do {
-                        server.channels.add(channel)
-                        let handshake = HandshakeHandler(server: server, logger: logger)
-                        let upgrader = WebSocketUpgrader(server: server, handshake: handshake)
-                        let pipeline = channel.pipeline.syncOperations
-                        // Parse errors are answered by HandshakeHandler, with a body and a count.
-                        try pipeline.configureHTTPServerPipeline(
-                            withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }),
-                            withErrorHandling: false)
-                        try pipeline.addHandler(handshake)
-                    } catch {
-                        logger.warning("cannot set up an accepted connection: \(error)")
-                        throw error
-                    }
-                }
+            .childChannelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture { try installConnectionPipeline(on: channel) }
             }
+    }
+
+    /// Sets up an accepted TCP connection on the WebSocket listener: HTTP handshake handling,
+    /// the upgrader and the handshake guard; after the upgrade, the framing core and the
+    /// supervised connection handler. Public so a fuzzer can drive the whole per-connection
+    /// pipeline on an `EmbeddedChannel`; call on the channel's event loop.
+    public func installConnectionPipeline(on channel: any Channel) throws {
+        var logger = server.logger
+        logger[metadataKey: "ws_peer"] = "\(channel.remoteAddress?.endpointDescription ?? "unknown")"
+        do {
+            server.channels.add(channel)
+            let handshake = HandshakeHandler(server: server, logger: logger)
+            let upgrader = WebSocketUpgrader(server: server, handshake: handshake)
+            let pipeline = channel.pipeline.syncOperations
+            // Parse errors are answered by HandshakeHandler, with a body and a count.
+            try pipeline.configureHTTPServerPipeline(
+                withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }),
+                withErrorHandling: false)
+            try pipeline.addHandler(handshake)
+        } catch {
+            logger.warning("cannot set up an accepted connection: \(error)")
+            throw error
+        }
     }
 
     private func statusBootstrap() -> ServerBootstrap {

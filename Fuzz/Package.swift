@@ -1,0 +1,40 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// libFuzzer targets for vigil, in a package of their own: they are built with
+// -sanitize=fuzzer (libFuzzer supplies main), which the main package's builds must not see.
+// Run them with `make fuzz SECONDS=N` from the repository root.
+let package = Package(
+    name: "vigil-fuzz",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(name: "vigil", path: ".."),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    ],
+    targets: [
+        // Arbitrary bytes as a client's stream into the framing core and the supervisor.
+        .executableTarget(
+            name: "FuzzFraming",
+            dependencies: [
+                .product(name: "VigilFraming", package: "vigil"),
+                .product(name: "VigilSupervisor", package: "vigil"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ]
+        ),
+        // Arbitrary bytes into a server connection's whole pipeline: HTTP handshake, route and
+        // header checks, refusals, and after an upgrade the framing core and supervised handler.
+        .executableTarget(
+            name: "FuzzConnection",
+            dependencies: [
+                .product(name: "VigilServer", package: "vigil"),
+                .product(name: "VigilConfig", package: "vigil"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+    ]
+)
