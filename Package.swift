@@ -47,6 +47,8 @@ let package = Package(
             dependencies: [
                 "VigilSupervisor",
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                // Locks ThreadSanitizer understands (Synchronization's Mutex is invisible to it here).
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),
@@ -64,6 +66,7 @@ let package = Package(
             dependencies: [
                 "VigilSupervisor", "VigilFraming", "VigilRegistry", "VigilConfig",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
@@ -105,6 +108,7 @@ let package = Package(
             dependencies: [
                 "VigilServer", "VigilConfig", "VigilRegistry", "VigilSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -118,6 +122,7 @@ let package = Package(
             dependencies: [
                 "VigilClient", "VigilFraming", "VigilConfig",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -144,6 +149,7 @@ let package = Package(
             dependencies: [
                 "VigilSystemd", "VigilServer", "VigilSupervisor", "VigilConfig",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import Synchronization
 import VigilSupervisor
 
@@ -15,11 +16,11 @@ public final class ConnectionRegistry: Sendable {
     private let nextID = Atomic<UInt64>(1)
     /// Connections open or being opened (reserved before the upgrade completes).
     private let occupied = Atomic<Int>(0)
-    private let log: Mutex<CloseLog>
+    private let log: NIOLockedValueBox<CloseLog>
     private let startedMonotonic: MonotonicInstant
 
     private final class Shard: Sendable {
-        let connections = Mutex<[UInt64: LiveConnection]>([:])
+        let connections = NIOLockedValueBox<[UInt64: LiveConnection]>([:])
     }
 
     /// - Parameters:
@@ -30,7 +31,7 @@ public final class ConnectionRegistry: Sendable {
         precondition(maxConnections > 0 && closeHistory > 0)
         self.maxConnections = maxConnections
         self.shards = (0..<Self.shardCount).map { _ in Shard() }
-        self.log = Mutex(CloseLog(capacity: closeHistory))
+        self.log = NIOLockedValueBox(CloseLog(capacity: closeHistory))
         self.startedMonotonic = now
     }
 
@@ -67,7 +68,7 @@ public final class ConnectionRegistry: Sendable {
         let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
         let connection = LiveConnection(
             id: id, peer: peer, client: client, path: path, openedAt: wallClock, openedMonotonic: now)
-        shard(for: id).connections.withLock { $0[id] = connection }
+        shard(for: id).connections.withLockedValue { $0[id] = connection }
         metrics.opened.increment()
         metrics.active.increment()
         return connection
@@ -78,7 +79,7 @@ public final class ConnectionRegistry: Sendable {
     public func close(
         _ connection: LiveConnection, outcome: CloseOutcome, at now: MonotonicInstant, wallClock: Timestamp = .now()
     ) -> CloseRecord {
-        let removed = shard(for: connection.id).connections.withLock { $0.removeValue(forKey: connection.id) }
+        let removed = shard(for: connection.id).connections.withLockedValue { $0.removeValue(forKey: connection.id) }
         precondition(removed != nil, "connection \(connection.id) closed twice or never opened")
         let snapshot = connection.snapshot()
         let record = CloseRecord(
@@ -87,7 +88,7 @@ public final class ConnectionRegistry: Sendable {
             duration: now - MonotonicInstant(nanoseconds: connection.openedMonotonic),
             lastRoundTrip: snapshot.roundTrip, messagesIn: snapshot.messagesIn, messagesOut: snapshot.messagesOut)
         let second = (now - startedMonotonic).components.seconds
-        log.withLock { $0.append(record, atSecond: second) }
+        log.withLockedValue { $0.append(record, atSecond: second) }
         metrics.countClose(outcome)
         metrics.active.decrement()
         occupied.subtract(1, ordering: .relaxed)
@@ -103,29 +104,29 @@ public final class ConnectionRegistry: Sendable {
 
     /// How many connections are open (upgraded and not yet closed).
     public var activeCount: Int {
-        shards.reduce(0) { sum, shard in sum + shard.connections.withLock { $0.count } }
+        shards.reduce(0) { sum, shard in sum + shard.connections.withLockedValue { $0.count } }
     }
 
     /// Every live connection, oldest first.
     public func connections() -> [ConnectionSnapshot] {
-        shards.flatMap { shard in shard.connections.withLock { Array($0.values) } }
+        shards.flatMap { shard in shard.connections.withLockedValue { Array($0.values) } }
             .map { $0.snapshot() }
             .sorted { $0.id < $1.id }
     }
 
     public func connection(id: UInt64) -> ConnectionSnapshot? {
-        shard(for: id).connections.withLock { $0[id] }?.snapshot()
+        shard(for: id).connections.withLockedValue { $0[id] }?.snapshot()
     }
 
     /// Close records matching `filter`, newest first, at most `limit`; `matched` counts all
     /// retained records that match.
     public func closes(matching filter: CloseFilter = CloseFilter(), limit: Int) -> (matched: Int, records: [CloseRecord]) {
-        log.withLock { $0.query(filter, limit: limit) }
+        log.withLockedValue { $0.query(filter, limit: limit) }
     }
 
     public func summary(at now: MonotonicInstant) -> CloseSummary {
         let second = (now - startedMonotonic).components.seconds
-        return log.withLock { log in
+        return log.withLockedValue { log in
             CloseSummary(
                 total: log.total, retained: log.total - log.evicted, evicted: log.evicted,
                 byKind: log.byKind, byCause: log.byCause,

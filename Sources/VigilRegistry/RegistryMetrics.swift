@@ -1,5 +1,5 @@
 import Prometheus
-import Synchronization
+import NIOConcurrencyHelpers
 import VigilSupervisor
 
 /// The Prometheus side of the registry: a private collector registry per `ConnectionRegistry`
@@ -10,8 +10,8 @@ public final class RegistryMetrics: Sendable {
     let opened: Counter
     let roundTrip: DurationHistogram
     /// Labelled counters are created on first use and cached (creation takes the registry's lock).
-    private let closes = Mutex<[CloseLog.KindAndCause: Counter]>([:])
-    private let rejections = Mutex<[String: Counter]>([:])
+    private let closes = NIOLockedValueBox<[CloseLog.KindAndCause: Counter]>([:])
+    private let rejections = NIOLockedValueBox<[String: Counter]>([:])
 
     /// RTT buckets from 0.5 ms (loopback) to 10 s (the default pong timeout).
     static let roundTripBuckets: [Duration] = [
@@ -53,9 +53,9 @@ public final class RegistryMetrics: Sendable {
 
     /// `vigil_<name>_total{labels}`, created on first use and cached.
     private func counter<Key: Hashable & Sendable>(
-        in cache: borrowing Mutex<[Key: Counter]>, for key: Key, name: String, help: String, labels: [(String, String)]
+        in cache: NIOLockedValueBox<[Key: Counter]>, for key: Key, name: String, help: String, labels: [(String, String)]
     ) -> Counter {
-        cache.withLock { cache in
+        cache.withLockedValue { cache in
             if let counter = cache[key] { return counter }
             let counter = collectors.makeCounter(
                 descriptor: .init(namespace: "vigil", metricName: name, unitName: "total", helpText: help), labels: labels)

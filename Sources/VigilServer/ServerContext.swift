@@ -1,6 +1,6 @@
 import Logging
 import NIOCore
-import Synchronization
+import NIOConcurrencyHelpers
 import VigilConfig
 import VigilFraming
 import VigilRegistry
@@ -18,7 +18,7 @@ final class ServerContext: Sendable {
     let limits: FramingLimits
     let responder: MessageResponder
     /// The timing rules for new connections (a reload replaces them).
-    let policy: Mutex<SupervisionPolicy>
+    let policy: NIOLockedValueBox<SupervisionPolicy>
 
     init(settings: VigilSettings, registry: ConnectionRegistry, logger: Logger) {
         self.settings = settings
@@ -27,26 +27,26 @@ final class ServerContext: Sendable {
         self.route = WebSocketRoute(path: settings.path)
         self.limits = FramingLimits(maxFrameSize: settings.maxFrame, maxMessageSize: settings.maxMessage)
         self.responder = MessageResponder(mode: settings.mode)
-        self.policy = Mutex(settings.supervisionPolicy)
+        self.policy = NIOLockedValueBox(settings.supervisionPolicy)
     }
 }
 
 /// Every WebSocket-listener channel that is open, upgraded or not, so shutdown can reach them.
 /// Touched on accept and on close only, never per message.
 final class ChannelDirectory: Sendable {
-    private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
+    private let channels = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
 
     func add(_ channel: any Channel) {
         let id = ObjectIdentifier(channel)
-        channels.withLock { $0[id] = channel }
+        channels.withLockedValue { $0[id] = channel }
         channel.closeFuture.whenComplete { _ in
-            _ = self.channels.withLock { $0.removeValue(forKey: id) }
+            _ = self.channels.withLockedValue { $0.removeValue(forKey: id) }
         }
     }
 
-    var count: Int { channels.withLock { $0.count } }
+    var count: Int { channels.withLockedValue { $0.count } }
 
-    var all: [any Channel] { channels.withLock { Array($0.values) } }
+    var all: [any Channel] { channels.withLockedValue { Array($0.values) } }
 
     /// Fires `event` into every channel's pipeline, on its own event loop.
     func broadcast(_ event: some Sendable) {

@@ -1,5 +1,5 @@
 import NIOCore
-import Synchronization
+import NIOConcurrencyHelpers
 import VigilSupervisor
 
 /// Something a `TimerWheel` calls back when its deadline comes.
@@ -95,12 +95,12 @@ final class TimerWheel {
 
 /// One wheel per event loop, created on first use; each is used only on its own loop.
 final class TimerWheels: Sendable {
-    private let wheels = Mutex<[ObjectIdentifier: NIOLoopBound<TimerWheel>]>([:])
+    private let wheels = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<TimerWheel>]>([:])
 
     /// The wheel of `eventLoop`. Call on that loop.
     func wheel(for eventLoop: any EventLoop) -> TimerWheel {
         let key = ObjectIdentifier(eventLoop)
-        let bound = wheels.withLock { wheels in
+        let bound = wheels.withLockedValue { wheels in
             if let existing = wheels[key] { return existing }
             let created = NIOLoopBound(TimerWheel(eventLoop: eventLoop), eventLoop: eventLoop)
             wheels[key] = created

@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
+import NIOConcurrencyHelpers
 import Synchronization
 import VigilConfig
 import VigilRegistry
@@ -24,10 +25,10 @@ public final class VigilServer: Service, Sendable {
     private let startedAt: MonotonicInstant
     private let manager: ServiceManagerContext
     private let link: ServiceManagerLink?
-    private let current: Mutex<ResolvedSettings>
+    private let current: NIOLockedValueBox<ResolvedSettings>
     private let phase = Atomic<UInt8>(ServerPhase.starting.rawValue)
-    private let listeners = Mutex<(webSocket: (any Channel)?, status: (any Channel)?)>((nil, nil))
-    private let drained = Mutex<Bool>(false)
+    private let listeners = NIOLockedValueBox<(webSocket: (any Channel)?, status: (any Channel)?)>((nil, nil))
+    private let drained = NIOLockedValueBox<Bool>(false)
 
     /// Settings a reload applies to live and new connections; every other change needs a restart.
     public static let reloadableKeys: Set<String> = ["ping_interval", "pong_timeout", "read_deadline", "close_timeout"]
@@ -41,7 +42,7 @@ public final class VigilServer: Service, Sendable {
     ) {
         let now = ServerClock.now()
         let settings = configuration.settings
-        self.current = Mutex(configuration)
+        self.current = NIOLockedValueBox(configuration)
         self.registry = ConnectionRegistry(
             maxConnections: settings.maxConnections, closeHistory: settings.closeHistory, now: now)
         self.server = ServerContext(settings: settings, registry: registry, logger: logger)
@@ -54,11 +55,11 @@ public final class VigilServer: Service, Sendable {
     }
 
     /// The effective configuration (a reload changes its reloadable part).
-    public var configuration: ResolvedSettings { current.withLock { $0 } }
+    public var configuration: ResolvedSettings { current.withLockedValue { $0 } }
 
     /// Where the listeners are bound (the real ports when port 0 was configured).
-    public var webSocketAddress: SocketAddress? { listeners.withLock { $0.webSocket?.localAddress } }
-    public var statusAddress: SocketAddress? { listeners.withLock { $0.status?.localAddress } }
+    public var webSocketAddress: SocketAddress? { listeners.withLockedValue { $0.webSocket?.localAddress } }
+    public var statusAddress: SocketAddress? { listeners.withLockedValue { $0.status?.localAddress } }
 
     /// `serving 12 connections; last 60 s: 3 normal, 1 eof`
     public var statusLine: String {
@@ -70,7 +71,7 @@ public final class VigilServer: Service, Sendable {
         let settings = server.settings
         let inherited = manager.inheritedSockets
         let status = try await listen(statusBootstrap(), settings.statusListen, inherited: inherited?.status, what: "status API listener")
-        listeners.withLock { $0.status = status }
+        listeners.withLockedValue { $0.status = status }
         let webSocket: any Channel
         do {
             webSocket = try await listen(webSocketBootstrap(), settings.listen, inherited: inherited?.webSocket, what: "WebSocket listener")
@@ -78,7 +79,7 @@ public final class VigilServer: Service, Sendable {
             try? await status.close()
             throw error
         }
-        listeners.withLock { $0.webSocket = webSocket }
+        listeners.withLockedValue { $0.webSocket = webSocket }
         phase.store(ServerPhase.ready.rawValue, ordering: .releasing)
         let wsURL = "ws://\(webSocket.localAddress?.endpointDescription ?? "?")\(settings.path)"
         let statusURL = "http://\(status.localAddress?.endpointDescription ?? "?")"
@@ -125,18 +126,18 @@ public final class VigilServer: Service, Sendable {
     /// second) for the close handshakes, closes what remains, then stops the listeners.
     /// Every connection's close is recorded before this returns.
     public func drain() async {
-        let alreadyDrained = drained.withLock { drained in
+        let alreadyDrained = drained.withLockedValue { drained in
             defer { drained = true }
             return drained
         }
         guard !alreadyDrained else { return }
         phase.store(ServerPhase.draining.rawValue, ordering: .releasing)
-        let (webSocket, status) = listeners.withLock { $0 }
+        let (webSocket, status) = listeners.withLockedValue { $0 }
         try? await webSocket?.close()
         let open = server.channels.count
         logger.notice("shutting down: closing \(open) connections with 1001", metadata: ["connections": "\(open)"])
         server.channels.broadcast(ShutdownRequested())
-        let closeTimeout = server.policy.withLock { $0.closeTimeout }
+        let closeTimeout = server.policy.withLockedValue { $0.closeTimeout }
         let drainLimit = ContinuousClock.now + closeTimeout + .seconds(1)
         while server.channels.count > 0 && ContinuousClock.now < drainLimit {
             try? await Task.sleep(for: .milliseconds(10))
@@ -181,7 +182,7 @@ public final class VigilServer: Service, Sendable {
             logger.error("reload failed; the running configuration stays: \(error)")
             return .failure(error)
         }
-        let report = current.withLock { running in
+        let report = current.withLockedValue { running in
             var report = ReloadReport(applied: [], needRestart: [])
             for definition in SettingCatalog.all {
                 let old = running.text(forKey: definition.key)!
@@ -200,8 +201,8 @@ public final class VigilServer: Service, Sendable {
             for key in Self.reloadableKeys { running.sources[key] = fresh.sources[key] }
             return report
         }
-        let policy = current.withLock { $0.settings.supervisionPolicy }
-        server.policy.withLock { $0 = policy }
+        let policy = current.withLockedValue { $0.settings.supervisionPolicy }
+        server.policy.withLockedValue { $0 = policy }
         server.channels.broadcast(PolicyChanged(policy: policy))
         let changes = report.applied.map { "\($0.key) \($0.old) → \($0.new)" }.joined(separator: ", ")
         logger.notice(

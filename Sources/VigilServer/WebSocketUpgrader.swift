@@ -79,7 +79,7 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
         logger[metadataKey: "ws_client"] = "\(admission.client ?? "")"
         logger[metadataKey: "ws_path"] = "\(server.route.path)"
         let handler = SupervisedConnectionHandler(
-            connection: connection, registry: server.registry, policy: server.policy.withLock { $0 },
+            connection: connection, registry: server.registry, policy: server.policy.withLockedValue { $0 },
             limits: server.limits, responder: server.responder, maxBacklog: server.settings.maxBacklog,
             logger: logger, openedAt: now, wheel: server.wheels.wheel(for: context.eventLoop))
         return context.eventLoop.makeCompletedFuture {

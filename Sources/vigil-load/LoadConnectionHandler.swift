@@ -56,7 +56,7 @@ final class LoadConnectionHandler: ChannelInboundHandler {
         case .message:
             guard let sentAt else { return }
             let microseconds = (NIODeadline.now() - sentAt).nanoseconds / 1000
-            stats.latency.withLock { _ = $0.record(UInt64(max(microseconds, 0))) }
+            stats.latency.withLockedValue { _ = $0.record(UInt64(max(microseconds, 0))) }
             stats.echoes.add(1, ordering: .relaxed)
             self.sentAt = nil
             if stats.echoing.load(ordering: .relaxed) { sendMessage(context: context) }
@@ -112,7 +112,7 @@ final class LoadConnectionHandler: ChannelInboundHandler {
         guard let first = firstUnansweredPing else { return }
         firstUnansweredPing = nil
         let microseconds = (NIODeadline.now() - first).nanoseconds / 1000
-        stats.detection.withLock { _ = $0.record(UInt64(max(microseconds, 0))) }
+        stats.detection.withLockedValue { _ = $0.record(UInt64(max(microseconds, 0))) }
     }
 }
 

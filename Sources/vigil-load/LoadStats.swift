@@ -1,4 +1,5 @@
 import Histogram
+import NIOConcurrencyHelpers
 import Synchronization
 
 /// What every connection of a load run counts, shared across event loops.
@@ -10,17 +11,17 @@ final class LoadStats: Sendable {
     let pongsSent = Atomic<Int>(0)
     let echoes = Atomic<Int>(0)
     /// Connections the server ended: with a close frame (by code) or without one.
-    let closeCodes = Mutex<[String: Int]>([:])
+    let closeCodes = NIOLockedValueBox<[String: Int]>([:])
     let dropped = Atomic<Int>(0)
     /// Echo round trips, microseconds.
-    let latency = Mutex(Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three))
+    let latency = NIOLockedValueBox(Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three))
     /// From the first unanswered ping to the server's close, microseconds (`--no-pong`).
-    let detection = Mutex(Histogram<UInt64>(highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: .three))
+    let detection = NIOLockedValueBox(Histogram<UInt64>(highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: .three))
     /// Whether echo loops keep sending.
     let echoing = Atomic<Bool>(false)
 
     func noteClose(code: UInt16?) {
-        closeCodes.withLock { $0[code.map(String.init) ?? "none", default: 0] += 1 }
+        closeCodes.withLockedValue { $0[code.map(String.init) ?? "none", default: 0] += 1 }
     }
 
     static func summary(_ histogram: Histogram<UInt64>) -> [String: Double] {

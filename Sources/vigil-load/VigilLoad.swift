@@ -95,7 +95,7 @@ struct VigilLoad: AsyncParsableCommand {
             var report: [String: Any] = [
                 "event": "echo", "messages": echoes, "seconds": elapsed, "rate": Double(echoes) / elapsed,
             ]
-            for (key, value) in LoadStats.summary(stats.latency.withLock { $0 }) { report[key] = value }
+            for (key, value) in LoadStats.summary(stats.latency.withLockedValue { $0 }) { report[key] = value }
             Self.emit(report)
             try? await Task.sleep(for: .milliseconds(200))  // let the last round trips land
         }
@@ -114,10 +114,10 @@ struct VigilLoad: AsyncParsableCommand {
             "failed": stats.failed.load(ordering: .relaxed), "pings": stats.pings.load(ordering: .relaxed),
             "pongs_sent": stats.pongsSent.load(ordering: .relaxed), "still_open": stats.open.load(ordering: .relaxed),
             "dropped_without_close": stats.dropped.load(ordering: .relaxed),
-            "server_close_codes": stats.closeCodes.withLock { $0 },
+            "server_close_codes": stats.closeCodes.withLockedValue { $0 },
             "seconds": (ContinuousClock.now - started).inMilliseconds / 1000,
         ]
-        let detection = stats.detection.withLock { $0 }
+        let detection = stats.detection.withLockedValue { $0 }
         if detection.totalCount > 0 {
             done["detection"] = LoadStats.summary(detection)
         }

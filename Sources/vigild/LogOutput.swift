@@ -1,5 +1,5 @@
 import Logging
-import Synchronization
+import NIOConcurrencyHelpers
 import VigilRegistry
 
 #if canImport(Glibc)
@@ -62,11 +62,11 @@ struct StderrLogHandler: LogHandler {
 
 /// Whole lines to stderr, one write(2) each, so lines from different event loops never interleave.
 enum StandardError {
-    private static let lock = Mutex(())
+    private static let lock = NIOLockedValueBox(())
 
     static func write(_ text: String) {
         var bytes = Array(text.utf8)
-        lock.withLock { _ in
+        lock.withLockedValue { _ in
             var offset = 0
             while offset < bytes.count {
                 let written = bytes.withUnsafeMutableBytes { Glibc.write(2, $0.baseAddress! + offset, $0.count - offset) }

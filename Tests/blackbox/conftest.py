@@ -51,7 +51,7 @@ class Vigild:
     def get(self, path):
         """(status, headers, body bytes) of a GET on the status API."""
         try:
-            with urllib.request.urlopen(self.status_url + path, timeout=5) as response:
+            with urllib.request.urlopen(self.status_url + path, timeout=30) as response:
                 return response.status, dict(response.headers), response.read()
         except urllib.error.HTTPError as error:
             return error.code, dict(error.headers), error.read()
@@ -121,6 +121,13 @@ def vigild():
     yield start
     for daemon in started:
         daemon.stop(signal.SIGKILL)
+
+
+def rfc3339_ns(text):
+    """Nanoseconds since the epoch of a status-API timestamp."""
+    import datetime
+    moment = datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
+    return int(round(moment.timestamp() * 1000)) * 1_000_000
 
 
 def run_vigild(*args, env=None, timeout=10):

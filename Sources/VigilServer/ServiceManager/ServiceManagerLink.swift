@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import Synchronization
 import VigilSupervisor
 
@@ -39,7 +40,7 @@ final class ServiceManagerLink: Sendable {
     private let notifier: any ServiceNotifier
     private let logger: Logger
     private let reportedFailure = Atomic<Bool>(false)
-    private let lastStatus = Mutex<String?>(nil)
+    private let lastStatus = NIOLockedValueBox<String?>(nil)
 
     init(notifier: any ServiceNotifier, logger: Logger) {
         self.notifier = notifier
@@ -48,7 +49,7 @@ final class ServiceManagerLink: Sendable {
 
     func send(_ notification: ServiceNotification) {
         if case .status(let text) = notification {
-            lastStatus.withLock { $0 = text }
+            lastStatus.withLockedValue { $0 = text }
         }
         guard !notifier.send(notification) else { return }
         if !reportedFailure.exchange(true, ordering: .relaxed) {
@@ -60,7 +61,7 @@ final class ServiceManagerLink: Sendable {
 
     /// Sends the status if it differs from the last one sent.
     func report(status: String) {
-        let changed = lastStatus.withLock { last in
+        let changed = lastStatus.withLockedValue { last in
             defer { last = status }
             return last != status
         }
