@@ -12,7 +12,8 @@ RELEASE_BIN  := .build/release/vigild
 BUILD_PACKAGES := "command -v git:git" "command -v pkg-config:pkg-config" "pkg-config --exists libsystemd:libsystemd-dev"
 TEST_PACKAGES  := "command -v python3:python3" "python3 -c 'import ensurepip':python3-venv" \
                   "command -v systemd-nspawn:systemd-container" "command -v unshare:util-linux" \
-                  "test -x /lib/systemd/systemd-journald:systemd"
+                  "test -x /lib/systemd/systemd-journald:systemd" "command -v ip:iproute2" \
+                  "command -v iptables:iptables"
 BENCH_PACKAGES := "command -v go:golang-go" \
                   "test -d /usr/share/gocode/src/github.com/gorilla/websocket:golang-github-gorilla-websocket-dev"
 BASELINE       := .build-go/baseline-gorilla
@@ -85,7 +86,7 @@ fuzz:
 sanitize:
 	@scripts/ensure-packages.sh $(BUILD_PACKAGES)
 	$(SWIFT) test --scratch-path .build-tsan --sanitize=thread
-	$(SWIFT) test --scratch-path .build-asan --sanitize=address
+	LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/lsan-suppressions.txt $(SWIFT) test --scratch-path .build-asan --sanitize=address
 
 ## install: vigild to $(PREFIX)/bin, the units to /etc/systemd/system, the example config to
 ## /etc/vigil/vigil.yaml (an existing one is kept). Then: systemctl enable --now vigild

@@ -20,7 +20,8 @@ protocol WheelTimerTarget: AnyObject {
 /// Not thread-safe: each wheel is confined to its event loop.
 final class TimerWheel {
     private struct Entry {
-        let target: any WheelTimerTarget
+        /// Weak: a connection that closed is freed at once, not held until its deadline comes round.
+        weak var target: (any WheelTimerTarget)?
         let token: UInt64
         let dueTick: Int64
     }
@@ -87,7 +88,7 @@ final class TimerWheel {
                 slots[index].append(entry)  // a later revolution
             } else {
                 pending -= 1
-                entry.target.wheelTimerFired(token: entry.token)
+                entry.target?.wheelTimerFired(token: entry.token)
             }
         }
     }

@@ -6,9 +6,14 @@ import Testing
 @testable import VigilFraming
 
 /// Decodes raw bytes with NIO's decoder (through our stream decoder) and feeds the assembler.
-struct AssemblerHarness {
+/// Finishes its channel when released (an unfinished EmbeddedChannel keeps its pipeline alive).
+final class AssemblerHarness {
     let channel = EmbeddedChannel()
     var assembler: WebSocketMessageAssembler
+
+    deinit {
+        _ = try? channel.finish()
+    }
 
     init(role: WebSocketRole = .server, limits: FramingLimits = FramingLimits(maxFrameSize: 1024, maxMessageSize: 4096)) throws {
         assembler = WebSocketMessageAssembler(role: role, limits: limits)
@@ -17,7 +22,7 @@ struct AssemblerHarness {
     }
 
     /// Feeds raw bytes; returns what the assembler made of each decoded frame.
-    mutating func feed(_ bytes: [UInt8]) throws -> [Result<WebSocketInbound, FramingError>] {
+    func feed(_ bytes: [UInt8]) throws -> [Result<WebSocketInbound, FramingError>] {
         try channel.writeInbound(ByteBuffer(bytes: bytes))
         var results: [Result<WebSocketInbound, FramingError>] = []
         while let frame = try channel.readInbound(as: WebSocketFrame.self) {
@@ -30,7 +35,7 @@ struct AssemblerHarness {
         return results
     }
 
-    mutating func one(_ bytes: [UInt8]) throws -> Result<WebSocketInbound, FramingError> {
+    func one(_ bytes: [UInt8]) throws -> Result<WebSocketInbound, FramingError> {
         let results = try feed(bytes)
         try #require(results.count == 1)
         return results[0]
@@ -53,7 +58,7 @@ func message(_ result: Result<WebSocketInbound, FramingError>) -> (WebSocketMess
 struct MessageAssemblerTests {
     @Test("single-frame text and binary messages are unmasked and delivered whole")
     func singleFrames() throws {
-        var h = try AssemblerHarness()
+        let h = try AssemblerHarness()
         let text = try #require(message(try h.one(frameBytes(opcode: 1, payload: Array("héllo".utf8)))))
         #expect(text.0 == .text)
         #expect(text.1 == Array("héllo".utf8))
@@ -64,7 +69,7 @@ struct MessageAssemblerTests {
 
     @Test("fragments are assembled, with control frames interleaved")
     func fragments() throws {
-        var h = try AssemblerHarness()
+        let h = try AssemblerHarness()
         let euro = Array("€".utf8)  // split the scalar across fragments
         let results = try h.feed(
             frameBytes(opcode: 1, payload: [0x41, euro[0]], fin: false)
@@ -94,7 +99,7 @@ struct MessageAssemblerTests {
         (frameBytes(opcode: 8, payload: [0x13, 0x88]), "invalid close code 5000"),
     ] as [([UInt8], String)])
     func protocolErrors(bytes: [UInt8], detail: String) throws {
-        var h = try AssemblerHarness()
+        let h = try AssemblerHarness()
         let failure = try #require(error(try h.one(bytes)))
         #expect(failure.kind == .protocolError && failure.detail == detail)
         #expect(failure.inCloseFrame == detail.contains("close"))
@@ -103,27 +108,27 @@ struct MessageAssemblerTests {
 
     @Test("a new data frame inside a fragmented message is a protocol error")
     func interleavedData() throws {
-        var h = try AssemblerHarness()
+        let h = try AssemblerHarness()
         let results = try h.feed(frameBytes(opcode: 2, payload: [1], fin: false) + frameBytes(opcode: 1, payload: [0x41]))
         #expect(error(results[1])?.detail == "new data frame before the fragmented message finished")
     }
 
     @Test("a server frame must not be masked on the client side")
     func clientRole() throws {
-        var h = try AssemblerHarness(role: .client)
+        let h = try AssemblerHarness(role: .client)
         #expect(error(try h.one(frameBytes(opcode: 1, payload: [0x41])))?.detail == "masked server frame")
-        var ok = try AssemblerHarness(role: .client)
+        let ok = try AssemblerHarness(role: .client)
         #expect(message(try ok.one(frameBytes(opcode: 1, payload: [0x41], mask: nil))) != nil)
     }
 
     @Test("invalid UTF-8 fails at the first bad fragment, and in close reasons")
     func invalidUTF8() throws {
-        var h = try AssemblerHarness()
+        let h = try AssemblerHarness()
         let results = try h.feed(frameBytes(opcode: 1, payload: [0x41, 0xC0], fin: false))
         #expect(error(results[0]) == FramingError(.invalidUTF8, "text message is not valid UTF-8"))
-        var unfinished = try AssemblerHarness()
+        let unfinished = try AssemblerHarness()
         #expect(error(try unfinished.one(frameBytes(opcode: 1, payload: [0xE2, 0x82])))?.kind == .invalidUTF8)
-        var close = try AssemblerHarness()
+        let close = try AssemblerHarness()
         let closeError = try #require(error(try close.one(frameBytes(opcode: 8, payload: [0x03, 0xE8, 0xFF]))))
         #expect(closeError == FramingError(.invalidUTF8, "close reason is not valid UTF-8", inCloseFrame: true))
         #expect(closeError.closeCode == 1007)
@@ -131,13 +136,13 @@ struct MessageAssemblerTests {
 
     @Test("binary messages are not UTF-8 checked")
     func binaryNotChecked() throws {
-        var h = try AssemblerHarness()
+        let h = try AssemblerHarness()
         #expect(message(try h.one(frameBytes(opcode: 2, payload: [0xC0, 0xFF]))) != nil)
     }
 
     @Test("close frames parse their status and reason")
     func closeFrames() throws {
-        var h = try AssemblerHarness()
+        let h = try AssemblerHarness()
         guard case .success(.close(let payload)) = try h.one(frameBytes(opcode: 8, payload: [0x0F, 0xA0] + Array("ciao".utf8))) else {
             Issue.record("not a close")
             return
@@ -152,7 +157,7 @@ struct MessageAssemblerTests {
 
     @Test("messages over the limit are rejected from the fragment that crosses it")
     func messageTooBig() throws {
-        var h = try AssemblerHarness(limits: FramingLimits(maxFrameSize: 1024, maxMessageSize: 1500))
+        let h = try AssemblerHarness(limits: FramingLimits(maxFrameSize: 1024, maxMessageSize: 1500))
         let results = try h.feed(
             frameBytes(opcode: 2, payload: Array(repeating: 1, count: 1000), fin: false)
                 + frameBytes(opcode: 0, payload: Array(repeating: 1, count: 501)))
@@ -204,6 +209,7 @@ struct StreamEndTests {
         try channel.pipeline.syncOperations.addHandler(recorder)
         for chunk in chunks { try channel.writeInbound(ByteBuffer(bytes: chunk)) }
         channel.pipeline.fireChannelInactive()
+        _ = try? channel.finish()
         return recorder
     }
 

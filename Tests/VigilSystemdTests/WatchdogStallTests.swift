@@ -75,7 +75,11 @@ struct WatchdogStallTests {
             configuration: .init(services: [.init(service: server)], logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })))
         let running = Task { try await services.run() }
 
-        try await Task.sleep(for: .seconds(1))
+        // Wait for the keep-alives to flow (start-up can be slow on a loaded machine or under a sanitizer).
+        let flowing = ContinuousClock.now + .seconds(20)
+        while sink.pings(from: .now - .seconds(60), to: .now) < 2 && ContinuousClock.now < flowing {
+            try await Task.sleep(for: .milliseconds(50))
+        }
         let stallStart = ContinuousClock.now
         // Block one event loop for 1.5 s, as a runaway computation would.
         group.any().execute { usleep(1_500_000) }

@@ -1,12 +1,13 @@
 """Runs inside a private mount namespace (see test_journal.py): a real journald on a tmpfs /run,
 vigild logging to it, every close kind driven, then journald stopped mid-run.
 
-Usage: journal_scenario.py VIGILD JOURNAL_DIR
+Usage: journal_scenario.py VIGILD JOURNAL_DIR VIGIL_LOAD
 Exits non-zero with the reason when anything does not hold."""
 
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import urllib.request
@@ -17,7 +18,7 @@ import test_close_table as rows  # noqa: E402
 from systemd_support import Endpoint, journal_entries, wait_until  # noqa: E402
 
 MESSAGE_ID = "5bfe117f0f644f8c8afabe45870ad1cb"
-VIGILD, JOURNAL_DIR = sys.argv[1], sys.argv[2]
+VIGILD, JOURNAL_DIR, LOAD = sys.argv[1], sys.argv[2], sys.argv[3]
 
 
 def sh(*args):
@@ -42,6 +43,11 @@ sh("mount", "-t", "tmpfs", "tmpfs", "/run")
 os.makedirs("/run/systemd/journal")
 os.makedirs("/run/log")
 sh("mount", "--bind", JOURNAL_DIR, "/run/log")
+# No rate limit, as vigild.service asks with LogRateLimitIntervalSec=0: a burst of closes must not be thinned.
+journald_conf = os.path.join(JOURNAL_DIR, "journald.conf")
+with open(journald_conf, "w") as f:
+    f.write("[Journal]\nRateLimitIntervalSec=0\n")
+sh("mount", "--bind", journald_conf, "/etc/systemd/journald.conf")
 journald = subprocess.Popen(["/lib/systemd/systemd-journald"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 wait(lambda: os.path.exists("/run/systemd/journal/socket"), "journald's socket")
 
@@ -102,6 +108,33 @@ try:
         assert entry["CODE_FILE"].endswith("CloseLogging.swift") and entry["CODE_FUNC"] and entry["CODE_LINE"]
         assert entry["MESSAGE"].startswith(f"connection {record['id']} from {record['peer']} (client={client}) closed: {kind} ({cause}) after ")
     assert journal(f"MESSAGE_ID={MESSAGE_ID}", "WS_CLOSE_KIND=abnormal").__len__() == 5
+
+    # 10,000 connections dropped at once, on a second vigild without heartbeat deadlines:
+    # exactly one journal entry each, as in its /closes and /metrics.
+    burst_daemon = subprocess.Popen([VIGILD, "--listen", "127.0.0.1:0", "--status-listen", "127.0.0.1:0",
+                                     "--ping-interval", "0", "--max-connections", "12000", "--close-history", "12000"],
+                                    stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    try:
+        burst_ready = wait(lambda: [e for e in journal("SYSLOG_IDENTIFIER=vigild", f"_PID={burst_daemon.pid}")
+                                    if "vigild ready" in e["MESSAGE"]], "the second vigild's ready line")[0]
+        burst_ws = burst_ready["MESSAGE"].split("ws=")[1].split(" ")[0]
+        burst_status = burst_ready["MESSAGE"].split("status=")[1].split(" ")[0]
+        load = subprocess.Popen([LOAD, "--url", burst_ws, "-c", "10000", "--duration", "300s", "--no-close"],
+                                stdout=subprocess.PIPE, text=True)
+        assert json.loads(load.stdout.readline())["connections"] == 10000
+        wait(lambda: get(burst_status + "/status")["connections"] == 10000, "10000 live connections", 60)
+        load.kill()
+        load.wait()
+        wait(lambda: get(burst_status + "/status")["closes_total"] == 10000, "10000 closes", 60)
+        matches = (f"MESSAGE_ID={MESSAGE_ID}", f"_PID={burst_daemon.pid}")
+        burst = wait(lambda: (lambda e: e if len(e) >= 10000 else None)(journal(*matches)), "10000 journal entries", 60)
+        assert len(burst) == 10000, f"{len(burst)} journal entries for 10000 closes"
+        assert len({e["WS_CONN_ID"] for e in burst}) == 10000, "one entry per connection, none twice"
+        metrics = urllib.request.urlopen(burst_status + "/metrics", timeout=30).read().decode()
+        assert sum(float(v) for v in re.findall(r"^vigil_closes_total\{[^}]*\} (\S+)", metrics, re.M)) == 10000
+    finally:
+        burst_daemon.terminate()
+        burst_daemon.wait(30)
 
     # journald goes away mid-run: vigild keeps serving, the registry stays complete, and the
     # entries journald cannot take go to stderr instead.
