@@ -12,13 +12,7 @@ struct CloseLog {
     private(set) var total: UInt64 = 0
     private(set) var byKind: [CloseKind: UInt64] = [:]
     private(set) var byCause: [CloseCause: UInt64] = [:]
-    private(set) var byKindAndCause: [KindAndCause: UInt64] = [:]
     private var recent = RecentWindow()
-
-    struct KindAndCause: Hashable {
-        var kind: CloseKind
-        var cause: CloseCause
-    }
 
     init(capacity: Int) {
         precondition(capacity > 0)
@@ -39,7 +33,6 @@ struct CloseLog {
         total += 1
         byKind[record.kind, default: 0] += 1
         byCause[record.cause, default: 0] += 1
-        byKindAndCause[KindAndCause(kind: record.kind, cause: record.cause), default: 0] += 1
         recent.add(record.kind, atSecond: second)
     }
 

@@ -129,21 +129,13 @@ public final class ConnectionRegistry: Sendable {
         return log.withLockedValue { log in
             CloseSummary(
                 total: log.total, retained: log.total - log.evicted, evicted: log.evicted,
-                byKind: log.byKind, byCause: log.byCause,
-                byKindAndCause: log.byKindAndCause.map { (KindCause(kind: $0.key.kind, cause: $0.key.cause), $0.value) },
-                lastMinuteByKind: log.recentByKind(nowSecond: second))
+                byKind: log.byKind, byCause: log.byCause, lastMinuteByKind: log.recentByKind(nowSecond: second))
         }
     }
 
     private func shard(for id: UInt64) -> Shard {
         shards[Int(id % UInt64(Self.shardCount))]
     }
-}
-
-/// A kind and cause pair.
-public struct KindCause: Sendable, Hashable {
-    public var kind: CloseKind
-    public var cause: CloseCause
 }
 
 /// Cumulative close counters.
@@ -156,7 +148,6 @@ public struct CloseSummary: Sendable {
     public var evicted: UInt64
     public var byKind: [CloseKind: UInt64]
     public var byCause: [CloseCause: UInt64]
-    public var byKindAndCause: [(KindCause, UInt64)]
     /// Closes per kind in the last 60 seconds.
     public var lastMinuteByKind: [CloseKind: UInt64]
 }

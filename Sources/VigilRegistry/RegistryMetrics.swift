@@ -10,8 +10,13 @@ public final class RegistryMetrics: Sendable {
     let opened: Counter
     let roundTrip: DurationHistogram
     /// Labelled counters are created on first use and cached (creation takes the registry's lock).
-    private let closes = NIOLockedValueBox<[CloseLog.KindAndCause: Counter]>([:])
+    private let closes = NIOLockedValueBox<[KindAndCause: Counter]>([:])
     private let rejections = NIOLockedValueBox<[String: Counter]>([:])
+
+    private struct KindAndCause: Hashable {
+        var kind: CloseKind
+        var cause: CloseCause
+    }
 
     /// RTT buckets from 0.5 ms (loopback) to 10 s (the default pong timeout).
     static let roundTripBuckets: [Duration] = [
@@ -37,7 +42,7 @@ public final class RegistryMetrics: Sendable {
     }
 
     func countClose(_ outcome: CloseOutcome) {
-        let key = CloseLog.KindAndCause(kind: outcome.kind, cause: outcome.cause)
+        let key = KindAndCause(kind: outcome.kind, cause: outcome.cause)
         counter(
             in: closes, for: key, name: "closes", help: "Closed WebSocket connections by kind and cause",
             labels: [("kind", key.kind.rawValue), ("cause", key.cause.rawValue)]

@@ -53,9 +53,6 @@ final class TimerWheel {
         if !ticking { startTicking() }
     }
 
-    /// Timers set and not yet fired or skipped (for tests and reports).
-    var count: Int { pending }
-
     private func startTicking() {
         ticking = true
         eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(tickNanos)) { self.advance() }

@@ -36,6 +36,9 @@ def test_handshake_trickled_a_byte_at_a_time_is_cut_at_the_handshake_timeout(vig
                     break
             except socket.timeout:
                 pass
+            except ConnectionResetError:  # closed with our unread bytes in its buffer: an RST
+                cut = time.monotonic() - started
+                break
     assert cut is not None and cut >= 0.5, cut
     assert daemon.metrics()['vigil_handshakes_rejected_total{reason="handshake_timeout"}'] == 1
     assert_still_serving(daemon)
@@ -49,8 +52,9 @@ def trickle_frame(daemon, client):
     for _ in range(100):
         try:
             peer.send_raw(b"x")
-            if peer.sock.recv(4096) == b"":
-                return True
+            while peer.sock.recv(4096):  # a close frame may come first, then the end of the stream
+                pass
+            return True
         except socket.timeout:
             continue
         except (BrokenPipeError, ConnectionResetError):
