@@ -13,10 +13,14 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
+        // Hands the process to libFuzzer's driver.
+        .target(name: "FuzzSupport"),
+
         // Arbitrary bytes as a client's stream into the framing core and the supervisor.
         .executableTarget(
             name: "FuzzFraming",
             dependencies: [
+                "FuzzSupport",
                 .product(name: "VigilFraming", package: "vigil"),
                 .product(name: "VigilSupervisor", package: "vigil"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -29,6 +33,7 @@ let package = Package(
         .executableTarget(
             name: "FuzzConnection",
             dependencies: [
+                "FuzzSupport",
                 .product(name: "VigilServer", package: "vigil"),
                 .product(name: "VigilConfig", package: "vigil"),
                 .product(name: "NIOCore", package: "swift-nio"),

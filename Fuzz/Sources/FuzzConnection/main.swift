@@ -1,4 +1,4 @@
-// libFuzzer's driver runs the fuzz loop (flags: -max_total_time=N, corpus directories, …).
-var argc = CommandLine.argc
-var argv = CommandLine.unsafeArgv
-exit(LLVMFuzzerRunDriver(&argc, &argv) { fuzzConnection($0, $1) })
+// libFuzzer runs the fuzz loop; see FuzzConnection.swift for what each input goes through.
+import FuzzSupport
+
+runLibFuzzer { fuzzConnection($0, $1) }
