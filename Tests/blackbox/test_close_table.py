@@ -117,6 +117,15 @@ def raw_violation(daemon, client, send):
     return code, reason
 
 
+def raw_framing_lost(daemon, client, send):
+    """Sends a frame NIO's decoder rejects from its header: vigild says why and hangs up at once."""
+    peer = RawPeer(daemon.port, f"/ws?client={client}")
+    send(peer)
+    code, reason = peer.read_until_close()
+    assert peer.expect_eof()
+    return code, reason
+
+
 def raw_slow_consumer(daemon):
     """Writes echo requests as fast as it can and never reads."""
     peer = RawPeer(daemon.port, "/ws?client=slow_consumer")
@@ -202,6 +211,15 @@ def test_every_row_agrees_everywhere(vigild):
     # A frame over max_frame fails NIO's decoder: 1009 at once, framing lost, so not clean.
     assert asyncio.run(ws_too_big(daemon, "too_big_frame")) == 1009
     expected["too_big_frame"] = ("error", 1009, "message_too_big", "server", False, "frame exceeds the size limit")
+
+    # So do control frames that are too long or fragmented: 1002 at once, not clean.
+    framing_lost = {
+        "long_ping": (lambda p: p.send_frame(0x9, b"p" * 126), "control frame longer than 125 bytes"),
+        "fragmented_ping": (lambda p: p.send_frame(0x9, b"p", fin=False), "fragmented control frame"),
+    }
+    for client, (send, reason) in framing_lost.items():
+        assert raw_framing_lost(daemon, client, send) == (1002, reason), client
+        expected[client] = ("error", 1002, "protocol_error", "server", False, reason)
 
     assert raw_slow_consumer(daemon) < 200 * 1024 * 1024
     expected["slow_consumer"] = ("abnormal", 1006, "slow_consumer", "server", False, "")
