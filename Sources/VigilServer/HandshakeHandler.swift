@@ -12,6 +12,8 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     private let server: ServerContext
+    /// What the connection sent first, for the log line of a request that does not parse.
+    let preview: RequestPreview
     private let logger: Logger
     private var timeout: Scheduled<Void>?
     /// Why the upgrader refused this request; the request head follows the error.
@@ -19,8 +21,9 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Whether this connection's failure has been counted (answered, timed out or malformed).
     private var settled = false
 
-    init(server: ServerContext, logger: Logger) {
+    init(server: ServerContext, preview: RequestPreview, logger: Logger) {
         self.server = server
+        self.preview = preview
         self.logger = logger
     }
 
@@ -45,7 +48,10 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
             guard !settled else { return }
             let status = RawHTTPResponse.status(for: parseError)
             settle(reason: status == .badRequest ? "bad_request" : "headers_too_large")
-            logger.info("rejected handshake: malformed HTTP (\(parseError))", metadata: ["status": "\(status.code)"])
+            let received = preview.printable
+            logger.info(
+                "rejected handshake: malformed HTTP (\(parseError)) in \"\(received)\"",
+                metadata: ["status": "\(status.code)", "first_bytes": "\(received)"])
             RawHTTPResponse.send(
                 status, contentType: "text/plain; charset=utf-8",
                 body: "malformed HTTP request: \(parseError)\n", context: context)

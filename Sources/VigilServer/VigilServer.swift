@@ -238,9 +238,11 @@ public final class VigilServer: Service, Sendable {
         logger[metadataKey: "ws_peer"] = "\(channel.remoteAddress?.endpointDescription ?? "unknown")"
         do {
             server.channels.add(channel)
-            let handshake = HandshakeHandler(server: server, logger: logger)
+            let preview = RequestPreview()
+            let handshake = HandshakeHandler(server: server, preview: preview, logger: logger)
             let upgrader = WebSocketUpgrader(server: server, handshake: handshake)
             let pipeline = channel.pipeline.syncOperations
+            try pipeline.addHandler(preview)  // in front of the HTTP decoder
             // Parse errors are answered by HandshakeHandler, with a body and a count.
             try pipeline.configureHTTPServerPipeline(
                 withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }),

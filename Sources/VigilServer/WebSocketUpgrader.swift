@@ -84,6 +84,7 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
             logger: logger, openedAt: now, wheel: server.wheels.wheel(for: context.eventLoop))
         return context.eventLoop.makeCompletedFuture {
             let pipeline = channel.pipeline.syncOperations
+            pipeline.removeHandler(handshake.preview, promise: nil)
             pipeline.removeHandler(handshake, promise: nil)
             try WebSocketPipeline.addFramingHandlers(to: pipeline, limits: server.limits)
             try pipeline.addHandler(handler)

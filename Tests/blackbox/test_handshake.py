@@ -51,6 +51,10 @@ def test_non_http_bytes_get_400_and_count(vigild):
     assert status == 400
     assert body.startswith(b"malformed HTTP request: ") and headers.get("connection") == "close"
     assert daemon.metrics()['vigil_handshakes_rejected_total{reason="bad_request"}'] == 1
+    logged = daemon.wait_for_log(lambda line: "malformed HTTP" in line["message"])
+    assert logged["first_bytes"] == r"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\x0d\x0a\x0d\x0a", logged
+    assert logged["status"] == "400" and logged["first_bytes"] in logged["message"]
+    assert daemon.closes()["total"] == 0, "a refused handshake is not a connection"
     assert_still_serving(daemon)
 
 
@@ -131,4 +135,8 @@ def test_oversized_headers_get_431_with_a_body(vigild):
     assert status == 431
     assert body.startswith(b"malformed HTTP request: ") and headers.get("connection") == "close"
     assert daemon.metrics()['vigil_handshakes_rejected_total{reason="headers_too_large"}'] == 1
+    logged = daemon.wait_for_log(lambda line: "malformed HTTP" in line["message"])
+    assert logged["status"] == "431" and logged["first_bytes"].startswith("GET /ws HTTP/1.1\\x0d\\x0aHost: x")
+    assert logged["first_bytes"].endswith("…"), "the rest of the request is not kept"
+    assert daemon.closes()["total"] == 0, "a refused handshake is not a connection"
     assert_still_serving(daemon)
