@@ -2,7 +2,8 @@ import NIOCore
 import NIOHTTP1
 
 /// Serves the status API over HTTP/1.1 with keep-alive; NIO's pipelining handler orders
-/// pipelined requests and its protocol error handler answers malformed ones with 400.
+/// pipelined requests, and a request that does not parse gets a JSON error (400, or 431 for an
+/// oversized head) before the connection closes.
 final class StatusHTTPHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -35,8 +36,10 @@ final class StatusHTTPHandler: ChannelInboundHandler {
             return
         }
         failed = true
-        let body = String(decoding: StatusResponse.error(.badRequest, "malformed HTTP request: \(parseError)").body, as: UTF8.self)
-        RawHTTPResponse.send(RawHTTPResponse.status(for: parseError), contentType: "application/json", body: body, context: context)
+        let response = StatusResponse.error(RawHTTPResponse.status(for: parseError), "malformed HTTP request: \(parseError)")
+        RawHTTPResponse.send(
+            response.status, contentType: response.contentType, body: String(decoding: response.body, as: UTF8.self),
+            context: context)
     }
 
     private func respond(_ response: StatusResponse, to request: HTTPRequestHead, context: ChannelHandlerContext) {
