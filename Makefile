@@ -44,9 +44,10 @@ unit-test: build
 blackbox-test: build venv
 	VIGILD=$(CURDIR)/.build/debug/vigild $(PYTHON) -m pytest -q Tests/blackbox
 
-## conformance: Autobahn|Testsuite (fuzzingclient, all groups but 12 and 13) against vigild in echo mode
+## conformance: Autobahn|Testsuite, all groups but 12 and 13, against both sides: the fuzzingclient
+## against vigild in echo mode, the fuzzingserver against vigil-load --echo-peer (the client shell)
 conformance: build venv
-	$(PYTHON) Tests/conformance/run_autobahn.py $(CURDIR)/.build/debug/vigild
+	$(PYTHON) Tests/conformance/run_autobahn.py $(CURDIR)/.build/debug/vigild $(CURDIR)/.build/debug/vigil-load
 
 venv: $(VENV)/.installed
 

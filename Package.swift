@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "VigilClient", targets: ["VigilClient"]),
         .library(name: "VigilFraming", targets: ["VigilFraming"]),
         .library(name: "VigilSupervisor", targets: ["VigilSupervisor"]),
+        .library(name: "VigilConnection", targets: ["VigilConnection"]),
         .library(name: "VigilServer", targets: ["VigilServer"]),
         .library(name: "VigilConfig", targets: ["VigilConfig"]),
     ],
@@ -41,6 +42,23 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // The supervised connection shell for both roles: the channel handler that drives the
+        // supervisor, its timer wheel, and the message-sink and observer protocols it talks to.
+        .target(
+            name: "VigilConnection",
+            dependencies: [
+                "VigilSupervisor", "VigilFraming",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // The service-manager port: notifications, the notifier protocol, inherited sockets and
+        // the watchdog gate. No NIO and no systemd; VigilSystemd implements it, VigilServer uses it.
+        .target(name: "VigilServiceManager", swiftSettings: strict),
+
         // Live connections, recent closes and counters.
         .target(
             name: "VigilRegistry",
@@ -60,11 +78,11 @@ let package = Package(
             swiftSettings: strict
         ),
 
-        // NIO bootstrap, WebSocket route, supervised connection handler, status HTTP API.
+        // NIO bootstrap, WebSocket route, the server's sinks and registry observer, status HTTP API.
         .target(
             name: "VigilServer",
             dependencies: [
-                "VigilSupervisor", "VigilFraming", "VigilRegistry", "VigilConfig",
+                "VigilSupervisor", "VigilFraming", "VigilConnection", "VigilRegistry", "VigilConfig", "VigilServiceManager",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -84,17 +102,18 @@ let package = Package(
         .target(
             name: "VigilSystemd",
             dependencies: [
-                "CSystemd", "VigilServer",
+                "CSystemd", "VigilServiceManager",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
 
-        // A small WebSocket client on the framing core: used by tests and the load generator.
+        // The client side: a handshake that loses no bytes behind the 101, and a client program's
+        // connection on the supervised shell (tests, the load generator).
         .target(
             name: "VigilClient",
             dependencies: [
-                "VigilFraming",
+                "VigilFraming", "VigilConnection", "VigilSupervisor",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -106,7 +125,7 @@ let package = Package(
         .executableTarget(
             name: "vigild",
             dependencies: [
-                "VigilServer", "VigilConfig", "VigilRegistry", "VigilSystemd",
+                "VigilServer", "VigilConfig", "VigilRegistry", "VigilSystemd", "VigilServiceManager",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -120,7 +139,7 @@ let package = Package(
         .executableTarget(
             name: "vigil-load",
             dependencies: [
-                "VigilClient", "VigilFraming", "VigilConfig",
+                "VigilClient", "VigilFraming", "VigilConnection", "VigilSupervisor", "VigilConfig",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -142,12 +161,22 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .testTarget(
+            name: "VigilConnectionTests",
+            dependencies: [
+                "VigilConnection", "VigilFraming", "VigilSupervisor",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(name: "VigilRegistryTests", dependencies: ["VigilRegistry"], swiftSettings: strict),
         .testTarget(name: "VigilConfigTests", dependencies: ["VigilConfig"], swiftSettings: strict),
         .testTarget(
             name: "VigilSystemdTests",
             dependencies: [
-                "VigilSystemd", "VigilServer", "VigilSupervisor", "VigilConfig",
+                "VigilSystemd", "VigilServer", "VigilServiceManager", "VigilSupervisor", "VigilConfig", "VigilConnection",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -159,6 +188,7 @@ let package = Package(
             name: "VigilServerTests",
             dependencies: [
                 "VigilServer", "VigilClient", "VigilConfig", "VigilRegistry", "VigilSupervisor", "VigilFraming",
+                "VigilConnection",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -16,11 +16,13 @@ let package = Package(
         // Hands the process to libFuzzer's driver.
         .target(name: "FuzzSupport"),
 
-        // Arbitrary bytes as a client's stream into the framing core and the supervisor.
+        // Arbitrary bytes as the remote end's stream into the framing core and the supervised
+        // shell, in either role.
         .executableTarget(
             name: "FuzzFraming",
             dependencies: [
                 "FuzzSupport",
+                .product(name: "VigilConnection", package: "vigil"),
                 .product(name: "VigilFraming", package: "vigil"),
                 .product(name: "VigilSupervisor", package: "vigil"),
                 .product(name: "NIOCore", package: "swift-nio"),

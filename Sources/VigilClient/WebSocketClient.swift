@@ -1,10 +1,14 @@
 import NIOCore
 import NIOPosix
 import NIOWebSocket
+import VigilConnection
 import VigilFraming
+import VigilSupervisor
 
-/// A WebSocket client on vigil's framing core: used by the pipeline tests and the load
-/// generator. Events arrive on `events`; sends are masked frames.
+/// A WebSocket client program's connection, supervised like any of vigild's: used by the
+/// pipeline tests. Events arrive on `events`; messages and closes go through the shell, which
+/// masks them; `send(frame:)` and `send(rawBytes:)` write anything at all (tests build bad
+/// frames with them).
 public final class WebSocketClient: Sendable {
     public let channel: any Channel
     public let events: AsyncStream<WebSocketClientEvent>
@@ -21,35 +25,61 @@ public final class WebSocketClient: Sendable {
     ) async throws -> WebSocketClient {
         let (events, continuation) = AsyncStream.makeStream(of: WebSocketClientEvent.self)
         let channel = try await WebSocketClientBootstrap.connect(
-            host: host, port: port, target: target, limits: options.limits, group: group,
-            makeHandler: { ClientConnectionHandler(options: options, continuation: continuation) })
+            host: host, port: port, target: target, configuration: options.configuration, group: group,
+            makeParts: {
+                let recorder = ClientEventRecorder(continuation: continuation)
+                return (recorder, recorder)
+            })
+        channel.closeFuture.whenComplete { _ in continuation.finish() }
         return WebSocketClient(channel: channel, events: events)
     }
 
-    // MARK: - Sending
+    // MARK: - Through the supervised shell
 
     public func send(text: String) async throws {
-        try await send(frame: ClientFrames.frame(.text, channel.allocator.buffer(string: text)))
+        try await send(WebSocketMessage(kind: .text, data: channel.allocator.buffer(string: text)))
     }
 
     public func send(binary: [UInt8]) async throws {
-        try await send(frame: ClientFrames.frame(.binary, channel.allocator.buffer(bytes: binary)))
+        try await send(WebSocketMessage(kind: .binary, data: channel.allocator.buffer(bytes: binary)))
     }
 
-    public func ping(_ payload: [UInt8]) async throws {
-        try await send(frame: ClientFrames.frame(.ping, channel.allocator.buffer(bytes: payload)))
+    /// Returns once the kernel has taken the message.
+    public func send(_ message: WebSocketMessage) async throws {
+        try await onShell { shell, promise in shell.send(message, promise: promise) }
     }
 
-    /// Sends a close frame (`code == nil`: an empty one). The server answers and closes TCP.
+    /// Starts the close handshake (`code == nil`: an empty close frame). The server answers
+    /// and closes TCP; the client's record says `initiator: .local`.
     public func close(code: UInt16?, reason: String = "") async throws {
-        let payload = ClosePayload(code: code, reason: reason).encode(allocator: channel.allocator)
-        try await channel.eventLoop.submit { [channel] in
-            try channel.pipeline.syncOperations.handler(type: ClientConnectionHandler.self).noteSentClose()
-        }.get()
-        try await send(frame: ClientFrames.frame(.connectionClose, payload))
+        let close = LocalClose(code: code, reason: reason, cause: .shutdown)
+        try await onShell { shell, promise in
+            shell.close(close)
+            promise.succeed()
+        }
     }
 
-    /// Sends any frame, including ones a well-behaved client never would (tests build those).
+    private func onShell(_ body: @escaping @Sendable (SupervisedConnectionHandler, EventLoopPromise<Void>) -> Void) async throws {
+        let channel = self.channel
+        try await channel.eventLoop.flatSubmit {
+            let promise = channel.eventLoop.makePromise(of: Void.self)
+            do {
+                body(try channel.pipeline.syncOperations.handler(type: SupervisedConnectionHandler.self), promise)
+            } catch {
+                promise.fail(error)
+            }
+            return promise.futureResult
+        }.get()
+    }
+
+    // MARK: - Around it
+
+    /// A ping of the client's own (the shell answers the server's pings itself).
+    public func ping(_ payload: [UInt8]) async throws {
+        try await send(frame: WebSocketFrame(fin: true, opcode: .ping, maskKey: .random(), data: channel.allocator.buffer(bytes: payload)))
+    }
+
+    /// Sends any frame as it is, including ones a well-behaved client never would.
     public func send(frame: WebSocketFrame) async throws {
         try await channel.writeAndFlush(frame)
     }
@@ -66,8 +96,6 @@ public final class WebSocketClient: Sendable {
             }
         }.get()
     }
-
-    // MARK: - Transport
 
     /// Closes TCP without a close frame (the server sees FIN).
     public func closeTransport() async {

@@ -2,27 +2,41 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOWebSocket
+import VigilConnection
 import VigilFraming
+import VigilSupervisor
 
-/// Opens a client WebSocket connection on vigil's framing core and ends its pipeline with a
-/// handler of the caller's: `WebSocketClient` puts an event stream there, the load generator a
-/// lean per-connection handler.
+/// Opens a client-role WebSocket connection on vigil's framing core and supervised shell: the
+/// same `SupervisedConnectionHandler` vigild runs for its own connections, here with
+/// `role: .client` (masked frames, and after the close handshake the server closes TCP first).
+/// `WebSocketClient` gives it an event stream; the load generator its own lean sink.
 public enum WebSocketClientBootstrap {
+    /// Timer wheels for client connections, one per event loop.
+    public static let wheels = TimerWheels()
+
     /// Connects, completes the handshake for `target` (path and query, e.g. `/ws?client=a`) and
-    /// installs NIO's frame encoder, the stream decoder and `makeHandler()`'s handler, all in the
+    /// installs NIO's frame encoder, the stream decoder and the supervised shell, all in the
     /// read that completed the handshake (see `HandshakeResponseDecoder`).
     ///
     /// - Parameters:
     ///   - localAddress: the source address to bind to, to spread many connections over several
     ///     loopback addresses (each has its own ephemeral ports).
-    ///   - makeHandler: called on the channel's event loop; receives `WebSocketFrame`s.
+    ///   - configuration: the shell's rules; `role` must be `.client`. Its `maxBacklog` is the
+    ///     channel's high water mark.
+    ///   - makeParts: called on the channel's event loop once the upgrade completed: the
+    ///     connection's message sink and observer.
     public static func connect(
-        host: String, port: Int, target: String, localAddress: SocketAddress? = nil, limits: FramingLimits,
-        group: any EventLoopGroup, makeHandler: @escaping @Sendable () -> any ChannelHandler
+        host: String, port: Int, target: String, localAddress: SocketAddress? = nil,
+        configuration: SupervisedConnectionHandler.Configuration, group: any EventLoopGroup,
+        makeParts: @escaping @Sendable () -> (sink: any MessageSink, observer: any ConnectionObserver)
     ) async throws -> any Channel {
+        precondition(configuration.role == .client, "a client connection has the client role")
         let upgraded = group.next().makePromise(of: Void.self)
         let key = NIOWebSocketClientUpgrader.randomRequestKey()
+        let limits = configuration.limits
+        let backlog = configuration.policy.maxBacklog
         var bootstrap = ClientBootstrap(group: group)
+            .channelOption(.writeBufferWaterMark, value: .init(low: backlog / 2, high: backlog))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let decoder = HandshakeResponseDecoder(
@@ -30,8 +44,11 @@ public enum WebSocketClientBootstrap {
                             requestKey: key,
                             upgradePipelineHandler: { channel, _ in channel.eventLoop.makeSucceededVoidFuture() }),
                         installFraming: { context in
+                            let parts = makeParts()
+                            let handler = SupervisedConnectionHandler(
+                                configuration: configuration, sink: parts.sink, observer: parts.observer,
+                                wheel: wheels.wheel(for: context.eventLoop), openedAt: ConnectionClock.system.now())
                             let pipeline = context.pipeline.syncOperations
-                            let handler = makeHandler()
                             try pipeline.addHandler(handler)
                             try pipeline.addHandler(
                                 ByteToMessageHandler(WebSocketFrameStreamDecoder(maxFrameSize: limits.maxFrameSize)),
@@ -48,7 +65,7 @@ public enum WebSocketClientBootstrap {
         }
         let channel = try await bootstrap.connect(host: host, port: port).get()
         channel.closeFuture.whenComplete { _ in
-            // After a completed upgrade the final handler sees the close itself.
+            // After a completed upgrade the shell sees the close itself.
             upgraded.fail(WebSocketClientError.closedDuringHandshake)
         }
         var headers = HTTPHeaders([("Host", "\(host):\(port)"), ("Upgrade", "websocket"), ("Connection", "Upgrade")])

@@ -1,14 +1,21 @@
 import VigilSupervisor
 
 /// One setting: its key (config file), flag and environment names derive from it, its default
-/// as an operator would write it, a one-line help, and how to parse and print its value.
+/// as an operator would write it, a one-line help, whether a reload applies it, and how to
+/// parse, print and hand over its value. The only place a setting is described: the flags,
+/// the environment, the file, `--print-config`, `/status` and the reload all read this.
 public struct SettingDefinition: Sendable {
     /// `ping_interval`
     public let key: String
     public let defaultText: String
     public let help: String
+    /// Whether a reload (SIGHUP) applies a new value to live and new connections; other
+    /// settings keep their running value until a restart.
+    public let reloadable: Bool
     let apply: @Sendable (inout VigilSettings, String) throws(ValueParsers.Failure) -> Void
     let render: @Sendable (VigilSettings) -> String
+    /// Copies this setting's value from the second settings into the first (a reload).
+    let transfer: @Sendable (inout VigilSettings, VigilSettings) -> Void
 
     /// `--ping-interval`
     public var flag: String { "--" + key.replacingOccurrences(of: "_", with: "-") }
@@ -17,36 +24,45 @@ public struct SettingDefinition: Sendable {
 }
 
 extension SettingDefinition {
-    static func duration(_ key: String, _ defaultText: String, _ help: String, _ path: WritableKeyPath<VigilSettings, Duration> & Sendable) -> Self {
-        Self(key: key, defaultText: defaultText, help: help,
-             apply: { settings, text throws(ValueParsers.Failure) in settings[keyPath: path] = try ValueParsers.duration(text) },
-             render: { ValueParsers.text($0[keyPath: path]) })
+    /// A setting stored at `path`, parsed by `parse` and printed by `render`.
+    static func setting<Value: Sendable>(
+        _ key: String, _ defaultText: String, _ help: String, reloadable: Bool = false,
+        _ path: WritableKeyPath<VigilSettings, Value> & Sendable,
+        parse: @escaping @Sendable (String) throws(ValueParsers.Failure) -> Value,
+        render: @escaping @Sendable (Value) -> String
+    ) -> Self {
+        Self(
+            key: key, defaultText: defaultText, help: help, reloadable: reloadable,
+            apply: { settings, text throws(ValueParsers.Failure) in settings[keyPath: path] = try parse(text) },
+            render: { render($0[keyPath: path]) },
+            transfer: { settings, from in settings[keyPath: path] = from[keyPath: path] })
+    }
+
+    static func duration(
+        _ key: String, _ defaultText: String, _ help: String, reloadable: Bool = false,
+        _ path: WritableKeyPath<VigilSettings, Duration> & Sendable
+    ) -> Self {
+        setting(key, defaultText, help, reloadable: reloadable, path, parse: ValueParsers.duration, render: ValueParsers.text)
     }
 
     static func size(_ key: String, _ defaultText: String, _ help: String, _ path: WritableKeyPath<VigilSettings, Int> & Sendable) -> Self {
-        Self(key: key, defaultText: defaultText, help: help,
-             apply: { settings, text throws(ValueParsers.Failure) in settings[keyPath: path] = try ValueParsers.size(text) },
-             render: { ValueParsers.text(size: $0[keyPath: path]) })
+        setting(key, defaultText, help, path, parse: ValueParsers.size, render: ValueParsers.text(size:))
     }
 
     static func count(_ key: String, _ defaultText: String, _ help: String, _ path: WritableKeyPath<VigilSettings, Int> & Sendable) -> Self {
-        Self(key: key, defaultText: defaultText, help: help,
-             apply: { settings, text throws(ValueParsers.Failure) in settings[keyPath: path] = try ValueParsers.count(text) },
-             render: { String($0[keyPath: path]) })
+        setting(key, defaultText, help, path, parse: ValueParsers.count, render: { String($0) })
     }
 
     static func address(_ key: String, _ defaultText: String, _ help: String, _ path: WritableKeyPath<VigilSettings, ListenAddress> & Sendable) -> Self {
-        Self(key: key, defaultText: defaultText, help: help,
-             apply: { settings, text throws(ValueParsers.Failure) in settings[keyPath: path] = try ValueParsers.address(text) },
-             render: { $0[keyPath: path].description })
+        setting(key, defaultText, help, path, parse: ValueParsers.address, render: { $0.description })
     }
 
     static func choice<T: RawRepresentable & CaseIterable & Sendable>(
         _ key: String, _ defaultText: String, _ help: String, _ path: WritableKeyPath<VigilSettings, T> & Sendable
     ) -> Self where T.RawValue == String {
-        Self(key: key, defaultText: defaultText, help: help + " (" + T.allCases.map(\.rawValue).joined(separator: "|") + ")",
-             apply: { settings, text throws(ValueParsers.Failure) in settings[keyPath: path] = try ValueParsers.choice(text, of: T.self) },
-             render: { $0[keyPath: path].rawValue })
+        setting(
+            key, defaultText, help + " (" + T.allCases.map(\.rawValue).joined(separator: "|") + ")", path,
+            parse: { text throws(ValueParsers.Failure) in try ValueParsers.choice(text, of: T.self) }, render: { $0.rawValue })
     }
 }
 
@@ -54,18 +70,26 @@ extension SettingDefinition {
 public enum SettingCatalog {
     public static let all: [SettingDefinition] = [
         .address("listen", "127.0.0.1:8080", "WebSocket listener address", \.listen),
-        SettingDefinition(
-            key: "path", defaultText: "/ws", help: "URL path of the WebSocket route",
-            apply: { settings, text throws(ValueParsers.Failure) in settings.path = try ValueParsers.path(text) },
-            render: { $0.path }),
+        .setting("path", "/ws", "URL path of the WebSocket route", \.path, parse: ValueParsers.path, render: { $0 }),
         .choice("mode", "echo", "What vigild does with messages", \.mode),
         .address("status_listen", "127.0.0.1:9090", "Status API (HTTP) address", \.statusListen),
-        .duration("ping_interval", "30s", "Ping every connection this often; 0 disables pings", \.pingInterval),
-        .duration("pong_timeout", "10s", "Close a connection whose pong is this late", \.pongTimeout),
-        .duration("read_deadline", "0", "Close a connection that sends no frame for this long; 0 disables it", \.readDeadline),
+        .duration("ping_interval", "30s", "Ping every connection this often; 0 disables pings", reloadable: true, \.pingInterval),
+        .duration("pong_timeout", "10s", "Close a connection whose pong is this late", reloadable: true, \.pongTimeout),
+        .duration(
+            "read_deadline", "0", "Close a connection that sends no frame for this long; 0 disables it", reloadable: true,
+            \.readDeadline),
         .duration("handshake_timeout", "10s", "Drop a TCP connection that has not completed the upgrade by then", \.handshakeTimeout),
-        .duration("close_timeout", "5s", "How long a peer has to answer vigild's close frame (also the shutdown drain)", \.closeTimeout),
-        .size("max_backlog", "1MiB", "Unwritten outbound bytes per connection before it is closed as a slow consumer", \.maxBacklog),
+        .duration(
+            "close_timeout", "5s", "How long a peer has to answer vigild's close frame (also the shutdown drain)",
+            reloadable: true, \.closeTimeout),
+        .duration(
+            "write_timeout", "10s",
+            "Close a connection as a slow consumer when its unwritten output stays over max_backlog this long; 0: only at max_backlog + max_message",
+            reloadable: true, \.writeTimeout),
+        .size(
+            "max_backlog", "1MiB",
+            "Unwritten output per connection over which write_timeout runs (max_backlog + max_message closes at once)",
+            \.maxBacklog),
         .size("max_frame", "64KiB", "Largest frame accepted (1009 beyond)", \.maxFrame),
         .size("max_message", "1MiB", "Largest message accepted, fragments together (1009 beyond)", \.maxMessage),
         .count("max_connections", "10000", "Open connections at most; further handshakes get HTTP 503", \.maxConnections),
@@ -77,5 +101,18 @@ public enum SettingCatalog {
 
     public static func definition(forKey key: String) -> SettingDefinition? {
         all.first { $0.key == key }
+    }
+
+    public static func definition(forFlag flag: String) -> SettingDefinition? {
+        all.first { $0.flag == flag }
+    }
+
+    /// The settings as `vigild --help` lists them.
+    public static var helpText: String {
+        all.map { definition in
+            let value = "<" + definition.key.replacingOccurrences(of: "_", with: "-") + ">"
+            return "  \(definition.flag) \(value)\n        \(definition.help) (default: \(definition.defaultText); env \(definition.environmentVariable)"
+                + (definition.reloadable ? "; reloadable" : "") + ")"
+        }.joined(separator: "\n")
     }
 }

@@ -43,6 +43,12 @@ public struct ResolvedSettings: Sendable, Hashable {
         }.joined(separator: "\n")
     }
 
+    /// Takes `definition`'s value (and its source) from `other`: how a reload applies a setting.
+    public mutating func adopt(_ definition: SettingDefinition, from other: ResolvedSettings) {
+        definition.transfer(&settings, other.settings)
+        sources[definition.key] = other.sources[definition.key]
+    }
+
     /// The effective value of a setting as text (`30s`, `1MiB`).
     public func text(forKey key: String) -> String? {
         SettingCatalog.definition(forKey: key)?.render(settings)
@@ -70,6 +76,43 @@ public enum SettingsLoader {
         let path = configPath ?? environment[configEnvironmentVariable]
         let file = try path.map { path throws(ConfigurationError) in try ConfigFile.read(path: path) }
         return try resolve(flags: flags, environment: environment, file: file)
+    }
+
+    /// The setting flags of a command line (`--ping-interval 5s`, `--ping-interval=5s`), keyed
+    /// by setting key; of a flag given twice the last wins. Anything that is not a known
+    /// setting's flag with a value is an error.
+    public static func flagValues(_ arguments: [String]) throws(ConfigurationError) -> [String: String] {
+        var values: [String: String] = [:]
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            index += 1
+            guard argument.hasPrefix("--") else {
+                throw ConfigurationError("unexpected argument \"\(argument)\"; settings are given as --name value")
+            }
+            let (flag, inline) =
+                if let equals = argument.firstIndex(of: "=") {
+                    (String(argument[..<equals]), Optional(String(argument[argument.index(after: equals)...])))
+                } else {
+                    (argument, nil)
+                }
+            guard let definition = SettingCatalog.definition(forFlag: flag) else {
+                throw ConfigurationError(
+                    "unknown option \(flag); settings: " + SettingCatalog.all.map(\.flag).joined(separator: ", ")
+                        + " (and --config, --print-config, --help, --version)")
+            }
+            let value: String
+            if let inline {
+                value = inline
+            } else if index < arguments.count {
+                value = arguments[index]
+                index += 1
+            } else {
+                throw ConfigurationError("\(flag) needs a value (default: \(definition.defaultText))")
+            }
+            values[definition.key] = value  // as with any option, the last one given wins
+        }
+        return values
     }
 
     public static func resolve(

@@ -31,7 +31,7 @@ public enum ValueParsers {
     }
 
     /// `65536`, `64KiB`, `1MiB`, `1GiB`.
-    static func size(_ text: String) throws(Failure) -> Int {
+    public static func size(_ text: String) throws(Failure) -> Int {
         let failure = Failure(expected: "a size in bytes, or with KiB, MiB or GiB (e.g. 64KiB)")
         let units: [(suffix: String, factor: Int)] = [("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("", 1)]
         let unit = units.first { text.hasSuffix($0.suffix) }!

@@ -5,23 +5,26 @@ import VigilSupervisor
 /// Built by `SettingsLoader` from flags, environment, config file and defaults; the defaults live
 /// in `SettingCatalog`, once, as the text an operator would write.
 public struct VigilSettings: Sendable, Hashable {
-    public var listen: ListenAddress
-    public var path: String
-    public var mode: ServerMode
-    public var statusListen: ListenAddress
-    public var pingInterval: Duration
-    public var pongTimeout: Duration
-    public var readDeadline: Duration
-    public var handshakeTimeout: Duration
-    public var closeTimeout: Duration
-    public var maxBacklog: Int
-    public var maxFrame: Int
-    public var maxMessage: Int
-    public var maxConnections: Int
-    public var closeHistory: Int
-    public var log: LogTarget
-    public var logFormat: LogFormat
-    public var logLevel: LogLevel
+    // Each field's real default is the text in `SettingCatalog`; the values here are blanks the
+    // loader always overwrites.
+    public var listen = ListenAddress(host: "", port: 0)
+    public var path = ""
+    public var mode = ServerMode.echo
+    public var statusListen = ListenAddress(host: "", port: 0)
+    public var pingInterval = Duration.zero
+    public var pongTimeout = Duration.zero
+    public var readDeadline = Duration.zero
+    public var handshakeTimeout = Duration.zero
+    public var closeTimeout = Duration.zero
+    public var writeTimeout = Duration.zero
+    public var maxBacklog = 0
+    public var maxFrame = 0
+    public var maxMessage = 0
+    public var maxConnections = 0
+    public var closeHistory = 0
+    public var log = LogTarget.auto
+    public var logFormat = LogFormat.text
+    public var logLevel = LogLevel.info
 
     /// The embedded defaults.
     public static var defaults: VigilSettings {
@@ -29,32 +32,16 @@ public struct VigilSettings: Sendable, Hashable {
         try! SettingsLoader.resolve(flags: [:], environment: [:], file: nil).settings
     }
 
-    /// Blank values, each overwritten by the loader from its winning source.
-    init() {
-        listen = ListenAddress(host: "", port: 0)
-        path = ""
-        mode = .echo
-        statusListen = ListenAddress(host: "", port: 0)
-        pingInterval = .zero
-        pongTimeout = .zero
-        readDeadline = .zero
-        handshakeTimeout = .zero
-        closeTimeout = .zero
-        maxBacklog = 0
-        maxFrame = 0
-        maxMessage = 0
-        maxConnections = 0
-        closeHistory = 0
-        log = .auto
-        logFormat = .text
-        logLevel = .info
-    }
+    init() {}
 
-    /// The per-connection timing rules these settings describe.
+    /// The rules each connection is supervised by. The backlog ceiling (the bound on one
+    /// connection's unwritten output, whatever the write timeout) is `max_backlog` plus one
+    /// whole `max_message`: an allowed message can always be echoed or relayed.
     public var supervisionPolicy: SupervisionPolicy {
         SupervisionPolicy(
             pingInterval: pingInterval, pongTimeout: pongTimeout, readDeadline: readDeadline,
-            closeTimeout: closeTimeout)
+            closeTimeout: closeTimeout, writeTimeout: writeTimeout, maxBacklog: maxBacklog,
+            backlogCeiling: maxBacklog + maxMessage)
     }
 }
 

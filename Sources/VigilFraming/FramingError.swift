@@ -12,16 +12,12 @@ public struct FramingError: Error, Sendable, Hashable, CustomStringConvertible {
     public var kind: Kind
     /// What exactly was wrong, naming the offending value. Sent as the close reason, so short.
     public var detail: String
-    /// Whether the byte stream can still be read frame by frame after this error. `false` when
-    /// NIO's frame decoder itself rejected a header (it stops decoding after an error).
-    public var framingIntact: Bool
     /// Whether the error is in the peer's close frame: the peer has already started closing.
     public var inCloseFrame: Bool
 
-    public init(_ kind: Kind, _ detail: String, framingIntact: Bool = true, inCloseFrame: Bool = false) {
+    public init(_ kind: Kind, _ detail: String, inCloseFrame: Bool = false) {
         self.kind = kind
         self.detail = detail
-        self.framingIntact = framingIntact
         self.inCloseFrame = inCloseFrame
     }
 

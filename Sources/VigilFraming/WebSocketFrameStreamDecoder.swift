@@ -6,6 +6,10 @@ import NIOWebSocket
 public struct WebSocketInputEnded: Sendable, Hashable {
     /// `true` when bytes of an incomplete frame were received before the end.
     public var midFrame: Bool
+
+    public init(midFrame: Bool) {
+        self.midFrame = midFrame
+    }
 }
 
 /// NIO's `WebSocketFrameDecoder`, plus the one thing it cannot tell: whether the stream ended

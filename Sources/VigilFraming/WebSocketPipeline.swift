@@ -18,11 +18,11 @@ public enum WebSocketPipeline {
         case let error as FramingError:
             return error
         case NIOWebSocketError.invalidFrameLength:
-            return FramingError(.messageTooBig, "frame exceeds the size limit", framingIntact: false)
+            return FramingError(.messageTooBig, "frame exceeds the size limit")
         case NIOWebSocketError.fragmentedControlFrame:
-            return FramingError(.protocolError, "fragmented control frame", framingIntact: false)
+            return FramingError(.protocolError, "fragmented control frame")
         case NIOWebSocketError.multiByteControlFrameLength:
-            return FramingError(.protocolError, "control frame longer than 125 bytes", framingIntact: false)
+            return FramingError(.protocolError, "control frame longer than 125 bytes")
         default:
             return nil
         }

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOHTTP1
+import VigilConnection
 import VigilRegistry
 import VigilSupervisor
 
@@ -82,7 +83,7 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is ShutdownRequested {
+        if event is CloseRequest {
             if !settled { settle(reason: "shutdown") }
             context.close(promise: nil)
         } else {

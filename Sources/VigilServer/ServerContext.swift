@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOConcurrencyHelpers
 import VigilConfig
+import VigilConnection
 import VigilFraming
 import VigilRegistry
 import VigilSupervisor
@@ -16,8 +17,7 @@ final class ServerContext: Sendable {
     let wheels = TimerWheels()
     let route: WebSocketRoute
     let limits: FramingLimits
-    let responder: MessageResponder
-    /// The timing rules for new connections (a reload replaces them).
+    /// The rules for new connections (a reload replaces the timers).
     let policy: NIOLockedValueBox<SupervisionPolicy>
 
     init(settings: VigilSettings, registry: ConnectionRegistry, logger: Logger) {
@@ -26,7 +26,6 @@ final class ServerContext: Sendable {
         self.logger = logger
         self.route = WebSocketRoute(path: settings.path)
         self.limits = FramingLimits(maxFrameSize: settings.maxFrame, maxMessageSize: settings.maxMessage)
-        self.responder = MessageResponder(mode: settings.mode)
         self.policy = NIOLockedValueBox(settings.supervisionPolicy)
     }
 }

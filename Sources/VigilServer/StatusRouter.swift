@@ -1,6 +1,7 @@
 import FoundationEssentials
 import NIOHTTP1
 import VigilConfig
+import VigilConnection
 import VigilRegistry
 import VigilSupervisor
 
@@ -141,7 +142,7 @@ struct StatusRouter: Sendable {
     }
 
     private func status() -> StatusResponse {
-        let now = ServerClock.now()
+        let now = ConnectionClock.system.now()
         let summary = registry.summary(at: now)
         let effective = configuration()
         let config = Dictionary(uniqueKeysWithValues: SettingCatalog.all.map { ($0.key, effective.text(forKey: $0.key) ?? "") })
@@ -162,7 +163,7 @@ struct StatusRouter: Sendable {
         let current = phase()
         let active = registry.activeCount
         let maximum = configuration().settings.maxConnections
-        let lastMinute = registry.summary(at: ServerClock.now()).lastMinuteByKind
+        let lastMinute = registry.summary(at: ConnectionClock.system.now()).lastMinuteByKind
         let abnormal = Int(lastMinute[.abnormal] ?? 0)
         let allRecent = Int(lastMinute.values.reduce(0, +))
 

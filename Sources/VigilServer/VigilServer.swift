@@ -6,7 +6,9 @@ import ServiceLifecycle
 import NIOConcurrencyHelpers
 import Synchronization
 import VigilConfig
+import VigilConnection
 import VigilRegistry
+import VigilServiceManager
 import VigilSupervisor
 
 #if canImport(Glibc)
@@ -30,9 +32,6 @@ public final class VigilServer: Service, Sendable {
     private let listeners = NIOLockedValueBox<(webSocket: (any Channel)?, status: (any Channel)?)>((nil, nil))
     private let drained = NIOLockedValueBox<Bool>(false)
 
-    /// Settings a reload applies to live and new connections; every other change needs a restart.
-    public static let reloadableKeys: Set<String> = ["ping_interval", "pong_timeout", "read_deadline", "close_timeout"]
-
     /// - Parameters:
     ///   - group: event loops to run on; by default one per core, owned and shut down by the server.
     ///   - manager: what the service manager passed (notification socket, watchdog, sockets).
@@ -40,7 +39,7 @@ public final class VigilServer: Service, Sendable {
         configuration: ResolvedSettings, logger: Logger, group: (any EventLoopGroup)? = nil,
         manager: ServiceManagerContext = .init()
     ) {
-        let now = ServerClock.now()
+        let now = ConnectionClock.system.now()
         let settings = configuration.settings
         self.current = NIOLockedValueBox(configuration)
         self.registry = ConnectionRegistry(
@@ -63,7 +62,7 @@ public final class VigilServer: Service, Sendable {
 
     /// `serving 12 connections; last 60 s: 3 normal, 1 eof`
     public var statusLine: String {
-        StatusLine.text(active: registry.activeCount, lastMinute: registry.summary(at: ServerClock.now()).lastMinuteByKind)
+        StatusLine.text(active: registry.activeCount, lastMinute: registry.summary(at: ConnectionClock.system.now()).lastMinuteByKind)
     }
 
     /// Binds (or adopts) both listeners; the server is ready (and `/readyz` says so) when this returns.
@@ -136,7 +135,7 @@ public final class VigilServer: Service, Sendable {
         try? await webSocket?.close()
         let open = server.channels.count
         logger.notice("shutting down: closing \(open) connections with 1001", metadata: ["connections": "\(open)"])
-        server.channels.broadcast(ShutdownRequested())
+        server.channels.broadcast(CloseRequest(.shutdown))
         let closeTimeout = server.policy.withLockedValue { $0.closeTimeout }
         let drainLimit = ContinuousClock.now + closeTimeout + .seconds(1)
         while server.channels.count > 0 && ContinuousClock.now < drainLimit {
@@ -146,7 +145,7 @@ public final class VigilServer: Service, Sendable {
             try? await channel.close()
         }
         try? await status?.close()
-        logger.notice("stopped", metadata: ["closes_total": "\(registry.summary(at: ServerClock.now()).total)"])
+        logger.notice("stopped", metadata: ["closes_total": "\(registry.summary(at: ConnectionClock.system.now()).total)"])
     }
 
     private func releaseEventLoops() async {
@@ -173,7 +172,7 @@ public final class VigilServer: Service, Sendable {
     public func reload(_ load: () throws -> ResolvedSettings) -> Result<ReloadReport, any Error> {
         link?.send(
             .reloading(
-                monotonicMicroseconds: UInt64(ServerClock.now().nanoseconds / 1000), status: "reloading configuration"))
+                monotonicMicroseconds: UInt64(ConnectionClock.system.now().nanoseconds / 1000), status: "reloading configuration"))
         defer { link?.send(.ready(mainPID: getpid(), status: statusLine)) }
         let fresh: ResolvedSettings
         do {
@@ -187,23 +186,18 @@ public final class VigilServer: Service, Sendable {
             for definition in SettingCatalog.all {
                 let old = running.text(forKey: definition.key)!
                 let new = fresh.text(forKey: definition.key)!
-                guard old != new else { continue }
-                if Self.reloadableKeys.contains(definition.key) {
-                    report.applied.append((definition.key, old, new))
-                } else {
+                if definition.reloadable {
+                    running.adopt(definition, from: fresh)
+                    if old != new { report.applied.append((definition.key, old, new)) }
+                } else if old != new {
                     report.needRestart.append((definition.key, old, new))
                 }
             }
-            running.settings.pingInterval = fresh.settings.pingInterval
-            running.settings.pongTimeout = fresh.settings.pongTimeout
-            running.settings.readDeadline = fresh.settings.readDeadline
-            running.settings.closeTimeout = fresh.settings.closeTimeout
-            for key in Self.reloadableKeys { running.sources[key] = fresh.sources[key] }
             return report
         }
         let policy = current.withLockedValue { $0.settings.supervisionPolicy }
         server.policy.withLockedValue { $0 = policy }
-        server.channels.broadcast(PolicyChanged(policy: policy))
+        server.channels.broadcast(PolicyUpdate(policy))
         let changes = report.applied.map { "\($0.key) \($0.old) → \($0.new)" }.joined(separator: ", ")
         logger.notice(
             "configuration reloaded: \(changes.isEmpty ? "nothing to change" : changes)",
@@ -223,6 +217,7 @@ public final class VigilServer: Service, Sendable {
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer(Self.acceptBackoff)
             .childChannelOption(.writeBufferWaterMark, value: .init(low: maxBacklog / 2, high: maxBacklog))
             .childChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture { try installConnectionPipeline(on: channel) }
@@ -262,12 +257,24 @@ public final class VigilServer: Service, Sendable {
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer(Self.acceptBackoff)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false)
                     try channel.pipeline.syncOperations.addHandler(StatusHTTPHandler(router: router))
                 }
             }
+    }
+
+    /// How long a listener waits before accepting again after accept(2) ran out of resources:
+    /// the connection waits in the kernel's queue meanwhile, instead of the event loop spinning
+    /// on an accept that keeps failing (see `AcceptPause`).
+    static let acceptRetryDelay = TimeAmount.milliseconds(100)
+
+    @Sendable private static func acceptBackoff(_ channel: any Channel) -> EventLoopFuture<Void> {
+        channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandler(AcceptPause(delay: acceptRetryDelay))
+        }
     }
 
     /// Binds `address`, or adopts `inherited` (a socket-activated descriptor) when given.

@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOWebSocket
+import VigilConnection
 import VigilFraming
 import VigilRegistry
 
@@ -70,7 +71,7 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
             return context.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
         }
         admitted = (admission.client, false)  // the registry entry now owns the slot
-        let now = ServerClock.now()
+        let now = ConnectionClock.system.now()
         let peer = channel.remoteAddress?.endpointDescription ?? "unknown"
         let connection = server.registry.open(peer: peer, client: admission.client, path: server.route.path, at: now)
         var logger = server.logger
@@ -78,10 +79,12 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
         logger[metadataKey: "ws_peer"] = "\(peer)"
         logger[metadataKey: "ws_client"] = "\(admission.client ?? "")"
         logger[metadataKey: "ws_path"] = "\(server.route.path)"
+        logger.debug("connection opened")
         let handler = SupervisedConnectionHandler(
-            connection: connection, registry: server.registry, policy: server.policy.withLockedValue { $0 },
-            limits: server.limits, responder: server.responder, maxBacklog: server.settings.maxBacklog,
-            logger: logger, openedAt: now, wheel: server.wheels.wheel(for: context.eventLoop))
+            configuration: .init(role: .server, policy: server.policy.withLockedValue { $0 }, limits: server.limits),
+            sink: server.settings.mode.makeSink(),
+            observer: RegistryObserver(connection: connection, registry: server.registry, logger: logger),
+            wheel: server.wheels.wheel(for: context.eventLoop), openedAt: now)
         return context.eventLoop.makeCompletedFuture {
             let pipeline = channel.pipeline.syncOperations
             pipeline.removeHandler(handshake.preview, promise: nil)

@@ -6,7 +6,7 @@ public enum CloseKind: String, Sendable, Hashable, CaseIterable, Codable {
     case goingAway = "going_away"
     /// No close handshake: the transport was cut or a deadline fired.
     case abnormal
-    /// The peer closed TCP between frames without sending a close frame.
+    /// The remote end closed TCP between frames without sending a close frame.
     case eof
     /// A close frame with any other status.
     case error
@@ -23,7 +23,8 @@ public enum CloseKind: String, Sendable, Hashable, CaseIterable, Codable {
 
 /// Why a connection ended.
 public enum CloseCause: String, Sendable, Hashable, CaseIterable, Codable {
-    case peerClose = "peer_close"
+    /// The remote end sent a close frame first.
+    case remoteClose = "peer_close"
     case eof
     case truncatedFrame = "truncated_frame"
     case reset
@@ -33,13 +34,15 @@ public enum CloseCause: String, Sendable, Hashable, CaseIterable, Codable {
     case invalidUTF8 = "invalid_utf8"
     case messageTooBig = "message_too_big"
     case slowConsumer = "slow_consumer"
+    /// This end asked to close: vigild shutting down, or a client program's own `close()`.
     case shutdown
 }
 
-/// Which side started the end of the connection.
+/// Which end started the end of the connection. The words on the wire stay true whichever way
+/// the connection was made: `peer` is the remote end of this connection, `vigild` this end.
 public enum CloseInitiator: String, Sendable, Hashable, CaseIterable, Codable {
-    case peer
-    case server
+    case remote = "peer"
+    case local = "vigild"
 }
 
 /// WebSocket close status codes the supervisor itself needs to name.
@@ -56,7 +59,7 @@ public enum CloseStatus {
     public static let messageTooBig: UInt16 = 1009
 }
 
-/// The classification of one connection's end: exactly one per upgraded connection.
+/// The classification of one connection's end: exactly one per supervised connection.
 public struct CloseOutcome: Sendable, Hashable {
     public var kind: CloseKind
     /// The close status: what the close frame carried, 1005 for a frame without one,
@@ -64,9 +67,9 @@ public struct CloseOutcome: Sendable, Hashable {
     public var code: UInt16
     public var cause: CloseCause
     public var initiator: CloseInitiator
-    /// Whether the close handshake completed (both sides sent a close frame).
+    /// Whether the close handshake completed (both ends sent a close frame).
     public var clean: Bool
-    /// The close frame's reason text (the peer's, or the one vigild sent); may be empty.
+    /// The close frame's reason text (the remote end's, or the one this end sent); may be empty.
     public var reason: String
 
     public init(kind: CloseKind, code: UInt16, cause: CloseCause, initiator: CloseInitiator, clean: Bool, reason: String) {
@@ -78,11 +81,11 @@ public struct CloseOutcome: Sendable, Hashable {
         self.reason = reason
     }
 
-    /// The peer sent a (valid) close frame first.
-    static func peerClosed(code: UInt16?, reason: String) -> CloseOutcome {
+    /// The remote end sent a (valid) close frame first.
+    static func remoteClosed(code: UInt16?, reason: String) -> CloseOutcome {
         let status = code ?? CloseStatus.noStatusReceived
         return CloseOutcome(
-            kind: .forStatus(status), code: status, cause: .peerClose, initiator: .peer, clean: true, reason: reason)
+            kind: .forStatus(status), code: status, cause: .remoteClose, initiator: .remote, clean: true, reason: reason)
     }
 
     /// The connection ended without a close handshake.

@@ -1,64 +1,68 @@
-/// The heartbeat, deadline and close-handshake state machine of one WebSocket connection.
+/// The heartbeat, deadline and close-handshake state machine of one WebSocket connection, for
+/// either end of it.
 ///
 /// It owns no socket, timer or clock: the I/O shell feeds it events stamped with the current
-/// monotonic time, obeys the returned actions, and keeps one timer armed at `nextDeadline`.
-/// Deadlines are evaluated lazily, so a received frame never re-arms a timer: when the timer
-/// fires early (because activity moved a deadline later) the machine simply reports the new one.
+/// monotonic time, obeys the one action each event returns, and keeps one timer armed at
+/// `nextDeadline`. Deadlines are evaluated lazily, so a received frame never re-arms a timer:
+/// when the timer fires early (because activity moved a deadline later) the machine simply
+/// reports the new one.
 ///
-/// Guarantees: exactly one `CloseOutcome` is returned over the machine's life, and nothing but
-/// `.none` after it.
+/// Guarantees: exactly one `.finish` (one `CloseOutcome`) over the machine's life; after it,
+/// at most one `.closeTransport` and otherwise nothing but `.none`.
 public struct ConnectionSupervisor: Sendable {
     public enum Phase: Sendable, Hashable {
         /// Exchanging messages and heartbeats.
         case open
-        /// vigild sent a close frame and waits for the peer's until `deadline`.
-        case closing(deadline: MonotonicInstant)
-        /// The outcome is recorded; the connection is finished.
+        /// This end sent the close frame of `close` and waits for the remote end's until `deadline`.
+        case closing(LocalClose, deadline: MonotonicInstant)
+        /// The outcome is recorded; this end waits until `deadline` for the remote end to close TCP.
+        case awaitingTransportClose(deadline: MonotonicInstant)
+        /// The outcome is recorded and the transport is (being) closed.
         case closed
-    }
-
-    /// The close vigild started, kept until the peer answers or the close timeout passes.
-    private struct ServerClose: Sendable {
-        var code: UInt16
-        var cause: CloseCause
-        var reason: String
-
-        func outcome(clean: Bool) -> CloseOutcome {
-            CloseOutcome(
-                kind: .forStatus(code), code: code, cause: cause, initiator: .server, clean: clean, reason: reason)
-        }
     }
 
     public private(set) var policy: SupervisionPolicy
     public private(set) var phase: Phase = .open
+    /// Who closes TCP after a completed close handshake: the server end (RFC 6455 §7.1.1).
+    public let transportCloser: TransportCloser
     /// The last measured ping round trip.
     public private(set) var lastRoundTrip: Duration?
     /// When the last complete frame of any kind arrived (initially: when the connection opened).
     public private(set) var lastFrameAt: MonotonicInstant
 
-    private var serverClose: ServerClose?
     private var nextPingAt: MonotonicInstant?
     private var lastPingAt: MonotonicInstant?
     private var outstandingPing: (payload: PingPayload, sentAt: MonotonicInstant)?
+    /// Since when the transport has not been writable, if it is not.
+    private var stalledSince: MonotonicInstant?
     private var nextSequence: UInt64 = 1
     private let openedAt: MonotonicInstant
 
-    public init(policy: SupervisionPolicy, openedAt now: MonotonicInstant) {
+    public init(policy: SupervisionPolicy, transportCloser: TransportCloser, openedAt now: MonotonicInstant) {
         self.policy = policy
+        self.transportCloser = transportCloser
         self.openedAt = now
         self.lastFrameAt = now
         self.nextPingAt = policy.pingsEnabled ? now + policy.pingInterval : nil
     }
 
-    /// Whether data may still be sent to the peer (no close frame sent or received yet).
+    /// Whether data may still be sent (no close frame sent or received yet).
     public var isOpen: Bool { phase == .open }
+
+    /// Whether the outcome has been recorded.
+    public var isFinished: Bool {
+        switch phase {
+        case .open, .closing: false
+        case .awaitingTransportClose, .closed: true
+        }
+    }
 
     /// When the shell's timer must next fire, or `nil` when nothing is pending.
     public var nextDeadline: MonotonicInstant? {
         switch phase {
         case .open:
-            return earliest(earliest(pingDue, pongDeadline), readDeadline)
-        case .closing(let deadline):
+            return earliest(earliest(pingDue, pongDeadline), earliest(readDeadline, writeDeadline))
+        case .closing(_, let deadline), .awaitingTransportClose(let deadline):
             return deadline
         case .closed:
             return nil
@@ -70,10 +74,13 @@ public struct ConnectionSupervisor: Sendable {
     private var readDeadline: MonotonicInstant? {
         policy.readDeadlineEnabled ? lastFrameAt + policy.readDeadline : nil
     }
+    private var writeDeadline: MonotonicInstant? {
+        policy.writeTimeoutEnabled ? stalledSince.map { $0 + policy.writeTimeout } : nil
+    }
 
-    /// Applies new timing rules (a configuration reload) without disturbing the connection.
-    /// The next ping is rescheduled from the last one sent; an outstanding ping keeps waiting
-    /// under the new pong timeout.
+    /// Applies new rules (a configuration reload) without disturbing the connection. The next
+    /// ping is rescheduled from the last one sent; an outstanding ping keeps waiting under the
+    /// new pong timeout.
     public mutating func update(policy newPolicy: SupervisionPolicy) {
         policy = newPolicy
         if newPolicy.pingsEnabled {
@@ -84,7 +91,7 @@ public struct ConnectionSupervisor: Sendable {
         }
     }
 
-    public mutating func handle(_ event: SupervisorEvent, at now: MonotonicInstant) -> SupervisorActions {
+    public mutating func handle(_ event: SupervisorEvent, at now: MonotonicInstant) -> SupervisorAction {
         switch event {
         case .frameReceived:
             if phase == .open { lastFrameAt = now }
@@ -92,21 +99,17 @@ public struct ConnectionSupervisor: Sendable {
         case .pongReceived(let payload):
             return pongReceived(payload, at: now)
         case .closeReceived(let code, let reason):
-            return closeReceived(code: code, reason: reason)
+            return closeReceived(code: code, reason: reason, at: now)
         case .protocolViolation(let violation):
-            return startClose(
-                ServerClose(code: violation.status, cause: violation.cause, reason: violation.detail),
-                at: now, aftermath: violation.aftermath)
+            return failConnection(violation)
         case .inputEnded(let midFrame):
             return transportEnded(cause: midFrame ? .truncatedFrame : .eof)
         case .transportFailed, .transportClosed:
             return transportEnded(cause: .reset)
-        case .backlogExceeded:
-            return finish(serverCause: .slowConsumer, closeFrame: nil)
-        case .shutdownRequested:
-            return startClose(
-                ServerClose(code: CloseStatus.goingAway, cause: .shutdown, reason: "server shutting down"),
-                at: now, aftermath: .awaitReply)
+        case .outboundBacklog(let bytes, let writable):
+            return outboundBacklog(bytes, writable: writable, at: now)
+        case .closeRequested(let close):
+            return startClose(close, at: now)
         case .timerFired:
             return timerFired(at: now)
         }
@@ -114,7 +117,7 @@ public struct ConnectionSupervisor: Sendable {
 
     // MARK: - Event handlers
 
-    private mutating func pongReceived(_ payload: PingPayload?, at now: MonotonicInstant) -> SupervisorActions {
+    private mutating func pongReceived(_ payload: PingPayload?, at now: MonotonicInstant) -> SupervisorAction {
         guard phase == .open else { return .none }
         lastFrameAt = now
         guard let outstanding = outstandingPing, payload == outstanding.payload else {
@@ -123,75 +126,113 @@ public struct ConnectionSupervisor: Sendable {
         outstandingPing = nil
         let roundTrip = now - outstanding.sentAt
         lastRoundTrip = roundTrip
-        return SupervisorActions(roundTrip: roundTrip)
+        return .roundTrip(roundTrip)
     }
 
-    private mutating func closeReceived(code: UInt16?, reason: String) -> SupervisorActions {
+    private mutating func closeReceived(code: UInt16?, reason: String, at now: MonotonicInstant) -> SupervisorAction {
         switch phase {
         case .open:
-            // Answer with the same status (or none), then close TCP: the server closes first.
-            let outcome = CloseOutcome.peerClosed(code: code, reason: reason)
-            return close(recording: outcome, closeFrame: OutgoingClose(code: code, reason: ""))
-        case .closing:
-            // The peer answered the close vigild started: the handshake completed.
-            guard let pending = serverClose else { preconditionFailure("closing without a pending close") }
-            return close(recording: pending.outcome(clean: true), closeFrame: nil)
-        case .closed:
+            // Answer with the same status (or none); the handshake is then complete.
+            return completeHandshake(
+                recording: .remoteClosed(code: code, reason: reason), reply: OutgoingClose(code: code, reason: ""),
+                at: now)
+        case .closing(let pending, _):
+            // The remote end answered the close this end started.
+            return completeHandshake(recording: pending.outcome(clean: true), reply: nil, at: now)
+        case .awaitingTransportClose, .closed:
             return .none
         }
     }
 
-    private mutating func startClose(
-        _ close: ServerClose, at now: MonotonicInstant, aftermath: ProtocolViolation.Aftermath
-    ) -> SupervisorActions {
+    /// RFC 6455 §7.1.7: send the close frame, close TCP and stop processing, without waiting
+    /// for an answer. Only a violation inside the remote end's own close frame leaves a
+    /// complete handshake behind (its close, then this end's).
+    private mutating func failConnection(_ violation: ProtocolViolation) -> SupervisorAction {
+        let close = LocalClose(code: violation.status, reason: violation.detail, cause: violation.cause)
+        switch phase {
+        case .open:
+            return finish(closeFrame: close.frame, recording: close.outcome(clean: violation.inCloseFrame))
+        case .closing(let pending, _):
+            // The reply this end waited for will not come in good order.
+            return finish(closeFrame: nil, recording: pending.outcome(clean: false))
+        case .awaitingTransportClose, .closed:
+            return .none
+        }
+    }
+
+    private mutating func startClose(_ close: LocalClose, at now: MonotonicInstant) -> SupervisorAction {
         guard phase == .open else { return .none }
-        let frame = OutgoingClose(code: close.code, reason: close.reason)
-        switch aftermath {
-        case .framingLost:
-            return self.close(recording: close.outcome(clean: false), closeFrame: frame)
-        case .peerAlreadyClosing:
-            return self.close(recording: close.outcome(clean: true), closeFrame: frame)
-        case .awaitReply:
-            break
-        }
-        serverClose = close
-        phase = .closing(deadline: now + policy.closeTimeout)
+        phase = .closing(close, deadline: now + policy.closeTimeout)
         outstandingPing = nil
-        return SupervisorActions(sendClose: frame)
+        return .startClose(close.frame)
     }
 
-    private mutating func transportEnded(cause: CloseCause) -> SupervisorActions {
+    private mutating func transportEnded(cause: CloseCause) -> SupervisorAction {
         switch phase {
         case .open:
-            return close(recording: .abnormal(cause, initiator: .peer), closeFrame: nil)
-        case .closing:
-            guard let pending = serverClose else { preconditionFailure("closing without a pending close") }
-            return close(recording: pending.outcome(clean: false), closeFrame: nil)
+            return finish(closeFrame: nil, recording: .abnormal(cause, initiator: .remote))
+        case .closing(let pending, _):
+            return finish(closeFrame: nil, recording: pending.outcome(clean: false))
+        case .awaitingTransportClose:
+            phase = .closed  // the remote end closed TCP, as it should after the handshake
+            return .closeTransport
         case .closed:
             return .none
         }
     }
 
-    private mutating func timerFired(at now: MonotonicInstant) -> SupervisorActions {
+    /// The write timeout runs from when the transport stopped being writable until it is again:
+    /// the same hysteresis that pauses reading, so a connection cannot sit paused with no timer.
+    private mutating func outboundBacklog(_ bytes: Int, writable: Bool, at now: MonotonicInstant) -> SupervisorAction {
+        switch phase {
+        case .open, .closing:
+            if bytes > policy.backlogCeiling {
+                return slowConsumer()
+            }
+            if writable {
+                stalledSince = nil
+            } else if stalledSince == nil {
+                stalledSince = now
+            }
+            return .none
+        case .awaitingTransportClose, .closed:
+            return .none
+        }
+    }
+
+    private mutating func timerFired(at now: MonotonicInstant) -> SupervisorAction {
         switch phase {
         case .closed:
             return .none
-        case .closing(let deadline):
-            guard now >= deadline, let pending = serverClose else { return .none }
-            return close(recording: pending.outcome(clean: false), closeFrame: nil)
+        case .closing(let pending, let deadline):
+            guard now >= deadline else { return .none }
+            return finish(closeFrame: nil, recording: pending.outcome(clean: false))
+        case .awaitingTransportClose(let deadline):
+            guard now >= deadline else { return .none }
+            phase = .closed
+            return .closeTransport
         case .open:
-            // Of two expired deadlines, the one that expired first explains the close.
-            let pongExpired = pongDeadline.flatMap { $0 <= now ? $0 : nil }
-            let readExpired = readDeadline.flatMap { $0 <= now ? $0 : nil }
-            if let pong = pongExpired, readExpired.map({ pong <= $0 }) ?? true {
-                return finish(
-                    serverCause: .pongTimeout,
-                    closeFrame: OutgoingClose(code: CloseStatus.policyViolation, reason: "pong timeout"))
+            // Of several expired deadlines, the one that expired first explains the close.
+            var first: (at: MonotonicInstant, cause: CloseCause)?
+            func consider(_ deadline: MonotonicInstant?, _ cause: CloseCause) {
+                if let deadline, deadline <= now, first.map({ deadline < $0.at }) ?? true { first = (deadline, cause) }
             }
-            if readExpired != nil {
+            consider(pongDeadline, .pongTimeout)
+            consider(readDeadline, .readDeadline)
+            consider(writeDeadline, .slowConsumer)
+            switch first?.cause {
+            case .pongTimeout?:
                 return finish(
-                    serverCause: .readDeadline,
-                    closeFrame: OutgoingClose(code: CloseStatus.policyViolation, reason: "read deadline exceeded"))
+                    closeFrame: OutgoingClose(code: CloseStatus.policyViolation, reason: "pong timeout"),
+                    recording: .abnormal(.pongTimeout, initiator: .local))
+            case .readDeadline?:
+                return finish(
+                    closeFrame: OutgoingClose(code: CloseStatus.policyViolation, reason: "read deadline exceeded"),
+                    recording: .abnormal(.readDeadline, initiator: .local))
+            case .some:
+                return slowConsumer()
+            case nil:
+                break
             }
             if let due = pingDue, due <= now {
                 let payload = PingPayload(sequence: nextSequence)
@@ -199,7 +240,7 @@ public struct ConnectionSupervisor: Sendable {
                 outstandingPing = (payload, now)
                 lastPingAt = now
                 nextPingAt = now + policy.pingInterval
-                return SupervisorActions(sendPing: payload)
+                return .sendPing(payload)
             }
             return .none
         }
@@ -207,22 +248,42 @@ public struct ConnectionSupervisor: Sendable {
 
     // MARK: - Endings
 
-    /// vigild ends the connection without waiting for a close handshake (deadlines, slow consumer).
-    private mutating func finish(serverCause cause: CloseCause, closeFrame: OutgoingClose?) -> SupervisorActions {
-        guard phase != .closed else { return .none }
-        if case .closing = phase, let pending = serverClose {
-            // A close is already under way; its status explains the end, and it did not complete.
-            return close(recording: pending.outcome(clean: false), closeFrame: nil)
+    /// The remote end is not taking what this end writes. No close frame: it could not get
+    /// past the backlog. A close already under way keeps its status and did not complete.
+    private mutating func slowConsumer() -> SupervisorAction {
+        if case .closing(let pending, _) = phase {
+            return finish(closeFrame: nil, recording: pending.outcome(clean: false))
         }
-        return close(recording: .abnormal(cause, initiator: .server), closeFrame: closeFrame)
+        return finish(closeFrame: nil, recording: .abnormal(.slowConsumer, initiator: .local))
     }
 
-    private mutating func close(recording outcome: CloseOutcome, closeFrame: OutgoingClose?) -> SupervisorActions {
+    /// Both close frames have been (or are about to be) exchanged: the server end closes TCP
+    /// now, the client end waits for it up to the close timeout.
+    private mutating func completeHandshake(
+        recording outcome: CloseOutcome, reply: OutgoingClose?, at now: MonotonicInstant
+    ) -> SupervisorAction {
+        clearTimers()
+        switch transportCloser {
+        case .localEnd:
+            phase = .closed
+            return .finish(.init(closeFrame: reply, outcome: outcome, closeTransport: true))
+        case .remoteEnd:
+            phase = .awaitingTransportClose(deadline: now + policy.closeTimeout)
+            return .finish(.init(closeFrame: reply, outcome: outcome, closeTransport: false))
+        }
+    }
+
+    /// Ends the connection now, without (waiting for) a close handshake.
+    private mutating func finish(closeFrame: OutgoingClose?, recording outcome: CloseOutcome) -> SupervisorAction {
+        clearTimers()
         phase = .closed
-        serverClose = nil
+        return .finish(.init(closeFrame: closeFrame, outcome: outcome, closeTransport: true))
+    }
+
+    private mutating func clearTimers() {
         outstandingPing = nil
         nextPingAt = nil
-        return SupervisorActions(sendClose: closeFrame, record: outcome, closeTransport: true)
+        stalledSince = nil
     }
 }
 

@@ -1,5 +1,5 @@
 import CSystemd
-import VigilServer
+import VigilServiceManager
 
 #if canImport(Glibc)
 import Glibc

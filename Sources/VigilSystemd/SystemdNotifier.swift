@@ -1,5 +1,5 @@
 import CSystemd
-import VigilServer
+import VigilServiceManager
 
 /// sd_notify(3): sends notifications to `$NOTIFY_SOCKET`, as set by the service manager.
 public struct SystemdNotifier: ServiceNotifier {

@@ -5,7 +5,9 @@ import NIOPosix
 import Synchronization
 import VigilClient
 import VigilConfig
+import VigilConnection
 import VigilFraming
+import VigilSupervisor
 
 #if canImport(Glibc)
 import Glibc
@@ -13,6 +15,8 @@ import Glibc
 
 /// `vigil-load`: opens many WebSocket connections to a server and holds them (answering pings
 /// or not), or runs echo round trips, then closes cleanly and prints what it saw as JSON lines.
+/// With `--echo-peer` it is instead one well-behaved client that echoes whatever the server
+/// sends (Autobahn|Testsuite's fuzzingserver tests vigil's client side through it).
 @main
 struct VigilLoad: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -21,7 +25,9 @@ struct VigilLoad: AsyncParsableCommand {
         discussion: """
             Prints one JSON object per line: {"event":"connected",…} once the connections are open, \
             {"event":"echo",…} after an echo run, and {"event":"done",…} at the end. Stops by itself: \
-            after --duration, when the server has closed every connection, or at --deadline.
+            after --duration, when the server has closed every connection, or at --deadline. \
+            With --echo-peer: one connection to --url (path and query as given) that sends back every \
+            text and binary message unchanged until the server closes; exits 0 then, 1 if it cannot connect.
             """)
 
     enum Mode: String, ExpressibleByArgument, CaseIterable {
@@ -42,8 +48,29 @@ struct VigilLoad: AsyncParsableCommand {
     @Option(help: "Event loop threads.") var threads = System.coreCount
     @Flag(help: "Leave the connections open at the end instead of closing them with 1000.") var noClose = false
     @Option(help: "Print a progress line this often (0: never).") var progress = "0"
+    @Flag(help: "Connect once to --url and echo every message until the server closes.") var echoPeer = false
+    @Option(help: "Largest frame accepted from the server.") var maxFrame = "16MiB"
+    @Option(help: "Largest message accepted from the server.") var maxMessage = "16MiB"
+
+    /// The client shell's rules: vigild's defaults for closing and slow consumers, no pings of
+    /// its own (the server's heartbeat is what is measured).
+    private func configuration() throws -> SupervisedConnectionHandler.Configuration {
+        let defaults = VigilSettings.defaults
+        var policy = defaults.supervisionPolicy
+        policy.pingInterval = .zero
+        let limits = FramingLimits(
+            maxFrameSize: try parseSize(maxFrame, "--max-frame"), maxMessageSize: try parseSize(maxMessage, "--max-message"))
+        policy.backlogCeiling = policy.maxBacklog + limits.maxMessageSize
+        var configuration = SupervisedConnectionHandler.Configuration(role: .client, policy: policy, limits: limits)
+        configuration.answersPings = !noPong
+        return configuration
+    }
 
     func run() async throws {
+        if echoPeer {
+            try await runEchoPeer()
+            return
+        }
         let holdFor = try parseDuration(duration, "--duration")
         let hardStop = try deadline.map { try parseDuration($0, "--deadline") } ?? holdFor + .seconds(60)
         guard let target = LoadTarget(url: url) else {
@@ -72,7 +99,7 @@ struct VigilLoad: AsyncParsableCommand {
             }
         }
         let started = ContinuousClock.now
-        let channels = await connectAll(target: target, stats: stats, group: group)
+        let channels = try await connectAll(target: target, stats: stats, group: group)
         Self.emit([
             "event": "connected", "connections": channels.count, "failed": stats.failed.load(ordering: .relaxed),
             "seconds": (ContinuousClock.now - started).inMilliseconds / 1000,
@@ -87,7 +114,13 @@ struct VigilLoad: AsyncParsableCommand {
         case .echo:
             stats.echoing.store(true, ordering: .relaxed)
             let echoStart = ContinuousClock.now
-            for channel in channels { channel.pipeline.fireUserInboundEventTriggered(StartEcho(messageSize: messageSize)) }
+            let size = messageSize
+            for channel in channels {
+                channel.eventLoop.execute {
+                    let shell = try? channel.pipeline.syncOperations.handler(type: SupervisedConnectionHandler.self)
+                    (shell?.sink as? LoadConnection)?.startEcho(messageSize: size)
+                }
+            }
             try? await Task.sleep(for: holdFor)
             stats.echoing.store(false, ordering: .relaxed)
             let elapsed = (ContinuousClock.now - echoStart).inMilliseconds / 1000
@@ -102,7 +135,8 @@ struct VigilLoad: AsyncParsableCommand {
 
         if !noClose {
             for channel in channels where channel.isActive {
-                channel.pipeline.fireUserInboundEventTriggered(CloseNormally())
+                channel.pipeline.fireUserInboundEventTriggered(
+                    CloseRequest(LocalClose(code: CloseStatus.normal, reason: "", cause: .shutdown)))
             }
             let closeBy = ContinuousClock.now + .seconds(10)
             while stats.open.load(ordering: .relaxed) > 0 && ContinuousClock.now < closeBy {
@@ -126,10 +160,31 @@ struct VigilLoad: AsyncParsableCommand {
         try? await group.shutdownGracefully()
     }
 
+    /// One connection to `--url` with an echo sink, until the server closes it.
+    private func runEchoPeer() async throws {
+        guard let target = LoadTarget(url: url) else {
+            throw ValidationError("--url: \"\(url)\" is not a ws://HOST:PORT/PATH URL")
+        }
+        let configuration = try configuration()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let channel: any Channel
+        do {
+            channel = try await WebSocketClientBootstrap.connect(
+                host: target.host, port: target.port, target: target.path, configuration: configuration, group: group,
+                makeParts: { (EchoSink(), EchoPeerObserver()) })
+        } catch {
+            Self.emit(["event": "connect_failed", "error": "\(error)"])
+            try? await group.shutdownGracefully()
+            throw ExitCode(1)
+        }
+        try? await channel.closeFuture.get()
+        try? await group.shutdownGracefully()
+    }
+
     /// Opens `connections` connections, `concurrency` attempts at a time.
-    private func connectAll(target: LoadTarget, stats: LoadStats, group: any EventLoopGroup) async -> [any Channel] {
+    private func connectAll(target: LoadTarget, stats: LoadStats, group: any EventLoopGroup) async throws -> [any Channel] {
         let answerPings = !noPong
-        let limits = FramingLimits(maxFrameSize: 16 << 20, maxMessageSize: 16 << 20)
+        let configuration = try configuration()
         let sourceCount = max(1, min(sources, 254))
         return await withTaskGroup(of: (any Channel)?.self) { tasks in
             var opened: [any Channel] = []
@@ -144,9 +199,14 @@ struct VigilLoad: AsyncParsableCommand {
                     do {
                         let channel = try await WebSocketClientBootstrap.connect(
                             host: target.host, port: target.port, target: target.path + "?client=load-\(index)",
-                            localAddress: source, limits: limits, group: group,
-                            makeHandler: { LoadConnectionHandler(stats: stats, answerPings: answerPings, limits: limits) })
+                            localAddress: source, configuration: configuration, group: group,
+                            makeParts: {
+                                let connection = LoadConnection(stats: stats, answerPings: answerPings)
+                                return (connection, connection)
+                            })
                         stats.connected.add(1, ordering: .relaxed)
+                        stats.open.add(1, ordering: .relaxed)
+                        channel.closeFuture.whenComplete { _ in stats.open.add(-1, ordering: .relaxed) }
                         return channel
                     } catch {
                         if stats.failed.add(1, ordering: .relaxed).newValue <= 3 {
@@ -162,6 +222,14 @@ struct VigilLoad: AsyncParsableCommand {
                 if next < connections { launch() }
             }
             return opened
+        }
+    }
+
+    private func parseSize(_ text: String, _ flag: String) throws -> Int {
+        do {
+            return try ValueParsers.size(text)
+        } catch {
+            throw ValidationError("\(flag): \"\(text)\": \(error)")
         }
     }
 
@@ -194,6 +262,14 @@ struct VigilLoad: AsyncParsableCommand {
         default:
             return "\"\(value)\""
         }
+    }
+}
+
+/// The echo peer's observer: it only says how the connection ended, on stderr.
+final class EchoPeerObserver: ConnectionObserver {
+    func connectionClosed(_ outcome: CloseOutcome, at now: MonotonicInstant) {
+        let line = "vigil-load: closed \(outcome.kind.rawValue)/\(outcome.cause.rawValue) code \(outcome.code) by \(outcome.initiator.rawValue)\n"
+        _ = line.withCString { write(2, $0, strlen($0)) }
     }
 }
 

@@ -5,6 +5,7 @@ import ServiceLifecycle
 import UnixSignals
 import VigilConfig
 import VigilServer
+import VigilServiceManager
 import VigilSystemd
 
 #if canImport(Glibc)
@@ -21,52 +22,28 @@ struct Vigild: AsyncParsableCommand {
             Every setting comes from a flag, else a VIGIL_* environment variable, else the config file \
             (--config or VIGIL_CONFIG; YAML or JSON, keys like ping_interval), else its default. \
             Durations take ms, s or m (500ms, 30s, 2m; 0 turns a timer off); sizes take KiB or MiB.
-            """,
+
+            SETTINGS:
+            """ + SettingCatalog.helpText,
         version: "vigild 0.1.0")
 
-    @Option(help: help("listen")) var listen: String?
-    @Option(help: help("path")) var path: String?
-    @Option(help: help("mode")) var mode: String?
-    @Option(help: help("status_listen")) var statusListen: String?
-    @Option(help: help("ping_interval")) var pingInterval: String?
-    @Option(help: help("pong_timeout")) var pongTimeout: String?
-    @Option(help: help("read_deadline")) var readDeadline: String?
-    @Option(help: help("handshake_timeout")) var handshakeTimeout: String?
-    @Option(help: help("close_timeout")) var closeTimeout: String?
-    @Option(help: help("max_backlog")) var maxBacklog: String?
-    @Option(help: help("max_frame")) var maxFrame: String?
-    @Option(help: help("max_message")) var maxMessage: String?
-    @Option(help: help("max_connections")) var maxConnections: String?
-    @Option(help: help("close_history")) var closeHistory: String?
-    @Option(help: help("log")) var log: String?
-    @Option(help: help("log_format")) var logFormat: String?
-    @Option(help: help("log_level")) var logLevel: String?
+    /// Every setting's flag (`--ping-interval 5s` or `--ping-interval=5s`), read with the
+    /// catalog: one definition per setting drives the flag, its help, the environment variable
+    /// and the file key.
+    @Argument(parsing: .allUnrecognized, help: .hidden) var settingArguments: [String] = []
 
     @Option(help: "Config file (YAML or JSON); also VIGIL_CONFIG.") var config: String?
     @Flag(help: "Print the effective configuration, with the source of each value, and exit.") var printConfig = false
 
-    /// The flags given, keyed like the config file.
-    private var flagValues: [String: String] {
-        let given: [(String, String?)] = [
-            ("listen", listen), ("path", path), ("mode", mode), ("status_listen", statusListen),
-            ("ping_interval", pingInterval), ("pong_timeout", pongTimeout), ("read_deadline", readDeadline),
-            ("handshake_timeout", handshakeTimeout), ("close_timeout", closeTimeout), ("max_backlog", maxBacklog),
-            ("max_frame", maxFrame), ("max_message", maxMessage), ("max_connections", maxConnections),
-            ("close_history", closeHistory), ("log", log), ("log_format", logFormat), ("log_level", logLevel),
-        ]
-        return Dictionary(uniqueKeysWithValues: given.compactMap { key, value in value.map { (key, $0) } })
-    }
-
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
-        let flags = flagValues
         let configPath = config
-        let load = { @Sendable () throws -> ResolvedSettings in
-            try SettingsLoader.load(flags: flags, environment: environment, configPath: configPath)
-        }
         let resolved: ResolvedSettings
         let inherited: InheritedSockets?
+        let load: @Sendable () throws -> ResolvedSettings
         do {
+            let flags = try SettingsLoader.flagValues(settingArguments)
+            load = { try SettingsLoader.load(flags: flags, environment: environment, configPath: configPath) }
             resolved = try load()
             inherited = printConfig ? nil : try SystemdListenSockets.take()
         } catch {
@@ -151,12 +128,5 @@ struct Vigild: AsyncParsableCommand {
                 "max_connections \(maxConnections) needs about \(needed) file descriptors, but RLIMIT_NOFILE is \(limits.soft) (hard limit \(limits.hard)); accepts will fail beyond about \(limits.soft > OpenFileLimit.overhead ? limits.soft - OpenFileLimit.overhead : 0) connections",
                 metadata: ["soft": "\(limits.soft)", "hard": "\(limits.hard)", "needed": "\(needed)"])
         }
-    }
-
-    private static func help(_ key: String) -> ArgumentHelp {
-        let definition = SettingCatalog.definition(forKey: key)!
-        return ArgumentHelp(
-            "\(definition.help) (default: \(definition.defaultText); env \(definition.environmentVariable))",
-            valueName: key.replacingOccurrences(of: "_", with: "-"))
     }
 }

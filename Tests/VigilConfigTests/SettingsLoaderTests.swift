@@ -18,12 +18,58 @@ struct SettingsLoaderTests {
         #expect(s.readDeadline == .zero)
         #expect(s.handshakeTimeout == .seconds(10))
         #expect(s.closeTimeout == .seconds(5))
+        #expect(s.writeTimeout == .seconds(10))
         #expect(s.maxBacklog == 1 << 20)
         #expect(s.maxFrame == 64 << 10)
         #expect(s.maxMessage == 1 << 20)
         #expect(s.maxConnections == 10000)
         #expect(s.closeHistory == 10000)
         #expect(s.logFormat == .text && s.logLevel == .info)
+    }
+
+    @Test("the slow-consumer rules: write timeout over max_backlog, ceiling max_backlog + max_message")
+    func slowConsumerPolicy() throws {
+        let policy = try SettingsLoader.resolve(
+            flags: ["max_backlog": "256KiB", "max_message": "16MiB", "write_timeout": "2s"], environment: [:], file: nil
+        ).settings.supervisionPolicy
+        #expect(policy.maxBacklog == 256 << 10)
+        #expect(policy.backlogCeiling == (256 << 10) + (16 << 20))
+        #expect(policy.writeTimeout == .seconds(2))
+    }
+
+    @Test("command-line settings come from the catalog: --key value, --key=value, the last one wins")
+    func commandLine() throws {
+        let flags = try SettingsLoader.flagValues(["--ping-interval", "5s", "--max-frame=16KiB", "--mode", "command", "--ping-interval", "6s"])
+        #expect(flags == ["ping_interval": "6s", "max_frame": "16KiB", "mode": "command"])
+        #expect(try SettingsLoader.flagValues([]) == [:])
+        for definition in SettingCatalog.all {
+            #expect(try SettingsLoader.flagValues([definition.flag, definition.defaultText]) == [definition.key: definition.defaultText])
+        }
+    }
+
+    @Test("a command line that is not settings is an error naming what was wrong", arguments: [
+        (["--ping-intervall", "5s"], "unknown option --ping-intervall; settings: --listen, --path"),
+        (["--ping-interval"], "--ping-interval needs a value (default: 30s)"),
+        (["5s"], "unexpected argument \"5s\"; settings are given as --name value"),
+    ])
+    func commandLineErrors(arguments: [String], message: String) {
+        #expect(throws: ConfigurationError.self) { try SettingsLoader.flagValues(arguments) }
+        do {
+            _ = try SettingsLoader.flagValues(arguments)
+        } catch {
+            #expect(error.message.hasPrefix(message), "\(error.message)")
+        }
+    }
+
+    @Test("a reload takes exactly the reloadable settings")
+    func reloadable() throws {
+        #expect(SettingCatalog.all.filter(\.reloadable).map(\.key) == ["ping_interval", "pong_timeout", "read_deadline", "close_timeout", "write_timeout"])
+        var running = try SettingsLoader.resolve(flags: [:], environment: [:], file: nil)
+        let fresh = try SettingsLoader.resolve(flags: ["write_timeout": "3s", "max_frame": "1KiB"], environment: [:], file: nil)
+        for definition in SettingCatalog.all where definition.reloadable { running.adopt(definition, from: fresh) }
+        #expect(running.settings.writeTimeout == .seconds(3))
+        #expect(running.sources["write_timeout"] == .flag("--write-timeout"))
+        #expect(running.settings.maxFrame == 64 << 10)
     }
 
     @Test("flags beat environment beat file beat defaults, and each source is reported")

@@ -172,7 +172,7 @@ struct MessageAssemblerTests {
         #expect(throws: NIOWebSocketError.invalidFrameLength) { try h.channel.writeInbound(ByteBuffer(bytes: header)) }
         let mapped = WebSocketPipeline.framingError(from: NIOWebSocketError.invalidFrameLength)
         #expect(mapped?.closeCode == 1009)
-        #expect(mapped?.framingIntact == false)
+        #expect(mapped == FramingError(.messageTooBig, "frame exceeds the size limit"))
     }
 
     @Test("oversized or fragmented control frames fail in NIO's decoder and map to 1002")

@@ -6,7 +6,7 @@ import VigilSupervisor
 let t0 = MonotonicInstant(nanoseconds: 5_000_000_000)
 
 func outcome(_ kind: CloseKind, _ cause: CloseCause) -> CloseOutcome {
-    CloseOutcome(kind: kind, code: 1006, cause: cause, initiator: .peer, clean: false, reason: "")
+    CloseOutcome(kind: kind, code: 1006, cause: cause, initiator: .remote, clean: false, reason: "")
 }
 
 @Suite("Connection registry")
@@ -57,7 +57,7 @@ struct ConnectionRegistryTests {
             _ = registry.reserve()
             let connection = registry.open(peer: "p", client: "c\(index % 2)", path: "/ws", at: t0)
             ids.append(connection.id)
-            registry.close(connection, outcome: index == 4 ? outcome(.normal, .peerClose) : outcome(.eof, .eof), at: t0)
+            registry.close(connection, outcome: index == 4 ? outcome(.normal, .remoteClose) : outcome(.eof, .eof), at: t0)
         }
         let (matched, records) = registry.closes(limit: 10)
         #expect(matched == 3)

@@ -1,5 +1,6 @@
 import Logging
 import Testing
+import VigilServiceManager
 import VigilSupervisor
 
 @testable import VigilServer
@@ -110,7 +111,8 @@ struct WatchdogGateTests {
 
     @Test("pings while every loop beat recently")
     func fresh() {
-        #expect(gate.shouldPing(now: t0, lastBeats: [t0 - .seconds(1), t0 - .milliseconds(1999), t0 - .seconds(2)]))
+        #expect(gate.shouldPing(beatAges: [.seconds(1), .milliseconds(1999), .seconds(2)]))
+        #expect(!gate.shouldPing(beatAges: [.seconds(1), .milliseconds(2001)]))
     }
 
     @Test("withholds pings when one loop is stalled, and resumes when it beats again")
@@ -123,15 +125,15 @@ struct WatchdogGateTests {
             now = t0 + .seconds(Int64(second))
             beats[1] = now
             if second >= 5 { beats[0] = now }
-            pings.append(gate.shouldPing(now: now, lastBeats: beats))
+            pings.append(gate.shouldPing(beatAges: beats.map { $0.map { now - $0 } }))
         }
         #expect(pings == [true, true, false, false, true, true, true, true])
     }
 
     @Test("a loop that never beat, or no loops at all, means no ping")
     func never() {
-        #expect(!gate.shouldPing(now: t0, lastBeats: [t0, nil]))
-        #expect(!gate.shouldPing(now: t0, lastBeats: []))
+        #expect(!gate.shouldPing(beatAges: [.zero, nil]))
+        #expect(!gate.shouldPing(beatAges: []))
     }
 }
 

@@ -8,6 +8,7 @@ import NIOConcurrencyHelpers
 import Testing
 import VigilConfig
 import VigilServer
+import VigilServiceManager
 import VigilSystemd
 
 /// The real server, the real sd_notify (libsystemd) and a real datagram socket standing in for

@@ -20,12 +20,13 @@ READY = re.compile(r"vigild ready ws=(ws://[^\s\"]+) status=(http://[^\s\"]+)")
 class Vigild:
     """One running vigild process: its URLs, its log lines, and helpers for the status API."""
 
-    def __init__(self, args, env=None):
+    def __init__(self, args, env=None, preexec_fn=None):
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
         full_env.update(env or {})
         self.args = [VIGILD, "--listen", "127.0.0.1:0", "--status-listen", "127.0.0.1:0",
                      "--log", "stderr", "--log-format", "json", "--log-level", "debug", *args]
-        self.proc = subprocess.Popen(self.args, stderr=subprocess.PIPE, stdout=subprocess.PIPE, env=full_env)
+        self.proc = subprocess.Popen(self.args, stderr=subprocess.PIPE, stdout=subprocess.PIPE, env=full_env,
+                                     preexec_fn=preexec_fn)
         self.lines = []
         self._ready = threading.Event()
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -110,11 +111,11 @@ class Vigild:
 
 @pytest.fixture
 def vigild():
-    """Factory: vigild(*flags, env={...}) starts a daemon that is stopped after the test."""
+    """Factory: vigild(*flags, env={...}, preexec_fn=...) starts a daemon that is stopped after the test."""
     started = []
 
-    def start(*args, env=None):
-        daemon = Vigild(list(args), env)
+    def start(*args, env=None, preexec_fn=None):
+        daemon = Vigild(list(args), env, preexec_fn)
         started.append(daemon)
         return daemon
 

@@ -18,7 +18,7 @@ from wsraw import RawPeer
 # A silent peer hits the read deadline (700 ms) before its pong deadline (500 + 500 ms);
 # a chatty peer that never pongs keeps the read deadline away and hits the pong timeout.
 FLAGS = ["--ping-interval", "500ms", "--pong-timeout", "500ms", "--read-deadline", "700ms",
-         "--max-backlog", "64KiB", "--max-message", "64KiB", "--close-timeout", "2s"]
+         "--max-backlog", "64KiB", "--max-message", "64KiB", "--close-timeout", "2s", "--write-timeout", "500ms"]
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -107,16 +107,13 @@ def raw_read_deadline(daemon):
     return peer.read_until_close()
 
 
-def raw_violation(daemon, client, send, answer=True):
-    """Sends a violation and expects the close status. With `answer`, replies to the close (a clean
-    close handshake); without, expects vigild to hang up at once, as it does when NIO's decoder
-    rejected a frame header and the framing is lost."""
+def raw_violation(daemon, client, send):
+    """Sends a violation and expects the close status, then TCP closed at once: vigild fails the
+    connection (RFC 6455 §7.1.7) without waiting for an answer, which this peer never sends."""
     peer = RawPeer(daemon.port, f"/ws?client={client}")
     send(peer)
     code, reason = peer.read_until_close()
-    if answer:
-        peer.answer_close(code)
-    assert peer.expect_eof()
+    assert peer.expect_eof(timeout=1)
     return code, reason
 
 
@@ -181,10 +178,10 @@ def test_every_row_agrees_everywhere(vigild):
     expected["reset"] = ("abnormal", 1006, "reset", "peer", False, "")
 
     assert raw_pong_timeout(daemon) == (1008, "pong timeout")
-    expected["pong_timeout"] = ("abnormal", 1006, "pong_timeout", "server", False, "")
+    expected["pong_timeout"] = ("abnormal", 1006, "pong_timeout", "vigild", False, "")
 
     assert raw_read_deadline(daemon) == (1008, "read deadline exceeded")
-    expected["read_deadline"] = ("abnormal", 1006, "read_deadline", "server", False, "")
+    expected["read_deadline"] = ("abnormal", 1006, "read_deadline", "vigild", False, "")
 
     violations = {
         "unmasked": (lambda p: p.send_frame(0x1, b"x", mask=False), 1002, "protocol_error", "unmasked client frame"),
@@ -200,23 +197,24 @@ def test_every_row_agrees_everywhere(vigild):
     }
     for client, (send, code, cause, reason) in violations.items():
         assert raw_violation(daemon, client, send) == (code, reason), client
-        expected[client] = ("error", code, cause, "server", True, reason)
+        # Failed, so no close handshake; except that a bad close frame was itself the peer's close.
+        expected[client] = ("error", code, cause, "vigild", client == "bad_close_code", reason)
 
-    # A frame over max_frame fails NIO's decoder: 1009 at once, framing lost, so not clean.
+    # A frame over max_frame fails NIO's decoder from its header: 1009 at once.
     assert asyncio.run(ws_too_big(daemon, "too_big_frame")) == 1009
-    expected["too_big_frame"] = ("error", 1009, "message_too_big", "server", False, "frame exceeds the size limit")
+    expected["too_big_frame"] = ("error", 1009, "message_too_big", "vigild", False, "frame exceeds the size limit")
 
-    # So do control frames that are too long or fragmented: 1002 at once, not clean.
-    framing_lost = {
+    # So do control frames that are too long or fragmented: 1002 at once.
+    decoder_errors = {
         "long_ping": (lambda p: p.send_frame(0x9, b"p" * 126), "control frame longer than 125 bytes"),
         "fragmented_ping": (lambda p: p.send_frame(0x9, b"p", fin=False), "fragmented control frame"),
     }
-    for client, (send, reason) in framing_lost.items():
-        assert raw_violation(daemon, client, send, answer=False) == (1002, reason), client
-        expected[client] = ("error", 1002, "protocol_error", "server", False, reason)
+    for client, (send, reason) in decoder_errors.items():
+        assert raw_violation(daemon, client, send) == (1002, reason), client
+        expected[client] = ("error", 1002, "protocol_error", "vigild", False, reason)
 
     assert raw_slow_consumer(daemon) < 200 * 1024 * 1024
-    expected["slow_consumer"] = ("abnormal", 1006, "slow_consumer", "server", False, "")
+    expected["slow_consumer"] = ("abnormal", 1006, "slow_consumer", "vigild", False, "")
 
     records = daemon.wait_closes(len(expected))
     assert len(records) == len(expected), [r["client"] for r in records]
@@ -275,13 +273,13 @@ def test_every_row_agrees_everywhere(vigild):
                 return closed.rcvd.code, closed.rcvd.reason
         return None
 
-    assert asyncio.run(shutdown_row()) == (1001, "server shutting down")
+    assert asyncio.run(shutdown_row()) == (1001, "vigild shutting down")
     assert daemon.stop() == 0
     close_lines = [entry for entry in daemon.json_logs() if entry.get("message_id") == "5bfe117f0f644f8c8afabe45870ad1cb"]
     assert len(close_lines) == len(expected) + 1
     last = [entry for entry in close_lines if entry.get("ws_client") == "shutdown"][0]
     assert (last["ws_close_kind"], last["ws_close_code"], last["ws_close_cause"], last["ws_close_initiator"],
-            last["ws_close_clean"], last["ws_path"]) == ("going_away", "1001", "shutdown", "server", "true", "/ws")
+            last["ws_close_clean"], last["ws_path"]) == ("going_away", "1001", "shutdown", "vigild", "true", "/ws")
     assert last["level"] == "info"
     levels = {entry["ws_client"]: entry["level"] for entry in close_lines}
     assert levels["eof"] == "notice" and levels["reset"] == "warning" and levels["unmasked"] == "warning"

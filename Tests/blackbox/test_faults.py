@@ -159,6 +159,9 @@ def test_sigterm_with_5000_live_connections_sends_1001_to_all_and_exits_0(vigild
 
 
 def test_a_peer_that_never_reads_is_a_slow_consumer_with_bounded_memory(vigild, netns):
+    """Over a real link: the peer sends echo requests and never reads. vigild stops reading it
+    once its own output backs up, and closes it when the backlog has stayed over max_backlog for
+    the write timeout (the default, 10 s)."""
     daemon = serve(vigild, netns, "--ping-interval", "0", "--max-backlog", "256KiB")
     before = rss_kib(daemon.proc.pid)
     peer = netns.peer("noread", daemon.port)
@@ -166,8 +169,10 @@ def test_a_peer_that_never_reads_is_a_slow_consumer_with_bounded_memory(vigild, 
     record = daemon.wait_closes(1, timeout=30)[0]
     grown = rss_kib(daemon.proc.pid) - before
     peer.kill()
-    assert (record["kind"], record["cause"], record["initiator"]) == ("abnormal", "slow_consumer", "server")
-    print(f"slow consumer: closed after {record['messages_in']} messages in, RSS grew {grown} KiB")
+    assert (record["kind"], record["cause"], record["initiator"]) == ("abnormal", "slow_consumer", "vigild")
+    print(f"slow consumer: closed after {record['duration_ms']} ms and {record['messages_in']} messages in, "
+          f"RSS grew {grown} KiB")
+    assert 10_000 <= record["duration_ms"] <= 13_000, "the write timeout, counted from when the backlog backed up"
     assert grown < 16 * 1024, "memory stays bounded near the 256 KiB backlog limit"
 
 

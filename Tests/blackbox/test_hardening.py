@@ -2,6 +2,7 @@
 serving with bounded memory."""
 
 import asyncio
+import os
 import socket
 import threading
 import time
@@ -145,3 +146,42 @@ def test_ten_thousand_status_requests_in_a_burst(vigild):
     assert statuses[404] == 1250 and statuses[400] == 2500
     assert rss_kib(daemon.proc.pid) - before < 64 * 1024, "memory stays bounded"
     assert daemon.get("/livez")[0] == 200
+
+
+def cpu_seconds(pid):
+    """User plus system CPU time of a process, from /proc (clock ticks)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_out_of_descriptors_the_listener_backs_off_instead_of_spinning(vigild):
+    """With every descriptor in use, accept(2) fails with EMFILE while connections wait in the
+    kernel's queue. NIO's AcceptBackoffHandler makes the listener wait 100 ms between attempts
+    instead of retrying at once, forever; the waiting connections are taken once descriptors free."""
+    import resource
+
+    def few_descriptors():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (96, 96))
+
+    daemon = vigild("--handshake-timeout", "30s", preexec_fn=few_descriptors)
+    held = []
+    for _ in range(120):  # more than vigild can take: the rest wait in the listen queue
+        held.append(socket.create_connection(("127.0.0.1", daemon.port), timeout=5))
+    time.sleep(0.5)
+    assert any("cannot accept a connection" in line and "Too many open files" in line for line in daemon.lines), \
+        "vigild ran out of descriptors"
+    before, started = cpu_seconds(daemon.proc.pid), time.monotonic()
+    time.sleep(2)
+    busy = (cpu_seconds(daemon.proc.pid) - before) / (time.monotonic() - started)
+    print(f"out of descriptors: vigild used {busy * 100:.1f} % of a core")
+    assert busy < 0.2, f"the accept loop spins: {busy * 100:.0f} % of a core"
+    # Free some descriptors: the queued connections are accepted and answered.
+    for sock in held[:100]:
+        sock.close()
+    sock = held[-1]
+    sock.sendall(handshake_request())
+    sock.settimeout(5)
+    status, _, _ = read_http_response(sock)
+    assert status == 101, "a connection that waited in the queue completes its handshake"
+    for sock in held:
+        sock.close()

@@ -183,7 +183,7 @@ def test_stop_sends_1001_and_every_close_lands_in_the_journal(systemd):
         await stopping
         return codes
 
-    assert asyncio.run(scenario()) == [(1001, "server shutting down")] * 4
+    assert asyncio.run(scenario()) == [(1001, "vigild shutting down")] * 4
     state = container.show("vigild.service", "ActiveState", "Result")
     assert (state["ActiveState"], state["Result"]) == ("inactive", "success")
     entries = [e for e in container.journal(f"MESSAGE_ID={MESSAGE_ID}", "WS_CLOSE_CAUSE=shutdown")

@@ -1,26 +1,37 @@
 #!/usr/bin/env python3
-"""Runs Autobahn|Testsuite's fuzzingclient against vigild in echo mode (every case group but 12
-and 13, permessage-deflate) and fails on anything that is not OK, except the cases listed with
-their reason in accepted.tsv (the README's Hardening section shows the same list).
+"""Autobahn|Testsuite against both sides of vigil's supervised connection, every case group but
+12 and 13 (permessage-deflate), failing on anything that is not OK except the cases listed with
+their reason in accepted-server.tsv / accepted-client.tsv (the README's Hardening section shows
+the same lists).
+
+- server: the fuzzingclient against vigild in echo mode, with max_frame and max_message raised to
+  16 MiB (group 9 sends messages that large) and every other setting at its default;
+- client: the fuzzingserver, with `vigil-load --echo-peer` as the client under test: one run per
+  case, `ws://HOST:PORT/runCase?case=N&agent=vigil`, then `/updateReports?agent=vigil`.
 
 Autobahn comes from Docker's crossbario/autobahn-testsuite image when an engine answers, else
 from PyPI's autobahntestsuite 0.8.2 in a Python 2.7 virtualenv (pyenv's 2.7.18) under
-.build-autobahn/. Usage: run_autobahn.py VIGILD
+.build-autobahn/. Usage: run_autobahn.py VIGILD VIGIL_LOAD [server|client ...]
 """
 
+import asyncio
 import collections
 import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
+
+import websockets
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 WORK = os.path.join(ROOT, ".build-autobahn")
 OK_CLOSE = {"OK", "INFORMATIONAL"}
+EXCLUDED = ["12.*", "13.*"]
 
 
 def log(message):
@@ -48,11 +59,11 @@ def python2():
     sys.exit("conformance: no Docker engine and no Python 2.7 (pyenv install 2.7.18) to run Autobahn with")
 
 
-def wstest_command(spec):
+def wstest_command(mode, spec):
     if docker_available():
         log("using the crossbario/autobahn-testsuite Docker image")
         return ["docker", "run", "--rm", "--network", "host", "-v", f"{WORK}:{WORK}", "-w", WORK,
-                "crossbario/autobahn-testsuite", "wstest", "-m", "fuzzingclient", "-s", spec]
+                "crossbario/autobahn-testsuite", "wstest", "-m", mode, "-s", spec]
     wstest = os.path.join(WORK, "py2", "bin", "wstest")
     if not os.path.exists(wstest):
         log("setting up Autobahn|Testsuite 0.8.2 under Python 2.7 (once)")
@@ -64,16 +75,23 @@ def wstest_command(spec):
                        check=True)
         subprocess.run([os.path.join(WORK, "py2", "bin", "pip"), "install", "-q", "--disable-pip-version-check",
                         "autobahntestsuite==0.8.2"], check=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    return [wstest, "-m", "fuzzingclient", "-s", spec]
+    return [wstest, "-m", mode, "-s", spec]
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def start_vigild(binary):
     log_path = os.path.join(WORK, "vigild.log")
     out = open(log_path, "w")
-    # Group 9 sends messages up to 16 MiB and reads them back: raise the limits for this run only.
+    # Group 9 sends messages up to 16 MiB: only the frame and message limits are raised for it.
+    # max_backlog and write_timeout stay at their defaults, as a user has them.
     proc = subprocess.Popen([binary, "--listen", "127.0.0.1:0", "--status-listen", "127.0.0.1:0", "--log", "stderr",
                              "--log-level", "warning", "--mode", "echo", "--max-frame", "16MiB", "--max-message",
-                             "16MiB", "--max-backlog", "64MiB", "--ping-interval", "0"], stderr=out, stdout=out)
+                             "16MiB", "--ping-interval", "0"], stderr=out, stdout=out)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         match = re.search(r"vigild ready ws=(ws://[^\s\"]+)", open(log_path).read())
@@ -84,9 +102,84 @@ def start_vigild(binary):
     sys.exit("conformance: vigild did not start:\n" + open(log_path).read())
 
 
-def accepted_cases():
+def run_server_side(vigild):
+    """The fuzzingclient against vigild: results for agent "vigild"."""
+    reports = os.path.join(WORK, "reports", "servers")
+    shutil.rmtree(reports, ignore_errors=True)
+    proc, url = start_vigild(vigild)
+    spec = os.path.join(WORK, "fuzzingclient.json")
+    with open(spec, "w") as f:
+        json.dump({"outdir": reports, "servers": [{"agent": "vigild", "url": url}], "cases": ["*"],
+                   "exclude-cases": EXCLUDED, "exclude-agent-cases": {}}, f)
+    try:
+        result = subprocess.run(wstest_command("fuzzingclient", spec), capture_output=True, text=True, cwd=WORK,
+                                env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        if result.returncode != 0:
+            sys.exit(f"conformance: wstest failed ({result.returncode}):\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+    finally:
+        proc.terminate()
+        proc.wait(15)
+    return json.load(open(os.path.join(reports, "index.json")))["vigild"], url
+
+
+async def case_count(url):
+    async with websockets.connect(f"{url}/getCaseCount") as ws:
+        return int(await ws.recv())
+
+
+async def update_reports(url):
+    async with websockets.connect(f"{url}/updateReports?agent=vigil") as ws:
+        try:
+            await ws.recv()
+        except websockets.exceptions.ConnectionClosed:
+            pass
+
+
+def run_client_side(load):
+    """The fuzzingserver, with vigil-load --echo-peer connecting once per case: agent "vigil"."""
+    reports = os.path.join(WORK, "reports", "clients")
+    shutil.rmtree(reports, ignore_errors=True)
+    url = f"ws://127.0.0.1:{free_port()}"
+    spec = os.path.join(WORK, "fuzzingserver.json")
+    with open(spec, "w") as f:
+        json.dump({"url": url, "outdir": reports, "cases": ["*"], "exclude-cases": EXCLUDED,
+                   "exclude-agent-cases": {}}, f)
+    server_log = open(os.path.join(WORK, "fuzzingserver.log"), "w")
+    server = subprocess.Popen(wstest_command("fuzzingserver", spec), stdout=server_log, stderr=server_log, cwd=WORK,
+                              env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                count = asyncio.run(case_count(url))
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    sys.exit("conformance: the fuzzingserver did not start:\n"
+                             + open(os.path.join(WORK, "fuzzingserver.log")).read()[-2000:])
+                time.sleep(0.2)
+        failures = []
+        peer_log = open(os.path.join(WORK, "echo-peer.log"), "w")
+        for case in range(1, count + 1):
+            peer_log.write(f"--- case {case}\n")
+            peer_log.flush()
+            result = subprocess.run([load, "--echo-peer", "--url", f"{url}/runCase?case={case}&agent=vigil"],
+                                    stdout=peer_log, stderr=peer_log, timeout=120)
+            if result.returncode != 0:
+                failures.append(f"  case {case}: vigil-load --echo-peer exited {result.returncode}")
+        asyncio.run(update_reports(url))
+    finally:
+        server.terminate()
+        server.wait(15)
+    if failures:
+        print("conformance: the echo peer failed locally:\n" + "\n".join(failures))
+        sys.exit(1)
+    return json.load(open(os.path.join(reports, "index.json")))["vigil"], url
+
+
+def accepted_cases(side):
     accepted = {}
-    for line in open(os.path.join(HERE, "accepted.tsv")):
+    for line in open(os.path.join(HERE, f"accepted-{side}.tsv")):
         if line.strip() and not line.startswith("#"):
             case, behavior, why = line.rstrip("\n").split("\t")
             accepted[case] = (behavior, why)
@@ -97,33 +190,14 @@ def case_key(case):
     return [int(part) for part in case.split(".")]
 
 
-def main():
-    binary = sys.argv[1]
-    os.makedirs(WORK, exist_ok=True)
-    reports = os.path.join(WORK, "reports")
-    shutil.rmtree(reports, ignore_errors=True)
-    proc, url = start_vigild(binary)
-    spec = os.path.join(WORK, "fuzzingclient.json")
-    with open(spec, "w") as f:
-        json.dump({"outdir": reports, "servers": [{"agent": "vigild", "url": url}], "cases": ["*"],
-                   "exclude-cases": ["12.*", "13.*"], "exclude-agent-cases": {}}, f)
-    command = wstest_command(spec)
-    try:
-        started = time.monotonic()
-        result = subprocess.run(command, capture_output=True, text=True, cwd=WORK,
-                                env={**os.environ, "PYTHONWARNINGS": "ignore"})
-        if result.returncode != 0:
-            sys.exit(f"conformance: wstest failed ({result.returncode}):\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
-    finally:
-        proc.terminate()
-        proc.wait(15)
-    results = json.load(open(os.path.join(reports, "index.json")))["vigild"]
+def judge(side, results, url, seconds):
+    """Prints the summary; returns the lines that fail the run."""
     behaviors = collections.Counter(r["behavior"] for r in results.values())
     closes = collections.Counter(r["behaviorClose"] for r in results.values())
-    log(f"{len(results)} cases in {time.monotonic() - started:.0f} s against {url}")
+    log(f"{side} side: {len(results)} cases in {seconds:.0f} s against {url}")
     print("behavior:       " + ", ".join(f"{k} {v}" for k, v in sorted(behaviors.items())))
     print("behaviorClose:  " + ", ".join(f"{k} {v}" for k, v in sorted(closes.items())))
-    accepted = accepted_cases()
+    accepted = accepted_cases(side)
     problems = []
     for case in sorted(results, key=case_key):
         r = results[case]
@@ -133,13 +207,26 @@ def main():
         line = f"  {case}: {r['behavior']} / close {r['behaviorClose']} (close code {r.get('remoteCloseCode')})"
         if r["behavior"] == "FAILED" or r["behaviorClose"] not in OK_CLOSE or reason is None \
                 or reason[0] != r["behavior"]:
-            problems.append(line + ("" if reason else " — not in accepted.tsv"))
+            problems.append(f"{side} {line}" + ("" if reason else f" — not in accepted-{side}.tsv"))
         else:
             print(line + f" — {reason[1]}")
+    return problems
+
+
+def main():
+    vigild, load = sys.argv[1], sys.argv[2]
+    sides = sys.argv[3:] or ["server", "client"]
+    os.makedirs(WORK, exist_ok=True)
+    problems = []
+    for side in sides:
+        started = time.monotonic()
+        results, url = run_server_side(vigild) if side == "server" else run_client_side(load)
+        problems += judge(side, results, url, time.monotonic() - started)
     if problems:
         print("conformance FAILED:\n" + "\n".join(problems))
         sys.exit(1)
-    print("conformance: 0 FAILED; every other result is explained in Tests/conformance/accepted.tsv")
+    print(f"conformance: 0 FAILED on the {' and '.join(sides)} side(s); every other result is explained in "
+          + ", ".join(f"Tests/conformance/accepted-{side}.tsv" for side in sides))
 
 
 if __name__ == "__main__":

@@ -1,91 +1,90 @@
 import NIOCore
 import NIOEmbedded
 import NIOWebSocket
+import VigilConnection
 import VigilFraming
 import VigilSupervisor
 
-/// Feeds the input, split at a few points, through NIO's decoder (wrapped by the stream decoder)
-/// into the message assembler and the supervisor, then ends the stream. Checks: no crash, no
-/// hang, and at most one close record however the bytes fall.
-final class Driver: ChannelInboundHandler {
-    typealias InboundIn = WebSocketFrame
-
-    var assembler = WebSocketMessageAssembler(role: .server, limits: FramingLimits(maxFrameSize: 4096, maxMessageSize: 16384))
-    var supervisor = ConnectionSupervisor(
-        policy: SupervisionPolicy(pingInterval: .milliseconds(10), pongTimeout: .milliseconds(10), readDeadline: .milliseconds(50)),
-        openedAt: MonotonicInstant(nanoseconds: 0))
-    var now = MonotonicInstant(nanoseconds: 0)
+/// Sink and observer of the connection under test: echoes every message (so outbound frames
+/// are exercised), checks what the framing core delivers and counts records.
+final class Checker: MessageSink, ConnectionObserver {
     var records = 0
 
-    func apply(_ event: SupervisorEvent) {
-        now = now + .milliseconds(3)
-        let actions = supervisor.handle(event, at: now)
-        if actions.record != nil { records += 1 }
-        precondition(records <= 1, "more than one close record")
-        if actions.closeTransport { precondition(supervisor.phase == .closed) }
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        do {
-            switch try assembler.receive(unwrapInboundIn(data)) {
-            case .message(let message):
-                if message.kind == .text {
-                    precondition(String(validating: message.data.readableBytesView, as: UTF8.self) != nil)
-                }
-                apply(.frameReceived)
-            case .fragment, .ping:
-                apply(.frameReceived)
-            case .pong(let payload):
-                apply(.pongReceived(PingPayload(bytes: payload.readableBytesView)))
-            case .close(let payload):
-                if let code = payload.code { precondition(CloseCode.isValidOnWire(code)) }
-                apply(.closeReceived(code: payload.code, reason: payload.reason))
-            }
-        } catch {
-            apply(.protocolViolation(ProtocolViolation(
-                cause: error.kind == .invalidUTF8 ? .invalidUTF8 : error.kind == .messageTooBig ? .messageTooBig : .protocolError,
-                detail: error.detail, aftermath: error.inCloseFrame ? .peerAlreadyClosing : .awaitReply)))
+    func received(_ message: WebSocketMessage, from connection: SupervisedConnectionHandler) {
+        if message.kind == .text {
+            precondition(String(validating: message.data.readableBytesView, as: UTF8.self) != nil, "invalid UTF-8 delivered")
         }
-        apply(.timerFired)
+        connection.send(message)
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let framing = WebSocketPipeline.framingError(from: error) {
-            apply(.protocolViolation(ProtocolViolation(
-                cause: framing.kind == .messageTooBig ? .messageTooBig : .protocolError, detail: framing.detail,
-                aftermath: .framingLost)))
-        }
+    func closeFrameReceived(_ payload: ClosePayload) {
+        if let code = payload.code { precondition(CloseCode.isValidOnWire(code), "close code \(code) passed validation") }
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let ended = event as? WebSocketInputEnded { apply(.inputEnded(midFrame: ended.midFrame)) }
+    func connectionClosed(_ outcome: CloseOutcome, at now: MonotonicInstant) {
+        records += 1
+        precondition(records == 1, "more than one close record")
     }
 }
 
+/// The first byte picks the role (bit 0: client, facing a server's unmasked frames) and where
+/// the rest is cut into three chunks (partial frames); the rest is the remote end's byte
+/// stream, through NIO's decoder (wrapped by the stream decoder) into the real supervised
+/// shell: message assembly, the violation mapping, the supervisor, the timer wheel. Checks: no
+/// crash, text delivered is UTF-8, close codes were validated, nothing sent carries a status
+/// that must never be on the wire, masking follows the role, and an ended connection has
+/// exactly one record.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzFraming(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
-    guard let start else { return 0 }
-    let bytes = Array(UnsafeRawBufferPointer(start: start, count: count))
-    let channel = EmbeddedChannel()
-    let driver = Driver()
+    guard let start, count >= 1 else { return 0 }
+    let input = Array(UnsafeRawBufferPointer(start: start, count: count))
+    let role: WebSocketRole = input[0] & 1 == 0 ? .server : .client
+    let bytes = Array(input.dropFirst())
+    let loop = EmbeddedEventLoop()
+    let clock = ConnectionClock { MonotonicInstant(loop.now) }
+    let channel = EmbeddedChannel(loop: loop)
+    let checker = Checker()
+    let limits = FramingLimits(maxFrameSize: 4096, maxMessageSize: 16384)
+    let handler = SupervisedConnectionHandler(
+        configuration: .init(
+            role: role,
+            policy: SupervisionPolicy(
+                pingInterval: .milliseconds(10), pongTimeout: .milliseconds(10), readDeadline: .milliseconds(50),
+                closeTimeout: .milliseconds(20), writeTimeout: .milliseconds(30)),
+            limits: limits),
+        sink: checker, observer: checker, wheel: TimerWheel(eventLoop: loop, clock: clock), clock: clock,
+        openedAt: clock.now())
     do {
-        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WebSocketFrameStreamDecoder(maxFrameSize: 4096)))
-        try channel.pipeline.syncOperations.addHandler(driver)
-        // Deliver in three chunks, cut where the first two bytes say, to exercise partial frames.
-        let cuts = bytes.count >= 2 ? [Int(bytes[0]) % (bytes.count + 1), Int(bytes[1]) % (bytes.count + 1)].sorted() : [0, 0]
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 40000)).wait()
+        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WebSocketFrameStreamDecoder(maxFrameSize: limits.maxFrameSize)))
+        try channel.pipeline.syncOperations.addHandler(handler)
+        let cut = Int(input[0] >> 1)
+        let cuts = [cut % (bytes.count + 1), (cut * 7) % (bytes.count + 1)].sorted()
         for (from, to) in [(0, cuts[0]), (cuts[0], cuts[1]), (cuts[1], bytes.count)] where from < to {
-            do {
-                try channel.writeInbound(ByteBuffer(bytes: bytes[from..<to]))
-            } catch {
-                break  // a decoder error: reported through errorCaught above
-            }
+            guard channel.isActive else { break }
+            try? channel.writeInbound(ByteBuffer(bytes: bytes[from..<to]))
+            loop.advanceTime(by: .milliseconds(4))
+            checkWritten(channel, role: role)
         }
-        channel.pipeline.fireChannelInactive()
-        driver.apply(.transportClosed)
-        precondition(driver.records == 1, "a connection that ended has exactly one record")
+        if channel.isActive { channel.pipeline.fireUserInboundEventTriggered(WebSocketInputEnded(midFrame: false)) }
+        loop.advanceTime(by: .milliseconds(100))
+        checkWritten(channel, role: role)
+        if channel.isActive { channel.pipeline.fireChannelInactive() }
+        precondition(checker.records == 1, "a connection that ended has exactly one record")
     } catch {
         preconditionFailure("pipeline setup failed: \(error)")
     }
     _ = try? channel.finish()
     return 0
+}
+
+/// What the shell wrote: masked exactly when it is the client, and no close status RFC 6455
+/// reserves for "never on the wire".
+private func checkWritten(_ channel: EmbeddedChannel, role: WebSocketRole) {
+    while let frame = try? channel.readOutbound(as: WebSocketFrame.self) {
+        precondition((frame.maskKey != nil) == (role == .client), "masking does not follow the role")
+        if frame.opcode == .connectionClose, let code = frame.data.getInteger(at: frame.data.readerIndex, as: UInt16.self) {
+            precondition(CloseCode.isValidOnWire(code), "sent close code \(code)")
+        }
+    }
 }

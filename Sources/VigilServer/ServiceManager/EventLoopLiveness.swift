@@ -1,5 +1,6 @@
 import NIOCore
 import Synchronization
+import VigilConnection
 import VigilSupervisor
 
 /// Proof that every event loop runs tasks: each loop stamps its own slot on a repeated task.
@@ -19,17 +20,18 @@ final class EventLoopLiveness: Sendable {
         let amount = TimeAmount.nanoseconds(max(period.inNanoseconds, 1_000_000))
         self.slots = slots
         self.tasks = zip(loops, slots).map { loop, slot in
-            slot.lastBeat.store(ServerClock.now().nanoseconds, ordering: .relaxed)
+            slot.lastBeat.store(ConnectionClock.system.now().nanoseconds, ordering: .relaxed)
             return loop.scheduleRepeatedTask(initialDelay: .zero, delay: amount) { _ in
-                slot.lastBeat.store(ServerClock.now().nanoseconds, ordering: .relaxed)
+                slot.lastBeat.store(ConnectionClock.system.now().nanoseconds, ordering: .relaxed)
             }
         }
     }
 
-    var lastBeats: [MonotonicInstant?] {
+    /// How long ago each loop last beat; `nil` for a loop that never did.
+    func beatAges(now: MonotonicInstant) -> [Duration?] {
         slots.map { slot in
             let nanos = slot.lastBeat.load(ordering: .relaxed)
-            return nanos == 0 ? nil : MonotonicInstant(nanoseconds: nanos)
+            return nanos == 0 ? nil : now - MonotonicInstant(nanoseconds: nanos)
         }
     }
 

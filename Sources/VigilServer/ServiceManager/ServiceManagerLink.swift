@@ -1,37 +1,9 @@
 import Logging
 import NIOConcurrencyHelpers
 import Synchronization
+import VigilConnection
+import VigilServiceManager
 import VigilSupervisor
-
-/// What vigild receives from the service manager that started it (all optional).
-public struct ServiceManagerContext: Sendable {
-    /// Where READY, STATUS, RELOADING, STOPPING and WATCHDOG go (sd_notify).
-    public var notifier: (any ServiceNotifier)?
-    /// The watchdog interval (`WatchdogSec=`), when the manager expects keep-alives.
-    public var watchdogInterval: Duration?
-    /// Listening sockets passed by socket activation, adopted instead of binding.
-    public var inheritedSockets: InheritedSockets?
-
-    public init(
-        notifier: (any ServiceNotifier)? = nil, watchdogInterval: Duration? = nil,
-        inheritedSockets: InheritedSockets? = nil
-    ) {
-        self.notifier = notifier
-        self.watchdogInterval = watchdogInterval
-        self.inheritedSockets = inheritedSockets
-    }
-}
-
-/// Listening sockets handed over by socket activation (`LISTEN_FDS`, named by `FileDescriptorName=`).
-public struct InheritedSockets: Sendable, Hashable {
-    public var webSocket: Int32
-    public var status: Int32
-
-    public init(webSocket: Int32, status: Int32) {
-        self.webSocket = webSocket
-        self.status = status
-    }
-}
 
 /// Keeps the service manager informed: STATUS at most once a second and only on change,
 /// WATCHDOG while every event loop turns. A notifier that cannot be reached is reported once
@@ -80,7 +52,7 @@ final class ServiceManagerLink: Sendable {
     func runWatchdog(gate: WatchdogGate, liveness: EventLoopLiveness) async {
         var withheld = false
         while !Task.isCancelled {
-            if gate.shouldPing(now: ServerClock.now(), lastBeats: liveness.lastBeats) {
+            if gate.shouldPing(beatAges: liveness.beatAges(now: ConnectionClock.system.now())) {
                 send(.watchdog)
                 if withheld {
                     logger.notice("every event loop is turning again; watchdog keep-alives resumed")

@@ -3,7 +3,7 @@ import NIOConcurrencyHelpers
 import VigilSupervisor
 
 /// Something a `TimerWheel` calls back when its deadline comes.
-protocol WheelTimerTarget: AnyObject {
+public protocol WheelTimerTarget: AnyObject {
     /// `token` is the one given when the timer was set; a target ignores tokens it replaced.
     func wheelTimerFired(token: UInt64)
 }
@@ -18,7 +18,7 @@ protocol WheelTimerTarget: AnyObject {
 /// fire at most one tick late.
 ///
 /// Not thread-safe: each wheel is confined to its event loop.
-final class TimerWheel {
+public final class TimerWheel {
     private struct Entry {
         /// Weak: a connection that closed is freed at once, not held until its deadline comes round.
         weak var target: (any WheelTimerTarget)?
@@ -31,21 +31,23 @@ final class TimerWheel {
     private static let slotCount = 1024
 
     private let eventLoop: any EventLoop
+    private let clock: ConnectionClock
     private let tickNanos: Int64
     private var slots: [[Entry]]
     private var lastTick: Int64
     private var pending = 0
     private var ticking = false
 
-    init(eventLoop: any EventLoop) {
+    public init(eventLoop: any EventLoop, clock: ConnectionClock = .system) {
         self.eventLoop = eventLoop
+        self.clock = clock
         self.tickNanos = Self.tick.inNanoseconds
         self.slots = Array(repeating: [], count: Self.slotCount)
-        self.lastTick = ServerClock.now().nanoseconds / tickNanos
+        self.lastTick = clock.now().nanoseconds / tickNanos
     }
 
     /// Calls `target.wheelTimerFired(token:)` at `deadline` (rounded up to the next tick).
-    func schedule(_ target: any WheelTimerTarget, token: UInt64, at deadline: MonotonicInstant) {
+    public func schedule(_ target: any WheelTimerTarget, token: UInt64, at deadline: MonotonicInstant) {
         eventLoop.preconditionInEventLoop()
         let due = max((deadline.nanoseconds + tickNanos - 1) / tickNanos, lastTick + 1)
         slots[Int(due % Int64(Self.slotCount))].append(Entry(target: target, token: token, dueTick: due))
@@ -59,7 +61,7 @@ final class TimerWheel {
     }
 
     private func advance() {
-        let nowTick = ServerClock.now().nanoseconds / tickNanos
+        let nowTick = clock.now().nanoseconds / tickNanos
         // After a long stall one pass over every slot is enough: each entry compares its own due tick.
         let steps = min(nowTick - lastTick, Int64(Self.slotCount))
         if steps > 0 {
@@ -92,11 +94,13 @@ final class TimerWheel {
 }
 
 /// One wheel per event loop, created on first use; each is used only on its own loop.
-final class TimerWheels: Sendable {
+public final class TimerWheels: Sendable {
     private let wheels = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<TimerWheel>]>([:])
 
+    public init() {}
+
     /// The wheel of `eventLoop`. Call on that loop.
-    func wheel(for eventLoop: any EventLoop) -> TimerWheel {
+    public func wheel(for eventLoop: any EventLoop) -> TimerWheel {
         let key = ObjectIdentifier(eventLoop)
         let bound = wheels.withLockedValue { wheels in
             if let existing = wheels[key] { return existing }

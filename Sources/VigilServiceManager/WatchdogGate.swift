@@ -1,11 +1,9 @@
-import VigilSupervisor
-
 /// Decides whether vigild may tell the service manager it is alive.
 ///
 /// A WATCHDOG=1 is only honest when every event loop is turning: each loop records a beat every
 /// `beatPeriod`, and a ping goes out (every `pingPeriod`, half the watchdog interval) only while
 /// every loop's last beat is at most `maxBeatAge` old. A stalled loop therefore stops the pings
-/// and systemd restarts vigild one interval later.
+/// and the service manager restarts vigild one interval later.
 public struct WatchdogGate: Sendable, Hashable {
     /// `WatchdogSec=`, as `WATCHDOG_USEC` carries it.
     public let interval: Duration
@@ -18,8 +16,9 @@ public struct WatchdogGate: Sendable, Hashable {
     public var beatPeriod: Duration { interval / 4 }
     public var maxBeatAge: Duration { interval / 2 }
 
-    /// `lastBeats`: each event loop's most recent beat; a loop that never beat counts as stale.
-    public func shouldPing(now: MonotonicInstant, lastBeats: [MonotonicInstant?]) -> Bool {
-        !lastBeats.isEmpty && lastBeats.allSatisfy { beat in beat.map { now - $0 <= maxBeatAge } ?? false }
+    /// `beatAges`: how long ago each event loop last beat; a loop that never beat (`nil`)
+    /// counts as stalled.
+    public func shouldPing(beatAges: [Duration?]) -> Bool {
+        !beatAges.isEmpty && beatAges.allSatisfy { age in age.map { $0 <= maxBeatAge } ?? false }
     }
 }

@@ -1,33 +1,5 @@
 import FoundationEssentials
 import NIOCore
-import VigilConfig
-import VigilFraming
-
-/// What vigild answers a complete message with, per `--mode`.
-enum MessageResponder: Sendable {
-    case echo
-    case command
-
-    init(mode: ServerMode) {
-        switch mode {
-        case .echo: self = .echo
-        case .command: self = .command
-        }
-    }
-
-    /// The reply to `message`, or `nil` for none.
-    func reply(to message: WebSocketMessage, allocator: ByteBufferAllocator) -> WebSocketMessage? {
-        switch self {
-        case .echo:
-            return message
-        case .command:
-            let reply = CommandProtocol.reply(to: message.data)
-            var buffer = allocator.buffer(capacity: reply.count)
-            buffer.writeBytes(reply)
-            return WebSocketMessage(kind: .text, data: buffer)
-        }
-    }
-}
 
 /// The seed's request/response protocol:
 /// `{"requestID": 7, "command": "x"}` → `{"requestID": 7, "success": true, "result": "command 'x' processed"}`.

@@ -4,21 +4,21 @@ import Synchronization
 import Testing
 import VigilSupervisor
 
-@testable import VigilServer
+@testable import VigilConnection
 
 @Suite("Timer wheel", .timeLimit(.minutes(1)))
 struct TimerWheelTests {
     /// Records when each token fired.
     final class Target: WheelTimerTarget, @unchecked Sendable {
         var fired: [(token: UInt64, at: MonotonicInstant)] = []
-        func wheelTimerFired(token: UInt64) { fired.append((token, ServerClock.now())) }
+        func wheelTimerFired(token: UInt64) { fired.append((token, ConnectionClock.system.now())) }
     }
 
     @Test("every timer fires once, never early, and not a revolution late")
     func firesOnTime() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
-        let start = ServerClock.now()
+        let start = ConnectionClock.system.now()
         let delays: [Duration] = (0..<300).map { .milliseconds(Int64($0 % 150)) }
         let targets = try await loop.submit {
             let wheel = TimerWheel(eventLoop: loop)
@@ -47,7 +47,7 @@ struct TimerWheelTests {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
         let target = Target()
-        let start = ServerClock.now()
+        let start = ConnectionClock.system.now()
         try await loop.submit {
             let wheel = TimerWheel(eventLoop: loop)
             wheel.schedule(target, token: 1, at: start - .seconds(5))

@@ -1,0 +1,355 @@
+import NIOCore
+import NIOWebSocket
+import VigilFraming
+import VigilSupervisor
+
+/// The thin shell around one upgraded WebSocket connection, for either role: it turns channel
+/// events into supervisor events, carries out the one action each returns, answers pings and
+/// close frames, masks what it sends when it is the client (RFC 6455 §5.3), and keeps one timer
+/// set at the supervisor's next deadline on its event loop's `TimerWheel` (no thread or task
+/// per connection; the timer is reset only when a deadline moves earlier).
+///
+/// What happens to messages is the `MessageSink`'s business; who keeps the books is the
+/// `ConnectionObserver`'s. The shell knows neither vigild's registry nor its log.
+///
+/// Every method is called on the channel's event loop.
+public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimerTarget {
+    public typealias InboundIn = WebSocketFrame
+    public typealias OutboundIn = WebSocketFrame
+    public typealias OutboundOut = WebSocketFrame
+
+    /// How a supervised connection behaves, fixed when it is set up.
+    public struct Configuration: Sendable {
+        public var role: WebSocketRole
+        public var policy: SupervisionPolicy
+        public var limits: FramingLimits
+        /// Answer the remote end's pings. Off only to play a peer dead to the heartbeat (tests,
+        /// the load generator's `--no-pong`).
+        public var answersPings = true
+        /// Answer the remote end's close frame with one of this end's. Off only to play a peer
+        /// that never completes a close handshake (tests).
+        public var answersClose = true
+
+        public init(role: WebSocketRole, policy: SupervisionPolicy, limits: FramingLimits) {
+            self.role = role
+            self.policy = policy
+            self.limits = limits
+        }
+    }
+
+    public let role: WebSocketRole
+    /// What happens to this connection's messages.
+    public let sink: any MessageSink
+    private var supervisor: ConnectionSupervisor
+    private var assembler: WebSocketMessageAssembler
+    private let observer: any ConnectionObserver
+    private let clock: ConnectionClock
+    private let answersPings: Bool
+    private let answersClose: Bool
+
+    private let wheel: TimerWheel
+    /// The deadline the wheel will call back at, and the token that call carries.
+    private var timerDeadline: MonotonicInstant?
+    private var timerToken: UInt64 = 0
+    /// Valid between handlerAdded and handlerRemoved; the wheel's callback needs it.
+    private var context: ChannelHandlerContext?
+    /// Inside a burst of reads: writes wait for `channelReadComplete` to be flushed together.
+    private var inReadBurst = false
+    /// Whether frames were written since the last flush.
+    private var pendingFlush = false
+    /// Reading is paused (backpressure); a `read` asked for meanwhile waits here.
+    private var readingPaused = false
+    private var readPending = false
+
+    public init(
+        configuration: Configuration, sink: any MessageSink, observer: any ConnectionObserver,
+        wheel: TimerWheel, clock: ConnectionClock = .system, openedAt: MonotonicInstant
+    ) {
+        self.role = configuration.role
+        self.supervisor = ConnectionSupervisor(
+            policy: configuration.policy, transportCloser: configuration.role == .server ? .localEnd : .remoteEnd,
+            openedAt: openedAt)
+        self.assembler = WebSocketMessageAssembler(role: configuration.role, limits: configuration.limits)
+        self.sink = sink
+        self.observer = observer
+        self.wheel = wheel
+        self.clock = clock
+        self.answersPings = configuration.answersPings
+        self.answersClose = configuration.answersClose
+    }
+
+    // MARK: - What sinks and client programs may do
+
+    /// Whether messages may still be sent (no close frame sent or received yet).
+    public var isOpen: Bool { supervisor.isOpen }
+
+    /// Whether the transport takes writes as fast as they come (the outbound backlog is under
+    /// the channel's high water mark).
+    public var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    /// The channel, while the handler is in its pipeline.
+    public var channel: (any Channel)? { context?.channel }
+
+    /// The supervisor's phase, for tests and reports.
+    public var phase: ConnectionSupervisor.Phase { supervisor.phase }
+
+    /// Sends a whole message as one frame (masked when this end is the client). Refused once a
+    /// close frame has been sent or received (`promise` fails with `ChannelError.outputClosed`).
+    /// `promise` completes when the kernel has taken the frame.
+    public func send(_ message: WebSocketMessage, promise: EventLoopPromise<Void>? = nil) {
+        guard let context, supervisor.isOpen else {
+            promise?.fail(ChannelError.outputClosed)
+            return
+        }
+        write(message.kind == .text ? .text : .binary, message.data, context: context, promise: promise)
+        observer.messageSent(bytes: message.data.readableBytes)
+        flushUnlessReading(context: context)
+    }
+
+    /// Starts a graceful close: the close frame now, the record when the remote end answers
+    /// (or the close timeout passes).
+    public func close(_ close: LocalClose) {
+        guard let context else { return }
+        handle(.closeRequested(close), context: context)
+    }
+
+    /// Stops reading from the socket until `resumeReading()`: TCP's flow control then slows the
+    /// remote end down. Timers keep running.
+    public func pauseReading() {
+        readingPaused = true
+    }
+
+    public func resumeReading() {
+        guard readingPaused else { return }
+        readingPaused = false
+        if readPending, let context {
+            readPending = false
+            context.read()
+        }
+    }
+
+    // MARK: - Channel events
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        armTimer()
+        if context.channel.isActive {
+            sink.connectionOpened(self)
+        } else {
+            // Closed before we were added: the supervisor still owes its one record.
+            handle(.transportClosed, context: context)
+        }
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        disarmTimer()
+        self.context = nil
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !supervisor.isFinished else { return }
+        inReadBurst = true
+        let frame = unwrapInboundIn(data)
+        let now = clock.now()
+        observer.frameReceived(at: now)
+        let inbound: WebSocketInbound
+        do {
+            inbound = try assembler.receive(frame)
+        } catch {
+            violation(error, context: context, at: now)
+            return
+        }
+        switch inbound {
+        case .message(let message):
+            handle(.frameReceived, context: context, at: now)
+            observer.messageReceived(message)
+            if supervisor.isOpen { sink.received(message, from: self) }
+        case .fragment:
+            handle(.frameReceived, context: context, at: now)
+        case .ping(let payload):
+            handle(.frameReceived, context: context, at: now)
+            observer.pingReceived(payload)
+            if supervisor.isOpen && answersPings { write(.pong, payload, context: context) }
+        case .pong(let payload):
+            let action = supervisor.handle(.pongReceived(PingPayload(bytes: payload.readableBytesView)), at: now)
+            if case .roundTrip(let roundTrip) = action {
+                observer.pongReceived(payload, roundTrip: roundTrip)
+            } else {
+                observer.pongReceived(payload, roundTrip: nil)
+            }
+            perform(action, context: context, at: now)
+        case .close(let payload):
+            observer.closeFrameReceived(payload)
+            var action = supervisor.handle(.closeReceived(code: payload.code, reason: payload.reason), at: now)
+            if !answersClose, case .finish(var finish) = action {
+                finish.closeFrame = nil
+                action = .finish(finish)
+            }
+            perform(action, context: context, at: now)
+        }
+    }
+
+    public func channelReadComplete(context: ChannelHandlerContext) {
+        inReadBurst = false
+        flushAndCheckBacklog(context: context)
+        context.fireChannelReadComplete()
+    }
+
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard !supervisor.isFinished else { return }  // e.g. the decoder refusing bytes after its own error
+        if let framingError = WebSocketPipeline.framingError(from: error) {
+            violation(framingError, context: context, at: clock.now())
+        } else {
+            observer.transportFailed(error)
+            handle(.transportFailed, context: context)
+        }
+    }
+
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch event {
+        case let ended as WebSocketInputEnded:
+            handle(.inputEnded(midFrame: ended.midFrame), context: context)
+        case let request as CloseRequest:
+            handle(.closeRequested(request.close), context: context)
+        case let update as PolicyUpdate:
+            supervisor.update(policy: update.policy)
+            armTimer()
+        default:
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        handle(.transportClosed, context: context)
+        disarmTimer()
+        context.fireChannelInactive()
+    }
+
+    public func channelWritabilityChanged(context: ChannelHandlerContext) {
+        reportBacklog(context: context)
+        sink.writabilityChanged(self)
+        context.fireChannelWritabilityChanged()
+    }
+
+    public func read(context: ChannelHandlerContext) {
+        if readingPaused {
+            readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        context.write(data, promise: promise)  // frames a client program writes as they are (tests build bad ones)
+    }
+
+    public func wheelTimerFired(token: UInt64) {
+        guard token == timerToken, let context else { return }  // replaced, or the connection is gone
+        timerDeadline = nil
+        handle(.timerFired, context: context)
+    }
+
+    // MARK: - Supervisor plumbing
+
+    private func violation(_ error: FramingError, context: ChannelHandlerContext, at now: MonotonicInstant) {
+        observer.violationDetected(error)
+        handle(.protocolViolation(ProtocolViolation(error)), context: context, at: now)
+    }
+
+    private func handle(_ event: SupervisorEvent, context: ChannelHandlerContext, at now: MonotonicInstant? = nil) {
+        let now = now ?? clock.now()
+        perform(supervisor.handle(event, at: now), context: context, at: now)
+    }
+
+    private func perform(_ action: SupervisorAction, context: ChannelHandlerContext, at now: MonotonicInstant) {
+        switch action {
+        case .none, .roundTrip:
+            armTimer()
+        case .sendPing(let ping):
+            var payload = context.channel.allocator.buffer(capacity: 8)
+            payload.writeBytes(ping.bytes)
+            write(.ping, payload, context: context)
+            observer.pingSent()
+            flushUnlessReading(context: context)
+            armTimer()
+        case .startClose(let close):
+            writeClose(close, context: context)
+            flushAndCheckBacklog(context: context)
+            armTimer()
+        case .finish(let finish):
+            if let close = finish.closeFrame {
+                writeClose(close, context: context)
+                flushAndCheckBacklog(context: context)
+            }
+            observer.connectionClosed(finish.outcome, at: now)
+            sink.connectionEnded(finish.outcome, self)
+            if finish.closeTransport {
+                disarmTimer()
+                context.close(promise: nil)
+            } else {
+                resumeReading()  // the remote end's FIN must be seen
+                armTimer()
+            }
+        case .closeTransport:
+            disarmTimer()
+            context.close(promise: nil)
+        }
+    }
+
+    private func writeClose(_ close: OutgoingClose, context: ChannelHandlerContext) {
+        let payload = ClosePayload(code: close.code, reason: close.reason).encode(allocator: context.channel.allocator)
+        write(.connectionClose, payload, context: context)
+    }
+
+    private func write(
+        _ opcode: WebSocketOpcode, _ data: ByteBuffer, context: ChannelHandlerContext,
+        promise: EventLoopPromise<Void>? = nil
+    ) {
+        let frame = WebSocketFrame(fin: true, opcode: opcode, maskKey: role == .client ? .random() : nil, data: data)
+        context.write(wrapOutboundOut(frame), promise: promise)
+        pendingFlush = true
+    }
+
+    private func flushUnlessReading(context: ChannelHandlerContext) {
+        if !inReadBurst { flushAndCheckBacklog(context: context) }
+    }
+
+    private func flushAndCheckBacklog(context: ChannelHandlerContext) {
+        guard pendingFlush else { return }
+        pendingFlush = false
+        context.flush()
+        if !context.channel.isWritable { reportBacklog(context: context) }
+    }
+
+    /// Tells the supervisor how much output the kernel has not taken yet and whether the channel
+    /// is writable. Asked only while the channel is over its high water mark (`max_backlog`) and
+    /// when it drops back under the low one, so a connection that keeps up never pays for it.
+    private func reportBacklog(context: ChannelHandlerContext) {
+        guard !supervisor.isFinished,
+            let buffered = try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)
+        else { return }
+        handle(.outboundBacklog(bytes: buffered, writable: context.channel.isWritable), context: context)
+    }
+
+    /// Keeps one timer set at the supervisor's next deadline, resetting it only when that
+    /// deadline is earlier than the one set (a later deadline is found when the early timer fires).
+    private func armTimer() {
+        guard let deadline = supervisor.nextDeadline else {
+            disarmTimer()
+            return
+        }
+        if let armed = timerDeadline, armed <= deadline { return }
+        timerToken &+= 1
+        timerDeadline = deadline
+        wheel.schedule(self, token: timerToken, at: deadline)
+    }
+
+    /// Makes any callback already in the wheel a no-op.
+    private func disarmTimer() {
+        timerToken &+= 1
+        timerDeadline = nil
+    }
+}
+
+@available(*, unavailable)
+extension SupervisedConnectionHandler: Sendable {}

@@ -1,0 +1,58 @@
+import Logging
+import NIOCore
+import VigilConnection
+import VigilFraming
+import VigilRegistry
+import VigilSupervisor
+
+/// Keeps one connection's books: its live entry's counters (relaxed atomics, no shared lock),
+/// the RTT histogram, and at the end its close record in the registry and its close line in
+/// the log.
+final class RegistryObserver: ConnectionObserver {
+    private let connection: LiveConnection
+    private let registry: ConnectionRegistry
+    private let logger: Logger
+
+    init(connection: LiveConnection, registry: ConnectionRegistry, logger: Logger) {
+        self.connection = connection
+        self.registry = registry
+        self.logger = logger
+    }
+
+    func frameReceived(at now: MonotonicInstant) {
+        connection.noteSeen(at: now)
+    }
+
+    func messageReceived(_ message: WebSocketMessage) {
+        connection.noteMessageIn(bytes: message.data.readableBytes)
+    }
+
+    func messageSent(bytes: Int) {
+        connection.noteMessageOut(bytes: bytes)
+    }
+
+    func pingSent() {
+        connection.notePingSent()
+    }
+
+    func pongReceived(_ payload: ByteBuffer, roundTrip: Duration?) {
+        connection.notePongReceived(roundTrip: roundTrip)
+        if let roundTrip { registry.noteRoundTrip(roundTrip) }
+    }
+
+    func violationDetected(_ error: FramingError) {
+        logger.debug("protocol violation", metadata: ["detail": "\(error.detail)", "code": "\(error.closeCode)"])
+    }
+
+    func transportFailed(_ error: any Error) {
+        logger.debug("transport error", metadata: ["error": "\(error)"])
+    }
+
+    func connectionClosed(_ outcome: CloseOutcome, at now: MonotonicInstant) {
+        let record = registry.close(connection, outcome: outcome, at: now)
+        CloseLogging.log(record, to: logger)
+    }
+}
+
+@available(*, unavailable)
+extension RegistryObserver: Sendable {}

@@ -1,0 +1,80 @@
+import NIOCore
+import VigilConnection
+import VigilFraming
+import VigilSupervisor
+
+/// One load connection's sink and observer: runs an echo loop on demand (one message in
+/// flight; the next goes when the echo returns) and counts what the server does to it. The
+/// supervised shell answers pings (unless `--no-pong`) and close frames. Lean on purpose:
+/// thousands of these share a process.
+final class LoadConnection: MessageSink, ConnectionObserver {
+    private let stats: LoadStats
+    private let answerPings: Bool
+    private weak var connection: SupervisedConnectionHandler?
+    private var firstUnansweredPing: NIODeadline?
+    private var message: ByteBuffer?
+    private var sentAt: NIODeadline?
+
+    init(stats: LoadStats, answerPings: Bool) {
+        self.stats = stats
+        self.answerPings = answerPings
+    }
+
+    /// Starts the echo loop with messages of `size` bytes.
+    func startEcho(messageSize size: Int) {
+        guard let connection, let allocator = connection.channel?.allocator else { return }
+        message = allocator.buffer(repeating: 0x78, count: size)
+        sendMessage(on: connection)
+    }
+
+    // MARK: - MessageSink
+
+    func connectionOpened(_ connection: SupervisedConnectionHandler) {
+        self.connection = connection
+    }
+
+    func received(_ message: WebSocketMessage, from connection: SupervisedConnectionHandler) {
+        guard let sentAt else { return }
+        let microseconds = (NIODeadline.now() - sentAt).nanoseconds / 1000
+        stats.latency.withLockedValue { _ = $0.record(UInt64(max(microseconds, 0))) }
+        stats.echoes.add(1, ordering: .relaxed)
+        self.sentAt = nil
+        if stats.echoing.load(ordering: .relaxed) { sendMessage(on: connection) }
+    }
+
+    // MARK: - ConnectionObserver
+
+    func pingReceived(_ payload: ByteBuffer) {
+        stats.pings.add(1, ordering: .relaxed)
+        if answerPings {
+            stats.pongsSent.add(1, ordering: .relaxed)
+        } else if firstUnansweredPing == nil {
+            firstUnansweredPing = .now()
+        }
+    }
+
+    func closeFrameReceived(_ payload: ClosePayload) {
+        stats.noteClose(code: payload.code)
+    }
+
+    func connectionClosed(_ outcome: CloseOutcome, at now: MonotonicInstant) {
+        if outcome.initiator == .remote && outcome.code == CloseStatus.abnormalClosure {
+            stats.dropped.add(1, ordering: .relaxed)  // no close frame from either end
+        }
+        // The server ended it: for a peer that stopped ponging, that is the detection.
+        if outcome.initiator == .remote, let first = firstUnansweredPing {
+            firstUnansweredPing = nil
+            let microseconds = (NIODeadline.now() - first).nanoseconds / 1000
+            stats.detection.withLockedValue { _ = $0.record(UInt64(max(microseconds, 0))) }
+        }
+    }
+
+    private func sendMessage(on connection: SupervisedConnectionHandler) {
+        guard let message else { return }
+        sentAt = .now()
+        connection.send(WebSocketMessage(kind: .binary, data: message))
+    }
+}
+
+@available(*, unavailable)
+extension LoadConnection: Sendable {}
