@@ -95,6 +95,7 @@ install: $(if $(BINARY),,release)
 	install -D -m 0755 $(or $(BINARY),$(RELEASE_BIN)) $(DESTDIR)$(PREFIX)/bin/vigild
 	install -D -m 0644 -t $(DESTDIR)/etc/systemd/system systemd/vigild.service systemd/vigild.socket systemd/vigild-status.socket
 	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/vigil/README.md
+	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/doc/vigil/docs docs/*.md
 	install -d -m 0755 $(DESTDIR)/etc/vigil
 	@if [ -e $(DESTDIR)/etc/vigil/vigil.yaml ]; then \
 		echo "keeping the existing $(DESTDIR)/etc/vigil/vigil.yaml (the example is systemd/vigil.yaml)"; \
@@ -109,6 +110,7 @@ uninstall:
 		systemctl disable --now vigild.service vigild.socket vigild-status.socket 2>/dev/null || true; \
 	fi
 	rm -f $(DESTDIR)$(PREFIX)/bin/vigild $(DESTDIR)$(PREFIX)/share/doc/vigil/README.md
+	rm -rf $(DESTDIR)$(PREFIX)/share/doc/vigil/docs
 	rm -f $(DESTDIR)/etc/systemd/system/vigild.service $(DESTDIR)/etc/systemd/system/vigild.socket \
 		$(DESTDIR)/etc/systemd/system/vigild-status.socket
 	-rmdir $(DESTDIR)$(PREFIX)/share/doc/vigil 2>/dev/null

@@ -107,12 +107,29 @@ public enum SettingCatalog {
         all.first { $0.flag == flag }
     }
 
-    /// The settings as `vigild --help` lists them.
+    /// The settings as `vigild --help` lists them, wrapped to fit 80 columns (the argument
+    /// parser would wrap longer lines without their indent).
     public static var helpText: String {
         all.map { definition in
             let value = "<" + definition.key.replacingOccurrences(of: "_", with: "-") + ">"
-            return "  \(definition.flag) \(value)\n        \(definition.help) (default: \(definition.defaultText); env \(definition.environmentVariable)"
+            let text = "\(definition.help) (default: \(definition.defaultText); env \(definition.environmentVariable)"
                 + (definition.reloadable ? "; reloadable" : "") + ")"
+            return "  \(definition.flag) \(value)\n" + wrapped(text, indent: 8, width: 79)
         }.joined(separator: "\n")
+    }
+
+    static func wrapped(_ text: String, indent: Int, width: Int) -> String {
+        let margin = String(repeating: " ", count: indent)
+        var lines: [String] = []
+        var line = ""
+        for word in text.split(separator: " ") {
+            if !line.isEmpty && indent + line.count + 1 + word.count > width {
+                lines.append(margin + line)
+                line = ""
+            }
+            line += (line.isEmpty ? "" : " ") + word
+        }
+        if !line.isEmpty { lines.append(margin + line) }
+        return lines.joined(separator: "\n")
     }
 }

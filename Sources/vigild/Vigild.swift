@@ -18,12 +18,14 @@ struct Vigild: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vigild",
         abstract: "Supervise WebSocket connections: heartbeats, deadlines and an exact record of every close.",
+        usage: "vigild [--config <config>] [--print-config] [--<setting> <value> …]",
         discussion: """
             Every setting comes from a flag, else a VIGIL_* environment variable, else the config file \
             (--config or VIGIL_CONFIG; YAML or JSON, keys like ping_interval), else its default. \
             Durations take ms, s or m (500ms, 30s, 2m; 0 turns a timer off); sizes take KiB or MiB.
 
             SETTINGS:
+
             """ + SettingCatalog.helpText,
         version: "vigild 0.1.0")
 

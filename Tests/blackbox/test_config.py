@@ -92,18 +92,26 @@ def test_text_logs_are_human_lines(tmp_path):
     assert not line.startswith("{")
 
 
-def test_readme_documents_every_setting_with_its_real_default():
-    """The README's settings table cannot drift from the binary's embedded defaults."""
+def test_docs_document_every_setting_with_its_real_default():
+    """docs/configuration.md's settings table cannot drift from the binary's embedded defaults,
+    nor from what a reload applies."""
     import os
     from conftest import ROOT
-    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    reference = open(os.path.join(ROOT, "docs", "configuration.md"), encoding="utf-8").read()
     result = run_vigild("--print-config")
     assert result.returncode == 0
+    help_text = " ".join(run_vigild("--help").stdout.split())
+    keys = []
     for line in result.stdout.splitlines():
         key, value = line.split()[0], line.split()[1]
+        keys.append(key)
         flag, variable = "--" + key.replace("_", "-"), "VIGIL_" + key.upper()
-        row = f"| `{key}` | `{flag}` | `{variable}` | `{value}` |"
-        assert row in readme, f"README lacks the row {row}"
+        reloadable = f"env {variable}; reloadable)" in help_text
+        row = f"| `{key}` | `{flag}` | `{variable}` | `{value}` | {'yes' if reloadable else 'restart'} |"
+        assert row in reference, f"docs/configuration.md lacks the row {row}"
+        assert flag in help_text, f"vigild --help does not list {flag}"
+    rows = [line for line in reference.splitlines() if line.startswith("| `")]
+    assert len(rows) == len(keys), "a row for a setting vigild does not have"
 
 
 def _start_with_nofile(soft, hard, *args):
@@ -171,3 +179,16 @@ def test_example_config_lists_the_real_defaults():
         key, value = line.split()[0], line.split()[1]
         if line.endswith(f"# config file {example}"):
             assert value == defaults[key], f"{key}: example says {value}, default is {defaults[key]}"
+
+
+def test_the_example_config_spells_out_every_default():
+    import os
+    from conftest import ROOT
+    example = os.path.join(ROOT, "systemd", "vigil.yaml")
+    result = run_vigild("--config", example, "--print-config")
+    assert result.returncode == 0, result.stderr
+    for line in result.stdout.splitlines():
+        key = line.split()[0]
+        assert line.endswith(f"# config file {example}"), f"systemd/vigil.yaml does not set {key}"
+    defaults = run_vigild("--print-config").stdout.splitlines()
+    assert [line.split()[:2] for line in result.stdout.splitlines()] == [line.split()[:2] for line in defaults]

@@ -244,6 +244,8 @@ def test_make_install_and_uninstall(tmp_path):
         "etc/systemd/system/vigild-status.socket": "0o644",
         "etc/vigil/vigil.yaml": "0o644",
         "usr/local/share/doc/vigil/README.md": "0o644",
+        **{f"usr/local/share/doc/vigil/docs/{name}": "0o644" for name in os.listdir(os.path.join(ROOT, "docs"))
+           if name.endswith(".md")},
     }
     # The example config is valid, and a second install keeps an edited one.
     check = subprocess.run([VIGILD, "--config", str(root / "etc/vigil/vigil.yaml"), "--print-config"],
