@@ -23,8 +23,9 @@ final class Recorder: MessageSink, ConnectionObserver {
 }
 
 /// One supervised connection on an `EmbeddedChannel`, its clock the embedded loop's: time moves
-/// only when a test advances it, and the timer wheel ticks with it.
-struct Shell {
+/// only when a test advances it, and the timer wheel ticks with it. Torn down when the test ends:
+/// the wheel's pending tick holds the loop, so the loop is shut down to let both go.
+final class Shell {
     let loop = EmbeddedEventLoop()
     let channel: EmbeddedChannel
     let recorder = Recorder()
@@ -65,6 +66,11 @@ struct Shell {
 
     func advance(_ duration: Duration) {
         loop.advanceTime(by: .nanoseconds(duration.inNanoseconds))
+    }
+
+    deinit {
+        _ = try? channel.finish()
+        try? loop.syncShutdownGracefully()
     }
 }
 

@@ -32,7 +32,7 @@ public func fuzzConnection(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt
         let cut = bytes.isEmpty ? 0 : Int(bytes[0]) % (bytes.count + 1)
         for chunk in [bytes[..<cut], bytes[cut...]] where !chunk.isEmpty {
             guard channel.isActive else { break }
-            try? channel.writeInbound(ByteBuffer(bytes: chunk))
+            _ = try? channel.writeInbound(ByteBuffer(bytes: chunk))
             while (try? channel.readOutbound(as: ByteBuffer.self)) ?? nil != nil {}
         }
         loop.advanceTime(by: .milliseconds(100))
