@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         // Sans-IO heartbeat/deadline state machine and close classifier. No NIO, no systemd.
@@ -83,6 +84,7 @@ let package = Package(
             name: "VigilServer",
             dependencies: [
                 "VigilSupervisor", "VigilFraming", "VigilConnection", "VigilRegistry", "VigilConfig", "VigilServiceManager",
+                "VigilClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -113,8 +115,9 @@ let package = Package(
         .target(
             name: "VigilClient",
             dependencies: [
-                "VigilFraming", "VigilConnection", "VigilSupervisor",
+                "VigilFraming", "VigilConnection", "VigilSupervisor", "VigilConfig",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),

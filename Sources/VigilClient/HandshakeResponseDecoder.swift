@@ -11,6 +11,9 @@ import VigilFraming
 /// hang up, so this decoder installs the framing handlers synchronously, in the same read that
 /// completed the response head, and forwards the rest of the stream itself, EOF or not.
 /// NIO's client upgrader still produces the request key and checks `Sec-WebSocket-Accept`.
+///
+/// A refusal (any status but 101) is read with up to `HTTPRefusal.maxBody` bytes of its body,
+/// so a proxy can pass it on.
 final class HandshakeResponseDecoder: ByteToMessageDecoder {
     typealias InboundOut = ByteBuffer
 
@@ -19,20 +22,25 @@ final class HandshakeResponseDecoder: ByteToMessageDecoder {
 
     private enum State {
         case awaitingResponse
+        /// A refusal's head is in; its body is being read (`remaining` when the length is known).
+        case readingRefusal(HTTPRefusal, remaining: Int?)
         case upgraded
         case failed
     }
 
     private var state = State.awaitingResponse
     private let keyChecker: NIOWebSocketClientUpgrader
-    private let installFraming: (ChannelHandlerContext) throws -> Void
-    private let fail: (any Error) -> Void
+    private let offeredProtocols: [String]
+    private let installFraming: (ChannelHandlerContext, HTTPResponseHead) throws -> Void
+    private let fail: (DialFailure) -> Void
 
     init(
-        keyChecker: NIOWebSocketClientUpgrader, installFraming: @escaping (ChannelHandlerContext) throws -> Void,
-        fail: @escaping (any Error) -> Void
+        keyChecker: NIOWebSocketClientUpgrader, offeredProtocols: [String],
+        installFraming: @escaping (ChannelHandlerContext, HTTPResponseHead) throws -> Void,
+        fail: @escaping (DialFailure) -> Void
     ) {
         self.keyChecker = keyChecker
+        self.offeredProtocols = offeredProtocols
         self.installFraming = installFraming
         self.fail = fail
     }
@@ -48,25 +56,52 @@ final class HandshakeResponseDecoder: ByteToMessageDecoder {
         case .failed:
             buffer.moveReaderIndex(to: buffer.writerIndex)
             return .needMoreData
+        case .readingRefusal(var refusal, let remaining):
+            let room = HTTPRefusal.maxBody - refusal.body.count
+            let take = min(buffer.readableBytes, room, remaining ?? Int.max)
+            refusal.body += buffer.readBytes(length: take) ?? []
+            buffer.moveReaderIndex(to: buffer.writerIndex)
+            let left = remaining.map { $0 - take }
+            if left == 0 || refusal.body.count >= HTTPRefusal.maxBody {
+                finish(.refused(refusal), context: context)
+            } else {
+                state = .readingRefusal(refusal, remaining: left)
+            }
+            return .needMoreData
         case .awaitingResponse:
             guard let headLength = Self.headLength(buffer) else {
                 if buffer.readableBytes > Self.maxHeadBytes {
-                    refuse(WebSocketClientError.upgradeRefused, context: context)
+                    finish(.badHandshake(reason: "response head longer than \(Self.maxHeadBytes) bytes"), context: context)
                 }
                 return .needMoreData
             }
             let text = buffer.readString(length: headLength) ?? ""
-            guard let head = Self.parseHead(text), head.status == .switchingProtocols,
-                keyChecker.shouldAllowUpgrade(upgradeResponse: head)
-            else {
-                refuse(WebSocketClientError.upgradeRefused, context: context)
+            guard let head = Self.parseHead(text) else {
+                finish(.badHandshake(reason: "not an HTTP response: \"\(Self.printable(text))\""), context: context)
+                return .needMoreData
+            }
+            guard head.status == .switchingProtocols else {
+                let refusal = HTTPRefusal(
+                    status: Int(head.status.code), reason: head.status.reasonPhrase,
+                    headers: head.headers.map { HTTPHeaderField(name: $0.name, value: $0.value) }, body: [])
+                let length = head.headers.first(name: "content-length").flatMap { Int($0) }.flatMap { $0 >= 0 ? $0 : nil }
+                if length == 0 || head.headers.contains(name: "transfer-encoding") {
+                    finish(.refused(refusal), context: context)  // no body, or chunked: not kept
+                } else {
+                    state = .readingRefusal(refusal, remaining: length)
+                    return .continue
+                }
+                return .needMoreData
+            }
+            if let problem = check(head) {
+                finish(.badHandshake(reason: problem), context: context)
                 return .needMoreData
             }
             state = .upgraded
             do {
-                try installFraming(context)
+                try installFraming(context, head)
             } catch {
-                refuse(error, context: context)
+                finish(.badHandshake(reason: "cannot set up the connection: \(error)"), context: context)
                 return .needMoreData
             }
             return .continue
@@ -75,15 +110,34 @@ final class HandshakeResponseDecoder: ByteToMessageDecoder {
 
     func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
         while try decode(context: context, buffer: &buffer) == .continue {}
-        if state == .awaitingResponse {
-            refuse(WebSocketClientError.closedDuringHandshake, context: context)
+        switch state {
+        case .awaitingResponse:
+            finish(.closedDuringHandshake, context: context)
+        case .readingRefusal(let refusal, _):
+            finish(.refused(refusal), context: context)  // the body ended with the connection
+        case .upgraded, .failed:
+            break
         }
         return .needMoreData
     }
 
-    private func refuse(_ error: any Error, context: ChannelHandlerContext) {
+    /// What is wrong with a 101, if anything (RFC 6455 §4.1: the client fails the connection).
+    private func check(_ head: HTTPResponseHead) -> String? {
+        guard keyChecker.shouldAllowUpgrade(upgradeResponse: head) else {
+            return "Sec-WebSocket-Accept does not match the key sent"
+        }
+        if let chosen = head.headers.first(name: "sec-websocket-protocol"), !offeredProtocols.contains(chosen) {
+            return "the server chose the subprotocol \"\(Self.printable(chosen))\", which was not offered"
+        }
+        if let extensions = head.headers.first(name: "sec-websocket-extensions"), !extensions.isEmpty {
+            return "the server answered with extensions (\"\(Self.printable(extensions))\") that were not offered"
+        }
+        return nil
+    }
+
+    private func finish(_ failure: DialFailure, context: ChannelHandlerContext) {
         state = .failed
-        fail(error)
+        fail(failure)
         context.close(promise: nil)
     }
 
@@ -105,14 +159,25 @@ final class HandshakeResponseDecoder: ByteToMessageDecoder {
         var lines = text.split(separator: "\r\n", omittingEmptySubsequences: true)[...]
         guard let statusLine = lines.popFirst() else { return nil }
         let parts = statusLine.split(separator: " ", maxSplits: 2)
-        guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), let code = Int(parts[1]) else { return nil }
+        guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), let code = Int(parts[1]), (100...999).contains(code) else {
+            return nil
+        }
         var headers = HTTPHeaders()
         for line in lines {
             guard let colon = line.firstIndex(of: ":") else { return nil }
             let value = line[line.index(after: colon)...].drop { $0 == " " || $0 == "\t" }
             headers.add(name: String(line[..<colon]), value: String(value.reversed().drop { $0 == " " || $0 == "\t" }.reversed()))
         }
-        return HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: code), headers: headers)
+        let reason = parts.count == 3 ? String(parts[2]) : ""
+        return HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: code, reasonPhrase: reason), headers: headers)
+    }
+
+    /// Text safe for an error message: control characters escaped, cut at 80.
+    static func printable(_ text: String) -> String {
+        let escaped = text.prefix(80).unicodeScalars.map { scalar in
+            scalar.value < 0x20 || scalar.value == 0x7F ? "\\u{\(String(scalar.value, radix: 16))}" : String(scalar)
+        }.joined()
+        return text.count > 80 ? escaped + "…" : escaped
     }
 }
 

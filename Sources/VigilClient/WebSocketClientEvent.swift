@@ -42,17 +42,3 @@ public struct WebSocketClientOptions: Sendable {
         return configuration
     }
 }
-
-public enum WebSocketClientError: Error, Hashable, CustomStringConvertible {
-    /// The server answered the handshake with something other than a valid 101.
-    case upgradeRefused
-    /// The connection closed before the handshake completed.
-    case closedDuringHandshake
-
-    public var description: String {
-        switch self {
-        case .upgradeRefused: "the server refused the WebSocket upgrade"
-        case .closedDuringHandshake: "the connection closed before the WebSocket handshake completed"
-        }
-    }
-}

@@ -58,10 +58,11 @@ extension SettingDefinition {
     }
 
     static func choice<T: RawRepresentable & CaseIterable & Sendable>(
-        _ key: String, _ defaultText: String, _ help: String, _ path: WritableKeyPath<VigilSettings, T> & Sendable
+        _ key: String, _ defaultText: String, _ help: String, reloadable: Bool = false,
+        _ path: WritableKeyPath<VigilSettings, T> & Sendable
     ) -> Self where T.RawValue == String {
         setting(
-            key, defaultText, help + " (" + T.allCases.map(\.rawValue).joined(separator: "|") + ")", path,
+            key, defaultText, help + " (" + T.allCases.map(\.rawValue).joined(separator: "|") + ")", reloadable: reloadable, path,
             parse: { text throws(ValueParsers.Failure) in try ValueParsers.choice(text, of: T.self) }, render: { $0.rawValue })
     }
 }
@@ -94,6 +95,30 @@ public enum SettingCatalog {
         .size("max_message", "1MiB", "Largest message accepted, fragments together (1009 beyond)", \.maxMessage),
         .count("max_connections", "10000", "Open connections at most; further handshakes get HTTP 503", \.maxConnections),
         .count("close_history", "10000", "Close records kept for /closes (counters keep everything)", \.closeHistory),
+        .setting(
+            "upstream", "none", "Proxy mode: the WebSocket service to relay every connection to (ws:// or wss://)",
+            reloadable: true, \.upstream, parse: ValueParsers.webSocketURL, render: { $0?.description ?? "none" }),
+        .choice("upstream_path", "append", "Proxy mode: the upstream path then the client's, or always the upstream's own", reloadable: true, \.upstreamPath),
+        .duration(
+            "upstream_connect_timeout", "5s", "Proxy mode: how long the upstream has to answer the handshake (HTTP 504 beyond)",
+            reloadable: true, \.upstreamConnectTimeout),
+        .setting(
+            "upstream_ca_file", "none", "Proxy mode: PEM certificates trusted for a wss:// upstream, besides the system's",
+            reloadable: true, \.upstreamCAFile, parse: ValueParsers.filePath, render: { $0 ?? "none" }),
+        .setting(
+            "upstream_ping_interval", "inherit", "Proxy mode: ping the upstream leg this often (inherit: ping_interval)",
+            reloadable: true, \.upstreamPingInterval, parse: ValueParsers.inheritedDuration,
+            render: { $0.map(ValueParsers.text) ?? "inherit" }),
+        .setting(
+            "upstream_pong_timeout", "inherit", "Proxy mode: the upstream leg's pong timeout (inherit: pong_timeout)",
+            reloadable: true, \.upstreamPongTimeout, parse: ValueParsers.inheritedDuration,
+            render: { $0.map(ValueParsers.text) ?? "inherit" }),
+        .choice(
+            "upstream_failure_code", "1014", "Proxy mode: the close status a client gets when its upstream leg fails",
+            reloadable: true, \.upstreamFailureCode),
+        .duration(
+            "drain_window", "0", "Spread the 1001s of a stop over this long instead of one burst (0: all at once)",
+            reloadable: true, \.drainWindow),
         .choice("log", "auto", "Where logs go: the journal when stderr is connected to it or it is reachable, else stderr", \.log),
         .choice("log_format", "text", "Log line format on stderr", \.logFormat),
         .choice("log_level", "info", "Lowest level logged", \.logLevel),

@@ -183,6 +183,18 @@ public enum SettingsLoader {
         if s.maxBacklog < 1024 { throw fail("max_backlog", "must be at least 1KiB") }
         if !(1...1_000_000).contains(s.maxConnections) { throw fail("max_connections", "must be between 1 and 1000000") }
         if !(1...1_000_000).contains(s.closeHistory) { throw fail("close_history", "must be between 1 and 1000000") }
+        if s.mode == .proxy && s.upstream == nil {
+            throw fail("upstream", "is required in proxy mode (mode \(resolved.text(forKey: "mode")!)): the ws:// or wss:// URL to relay to")
+        }
+        if s.mode != .proxy && s.upstream != nil {
+            throw fail("upstream", "is used only in proxy mode, and mode is \(s.mode.rawValue) (set mode: proxy)")
+        }
+        if s.mode == .proxy && s.upstreamConnectTimeout == .zero {
+            throw fail("upstream_connect_timeout", "must be more than 0")
+        }
+        if let interval = s.upstreamPingInterval, interval > .zero, (s.upstreamPongTimeout ?? s.pongTimeout) == .zero {
+            throw fail("upstream_pong_timeout", "must be more than 0 while the upstream leg is pinged")
+        }
         if s.listen == s.statusListen && s.listen.port != 0 {
             throw fail("status_listen", "must differ from listen (\(s.listen))")
         }

@@ -83,6 +83,32 @@ public enum ValueParsers {
         return text
     }
 
+    /// `ws://HOST[:PORT]/PATH` or `wss://…`, or `none`.
+    static func webSocketURL(_ text: String) throws(Failure) -> WebSocketURL? {
+        if text == "none" { return nil }
+        guard let url = WebSocketURL(text) else {
+            throw Failure(expected: "a ws:// or wss:// URL such as ws://127.0.0.1:3000/socket (or none)")
+        }
+        return url
+    }
+
+    /// An absolute file path, or `none`.
+    static func filePath(_ text: String) throws(Failure) -> String? {
+        if text == "none" { return nil }
+        guard text.hasPrefix("/"), !text.contains("\0") else { throw Failure(expected: "an absolute file path (or none)") }
+        return text
+    }
+
+    /// A duration, or `inherit` (the same as the matching client-leg setting).
+    static func inheritedDuration(_ text: String) throws(Failure) -> Duration? {
+        if text == "inherit" { return nil }
+        do {
+            return try duration(text)
+        } catch {
+            throw Failure(expected: "a duration such as 500ms, 30s or 2m, 0, or inherit")
+        }
+    }
+
     static func choice<T: RawRepresentable & CaseIterable>(_ text: String, of _: T.Type) throws(Failure) -> T
     where T.RawValue == String {
         guard let value = T(rawValue: text) else {

@@ -22,6 +22,15 @@ public struct VigilSettings: Sendable, Hashable {
     public var maxMessage = 0
     public var maxConnections = 0
     public var closeHistory = 0
+    public var upstream: WebSocketURL?
+    public var upstreamPath = UpstreamPath.append
+    public var upstreamConnectTimeout = Duration.zero
+    public var upstreamCAFile: String?
+    /// `nil`: the same as `pingInterval` / `pongTimeout`.
+    public var upstreamPingInterval: Duration?
+    public var upstreamPongTimeout: Duration?
+    public var upstreamFailureCode = UpstreamFailureCode.badGateway
+    public var drainWindow = Duration.zero
     public var log = LogTarget.auto
     public var logFormat = LogFormat.text
     public var logLevel = LogLevel.info
@@ -33,6 +42,15 @@ public struct VigilSettings: Sendable, Hashable {
     }
 
     init() {}
+
+    /// The rules each proxied pair's upstream leg is supervised by: the same as a client leg's,
+    /// with the upstream's own ping interval and pong timeout when set.
+    public var upstreamSupervisionPolicy: SupervisionPolicy {
+        var policy = supervisionPolicy
+        policy.pingInterval = upstreamPingInterval ?? pingInterval
+        policy.pongTimeout = upstreamPongTimeout ?? pongTimeout
+        return policy
+    }
 
     /// The rules each connection is supervised by. The backlog ceiling (the bound on one
     /// connection's unwritten output, whatever the write timeout) is `max_backlog` plus one
@@ -51,6 +69,29 @@ public enum ServerMode: String, Sendable, Hashable, CaseIterable {
     case echo
     /// Answer `{"requestID": …, "command": …}` requests (the seed protocol).
     case command
+    /// Relay every connection to `upstream`, supervising both legs.
+    case proxy
+}
+
+/// How a proxied request's target is built from the client's and the upstream URL's.
+public enum UpstreamPath: String, Sendable, Hashable, CaseIterable {
+    /// The upstream URL's path, then the client's path; the client's query (joined after the
+    /// upstream URL's own, if it has one).
+    case append
+    /// Always the upstream URL's path and query; the client's are not forwarded.
+    case fixed
+}
+
+/// The close status sent to a client whose upstream leg failed without a close handshake.
+public enum UpstreamFailureCode: String, Sendable, Hashable, CaseIterable {
+    /// 1014, Bad Gateway (RFC 6455 registry).
+    case badGateway = "1014"
+    /// 1011, Internal Error.
+    case internalError = "1011"
+    /// 1001, Going Away.
+    case goingAway = "1001"
+
+    public var code: UInt16 { UInt16(rawValue)! }
 }
 
 /// Where log records go.

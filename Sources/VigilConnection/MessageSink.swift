@@ -1,3 +1,4 @@
+import NIOCore
 import VigilFraming
 import VigilSupervisor
 
@@ -15,6 +16,11 @@ public protocol MessageSink: AnyObject {
     /// output is not draining, so a sink that answers on the same connection cannot be made to
     /// buffer without bound; a relay pauses the partner instead.
     func writabilityChanged(_ connection: SupervisedConnectionHandler)
+    /// The remote end sent a ping. The shell has answered it already unless the connection's
+    /// configuration says not to (a relay passes pings on instead).
+    func pingReceived(_ payload: ByteBuffer, from connection: SupervisedConnectionHandler)
+    /// A pong arrived that does not answer this end's own ping (a relay passes it on).
+    func pongReceived(_ payload: ByteBuffer, from connection: SupervisedConnectionHandler)
     /// The connection ended with `outcome` (its only record).
     func connectionEnded(_ outcome: CloseOutcome, _ connection: SupervisedConnectionHandler)
 }
@@ -29,6 +35,10 @@ extension MessageSink {
             connection.pauseReading()
         }
     }
+
+    public func pingReceived(_ payload: ByteBuffer, from connection: SupervisedConnectionHandler) {}
+
+    public func pongReceived(_ payload: ByteBuffer, from connection: SupervisedConnectionHandler) {}
 
     public func connectionEnded(_ outcome: CloseOutcome, _ connection: SupervisedConnectionHandler) {}
 }

@@ -42,6 +42,9 @@ public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimer
     public let sink: any MessageSink
     private var supervisor: ConnectionSupervisor
     private var assembler: WebSocketMessageAssembler
+    /// Messages longer than this go out in fragments of this size: vigild never sends a frame
+    /// larger than it would accept.
+    private let maxFrameSize: Int
     private let observer: any ConnectionObserver
     private let clock: ConnectionClock
     private let answersPings: Bool
@@ -70,6 +73,7 @@ public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimer
             policy: configuration.policy, transportCloser: configuration.role == .server ? .localEnd : .remoteEnd,
             openedAt: openedAt)
         self.assembler = WebSocketMessageAssembler(role: configuration.role, limits: configuration.limits)
+        self.maxFrameSize = configuration.limits.maxFrameSize
         self.sink = sink
         self.observer = observer
         self.wheel = wheel
@@ -93,16 +97,43 @@ public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimer
     /// The supervisor's phase, for tests and reports.
     public var phase: ConnectionSupervisor.Phase { supervisor.phase }
 
-    /// Sends a whole message as one frame (masked when this end is the client). Refused once a
-    /// close frame has been sent or received (`promise` fails with `ChannelError.outputClosed`).
-    /// `promise` completes when the kernel has taken the frame.
+    /// Sends a whole message (masked when this end is the client): one frame, or fragments of
+    /// `max_frame` bytes when it is longer. Refused once a close frame has been sent or received
+    /// (`promise` fails with `ChannelError.outputClosed`). `promise` completes when the kernel
+    /// has taken the message.
     public func send(_ message: WebSocketMessage, promise: EventLoopPromise<Void>? = nil) {
         guard let context, supervisor.isOpen else {
             promise?.fail(ChannelError.outputClosed)
             return
         }
-        write(message.kind == .text ? .text : .binary, message.data, context: context, promise: promise)
+        let opcode: WebSocketOpcode = message.kind == .text ? .text : .binary
+        if message.data.readableBytes <= maxFrameSize {
+            write(opcode, message.data, context: context, promise: promise)
+        } else {
+            var rest = message.data
+            var first = true
+            while let fragment = rest.readSlice(length: min(maxFrameSize, rest.readableBytes)) {
+                let fin = rest.readableBytes == 0
+                write(first ? opcode : .continuation, fragment, fin: fin, context: context, promise: fin ? promise : nil)
+                first = false
+                if fin { break }
+            }
+        }
         observer.messageSent(bytes: message.data.readableBytes)
+        flushUnlessReading(context: context)
+    }
+
+    /// Passes on a ping the partner connection received (a relay). Ignored once closing.
+    public func relayPing(_ payload: ByteBuffer) {
+        guard let context, supervisor.isOpen else { return }
+        write(.ping, payload, context: context)
+        flushUnlessReading(context: context)
+    }
+
+    /// Passes on a pong the partner connection received that was not an answer to its own ping.
+    public func relayPong(_ payload: ByteBuffer) {
+        guard let context, supervisor.isOpen else { return }
+        write(.pong, payload, context: context)
         flushUnlessReading(context: context)
     }
 
@@ -169,13 +200,16 @@ public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimer
         case .ping(let payload):
             handle(.frameReceived, context: context, at: now)
             observer.pingReceived(payload)
-            if supervisor.isOpen && answersPings { write(.pong, payload, context: context) }
+            guard supervisor.isOpen else { return }
+            if answersPings { write(.pong, payload, context: context) }
+            sink.pingReceived(payload, from: self)
         case .pong(let payload):
             let action = supervisor.handle(.pongReceived(PingPayload(bytes: payload.readableBytesView)), at: now)
             if case .roundTrip(let roundTrip) = action {
                 observer.pongReceived(payload, roundTrip: roundTrip)
             } else {
                 observer.pongReceived(payload, roundTrip: nil)
+                if supervisor.isOpen { sink.pongReceived(payload, from: self) }
             }
             perform(action, context: context, at: now)
         case .close(let payload):
@@ -302,10 +336,10 @@ public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimer
     }
 
     private func write(
-        _ opcode: WebSocketOpcode, _ data: ByteBuffer, context: ChannelHandlerContext,
+        _ opcode: WebSocketOpcode, _ data: ByteBuffer, fin: Bool = true, context: ChannelHandlerContext,
         promise: EventLoopPromise<Void>? = nil
     ) {
-        let frame = WebSocketFrame(fin: true, opcode: opcode, maskKey: role == .client ? .random() : nil, data: data)
+        let frame = WebSocketFrame(fin: fin, opcode: opcode, maskKey: role == .client ? .random() : nil, data: data)
         context.write(wrapOutboundOut(frame), promise: promise)
         pendingFlush = true
     }

@@ -6,6 +6,8 @@ public struct CloseRecord: Sendable, Hashable {
     public var peer: String
     public var client: String?
     public var path: String
+    public var leg: ConnectionLeg
+    public var pair: PairLink?
     public var outcome: CloseOutcome
     public var openedAt: Timestamp
     public var closedAt: Timestamp
@@ -23,15 +25,23 @@ public struct CloseFilter: Sendable, Hashable {
     public var kind: CloseKind?
     public var cause: CloseCause?
     public var client: String?
+    public var pairID: UInt64?
+    public var leg: ConnectionLeg?
 
-    public init(kind: CloseKind? = nil, cause: CloseCause? = nil, client: String? = nil) {
+    public init(
+        kind: CloseKind? = nil, cause: CloseCause? = nil, client: String? = nil, pairID: UInt64? = nil,
+        leg: ConnectionLeg? = nil
+    ) {
         self.kind = kind
         self.cause = cause
         self.client = client
+        self.pairID = pairID
+        self.leg = leg
     }
 
     public func matches(_ record: CloseRecord) -> Bool {
         (kind == nil || record.kind == kind) && (cause == nil || record.cause == cause)
-            && (client == nil || record.client == client)
+            && (client == nil || record.client == client) && (pairID == nil || record.pair?.pairID == pairID)
+            && (leg == nil || record.leg == leg)
     }
 }

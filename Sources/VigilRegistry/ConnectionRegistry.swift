@@ -14,6 +14,7 @@ public final class ConnectionRegistry: Sendable {
     private static let shardCount = 16
     private let shards: [Shard]
     private let nextID = Atomic<UInt64>(1)
+    private let nextPairID = Atomic<UInt64>(1)
     /// Connections open or being opened (reserved before the upgrade completes).
     private let occupied = Atomic<Int>(0)
     private let log: NIOLockedValueBox<CloseLog>
@@ -61,13 +62,21 @@ public final class ConnectionRegistry: Sendable {
 
     // MARK: - Lifecycle
 
-    /// Registers an upgraded connection, using a slot taken with `reserve()`.
+    /// A fresh id for a proxied pair.
+    public func makePairID() -> UInt64 {
+        nextPairID.wrappingAdd(1, ordering: .relaxed).oldValue
+    }
+
+    /// Registers an upgraded connection. A client leg uses a slot taken with `reserve()`
+    /// (`holdsSlot`); a proxy's upstream leg takes none.
     public func open(
-        peer: String, client: String?, path: String, at now: MonotonicInstant, wallClock: Timestamp = .now()
+        peer: String, client: String?, path: String, leg: ConnectionLeg = .client, pair: PairLink? = nil,
+        holdsSlot: Bool = true, at now: MonotonicInstant, wallClock: Timestamp = .now()
     ) -> LiveConnection {
         let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
         let connection = LiveConnection(
-            id: id, peer: peer, client: client, path: path, openedAt: wallClock, openedMonotonic: now)
+            id: id, peer: peer, client: client, path: path, leg: leg, pair: pair, holdsSlot: holdsSlot,
+            openedAt: wallClock, openedMonotonic: now)
         shard(for: id).connections.withLockedValue { $0[id] = connection }
         metrics.opened.increment()
         metrics.active.increment()
@@ -84,14 +93,14 @@ public final class ConnectionRegistry: Sendable {
         let snapshot = connection.snapshot()
         let record = CloseRecord(
             id: connection.id, peer: connection.peer, client: connection.client, path: connection.path,
-            outcome: outcome, openedAt: connection.openedAt, closedAt: wallClock,
+            leg: connection.leg, pair: connection.pair, outcome: outcome, openedAt: connection.openedAt, closedAt: wallClock,
             duration: now - MonotonicInstant(nanoseconds: connection.openedMonotonic),
             lastRoundTrip: snapshot.roundTrip, messagesIn: snapshot.messagesIn, messagesOut: snapshot.messagesOut)
         let second = (now - startedMonotonic).components.seconds
         log.withLockedValue { $0.append(record, atSecond: second) }
-        metrics.countClose(outcome)
+        metrics.countClose(outcome, leg: connection.leg)
         metrics.active.decrement()
-        occupied.subtract(1, ordering: .relaxed)
+        if connection.holdsSlot { occupied.subtract(1, ordering: .relaxed) }
         return record
     }
 

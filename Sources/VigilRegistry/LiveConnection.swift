@@ -1,6 +1,24 @@
 import Synchronization
 import VigilSupervisor
 
+/// Which side of vigild a connection faces: a client that connected to vigild, or the
+/// upstream vigild dialed for a proxied pair.
+public enum ConnectionLeg: String, Sendable, Hashable, CaseIterable {
+    case client
+    case upstream
+}
+
+/// The proxy facts of a connection: the pair it belongs to and the upstream URL.
+public struct PairLink: Sendable, Hashable {
+    public var pairID: UInt64
+    public var upstream: String
+
+    public init(pairID: UInt64, upstream: String) {
+        self.pairID = pairID
+        self.upstream = upstream
+    }
+}
+
 /// One open WebSocket connection as the registry and the status API see it.
 ///
 /// Its counters are relaxed atomics written only by the connection's own event loop and read by
@@ -12,6 +30,11 @@ public final class LiveConnection: Sendable {
     /// The name the client gave itself with `?client=`, if any.
     public let client: String?
     public let path: String
+    public let leg: ConnectionLeg
+    /// Set for both legs of a proxied pair.
+    public let pair: PairLink?
+    /// Whether this connection holds one of the `max_connections` slots (upstream legs do not).
+    let holdsSlot: Bool
     public let openedAt: Timestamp
     /// Monotonic nanoseconds at open; converts monotonic times to wall-clock ones.
     let openedMonotonic: Int64
@@ -26,11 +49,17 @@ public final class LiveConnection: Sendable {
     let bytesIn = Atomic<UInt64>(0)
     let bytesOut = Atomic<UInt64>(0)
 
-    init(id: UInt64, peer: String, client: String?, path: String, openedAt: Timestamp, openedMonotonic: MonotonicInstant) {
+    init(
+        id: UInt64, peer: String, client: String?, path: String, leg: ConnectionLeg, pair: PairLink?, holdsSlot: Bool,
+        openedAt: Timestamp, openedMonotonic: MonotonicInstant
+    ) {
         self.id = id
         self.peer = peer
         self.client = client
         self.path = path
+        self.leg = leg
+        self.pair = pair
+        self.holdsSlot = holdsSlot
         self.openedAt = openedAt
         self.openedMonotonic = openedMonotonic.nanoseconds
         self.lastSeenMonotonic = Atomic(openedMonotonic.nanoseconds)
@@ -69,7 +98,7 @@ public final class LiveConnection: Sendable {
         let rtt = lastRoundTripNanos.load(ordering: .relaxed)
         let seen = lastSeenMonotonic.load(ordering: .relaxed)
         return ConnectionSnapshot(
-            id: id, peer: peer, client: client, path: path, openedAt: openedAt,
+            id: id, peer: peer, client: client, path: path, leg: leg, pair: pair, openedAt: openedAt,
             lastSeenAt: Timestamp(nanosecondsSinceEpoch: openedAt.nanosecondsSinceEpoch + (seen - openedMonotonic)),
             roundTrip: rtt < 0 ? nil : .nanoseconds(rtt),
             pingsSent: pingsSent.load(ordering: .relaxed), pongsReceived: pongsReceived.load(ordering: .relaxed),
@@ -84,6 +113,8 @@ public struct ConnectionSnapshot: Sendable, Hashable {
     public var peer: String
     public var client: String?
     public var path: String
+    public var leg: ConnectionLeg
+    public var pair: PairLink?
     public var openedAt: Timestamp
     public var lastSeenAt: Timestamp
     public var roundTrip: Duration?

@@ -16,6 +16,7 @@ public final class RegistryMetrics: Sendable {
     private struct KindAndCause: Hashable {
         var kind: CloseKind
         var cause: CloseCause
+        var leg: ConnectionLeg
     }
 
     /// RTT buckets from 0.5 ms (loopback) to 10 s (the default pong timeout).
@@ -41,11 +42,11 @@ public final class RegistryMetrics: Sendable {
             buckets: Self.roundTripBuckets)
     }
 
-    func countClose(_ outcome: CloseOutcome) {
-        let key = KindAndCause(kind: outcome.kind, cause: outcome.cause)
+    func countClose(_ outcome: CloseOutcome, leg: ConnectionLeg) {
+        let key = KindAndCause(kind: outcome.kind, cause: outcome.cause, leg: leg)
         counter(
-            in: closes, for: key, name: "closes", help: "Closed WebSocket connections by kind and cause",
-            labels: [("kind", key.kind.rawValue), ("cause", key.cause.rawValue)]
+            in: closes, for: key, name: "closes", help: "Closed WebSocket connections by kind, cause and leg",
+            labels: [("kind", key.kind.rawValue), ("cause", key.cause.rawValue), ("leg", leg.rawValue)]
         ).increment()
     }
 

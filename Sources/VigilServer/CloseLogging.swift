@@ -24,7 +24,7 @@ public enum CloseLogging {
         var logger = connectionLogger
         if logger.logLevel > .info { logger.logLevel = .info }
         let outcome = record.outcome
-        let metadata: Logger.Metadata = [
+        var metadata: Logger.Metadata = [
             "message_id": "\(messageID)",
             "ws_conn_id": "\(record.id)",
             "ws_peer": "\(record.peer)",
@@ -40,14 +40,26 @@ public enum CloseLogging {
             "ws_rtt_ms": "\(record.lastRoundTrip.map { "\($0.inMilliseconds)" } ?? "")",
             "ws_messages_in": "\(record.messagesIn)",
             "ws_messages_out": "\(record.messagesOut)",
+            "ws_leg": "\(record.leg.rawValue)",
         ]
+        if let pair = record.pair {
+            metadata["ws_pair_id"] = "\(pair.pairID)"
+            metadata["ws_upstream"] = "\(pair.upstream)"
+        }
+        if let partner = outcome.partner {
+            metadata["ws_partner_kind"] = "\(partner.kind.rawValue)"
+            metadata["ws_partner_cause"] = "\(partner.cause.rawValue)"
+        }
         logger.log(level: level(for: record.kind), "\(message(for: record))", metadata: metadata)
     }
 
-    /// `connection 42 from 10.0.0.7:51234 (client=kiosk-3) closed: abnormal (pong_timeout) after 3m12s`
+    /// `connection 42 from 10.0.0.7:51234 (client=kiosk-3) closed: abnormal (pong_timeout) after 3m12s`;
+    /// a proxy's legs: `connection 43 (pair 7, client leg) from …`, `connection 44 (pair 7, upstream leg) to …`.
     static func message(for record: CloseRecord) -> String {
         let client = record.client.map { " (client=\($0))" } ?? ""
-        return "connection \(record.id) from \(record.peer)\(client) closed: \(record.kind.rawValue) (\(record.cause.rawValue)) after \(humanDuration(record.duration))"
+        let pair = record.pair.map { " (pair \($0.pairID), \(record.leg.rawValue) leg)" } ?? ""
+        let direction = record.leg == .upstream ? "to" : "from"
+        return "connection \(record.id)\(pair) \(direction) \(record.peer)\(client) closed: \(record.kind.rawValue) (\(record.cause.rawValue)) after \(humanDuration(record.duration))"
     }
 
     /// `850ms`, `12s`, `3m12s`, `2h05m`

@@ -19,11 +19,13 @@ final class CommandSink: MessageSink {
 extension CommandSink: Sendable {}
 
 extension ServerMode {
-    /// A fresh sink for one connection of this mode.
-    func makeSink() -> any MessageSink {
+    /// A fresh sink for one connection of this mode; `nil` in proxy mode, where each pair's
+    /// relay is made when its upstream leg opens.
+    func makeSink() -> (any MessageSink)? {
         switch self {
         case .echo: EchoSink()
         case .command: CommandSink()
+        case .proxy: nil
         }
     }
 }

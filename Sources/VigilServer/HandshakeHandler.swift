@@ -99,26 +99,26 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// A request without `Upgrade: websocket`: 426 on the WebSocket route, 404 elsewhere.
     private func plainRequestRejection(_ request: HTTPRequestHead) -> HandshakeRejection {
         let (path, _) = WebSocketRoute.split(request.uri)
-        if path == server.route.path {
+        if server.route.path.map({ path == $0[...] }) ?? true {
             return HandshakeRejection(
                 status: .upgradeRequired, reason: "not_websocket",
-                message: "\(server.route.path) accepts WebSocket upgrades only (send Upgrade: websocket)",
+                message: "\(WebSocketRoute.printable(path)) accepts WebSocket upgrades only (send Upgrade: websocket)",
                 extraHeaders: [("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13")])
         }
         return HandshakeRejection(
             status: .notFound, reason: "not_found",
-            message: "no WebSocket route at \(WebSocketRoute.printable(path)); the route is \(server.route.path)")
+            message: "no WebSocket route at \(WebSocketRoute.printable(path)); the route is \(server.route.description)")
     }
 
     private func respond(_ refusal: HandshakeRejection, context: ChannelHandlerContext) {
-        let body = refusal.message + "\n"
+        let (body, contentType) = refusal.body ?? (Array((refusal.message + "\n").utf8), "text/plain; charset=utf-8")
         var head = HTTPResponseHead(version: .http1_1, status: refusal.status)
-        head.headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
-        head.headers.add(name: "Content-Length", value: "\(body.utf8.count)")
+        head.headers.add(name: "Content-Type", value: contentType)
+        head.headers.add(name: "Content-Length", value: "\(body.count)")
         head.headers.add(name: "Connection", value: "close")
         for (name, value) in refusal.extraHeaders { head.headers.add(name: name, value: value) }
         context.write(wrapOutboundOut(.head(head)), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
             context.close(promise: nil)
         }

@@ -19,25 +19,39 @@ final class ServerContext: Sendable {
     let limits: FramingLimits
     /// The rules for new connections (a reload replaces the timers).
     let policy: NIOLockedValueBox<SupervisionPolicy>
+    /// Proxy mode's rules for new pairs (a reload replaces them); `nil` in the other modes.
+    private let proxy: NIOLockedValueBox<ProxyRules?>
 
-    init(settings: VigilSettings, registry: ConnectionRegistry, logger: Logger) {
+    init(settings: VigilSettings, registry: ConnectionRegistry, logger: Logger, proxy: ProxyRules?) {
         self.settings = settings
         self.registry = registry
         self.logger = logger
-        self.route = WebSocketRoute(path: settings.path)
+        self.route = WebSocketRoute(path: settings.mode == .proxy ? nil : settings.path)
         self.limits = FramingLimits(maxFrameSize: settings.maxFrame, maxMessageSize: settings.maxMessage)
         self.policy = NIOLockedValueBox(settings.supervisionPolicy)
+        self.proxy = NIOLockedValueBox(proxy)
     }
+
+    func proxyRules() -> ProxyRules? { proxy.withLockedValue { $0 } }
+
+    func replaceProxyRules(_ rules: ProxyRules?) { proxy.withLockedValue { $0 = rules } }
 }
 
-/// Every WebSocket-listener channel that is open, upgraded or not, so shutdown can reach them.
-/// Touched on accept and on close only, never per message.
+/// Every WebSocket channel vigild has open — accepted (upgraded or not) and, in proxy mode, the
+/// upstream legs it dialed — so shutdown and reload can reach them. Touched on open and on
+/// close only, never per message.
 final class ChannelDirectory: Sendable {
-    private let channels = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
+    /// Which timers a channel is supervised by.
+    enum Kind: Sendable {
+        case accepted
+        case upstream
+    }
 
-    func add(_ channel: any Channel) {
+    private let channels = NIOLockedValueBox<[ObjectIdentifier: (channel: any Channel, kind: Kind)]>([:])
+
+    func add(_ channel: any Channel, kind: Kind = .accepted) {
         let id = ObjectIdentifier(channel)
-        channels.withLockedValue { $0[id] = channel }
+        channels.withLockedValue { $0[id] = (channel, kind) }
         channel.closeFuture.whenComplete { _ in
             _ = self.channels.withLockedValue { $0.removeValue(forKey: id) }
         }
@@ -45,12 +59,19 @@ final class ChannelDirectory: Sendable {
 
     var count: Int { channels.withLockedValue { $0.count } }
 
-    var all: [any Channel] { channels.withLockedValue { Array($0.values) } }
+    var all: [any Channel] { channels.withLockedValue { $0.values.map(\.channel) } }
+
+    /// Fires `event(kind)` into every channel's pipeline, on its own event loop; a channel for
+    /// which it returns `nil` is skipped.
+    func broadcast(_ event: (Kind) -> (any Sendable)?) {
+        for (channel, kind) in channels.withLockedValue({ Array($0.values) }) {
+            guard let value = event(kind) else { continue }
+            channel.pipeline.fireUserInboundEventTriggered(value)
+        }
+    }
 
     /// Fires `event` into every channel's pipeline, on its own event loop.
     func broadcast(_ event: some Sendable) {
-        for channel in all {
-            channel.pipeline.fireUserInboundEventTriggered(event)
-        }
+        broadcast { _ in event }
     }
 }

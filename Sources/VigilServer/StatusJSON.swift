@@ -8,7 +8,7 @@ struct ConnectionJSON: Encodable {
     var snapshot: ConnectionSnapshot
 
     enum Keys: String, CodingKey {
-        case id, peer, client, path, opened_at, last_seen_at, rtt_ms, pings_sent, pongs_received
+        case id, peer, client, path, leg, pair_id, upstream, opened_at, last_seen_at, rtt_ms, pings_sent, pongs_received
         case messages_in, messages_out, bytes_in, bytes_out
     }
 
@@ -19,6 +19,9 @@ struct ConnectionJSON: Encodable {
         try c.encode(s.peer, forKey: .peer)
         try c.encode(s.client, forKey: .client)
         try c.encode(s.path, forKey: .path)
+        try c.encode(s.leg.rawValue, forKey: .leg)
+        try c.encode(s.pair?.pairID, forKey: .pair_id)
+        try c.encode(s.pair?.upstream, forKey: .upstream)
         try c.encode(s.openedAt, forKey: .opened_at)
         try c.encode(s.lastSeenAt, forKey: .last_seen_at)
         try c.encode(s.roundTrip.map(\.inMilliseconds), forKey: .rtt_ms)
@@ -40,8 +43,8 @@ struct CloseJSON: Encodable {
     var record: CloseRecord
 
     enum Keys: String, CodingKey {
-        case id, peer, client, path, kind, code, cause, initiator, clean, reason, opened_at, closed_at
-        case duration_ms, last_rtt_ms, messages_in, messages_out
+        case id, peer, client, path, leg, pair_id, upstream, kind, code, cause, initiator, clean, reason
+        case partner_kind, partner_cause, opened_at, closed_at, duration_ms, last_rtt_ms, messages_in, messages_out
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -51,6 +54,11 @@ struct CloseJSON: Encodable {
         try c.encode(r.peer, forKey: .peer)
         try c.encode(r.client, forKey: .client)
         try c.encode(r.path, forKey: .path)
+        try c.encode(r.leg.rawValue, forKey: .leg)
+        try c.encode(r.pair?.pairID, forKey: .pair_id)
+        try c.encode(r.pair?.upstream, forKey: .upstream)
+        try c.encode(r.outcome.partner?.kind.rawValue, forKey: .partner_kind)
+        try c.encode(r.outcome.partner?.cause.rawValue, forKey: .partner_cause)
         try c.encode(r.kind.rawValue, forKey: .kind)
         try c.encode(r.outcome.code, forKey: .code)
         try c.encode(r.cause.rawValue, forKey: .cause)

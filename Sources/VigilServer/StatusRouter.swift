@@ -78,7 +78,7 @@ struct StatusRouter: Sendable {
         case "/connections":
             return acceptOnly([], parameters) ?? connections()
         case "/closes":
-            return acceptOnly(["kind", "cause", "client", "limit"], parameters) ?? closes(parameters)
+            return acceptOnly(["kind", "cause", "client", "pair", "leg", "limit"], parameters) ?? closes(parameters)
         case "/status":
             return acceptOnly([], parameters) ?? status()
         case "/metrics":
@@ -128,6 +128,18 @@ struct StatusRouter: Sendable {
                 return .error(.badRequest, "client \"\(WebSocketRoute.printable(client[...]))\" must be 1 to \(WebSocketRoute.maxClientNameLength) printable ASCII characters")
             }
             filter.client = client
+        }
+        if let text = parameters["pair"] {
+            guard text.count <= 20, let pair = UInt64(text) else {
+                return .error(.badRequest, "pair \"\(WebSocketRoute.printable(text[...]))\" is not a pair id (a whole number)")
+            }
+            filter.pairID = pair
+        }
+        if let text = parameters["leg"] {
+            guard let leg = ConnectionLeg(rawValue: text) else {
+                return .error(.badRequest, "unknown leg \"\(WebSocketRoute.printable(text[...]))\"; expected one of " + ConnectionLeg.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            filter.leg = leg
         }
         var limit = Self.defaultCloseLimit
         if let text = parameters["limit"] {

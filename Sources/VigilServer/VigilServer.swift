@@ -5,6 +5,7 @@ import NIOPosix
 import ServiceLifecycle
 import NIOConcurrencyHelpers
 import Synchronization
+import VigilClient
 import VigilConfig
 import VigilConnection
 import VigilRegistry
@@ -44,7 +45,7 @@ public final class VigilServer: Service, Sendable {
         self.current = NIOLockedValueBox(configuration)
         self.registry = ConnectionRegistry(
             maxConnections: settings.maxConnections, closeHistory: settings.closeHistory, now: now)
-        self.server = ServerContext(settings: settings, registry: registry, logger: logger)
+        self.server = ServerContext(settings: settings, registry: registry, logger: logger, proxy: nil)
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         self.ownsGroup = group == nil
         self.logger = logger
@@ -68,6 +69,7 @@ public final class VigilServer: Service, Sendable {
     /// Binds (or adopts) both listeners; the server is ready (and `/readyz` says so) when this returns.
     public func start() async throws {
         let settings = server.settings
+        server.replaceProxyRules(try ProxyRules.make(settings))
         let inherited = manager.inheritedSockets
         let status = try await listen(statusBootstrap(), settings.statusListen, inherited: inherited?.status, what: "status API listener")
         listeners.withLockedValue { $0.status = status }
@@ -80,13 +82,14 @@ public final class VigilServer: Service, Sendable {
         }
         listeners.withLockedValue { $0.webSocket = webSocket }
         phase.store(ServerPhase.ready.rawValue, ordering: .releasing)
-        let wsURL = "ws://\(webSocket.localAddress?.endpointDescription ?? "?")\(settings.path)"
+        let wsURL = "ws://\(webSocket.localAddress?.endpointDescription ?? "?")\(settings.mode == .proxy ? "/" : settings.path)"
         let statusURL = "http://\(status.localAddress?.endpointDescription ?? "?")"
         // Like close lines, the ready line is written whatever the log level: it says where vigild listens.
         var lifecycle = logger
         if lifecycle.logLevel > .notice { lifecycle.logLevel = .notice }
+        let upstream = settings.upstream.map { " upstream=\($0)" } ?? ""
         lifecycle.notice(
-            "vigild ready ws=\(wsURL) status=\(statusURL)",
+            "vigild ready ws=\(wsURL) status=\(statusURL)\(upstream)",
             metadata: ["mode": "\(settings.mode.rawValue)", "socket_activated": "\(inherited != nil)"])
     }
 
@@ -134,10 +137,22 @@ public final class VigilServer: Service, Sendable {
         let (webSocket, status) = listeners.withLockedValue { $0 }
         try? await webSocket?.close()
         let open = server.channels.count
-        logger.notice("shutting down: closing \(open) connections with 1001", metadata: ["connections": "\(open)"])
-        server.channels.broadcast(CloseRequest(.shutdown))
+        let window = current.withLockedValue { $0.settings.drainWindow }
+        let spread = window > .zero ? " over \(ValueParsers.text(window))" : ""
+        logger.notice("shutting down: closing \(open) connections with 1001\(spread)", metadata: ["connections": "\(open)"])
+        if window > .zero {
+            // Each connection's 1001 at a random moment of the window, on its own event loop.
+            for channel in server.channels.all {
+                let delay = TimeAmount.nanoseconds(Int64.random(in: 0..<window.inNanoseconds))
+                channel.eventLoop.scheduleTask(in: delay) {
+                    channel.pipeline.fireUserInboundEventTriggered(CloseRequest(.shutdown))
+                }
+            }
+        } else {
+            server.channels.broadcast(CloseRequest(.shutdown))
+        }
         let closeTimeout = server.policy.withLockedValue { $0.closeTimeout }
-        let drainLimit = ContinuousClock.now + closeTimeout + .seconds(1)
+        let drainLimit = ContinuousClock.now + window + closeTimeout + .seconds(1)
         while server.channels.count > 0 && ContinuousClock.now < drainLimit {
             try? await Task.sleep(for: .milliseconds(10))
         }
@@ -181,6 +196,15 @@ public final class VigilServer: Service, Sendable {
             logger.error("reload failed; the running configuration stays: \(error)")
             return .failure(error)
         }
+        var updated = current.withLockedValue { $0 }
+        for definition in SettingCatalog.all where definition.reloadable { updated.adopt(definition, from: fresh) }
+        let rules: ProxyRules?
+        do {
+            rules = try ProxyRules.make(updated.settings)
+        } catch {
+            logger.error("reload failed; the running configuration stays: \(error)")
+            return .failure(error)
+        }
         let report = current.withLockedValue { running in
             var report = ReloadReport(applied: [], needRestart: [])
             for definition in SettingCatalog.all {
@@ -195,9 +219,10 @@ public final class VigilServer: Service, Sendable {
             }
             return report
         }
-        let policy = current.withLockedValue { $0.settings.supervisionPolicy }
+        let (policy, upstreamPolicy) = current.withLockedValue { ($0.settings.supervisionPolicy, $0.settings.upstreamSupervisionPolicy) }
         server.policy.withLockedValue { $0 = policy }
-        server.channels.broadcast(PolicyUpdate(policy))
+        server.replaceProxyRules(rules)
+        server.channels.broadcast { kind in PolicyUpdate(kind == .upstream ? upstreamPolicy : policy) }
         let changes = report.applied.map { "\($0.key) \($0.old) → \($0.new)" }.joined(separator: ", ")
         logger.notice(
             "configuration reloaded: \(changes.isEmpty ? "nothing to change" : changes)",

@@ -6,14 +6,21 @@ struct HandshakeRejection: Error {
     var status: HTTPResponseStatus
     /// The `reason` label of `vigil_handshakes_rejected_total`.
     var reason: String
+    /// The log line's text, and the body unless `body` is given.
     var message: String
     var extraHeaders: [(String, String)] = []
+    /// A body of its own (a proxy passing on its upstream's refusal) and its content type.
+    var body: (bytes: [UInt8], contentType: String)?
 }
 
 /// The request target of a WebSocket handshake, checked against the configured route.
 /// Pure: no NIO channel involved, so every case is a unit test.
 struct WebSocketRoute {
-    let path: String
+    /// `nil`: every path is accepted (proxy mode forwards whatever the client asked for).
+    let path: String?
+
+    /// How the route reads in messages.
+    var description: String { path ?? "every path" }
 
     /// The longest client name accepted with `?client=`.
     static let maxClientNameLength = 64
@@ -21,11 +28,11 @@ struct WebSocketRoute {
     /// Returns the client name (if any) of an acceptable target, or why it is not acceptable.
     func match(method: HTTPMethod, uri: String) -> Result<String?, HandshakeRejection> {
         let (requestPath, query) = Self.split(uri)
-        guard requestPath == path else {
+        guard path.map({ requestPath == $0[...] }) ?? true else {
             return .failure(
                 HandshakeRejection(
                     status: .notFound, reason: "not_found",
-                    message: "no WebSocket route at \(Self.printable(requestPath)); the route is \(path)"))
+                    message: "no WebSocket route at \(Self.printable(requestPath)); the route is \(description)"))
         }
         guard method == .GET else {
             return .failure(

@@ -2,17 +2,21 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOWebSocket
+import VigilClient
 import VigilConnection
 import VigilFraming
 import VigilRegistry
+import VigilSupervisor
 
 /// vigild's WebSocket upgrader, one per accepted TCP connection.
 ///
 /// Before agreeing to upgrade it checks the route, method, client name, WebSocket headers and
-/// capacity, refusing with a `HandshakeRejection` (answered by `HandshakeHandler`). NIO's upgrader
-/// computes `Sec-WebSocket-Accept`; the pipeline after the upgrade is ours, because NIO's would
-/// install its own frame decoder and error handler, which can tell neither mid-frame EOF nor
-/// why a frame was refused.
+/// capacity, refusing with a `HandshakeRejection` (answered by `HandshakeHandler`). In proxy mode
+/// it then dials the upstream first and answers the client only once the upstream has: 101 with
+/// the upstream's subprotocol, or the upstream's own refusal, or 502/504. NIO's upgrader computes
+/// `Sec-WebSocket-Accept`; the pipeline after the upgrade is ours, because NIO's would install
+/// its own frame decoder and error handler, which can tell neither mid-frame EOF nor why a frame
+/// was refused.
 final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
     let supportedProtocol = "websocket"
     let requiredUpgradeHeaders: [String] = []
@@ -20,8 +24,23 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
     private let server: ServerContext
     private let handshake: HandshakeHandler
     private let acceptComputer: NIOWebSocketServerUpgrader
-    /// The admitted request: client name, and whether a registry slot is held for it.
-    private var admitted: (client: String?, holdsSlot: Bool)?
+
+    /// An admitted request, holding its `max_connections` slot until the upgrade completes.
+    private struct Admission {
+        var client: String?
+        var path: String
+        var holdsSlot = true
+        /// Proxy mode: the upstream leg already open, waiting for this client leg.
+        var relay: Relay?
+    }
+
+    private struct Relay {
+        var pair: PairLink
+        var clientSink: RelaySink
+        var upstreamSink: RelaySink
+    }
+
+    private var admitted: Admission?
 
     init(server: ServerContext, handshake: HandshakeHandler) {
         self.server = server
@@ -52,37 +71,64 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
                     message: "vigild is at its limit of \(server.registry.maxConnections) connections; try again later",
                     extraHeaders: [("Retry-After", "5")]))
         }
-        admitted = (client, true)
-        // If the connection dies before the upgrade completes, the slot must come back.
+        let path = String(WebSocketRoute.split(upgradeRequest.uri).path)
+        admitted = Admission(client: client, path: path)
+        // If the connection dies before the upgrade completes, the slot must come back, and an
+        // upstream leg already open for it is closed.
         channel.closeFuture.assumeIsolated().whenComplete { _ in
-            if self.admitted?.holdsSlot == true {
-                self.admitted = nil
-                self.server.registry.release()
-            }
+            guard let admission = self.admitted, admission.holdsSlot else { return }
+            self.admitted = nil
+            self.server.registry.release()
+            admission.relay?.upstreamSink.connection?.close(
+                LocalClose(code: CloseStatus.goingAway, reason: "the client went away before its upgrade completed", cause: .partnerClosed))
         }
-        return acceptComputer.buildUpgradeResponse(
-            channel: channel, upgradeRequest: upgradeRequest, initialResponseHeaders: initialResponseHeaders)
+        guard let rules = server.proxyRules() else {
+            return acceptComputer.buildUpgradeResponse(
+                channel: channel, upgradeRequest: upgradeRequest, initialResponseHeaders: initialResponseHeaders)
+        }
+        return dialUpstream(rules, for: upgradeRequest, client: client, channel: channel).assumeIsolated().flatMap { subprotocol in
+            // NIO's upgrader builds its own headers; the upstream's choice is added to them.
+            self.acceptComputer.buildUpgradeResponse(
+                channel: channel, upgradeRequest: upgradeRequest, initialResponseHeaders: initialResponseHeaders
+            ).map { headers in
+                var headers = headers
+                if let subprotocol { headers.add(name: "Sec-WebSocket-Protocol", value: subprotocol) }
+                return headers
+            }
+        }.nonisolated()
     }
 
     func upgrade(context: ChannelHandlerContext, upgradeRequest: HTTPRequestHead) -> EventLoopFuture<Void> {
         let channel = context.channel
-        guard let admission = admitted, admission.holdsSlot, channel.isActive else {
+        guard var admission = admitted, admission.holdsSlot, channel.isActive,
+            let sink = admission.relay?.clientSink ?? server.settings.mode.makeSink()
+        else {
             // Closed before the upgrade could finish: the close callback gives the slot back.
             return context.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
         }
-        admitted = (admission.client, false)  // the registry entry now owns the slot
+        admission.holdsSlot = false  // the registry entry now owns the slot
+        admitted = admission
         let now = ConnectionClock.system.now()
         let peer = channel.remoteAddress?.endpointDescription ?? "unknown"
-        let connection = server.registry.open(peer: peer, client: admission.client, path: server.route.path, at: now)
+        let connection = server.registry.open(
+            peer: peer, client: admission.client, path: admission.path, leg: .client, pair: admission.relay?.pair, at: now)
         var logger = server.logger
         logger[metadataKey: "ws_conn_id"] = "\(connection.id)"
         logger[metadataKey: "ws_peer"] = "\(peer)"
         logger[metadataKey: "ws_client"] = "\(admission.client ?? "")"
-        logger[metadataKey: "ws_path"] = "\(server.route.path)"
+        logger[metadataKey: "ws_path"] = "\(admission.path)"
+        if let pair = admission.relay?.pair {
+            logger[metadataKey: "ws_pair_id"] = "\(pair.pairID)"
+            logger[metadataKey: "ws_leg"] = "client"
+        }
         logger.debug("connection opened")
+        var configuration = SupervisedConnectionHandler.Configuration(
+            role: .server, policy: server.policy.withLockedValue { $0 }, limits: server.limits)
+        // A relay passes the client's pings to the backend instead of answering them itself.
+        configuration.answersPings = admission.relay == nil
         let handler = SupervisedConnectionHandler(
-            configuration: .init(role: .server, policy: server.policy.withLockedValue { $0 }, limits: server.limits),
-            sink: server.settings.mode.makeSink(),
+            configuration: configuration,
+            sink: sink,
             observer: RegistryObserver(connection: connection, registry: server.registry, logger: logger),
             wheel: server.wheels.wheel(for: context.eventLoop), openedAt: now)
         return context.eventLoop.makeCompletedFuture {
@@ -91,6 +137,94 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
             pipeline.removeHandler(handshake, promise: nil)
             try WebSocketPipeline.addFramingHandlers(to: pipeline, limits: server.limits)
             try pipeline.addHandler(handler)
+        }
+    }
+
+    // MARK: - Proxy mode
+
+    /// Opens the upstream leg for this client on the client's own event loop, so both legs of
+    /// the pair run on one thread. Succeeds with the subprotocol the upstream chose; fails with
+    /// the rejection the client gets.
+    private func dialUpstream(
+        _ rules: ProxyRules, for request: HTTPRequestHead, client: String?, channel: any Channel
+    ) -> EventLoopFuture<String?> {
+        let server = self.server
+        let eventLoop = channel.eventLoop
+        let pair = PairLink(pairID: server.registry.makePairID(), upstream: rules.upstream.description)
+        let clientSink = RelaySink(leg: .client, failureCodeForPartner: CloseStatus.goingAway)
+        let upstreamSink = RelaySink(leg: .upstream, failureCodeForPartner: rules.failureCode)
+        clientSink.partnerSink = upstreamSink
+        upstreamSink.partnerSink = clientSink
+        let clientAddress = channel.remoteAddress?.ipAddress ?? "unknown"
+        let forwarded = ForwardedRequest.make(for: request, clientAddress: clientAddress, rules: rules)
+        // Backends commonly send a message as one frame: the upstream leg takes frames up to
+        // max_message (still the bound on what one message holds); towards the client vigild
+        // re-frames within max_frame.
+        let upstreamLimits = FramingLimits(
+            maxFrameSize: max(server.limits.maxFrameSize, min(server.limits.maxMessageSize, Int(UInt32.max))),
+            maxMessageSize: server.limits.maxMessageSize)
+        var configuration = SupervisedConnectionHandler.Configuration(
+            role: .client, policy: rules.upstreamPolicy, limits: upstreamLimits)
+        configuration.answersPings = false
+        let sinkBox = NIOLoopBound(upstreamSink, eventLoop: eventLoop)
+        let dialed = WebSocketDialer.dial(
+            forwarded, on: eventLoop, timeout: rules.connectTimeout, tls: rules.tls, configuration: configuration,
+            wheels: server.wheels,
+            makeParts: { upstreamChannel, _ in
+                server.channels.add(upstreamChannel, kind: .upstream)
+                let peer = upstreamChannel.remoteAddress?.endpointDescription ?? rules.upstream.hostHeader
+                let path = String(WebSocketRoute.split(forwarded.target).path)
+                let connection = server.registry.open(
+                    peer: peer, client: client, path: path, leg: .upstream, pair: pair, holdsSlot: false,
+                    at: ConnectionClock.system.now())
+                var logger = server.logger
+                logger[metadataKey: "ws_conn_id"] = "\(connection.id)"
+                logger[metadataKey: "ws_peer"] = "\(peer)"
+                logger[metadataKey: "ws_client"] = "\(client ?? "")"
+                logger[metadataKey: "ws_path"] = "\(path)"
+                logger[metadataKey: "ws_pair_id"] = "\(pair.pairID)"
+                logger[metadataKey: "ws_leg"] = "upstream"
+                logger.debug("upstream leg opened", metadata: ["upstream": "\(rules.upstream)"])
+                return (sinkBox.value, RegistryObserver(connection: connection, registry: server.registry, logger: logger))
+            })
+        return dialed.assumeIsolated().flatMapErrorThrowing { error in
+            throw Self.rejection(for: error, rules: rules)
+        }.map { connection in
+            self.admitted?.relay = Relay(pair: pair, clientSink: clientSink, upstreamSink: upstreamSink)
+            if self.admitted == nil {
+                // The client went away while the upstream was answering.
+                upstreamSink.connection?.close(
+                    LocalClose(code: CloseStatus.goingAway, reason: "the client went away before its upgrade completed", cause: .partnerClosed))
+            }
+            return connection.subprotocol
+        }.nonisolated()
+    }
+
+    /// What the client hears when the upstream could not be opened: the upstream's own refusal
+    /// (status, `Retry-After`, `WWW-Authenticate`, up to 4 KiB of body), 504 when it did not
+    /// answer in time, 502 for everything else.
+    static func rejection(for error: any Error, rules: ProxyRules) -> HandshakeRejection {
+        let upstream = rules.upstream.description
+        guard let failure = error as? DialFailure else {
+            return HandshakeRejection(status: .badGateway, reason: "upstream_unreachable", message: "upstream \(upstream): \(error)")
+        }
+        switch failure {
+        case .refused(let refusal):
+            var headers: [(String, String)] = []
+            for name in ["Retry-After", "WWW-Authenticate"] {
+                if let value = refusal.header(name) { headers.append((name, value)) }
+            }
+            let preview = String(decoding: refusal.body.prefix(200), as: UTF8.self)
+            return HandshakeRejection(
+                status: HTTPResponseStatus(statusCode: refusal.status, reasonPhrase: refusal.reason),
+                reason: "upstream_refused",
+                message: "upstream \(upstream) refused the upgrade: HTTP \(refusal.status) \(refusal.reason): \"\(WebSocketRoute.printable(preview[...]))\"",
+                extraHeaders: headers,
+                body: (refusal.body, refusal.header("Content-Type") ?? "text/plain; charset=utf-8"))
+        case .timeout:
+            return HandshakeRejection(status: .gatewayTimeout, reason: "upstream_timeout", message: "upstream \(upstream): \(failure)")
+        default:
+            return HandshakeRejection(status: .badGateway, reason: "upstream_unreachable", message: "upstream \(upstream): \(failure)")
         }
     }
 }

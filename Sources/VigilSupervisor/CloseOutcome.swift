@@ -36,6 +36,19 @@ public enum CloseCause: String, Sendable, Hashable, CaseIterable, Codable {
     case slowConsumer = "slow_consumer"
     /// This end asked to close: vigild shutting down, or a client program's own `close()`.
     case shutdown
+    /// This connection was one leg of a relayed pair, and the other leg ended first.
+    case partnerClosed = "partner_closed"
+}
+
+/// How the other leg of a relayed pair ended, when that is why this leg was closed.
+public struct PartnerEnding: Sendable, Hashable {
+    public var kind: CloseKind
+    public var cause: CloseCause
+
+    public init(kind: CloseKind, cause: CloseCause) {
+        self.kind = kind
+        self.cause = cause
+    }
 }
 
 /// Which end started the end of the connection. The words on the wire stay true whichever way
@@ -71,14 +84,20 @@ public struct CloseOutcome: Sendable, Hashable {
     public var clean: Bool
     /// The close frame's reason text (the remote end's, or the one this end sent); may be empty.
     public var reason: String
+    /// With `cause == .partnerClosed`: how the partner leg ended.
+    public var partner: PartnerEnding?
 
-    public init(kind: CloseKind, code: UInt16, cause: CloseCause, initiator: CloseInitiator, clean: Bool, reason: String) {
+    public init(
+        kind: CloseKind, code: UInt16, cause: CloseCause, initiator: CloseInitiator, clean: Bool, reason: String,
+        partner: PartnerEnding? = nil
+    ) {
         self.kind = kind
         self.code = code
         self.cause = cause
         self.initiator = initiator
         self.clean = clean
         self.reason = reason
+        self.partner = partner
     }
 
     /// The remote end sent a (valid) close frame first.

@@ -33,11 +33,14 @@ public struct LocalClose: Sendable, Hashable {
     public var reason: String
     /// What the record will say caused the end.
     public var cause: CloseCause
+    /// With `cause == .partnerClosed`: how the other leg ended.
+    public var partner: PartnerEnding?
 
-    public init(code: UInt16?, reason: String, cause: CloseCause) {
+    public init(code: UInt16?, reason: String, cause: CloseCause, partner: PartnerEnding? = nil) {
         self.code = code
         self.reason = reason
         self.cause = cause
+        self.partner = partner
     }
 
     /// vigild stops: 1001 to every connection.
@@ -48,7 +51,9 @@ public struct LocalClose: Sendable, Hashable {
     /// The record of this close: its kind follows the status sent.
     func outcome(clean: Bool) -> CloseOutcome {
         let status = code ?? CloseStatus.noStatusReceived
-        return CloseOutcome(kind: .forStatus(status), code: status, cause: cause, initiator: .local, clean: clean, reason: reason)
+        return CloseOutcome(
+            kind: .forStatus(status), code: status, cause: cause, initiator: .local, clean: clean, reason: reason,
+            partner: partner)
     }
 }
 

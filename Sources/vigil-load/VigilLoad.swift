@@ -73,7 +73,7 @@ struct VigilLoad: AsyncParsableCommand {
         }
         let holdFor = try parseDuration(duration, "--duration")
         let hardStop = try deadline.map { try parseDuration($0, "--deadline") } ?? holdFor + .seconds(60)
-        guard let target = LoadTarget(url: url) else {
+        guard let target = WebSocketURL(url), !target.secure else {
             throw ValidationError("--url: \"\(url)\" is not a ws://HOST:PORT/PATH URL")
         }
         _ = OpenFileLimit.raiseToHardLimit()
@@ -162,16 +162,19 @@ struct VigilLoad: AsyncParsableCommand {
 
     /// One connection to `--url` with an echo sink, until the server closes it.
     private func runEchoPeer() async throws {
-        guard let target = LoadTarget(url: url) else {
-            throw ValidationError("--url: \"\(url)\" is not a ws://HOST:PORT/PATH URL")
+        guard let target = WebSocketURL(url) else {
+            throw ValidationError("--url: \"\(url)\" is not a ws:// or wss:// URL")
         }
         let configuration = try configuration()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let channel: any Channel
         do {
-            channel = try await WebSocketClientBootstrap.connect(
-                host: target.host, port: target.port, target: target.path, configuration: configuration, group: group,
-                makeParts: { (EchoSink(), EchoPeerObserver()) })
+            let tls = target.secure ? try WebSocketDialer.TLS() : nil
+            channel = try await WebSocketDialer.dial(
+                UpgradeRequest(url: target), on: group.next(), timeout: .seconds(30), tls: tls,
+                configuration: configuration, wheels: WebSocketClientBootstrap.wheels,
+                makeParts: { _, _ in (EchoSink(), EchoPeerObserver()) }
+            ).get().channel
         } catch {
             Self.emit(["event": "connect_failed", "error": "\(error)"])
             try? await group.shutdownGracefully()
@@ -182,7 +185,7 @@ struct VigilLoad: AsyncParsableCommand {
     }
 
     /// Opens `connections` connections, `concurrency` attempts at a time.
-    private func connectAll(target: LoadTarget, stats: LoadStats, group: any EventLoopGroup) async throws -> [any Channel] {
+    private func connectAll(target: WebSocketURL, stats: LoadStats, group: any EventLoopGroup) async throws -> [any Channel] {
         let answerPings = !noPong
         let configuration = try configuration()
         let sourceCount = max(1, min(sources, 254))
@@ -194,11 +197,12 @@ struct VigilLoad: AsyncParsableCommand {
                 let index = next
                 next += 1
                 tasks.addTask {
-                    let source = target.isLoopback
+                    let source = target.host.hasPrefix("127.")
                         ? try? SocketAddress(ipAddress: "127.0.0.\(1 + index % sourceCount)", port: 0) : nil
                     do {
                         let channel = try await WebSocketClientBootstrap.connect(
-                            host: target.host, port: target.port, target: target.path + "?client=load-\(index)",
+                            host: target.host, port: target.port,
+                            target: target.path + "?" + (target.query.isEmpty ? "" : target.query + "&") + "client=load-\(index)",
                             localAddress: source, configuration: configuration, group: group,
                             makeParts: {
                                 let connection = LoadConnection(stats: stats, answerPings: answerPings)
@@ -271,25 +275,4 @@ final class EchoPeerObserver: ConnectionObserver {
         let line = "vigil-load: closed \(outcome.kind.rawValue)/\(outcome.cause.rawValue) code \(outcome.code) by \(outcome.initiator.rawValue)\n"
         _ = line.withCString { write(2, $0, strlen($0)) }
     }
-}
-
-/// `ws://HOST:PORT/PATH`, taken apart.
-struct LoadTarget {
-    var host: String
-    var port: Int
-    var path: String
-
-    init?(url: String) {
-        guard url.hasPrefix("ws://") else { return nil }
-        let rest = url.dropFirst("ws://".count)
-        let authority = rest.prefix { $0 != "/" }
-        path = rest.count > authority.count ? String(rest.dropFirst(authority.count)) : "/"
-        guard let colon = authority.lastIndex(of: ":"), let port = Int(authority[authority.index(after: colon)...]) else {
-            return nil
-        }
-        host = String(authority[..<colon])
-        self.port = port
-    }
-
-    var isLoopback: Bool { host.hasPrefix("127.") }
 }

@@ -80,3 +80,8 @@ func outcome(
 ) -> CloseOutcome {
     CloseOutcome(kind: kind, code: code, cause: cause, initiator: initiator, clean: clean, reason: reason)
 }
+
+/// The HTTP status of a refused dial, if that is what `error` is.
+func refusalStatus(_ error: any Error) -> Int? {
+    if case .refused(let refusal) = error as? DialFailure { refusal.status } else { nil }
+}

@@ -1,0 +1,233 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import NIOWebSocket
+import VigilConfig
+import VigilConnection
+import VigilFraming
+import VigilSupervisor
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An upgrade request to send: where, with which request target, subprotocol offer and
+/// end-to-end headers (`Host`, `Upgrade`, `Connection` and the `Sec-WebSocket-*` handshake
+/// fields are the dialer's own and are not taken from `headers`).
+public struct UpgradeRequest: Sendable {
+    public var url: WebSocketURL
+    /// Path and query; by default the URL's own.
+    public var target: String
+    public var subprotocols: [String]
+    public var headers: [HTTPHeaderField]
+
+    public init(url: WebSocketURL, target: String? = nil, subprotocols: [String] = [], headers: [HTTPHeaderField] = []) {
+        self.url = url
+        self.target = target ?? url.requestTarget
+        self.subprotocols = subprotocols
+        self.headers = headers
+    }
+
+    /// Header names the dialer writes itself.
+    static let ownHeaders: Set<String> = [
+        "host", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version", "sec-websocket-protocol",
+        "sec-websocket-extensions",
+    ]
+
+    /// The request head, as bytes. Headers whose name or value could break the head (CR, LF,
+    /// NUL, a colon in the name) are left out rather than sent.
+    func head(key: String) -> String {
+        var lines = [
+            "GET \(target) HTTP/1.1", "Host: \(url.hostHeader)", "Upgrade: websocket", "Connection: Upgrade",
+            "Sec-WebSocket-Key: \(key)", "Sec-WebSocket-Version: 13",
+        ]
+        if !subprotocols.isEmpty { lines.append("Sec-WebSocket-Protocol: " + subprotocols.joined(separator: ", ")) }
+        for field in headers where !Self.ownHeaders.contains(field.name.lowercased()) && Self.isSafe(field) {
+            lines.append("\(field.name): \(field.value)")
+        }
+        return lines.joined(separator: "\r\n") + "\r\n\r\n"
+    }
+
+    static func isSafe(_ field: HTTPHeaderField) -> Bool {
+        !field.name.isEmpty && field.name.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ":") }
+            && field.value.utf8.allSatisfy { $0 != 13 && $0 != 10 && $0 != 0 }
+    }
+}
+
+/// A connection the dialer opened and upgraded, with what the server answered.
+public struct DialedConnection: Sendable {
+    public var channel: any Channel
+    /// The server's 101 headers.
+    public var responseHeaders: [HTTPHeaderField]
+    /// The subprotocol the server chose, if any.
+    public var subprotocol: String?
+}
+
+/// Dials WebSocket servers: TCP, TLS for `wss://` (swift-nio-ssl, the system's trust store plus
+/// optional extra roots, SNI and hostname verification), the upgrade, and then the supervised
+/// shell in the client role. Every failure is a `DialFailure` naming the phase.
+public enum WebSocketDialer {
+    /// TLS settings for `wss://` dials.
+    public struct TLS: Sendable {
+        let context: NIOSSLContext
+
+        /// The system's trust store, plus the PEM certificates in `caFile` when given.
+        public init(caFile: String? = nil) throws {
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            if let caFile {
+                configuration.additionalTrustRoots = [.file(caFile)]
+            }
+            configuration.certificateVerification = .fullVerification
+            self.context = try NIOSSLContext(configuration: configuration)
+        }
+    }
+
+    /// Opens the connection on `eventLoop` and completes the upgrade within `timeout` (TCP, TLS
+    /// and the answer together), then installs NIO's frame encoder, the stream decoder and the
+    /// supervised shell — all in the read that completed the handshake, so nothing sent behind
+    /// the 101 is lost.
+    ///
+    /// - Parameters:
+    ///   - tls: required for a `wss://` URL.
+    ///   - configuration: the shell's rules; `role` must be `.client`. Its `maxBacklog` is the
+    ///     channel's high water mark.
+    ///   - makeParts: called on `eventLoop` once the server said 101, with the channel and the
+    ///     subprotocol the server chose: the sink and the observer.
+    public static func dial(
+        _ request: UpgradeRequest, on eventLoop: any EventLoop, timeout: Duration, tls: TLS?,
+        localAddress: SocketAddress? = nil, configuration: SupervisedConnectionHandler.Configuration,
+        wheels: TimerWheels,
+        makeParts: @escaping @Sendable (_ channel: any Channel, _ subprotocol: String?) -> (
+            sink: any MessageSink, observer: any ConnectionObserver
+        )
+    ) -> EventLoopFuture<DialedConnection> {
+        precondition(configuration.role == .client, "a dialed connection has the client role")
+        let result = eventLoop.makePromise(of: DialedConnection.self)
+        guard !request.url.secure || tls != nil else {
+            result.fail(DialFailure.tls(reason: "no TLS configuration for \(request.url)"))
+            return result.futureResult
+        }
+        let key = NIOWebSocketClientUpgrader.randomRequestKey()
+        let limits = configuration.limits
+        let backlog = configuration.policy.maxBacklog
+        let url = request.url
+        let sslContext = url.secure ? tls?.context : nil
+        let phase = NIOLoopBoundBox("tcp", eventLoop: eventLoop)
+        var bootstrap = ClientBootstrap(group: eventLoop)
+            .connectTimeout(.nanoseconds(timeout.inNanoseconds))
+            .channelOption(.writeBufferWaterMark, value: .init(low: backlog / 2, high: backlog))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let pipeline = channel.pipeline.syncOperations
+                    if let sslContext {
+                        let handler = try NIOSSLClientHandler(
+                            context: sslContext, serverHostname: isIPAddress(url.host) ? nil : url.host)
+                        try pipeline.addHandler(handler)
+                    }
+                    let decoder = HandshakeResponseDecoder(
+                        keyChecker: NIOWebSocketClientUpgrader(
+                            requestKey: key,
+                            upgradePipelineHandler: { channel, _ in channel.eventLoop.makeSucceededVoidFuture() }),
+                        offeredProtocols: request.subprotocols,
+                        installFraming: { context, head in
+                            let chosen = head.headers.first(name: "sec-websocket-protocol")
+                            let parts = makeParts(context.channel, chosen)
+                            let handler = SupervisedConnectionHandler(
+                                configuration: configuration, sink: parts.sink, observer: parts.observer,
+                                wheel: wheels.wheel(for: context.eventLoop), openedAt: ConnectionClock.system.now())
+                            let pipeline = context.pipeline.syncOperations
+                            try pipeline.addHandler(handler)
+                            try pipeline.addHandler(
+                                ByteToMessageHandler(WebSocketFrameStreamDecoder(maxFrameSize: limits.maxFrameSize)),
+                                position: .before(handler))
+                            try pipeline.addHandler(WebSocketFrameEncoder(), position: .before(handler))
+                            result.succeed(
+                                DialedConnection(
+                                    channel: context.channel,
+                                    responseHeaders: head.headers.map { HTTPHeaderField(name: $0.name, value: $0.value) },
+                                    subprotocol: chosen))
+                        },
+                        fail: { result.fail($0) })
+                    try pipeline.addHandler(ByteToMessageHandler(decoder))
+                    try pipeline.addHandler(DialErrorCatcher(result: result, tls: sslContext != nil))
+                }
+            }
+        if let localAddress {
+            bootstrap = bootstrap.bind(to: localAddress)
+        }
+        let deadline = eventLoop.scheduleTask(in: .nanoseconds(timeout.inNanoseconds)) {
+            result.fail(DialFailure.timeout(phase: phase.value, after: timeout))
+        }
+        bootstrap.connect(host: url.host, port: url.port).whenComplete { connected in
+            switch connected {
+            case .failure(let error):
+                result.fail(Self.failure(connecting: error, host: url.host, timeout: timeout))
+            case .success(let channel):
+                phase.value = sslContext != nil ? "tls and upgrade" : "upgrade"
+                channel.writeAndFlush(channel.allocator.buffer(string: request.head(key: key)), promise: nil)
+                channel.closeFuture.whenComplete { _ in result.fail(DialFailure.closedDuringHandshake) }
+                result.futureResult.whenFailure { _ in channel.close(promise: nil) }
+            }
+        }
+        result.futureResult.whenComplete { _ in deadline.cancel() }
+        return result.futureResult
+    }
+
+    /// The dial failure a failed connect stands for.
+    static func failure(connecting error: any Error, host: String, timeout: Duration) -> DialFailure {
+        switch error {
+        case ChannelError.connectTimeout:
+            return .timeout(phase: "tcp", after: timeout)
+        case let error as NIOConnectionError:
+            if error.connectionErrors.isEmpty {
+                let reason = [error.dnsAError, error.dnsAAAAError].compactMap { $0.map { "\($0)" } }.first
+                return .resolution(host: host, reason: reason ?? "no address")
+            }
+            return .connection(reason: error.connectionErrors.map { "\($0.target): \(describe($0.error))" }.joined(separator: "; "))
+        default:
+            return .connection(reason: describe(error))
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? IOError {
+            return String(cString: strerror(error.errnoCode))
+        }
+        return "\(error)"
+    }
+
+    static func isIPAddress(_ host: String) -> Bool {
+        (try? SocketAddress(ipAddress: host, port: 0)) != nil
+    }
+}
+
+/// Fails the dial when the pipeline reports an error before the upgrade completed (a TLS
+/// certificate problem, a reset), and passes every error on for the shell after it.
+private final class DialErrorCatcher: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    private let result: EventLoopPromise<DialedConnection>
+    private let tls: Bool
+
+    init(result: EventLoopPromise<DialedConnection>, tls: Bool) {
+        self.result = result
+        self.tls = tls
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.fireChannelRead(data)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if tls && (error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError) {
+            result.fail(DialFailure.tls(reason: "\(error)"))
+        } else {
+            result.fail(DialFailure.connection(reason: WebSocketDialer.describe(error)))
+        }
+        context.fireErrorCaught(error)
+    }
+}
+
+@available(*, unavailable)
+extension DialErrorCatcher: Sendable {}

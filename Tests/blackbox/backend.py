@@ -1,0 +1,72 @@
+"""An independent WebSocket backend for the proxy tests, on Python websockets, run as its own
+process so a test can SIGKILL or SIGSTOP it.
+
+Usage: backend.py [PORT]   prints "ready PORT" once listening.
+
+- every path echoes text and binary messages (any size);
+- a path containing `/headers`: the first message is a JSON object with the request's path and headers;
+- `/forbidden`: refused with 403, `WWW-Authenticate` and a body; `/busy`: 503 with `Retry-After`;
+- subprotocols: `chat.v2` is chosen when offered, else none;
+- a text message `close CODE REASON` makes the backend close with that code and reason;
+- a text message `ping PAYLOAD` makes the backend send a ping of its own with that payload;
+- every pong the backend receives is reported back as a text message `pong PAYLOAD`;
+- each ended connection is printed as `closed CODE REASON` (rcvd close frame, or `none`).
+"""
+
+import asyncio
+import http
+import json
+import sys
+
+from websockets.asyncio.server import serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Response
+
+
+def refuse(connection, request):
+    if request.path == "/forbidden":
+        return Response(403, "Forbidden", Headers([("WWW-Authenticate", 'Bearer realm="vigil-test"'),
+                                                   ("Content-Type", "text/plain")]), b"no token, no socket\n")
+    if request.path == "/busy":
+        return Response(503, "Service Unavailable", Headers([("Retry-After", "7"), ("Content-Type", "text/plain")]),
+                        b"come back later\n")
+    return None
+
+
+def choose(connection, subprotocols):
+    return "chat.v2" if "chat.v2" in subprotocols else None
+
+
+async def handler(ws):
+    if "/headers" in ws.request.path:
+        await ws.send(json.dumps({"path": ws.request.path, "headers": list(ws.request.headers.raw_items()),
+                                  "subprotocol": ws.subprotocol}))
+    try:
+        async for message in ws:
+            if isinstance(message, str) and message.startswith("close "):
+                _, code, reason = message.split(" ", 2)
+                await ws.close(int(code), reason)
+                break
+            if isinstance(message, str) and message.startswith("ping "):
+                waiter = await ws.ping(message[5:].encode())
+                await waiter
+                await ws.send("pong " + message[5:])
+                continue
+            await ws.send(message)
+    except ConnectionClosed:
+        pass
+    finally:
+        rcvd = ws.protocol.close_rcvd
+        print(f"closed {rcvd.code if rcvd else 'none'} {rcvd.reason if rcvd else ''}", flush=True)
+
+
+async def main(port):
+    async with serve(handler, "127.0.0.1", port, process_request=refuse, select_subprotocol=choose,
+                     max_size=None, ping_interval=None, compression=None) as server:
+        print(f"ready {server.sockets[0].getsockname()[1]}", flush=True)
+        await asyncio.Future()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 0))
