@@ -117,6 +117,7 @@ let package = Package(
             dependencies: [
                 "VigilFraming", "VigilConnection", "VigilSupervisor", "VigilConfig",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

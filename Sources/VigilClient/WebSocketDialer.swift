@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -113,7 +114,7 @@ public enum WebSocketDialer {
         let backlog = configuration.policy.maxBacklog
         let url = request.url
         let sslContext = url.secure ? tls?.context : nil
-        let phase = NIOLoopBoundBox("tcp", eventLoop: eventLoop)
+        let phase = NIOLockedValueBox("tcp")  // what the timeout interrupted
         var bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(.nanoseconds(timeout.inNanoseconds))
             .channelOption(.writeBufferWaterMark, value: .init(low: backlog / 2, high: backlog))
@@ -157,14 +158,14 @@ public enum WebSocketDialer {
             bootstrap = bootstrap.bind(to: localAddress)
         }
         let deadline = eventLoop.scheduleTask(in: .nanoseconds(timeout.inNanoseconds)) {
-            result.fail(DialFailure.timeout(phase: phase.value, after: timeout))
+            result.fail(DialFailure.timeout(phase: phase.withLockedValue { $0 }, after: timeout))
         }
         bootstrap.connect(host: url.host, port: url.port).whenComplete { connected in
             switch connected {
             case .failure(let error):
                 result.fail(Self.failure(connecting: error, host: url.host, timeout: timeout))
             case .success(let channel):
-                phase.value = sslContext != nil ? "tls and upgrade" : "upgrade"
+                phase.withLockedValue { $0 = sslContext != nil ? "tls and upgrade" : "upgrade" }
                 channel.writeAndFlush(channel.allocator.buffer(string: request.head(key: key)), promise: nil)
                 channel.closeFuture.whenComplete { _ in result.fail(DialFailure.closedDuringHandshake) }
                 result.futureResult.whenFailure { _ in channel.close(promise: nil) }
