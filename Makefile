@@ -41,7 +41,7 @@ test: unit-test blackbox-test conformance
 unit-test: build
 	$(SWIFT) test --skip-build
 
-blackbox-test: build venv
+blackbox-test: build venv baseline
 	VIGILD=$(CURDIR)/.build/debug/vigild $(PYTHON) -m pytest -q Tests/blackbox
 
 ## conformance: Autobahn|Testsuite, all groups but 12 and 13, against both sides: the fuzzingclient

@@ -185,7 +185,9 @@ public enum WebSocketDialer {
                 let reason = [error.dnsAError, error.dnsAAAAError].compactMap { $0.map { "\($0)" } }.first
                 return .resolution(host: host, reason: reason ?? "no address")
             }
-            return .connection(reason: error.connectionErrors.map { "\($0.target): \(describe($0.error))" }.joined(separator: "; "))
+            return .connection(
+                reason: error.connectionErrors.map { "\($0.target.ipAddress ?? "\($0.target)") port \($0.target.port ?? 0): \(describe($0.error))" }
+                    .joined(separator: "; "))
         default:
             return .connection(reason: describe(error))
         }

@@ -1,0 +1,396 @@
+"""Proxy mode against independent backends (Python websockets in its own process, the Go gorilla
+baseline): what is forwarded, what is relayed, how each leg ends and what the records say."""
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import pytest
+import websockets
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from conftest import ROOT
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BASELINE = os.path.join(ROOT, ".build-go", "baseline-gorilla")
+MIB = 1 << 20
+
+
+class Backend:
+    """backend.py in its own process (so it can be killed or frozen); its stdout lines kept."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "backend.py")], stdout=subprocess.PIPE,
+                                     text=True)
+        self.port = int(self.proc.stdout.readline().split()[1])
+        self.lines = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line.strip())
+
+    def url(self, path=""):
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+    def closes(self):
+        return [line for line in self.lines if line.startswith("closed ")]
+
+    def wait_close(self, timeout=5):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.closes():
+                return self.closes()[0]
+            time.sleep(0.005)
+        raise AssertionError(f"the backend saw no close: {self.lines}")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def backend():
+    started = []
+
+    def start():
+        b = Backend()
+        started.append(b)
+        return b
+
+    yield start
+    for b in started:
+        b.stop()
+
+
+def proxy(vigild, upstream, *flags):
+    return vigild("--mode", "proxy", "--upstream", upstream, *flags)
+
+
+def connect(daemon, path="/", **kwargs):
+    kwargs.setdefault("ping_interval", None)
+    kwargs.setdefault("max_size", None)
+    return websockets.connect(daemon.ws_url.rstrip("/") + path, **kwargs)
+
+
+def record_by_leg(daemon, count=2, query=""):
+    records = daemon.wait_closes(count, query=query)
+    return {r["leg"]: r for r in records}
+
+
+def test_forwarded_request_subprotocol_and_messages_both_ways(vigild, backend):
+    b = backend()
+    daemon = proxy(vigild, b.url("/base?v=2"))
+
+    async def scenario():
+        async with connect(daemon, "/headers/room?client=k1&a=1", subprotocols=["chat.v1", "chat.v2"],
+                           additional_headers={"Cookie": "s=1", "Authorization": "Bearer t", "Origin": "http://app",
+                                               "X-Custom": "yes", "Keep-Alive": "timeout=5",
+                                               "X-Forwarded-For": "10.9.9.9"}) as ws:
+            seen = json.loads(await ws.recv())
+            assert ws.subprotocol == "chat.v2", "the client hears the upstream's choice"
+            await ws.send("hello")
+            assert await ws.recv() == "hello"
+            await ws.send(b"\x00\x01binary")
+            assert await ws.recv() == b"\x00\x01binary"
+            await ws.close(1000, "done")
+            return seen
+
+    seen = asyncio.run(scenario())
+    headers = {}
+    for name, value in seen["headers"]:
+        headers.setdefault(name.lower(), []).append(value)
+    assert seen["path"] == "/base/headers/room?v=2&client=k1&a=1", "upstream path, client path; upstream query, client's"
+    assert seen["subprotocol"] == "chat.v2"
+    assert headers["sec-websocket-protocol"] == ["chat.v1, chat.v2"]
+    for name, value in [("cookie", "s=1"), ("authorization", "Bearer t"), ("origin", "http://app"), ("x-custom", "yes")]:
+        assert headers[name] == [value], name
+    assert "keep-alive" not in headers, "hop-by-hop headers stay behind"
+    assert "sec-websocket-extensions" not in headers, "vigild offers no extension upstream (the client offered deflate)"
+    assert headers["x-forwarded-for"] == ["10.9.9.9, 127.0.0.1"]
+    assert headers["x-forwarded-proto"] == ["http"]
+    assert headers["x-forwarded-host"] == [f"127.0.0.1:{daemon.port}"]
+    assert headers["forwarded"] == [f'for=127.0.0.1;host="127.0.0.1:{daemon.port}";proto=http']
+    assert headers["host"] == [f"127.0.0.1:{b.port}"]
+    legs = record_by_leg(daemon)
+    assert legs["client"]["pair_id"] == legs["upstream"]["pair_id"]
+    assert legs["client"]["upstream"] == legs["upstream"]["upstream"] == b.url("/base?v=2")
+    assert (legs["client"]["kind"], legs["client"]["cause"], legs["client"]["initiator"]) == ("normal", "peer_close", "peer")
+    assert (legs["upstream"]["kind"], legs["upstream"]["cause"], legs["upstream"]["initiator"], legs["upstream"]["code"],
+            legs["upstream"]["reason"], legs["upstream"]["clean"]) == ("normal", "partner_closed", "vigild", 1000, "done", True)
+    assert (legs["upstream"]["partner_kind"], legs["upstream"]["partner_cause"]) == ("normal", "peer_close")
+    assert legs["client"]["path"] == "/headers/room" and legs["upstream"]["path"] == "/base/headers/room"
+    assert legs["client"]["messages_in"] == 2 and legs["upstream"]["messages_in"] == 3
+    assert b.wait_close() == "closed 1000 done", "the client's close frame reached the backend"
+
+
+def test_messages_of_max_message_relayed_both_ways(vigild, backend):
+    """At the defaults (64 KiB frames, 1 MiB messages): the client sends 1 MiB in 64 KiB fragments,
+    the backend echoes it as one 1 MiB frame, vigild re-frames it for the client."""
+    b = backend()
+    daemon = proxy(vigild, b.url())
+
+    async def scenario():
+        async with connect(daemon, "/big") as ws:
+            for payload in (b"b" * MIB, "t" * MIB):
+                await ws.send([payload[i:i + 65536] for i in range(0, MIB, 65536)])
+                assert await ws.recv() == payload
+            await ws.close()
+
+    asyncio.run(scenario())
+    legs = record_by_leg(daemon)
+    assert legs["client"]["kind"] == "normal" and legs["upstream"]["kind"] == "normal"
+
+
+@pytest.mark.parametrize("who", ["backend", "client"])
+def test_a_4000_close_is_relayed_with_its_reason(vigild, backend, who):
+    b = backend()
+    daemon = proxy(vigild, b.url())
+
+    async def scenario():
+        async with connect(daemon) as ws:
+            if who == "backend":
+                await ws.send("close 4000 bye from the backend")
+            else:
+                await ws.close(4001, "bye from the client")
+            try:
+                await ws.recv()
+            except ConnectionClosed as closed:
+                return closed.rcvd
+
+    rcvd = asyncio.run(scenario())
+    legs = record_by_leg(daemon)
+    if who == "backend":
+        assert (rcvd.code, rcvd.reason) == (4000, "bye from the backend")
+        first, second = legs["upstream"], legs["client"]
+    else:
+        assert b.wait_close() == "closed 4001 bye from the client"
+        first, second = legs["client"], legs["upstream"]
+    assert (first["kind"], first["cause"], first["initiator"], first["clean"]) == ("error", "peer_close", "peer", True)
+    assert (second["kind"], second["code"], second["cause"], second["initiator"], second["clean"]) == \
+        ("error", first["code"], "partner_closed", "vigild", True)
+    assert second["reason"] == first["reason"]
+    assert (second["partner_kind"], second["partner_cause"]) == ("error", "peer_close")
+
+
+def test_pings_are_relayed_and_each_leg_has_vigilds_own(vigild, backend):
+    """A client's ping is answered by the backend, a backend's by the client, through vigild;
+    vigild pings each leg on its own schedule (here 300 ms client, 200 ms upstream)."""
+    b = backend()
+    daemon = proxy(vigild, b.url(), "--ping-interval", "300ms", "--upstream-ping-interval", "200ms")
+
+    async def scenario():
+        async with connect(daemon) as ws:
+            waiter = await ws.ping(b"client-ping")
+            assert await asyncio.wait_for(waiter, 2) >= 0, "the backend's pong came back"
+            await ws.send("ping backend-ping")  # the backend pings the client and reports its pong
+            assert await asyncio.wait_for(ws.recv(), 2) == "pong backend-ping"
+            await asyncio.sleep(1)
+            rows = daemon.get_json("/connections")["connections"]
+            await ws.close()
+            return rows
+
+    rows = asyncio.run(scenario())
+    by_leg = {row["leg"]: row for row in rows}
+    assert by_leg["client"]["pair_id"] == by_leg["upstream"]["pair_id"] is not None
+    assert by_leg["client"]["rtt_ms"] is not None and by_leg["upstream"]["rtt_ms"] is not None
+    assert by_leg["upstream"]["pings_sent"] > by_leg["client"]["pings_sent"] >= 2, "each leg on its own schedule"
+
+
+def http_status(daemon, path):
+    """The status, headers and body vigild answers a handshake with, from a raw socket."""
+    from wsraw import handshake_request, read_http_response
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as sock:
+        sock.sendall(handshake_request(path))
+        return read_http_response(sock)
+
+
+def test_refusals_from_the_upstream_are_passed_on(vigild, backend):
+    b = backend()
+    daemon = proxy(vigild, b.url())
+    status, headers, body = http_status(daemon, "/forbidden")
+    assert status == 403
+    assert headers["www-authenticate"] == 'Bearer realm="vigil-test"'
+    assert body == b"no token, no socket\n"
+    status, headers, body = http_status(daemon, "/busy")
+    assert (status, headers["retry-after"], body) == (503, "7", b"come back later\n")
+    metrics = daemon.metrics()
+    assert metrics['vigil_handshakes_rejected_total{reason="upstream_refused"}'] == 2
+    line = daemon.wait_for_log(lambda e: "refused the upgrade" in e.get("message", ""))
+    assert "HTTP 403 Forbidden" in line["message"] and "no token, no socket" in line["message"]
+
+
+def test_nothing_listening_upstream_is_502_and_silence_is_504(vigild):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        dead_port = closed.getsockname()[1]
+    daemon = proxy(vigild, f"ws://127.0.0.1:{dead_port}/x")
+    status, _, body = http_status(daemon, "/")
+    assert status == 502
+    assert f"upstream ws://127.0.0.1:{dead_port}/x" in body.decode() and "Connection refused" in body.decode()
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        daemon = proxy(vigild, f"ws://127.0.0.1:{silent.getsockname()[1]}/", "--upstream-connect-timeout", "300ms")
+        started = time.monotonic()
+        status, _, body = http_status(daemon, "/")
+        took = time.monotonic() - started
+    assert status == 504 and "no answer within 300ms" in body.decode(), body
+    assert 0.3 <= took < 2
+    assert daemon.metrics()['vigil_handshakes_rejected_total{reason="upstream_timeout"}'] == 1
+
+
+def test_a_killed_backend_gets_the_client_a_1014_within_100ms(vigild, backend):
+    b = backend()
+    daemon = proxy(vigild, b.url())
+
+    async def scenario():
+        async with connect(daemon, "/") as ws:
+            await ws.send("hi")
+            await ws.recv()
+            killed = time.monotonic()
+            b.proc.kill()
+            try:
+                await asyncio.wait_for(ws.recv(), 5)
+            except ConnectionClosed as closed:
+                return closed.rcvd, time.monotonic() - killed
+
+    rcvd, after = asyncio.run(scenario())
+    print(f"backend SIGKILLed: the client had 1014 after {after * 1000:.1f} ms")
+    assert rcvd.code == 1014 and rcvd.reason.startswith("upstream leg ended: ")
+    assert after < 0.100
+    legs = record_by_leg(daemon)
+    assert legs["client"]["pair_id"] == legs["upstream"]["pair_id"]
+    assert legs["upstream"]["cause"] in ("eof", "reset") and legs["upstream"]["initiator"] == "peer"
+    assert (legs["client"]["code"], legs["client"]["cause"], legs["client"]["partner_cause"]) == \
+        (1014, "partner_closed", legs["upstream"]["cause"])
+
+
+def test_a_frozen_backend_is_a_pong_timeout_and_the_client_gets_1014(vigild, backend):
+    b = backend()
+    p, t = 0.5, 0.5
+    daemon = proxy(vigild, b.url(), "--ping-interval", "10s", "--upstream-ping-interval", "500ms",
+                   "--upstream-pong-timeout", "500ms")
+
+    async def scenario():
+        async with connect(daemon) as ws:
+            await ws.send("hi")
+            await ws.recv()
+            frozen = time.monotonic()
+            b.proc.send_signal(signal.SIGSTOP)
+            try:
+                await asyncio.wait_for(ws.recv(), 5)
+            except ConnectionClosed as closed:
+                return closed.rcvd, time.monotonic() - frozen
+
+    rcvd, after = asyncio.run(scenario())
+    print(f"backend SIGSTOPped: the client had 1014 after {after * 1000:.0f} ms (P + T = {(p + t) * 1000:.0f} ms)")
+    assert rcvd.code == 1014 and rcvd.reason == "upstream leg ended: pong_timeout"
+    assert after <= p + t + 0.100
+    legs = record_by_leg(daemon)
+    assert (legs["upstream"]["cause"], legs["upstream"]["initiator"]) == ("pong_timeout", "vigild")
+    assert (legs["client"]["code"], legs["client"]["partner_cause"]) == (1014, "pong_timeout")
+
+
+def test_sigterm_closes_both_legs_with_1001(vigild, backend):
+    b = backend()
+    daemon = proxy(vigild, b.url())
+
+    async def scenario():
+        async with connect(daemon) as ws:
+            await ws.send("hi")
+            await ws.recv()
+            daemon.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(ws.recv(), 10)
+            except ConnectionClosed as closed:
+                return closed.rcvd
+
+    rcvd = asyncio.run(scenario())
+    assert (rcvd.code, rcvd.reason) == (1001, "vigild shutting down")
+    assert b.wait_close() == "closed 1001 vigild shutting down"
+    assert daemon.stop() == 0
+    closes = [e for e in daemon.json_logs() if e.get("message_id") == "5bfe117f0f644f8c8afabe45870ad1cb"]
+    assert sorted((e["ws_leg"], e["ws_close_cause"], e["ws_close_code"]) for e in closes) == \
+        [("client", "shutdown", "1001"), ("upstream", "shutdown", "1001")]
+
+
+def test_a_reload_sends_new_pairs_to_the_new_upstream_and_keeps_live_ones(vigild, backend, tmp_path):
+    first, second = backend(), backend()
+    config = tmp_path / "vigil.yaml"
+    config.write_text(f"mode: proxy\nupstream: {first.url('/one')}\n")
+    daemon = vigild("--config", str(config))
+
+    async def scenario():
+        async with connect(daemon, "/headers") as old:
+            assert json.loads(await old.recv())["path"] == "/one/headers"
+            config.write_text(f"mode: proxy\nupstream: {second.url('/two')}\n")
+            daemon.proc.send_signal(signal.SIGHUP)
+            daemon.wait_for_log(lambda e: "configuration reloaded" in e.get("message", ""))
+            async with connect(daemon, "/headers") as new:
+                assert json.loads(await new.recv())["path"] == "/two/headers"
+            await old.send("still here")
+            assert await old.recv() == "still here"
+
+    asyncio.run(scenario())
+
+
+def test_a_client_that_does_not_read_is_a_slow_consumer_and_the_backend_gets_1001(vigild, backend):
+    """The backend floods the client, which never reads: vigild stops reading the backend once
+    the client leg's output backs up, closes the client leg after the write timeout, and tells
+    the backend with 1001. Memory stays bounded."""
+    b = backend()
+    daemon = proxy(vigild, b.url(), "--write-timeout", "1s", "--ping-interval", "0")
+    from wsraw import RawPeer
+    peer = RawPeer(daemon.port, "/flood")
+    peer.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+
+    def flood():  # the backend echoes each message; the peer keeps asking and never reads
+        try:
+            while True:
+                peer.send_frame(0x2, b"y" * 60000)
+        except OSError:
+            pass
+
+    threading.Thread(target=flood, daemon=True).start()
+    legs = record_by_leg(daemon)
+    assert (legs["client"]["cause"], legs["client"]["initiator"]) == ("slow_consumer", "vigild")
+    assert (legs["upstream"]["code"], legs["upstream"]["cause"], legs["upstream"]["partner_cause"]) == \
+        (1001, "partner_closed", "slow_consumer")
+    assert b.wait_close().startswith("closed 1001 client leg ended: slow_consumer")
+    peer.close()
+
+
+def test_the_gorilla_baseline_behind_vigild(vigild):
+    """The Go baseline pings every 500 ms and drops a connection whose pong is 500 ms late: the
+    client's pongs reach it through vigild, so the connection lives; messages echo."""
+    server = subprocess.Popen([BASELINE, "-addr", "127.0.0.1:0", "-ping-interval", "500ms", "-pong-timeout", "500ms"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        addr = server.stdout.readline().split()[1]
+        daemon = proxy(vigild, f"ws://{addr}/ws", "--ping-interval", "0", "--upstream-ping-interval", "0")
+
+        async def scenario():
+            async with websockets.connect(daemon.ws_url, ping_interval=None) as ws:
+                for index in range(6):
+                    await ws.send(f"m{index}")
+                    assert await ws.recv() == f"m{index}"
+                    await asyncio.sleep(0.5)
+                await ws.close(1000, "bye")
+
+        asyncio.run(scenario())
+        legs = record_by_leg(daemon)
+        assert (legs["client"]["cause"], legs["upstream"]["cause"]) == ("peer_close", "partner_closed")
+        assert legs["client"]["duration_ms"] >= 3000, "outlived several of the baseline's pong deadlines"
+    finally:
+        server.kill()
+        server.wait()
