@@ -1,7 +1,8 @@
 """An independent WebSocket backend for the proxy tests, on Python websockets, run as its own
 process so a test can SIGKILL or SIGSTOP it.
 
-Usage: backend.py [PORT]   prints "ready PORT" once listening.
+Usage: backend.py [PORT [CERT KEY]]   prints "ready PORT" once listening; with CERT and KEY
+(PEM files) it speaks TLS (wss://).
 
 - every path echoes text and binary messages (any size);
 - a path containing `/headers`: the first message is a JSON object with the request's path and headers;
@@ -14,8 +15,8 @@ Usage: backend.py [PORT]   prints "ready PORT" once listening.
 """
 
 import asyncio
-import http
 import json
+import ssl
 import sys
 
 from websockets.asyncio.server import serve
@@ -61,12 +62,16 @@ async def handler(ws):
         print(f"closed {rcvd.code if rcvd else 'none'} {rcvd.reason if rcvd else ''}", flush=True)
 
 
-async def main(port):
+async def main(port, tls):
     async with serve(handler, "127.0.0.1", port, process_request=refuse, select_subprotocol=choose,
-                     max_size=None, ping_interval=None, compression=None) as server:
+                     max_size=None, ping_interval=None, compression=None, ssl=tls) as server:
         print(f"ready {server.sockets[0].getsockname()[1]}", flush=True)
         await asyncio.Future()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 0))
+    context = None
+    if len(sys.argv) > 3:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(sys.argv[2], sys.argv[3])
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 0, context))

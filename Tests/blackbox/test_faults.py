@@ -180,3 +180,41 @@ def rss_kib(pid):
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
+
+
+def test_proxy_a_client_whose_link_dies_gets_its_backend_a_1001_within_p_plus_t(vigild, netns):
+    """The traefik#10627 case: clients behind vigild's proxy lose their link (every packet
+    dropped in their namespace). vigild's heartbeat on the client leg finds each dead within
+    P + T, and closes the backend leg with 1001: the backend hears of it, instead of holding the
+    connection forever."""
+    from test_proxy import Backend
+    backend = Backend()
+    try:
+        daemon = serve(vigild, netns, "--mode", "proxy", "--upstream", backend.url("/app"),
+                       "--ping-interval", "500ms", "--pong-timeout", "500ms", "--upstream-ping-interval", "0")
+        peer = netns.peer("hold", daemon.port, "20")
+        wait_ready(peer)
+        time.sleep(1.2)
+        assert daemon.get_json("/status")["connections"] == 40, "20 pairs, two legs each"
+        dropped = time.monotonic()
+        netns.drop_everything()
+        deadline = dropped + 5
+        while len(backend.closes()) < 20 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        heard = time.monotonic() - dropped
+        closes = backend.closes()
+        peer.kill()
+        print(f"proxy, client links dead: the backend had all 20 closes {heard * 1000:.0f} ms after the link died "
+              f"(P + T = 1000 ms)")
+        assert closes == ["closed 1001 client leg ended: pong_timeout"] * 20
+        assert heard <= 1.0 + 0.1
+        records = daemon.wait_closes(40)
+        by_leg = {}
+        for record in records:
+            by_leg.setdefault(record["leg"], []).append(record)
+        assert {(r["cause"], r["initiator"]) for r in by_leg["client"]} == {("pong_timeout", "vigild")}
+        assert {(r["code"], r["cause"], r["partner_cause"]) for r in by_leg["upstream"]} == \
+            {(1001, "partner_closed", "pong_timeout")}
+        assert {r["pair_id"] for r in by_leg["client"]} == {r["pair_id"] for r in by_leg["upstream"]}
+    finally:
+        backend.stop()

@@ -26,9 +26,9 @@ MIB = 1 << 20
 class Backend:
     """backend.py in its own process (so it can be killed or frozen); its stdout lines kept."""
 
-    def __init__(self):
-        self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "backend.py")], stdout=subprocess.PIPE,
-                                     text=True)
+    def __init__(self, tls=None):
+        self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "backend.py"), "0", *(tls or [])],
+                                     stdout=subprocess.PIPE, text=True)
         self.port = int(self.proc.stdout.readline().split()[1])
         self.lines = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -62,8 +62,8 @@ class Backend:
 def backend():
     started = []
 
-    def start():
-        b = Backend()
+    def start(tls=None):
+        b = Backend(tls)
         started.append(b)
         return b
 
@@ -394,3 +394,41 @@ def test_the_gorilla_baseline_behind_vigild(vigild):
     finally:
         server.kill()
         server.wait()
+
+
+def make_certificates(directory):
+    """A private CA and a certificate for localhost signed by it, made with openssl."""
+    def run(*args):
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+        "-subj", "/CN=vigil test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=localhost")
+    (directory / "leaf.ext").write_text("subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n")
+    run("x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "leaf.pem",
+        "-days", "2", "-extfile", "leaf.ext")
+    return directory / "ca.pem", directory / "leaf.pem", directory / "leaf.key"
+
+
+def test_a_wss_upstream_with_a_private_ca(vigild, backend, tmp_path):
+    ca, cert, key = make_certificates(tmp_path)
+    b = backend(tls=[str(cert), str(key)])
+    upstream = f"wss://localhost:{b.port}/secure"
+    daemon = proxy(vigild, upstream, "--upstream-ca-file", str(ca))
+
+    async def scenario():
+        async with connect(daemon, "/headers") as ws:
+            seen = json.loads(await ws.recv())
+            await ws.send("over TLS")
+            assert await ws.recv() == "over TLS"
+            await ws.close()
+            return seen
+
+    assert asyncio.run(scenario())["path"] == "/secure/headers"
+    assert record_by_leg(daemon)["upstream"]["upstream"] == upstream
+    # Without the CA the system's trust store does not know the certificate: 502, saying why.
+    untrusting = proxy(vigild, upstream)
+    status, _, body = http_status(untrusting, "/")
+    assert status == 502
+    text = body.decode()
+    assert "TLS handshake failed" in text and "CERTIFICATE_VERIFY_FAILED" in text.upper().replace(" ", "_"), text
