@@ -12,10 +12,13 @@ Usage: backend.py [PORT [CERT KEY]]   prints "ready PORT" once listening; with C
 - a text message `ping PAYLOAD` makes the backend send a ping of its own with that payload;
 - every pong the backend receives is reported back as a text message `pong PAYLOAD`;
 - each ended connection is printed as `closed CODE REASON` (rcvd close frame, or `none`).
+
+With BACKEND_PLAIN_ECHO=1 in the environment it only echoes (no commands): the conformance run.
 """
 
 import asyncio
 import json
+import os
 import ssl
 import sys
 
@@ -43,8 +46,12 @@ async def handler(ws):
     if "/headers" in ws.request.path:
         await ws.send(json.dumps({"path": ws.request.path, "headers": list(ws.request.headers.raw_items()),
                                   "subprotocol": ws.subprotocol}))
+    plain = os.environ.get("BACKEND_PLAIN_ECHO") == "1"
     try:
         async for message in ws:
+            if plain:
+                await ws.send(message)
+                continue
             if isinstance(message, str) and message.startswith("close "):
                 _, code, reason = message.split(" ", 2)
                 await ws.close(int(code), reason)

@@ -7,11 +7,14 @@ the same lists).
 - server: the fuzzingclient against vigild in echo mode, with max_frame and max_message raised to
   16 MiB (group 9 sends messages that large) and every other setting at its default;
 - client: the fuzzingserver, with `vigil-load --echo-peer` as the client under test: one run per
-  case, `ws://HOST:PORT/runCase?case=N&agent=vigil`, then `/updateReports?agent=vigil`.
+  case, `ws://HOST:PORT/runCase?case=N&agent=vigil`, then `/updateReports?agent=vigil`;
+- proxy: the fuzzingclient against vigild in proxy mode in front of a conformant echo backend
+  (Python websockets, Tests/blackbox/backend.py), same limits as the server side: the proxy must
+  be transparent.
 
 Autobahn comes from Docker's crossbario/autobahn-testsuite image when an engine answers, else
 from PyPI's autobahntestsuite 0.8.2 in a Python 2.7 virtualenv (pyenv's 2.7.18) under
-.build-autobahn/. Usage: run_autobahn.py VIGILD VIGIL_LOAD [server|client ...]
+.build-autobahn/. Usage: run_autobahn.py VIGILD VIGIL_LOAD [server|client|proxy ...]
 """
 
 import asyncio
@@ -23,6 +26,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import websockets
@@ -84,14 +88,14 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def start_vigild(binary):
+def start_vigild(binary, *mode):
     log_path = os.path.join(WORK, "vigild.log")
     out = open(log_path, "w")
     # Group 9 sends messages up to 16 MiB: only the frame and message limits are raised for it.
     # max_backlog and write_timeout stay at their defaults, as a user has them.
     proc = subprocess.Popen([binary, "--listen", "127.0.0.1:0", "--status-listen", "127.0.0.1:0", "--log", "stderr",
-                             "--log-level", "warning", "--mode", "echo", "--max-frame", "16MiB", "--max-message",
-                             "16MiB", "--ping-interval", "0"], stderr=out, stdout=out)
+                             "--log-level", "warning", *(mode or ["--mode", "echo"]), "--max-frame", "16MiB",
+                             "--max-message", "16MiB", "--ping-interval", "0"], stderr=out, stdout=out)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         match = re.search(r"vigild ready ws=(ws://[^\s\"]+)", open(log_path).read())
@@ -102,14 +106,14 @@ def start_vigild(binary):
     sys.exit("conformance: vigild did not start:\n" + open(log_path).read())
 
 
-def run_server_side(vigild):
-    """The fuzzingclient against vigild: results for agent "vigild"."""
-    reports = os.path.join(WORK, "reports", "servers")
+def run_server_side(vigild, agent="vigild", mode=()):
+    """The fuzzingclient against vigild: results for `agent`."""
+    reports = os.path.join(WORK, "reports", agent)
     shutil.rmtree(reports, ignore_errors=True)
-    proc, url = start_vigild(vigild)
-    spec = os.path.join(WORK, "fuzzingclient.json")
+    proc, url = start_vigild(vigild, *mode)
+    spec = os.path.join(WORK, f"fuzzingclient-{agent}.json")
     with open(spec, "w") as f:
-        json.dump({"outdir": reports, "servers": [{"agent": "vigild", "url": url}], "cases": ["*"],
+        json.dump({"outdir": reports, "servers": [{"agent": agent, "url": url}], "cases": ["*"],
                    "exclude-cases": EXCLUDED, "exclude-agent-cases": {}}, f)
     try:
         result = subprocess.run(wstest_command("fuzzingclient", spec), capture_output=True, text=True, cwd=WORK,
@@ -119,7 +123,20 @@ def run_server_side(vigild):
     finally:
         proc.terminate()
         proc.wait(15)
-    return json.load(open(os.path.join(reports, "index.json")))["vigild"], url
+    return json.load(open(os.path.join(reports, "index.json")))[agent], url
+
+
+def run_proxy_side(vigild):
+    """The fuzzingclient against vigild in proxy mode, in front of a conformant echo backend."""
+    backend = subprocess.Popen([sys.executable, os.path.join(ROOT, "Tests", "blackbox", "backend.py")],
+                               stdout=subprocess.PIPE, text=True, env={**os.environ, "BACKEND_PLAIN_ECHO": "1"})
+    try:
+        port = int(backend.stdout.readline().split()[1])
+        threading.Thread(target=lambda: backend.stdout.read(), daemon=True).start()  # keep its pipe drained
+        return run_server_side(vigild, "vigild-proxy", ["--mode", "proxy", "--upstream", f"ws://127.0.0.1:{port}/"])
+    finally:
+        backend.kill()
+        backend.wait()
 
 
 async def case_count(url):
@@ -215,12 +232,17 @@ def judge(side, results, url, seconds):
 
 def main():
     vigild, load = sys.argv[1], sys.argv[2]
-    sides = sys.argv[3:] or ["server", "client"]
+    sides = sys.argv[3:] or ["server", "client", "proxy"]
     os.makedirs(WORK, exist_ok=True)
     problems = []
     for side in sides:
         started = time.monotonic()
-        results, url = run_server_side(vigild) if side == "server" else run_client_side(load)
+        if side == "server":
+            results, url = run_server_side(vigild)
+        elif side == "proxy":
+            results, url = run_proxy_side(vigild)
+        else:
+            results, url = run_client_side(load)
         problems += judge(side, results, url, time.monotonic() - started)
     if problems:
         print("conformance FAILED:\n" + "\n".join(problems))
