@@ -432,3 +432,31 @@ def test_a_wss_upstream_with_a_private_ca(vigild, backend, tmp_path):
     assert status == 502
     text = body.decode()
     assert "TLS handshake failed" in text and "CERTIFICATE_VERIFY_FAILED" in text.upper().replace(" ", "_"), text
+
+
+def test_drain_window_spreads_the_stop(vigild, backend):
+    """With drain_window 1s a stop sends its 1001s over a second instead of in one burst; every
+    pair still ends together and every close is recorded."""
+    b = backend()
+    daemon = proxy(vigild, b.url(), "--drain-window", "1s")
+
+    async def scenario():
+        clients = [await websockets.connect(daemon.ws_url + f"?client=c{i}", ping_interval=None) for i in range(20)]
+        daemon.proc.send_signal(signal.SIGTERM)
+        for ws in clients:
+            try:
+                await asyncio.wait_for(ws.recv(), 10)
+            except ConnectionClosed:
+                pass
+        return [ws.close_code for ws in clients]
+
+    from conftest import rfc3339_ns
+    assert asyncio.run(scenario()) == [1001] * 20
+    assert daemon.stop() == 0
+    closes = [e for e in daemon.json_logs() if e.get("message_id") == "5bfe117f0f644f8c8afabe45870ad1cb"]
+    assert len(closes) == 40
+    assert {e["ws_close_code"] for e in closes} == {"1001"}
+    stamps = sorted(rfc3339_ns(e["ts"]) for e in closes if e["ws_leg"] == "client")
+    spread = (stamps[-1] - stamps[0]) / 1e9
+    print(f"drain window 1 s: 20 clients closed over {spread:.2f} s")
+    assert 0.5 <= spread <= 1.5
