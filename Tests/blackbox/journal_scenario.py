@@ -136,6 +136,35 @@ try:
         burst_daemon.terminate()
         burst_daemon.wait(30)
 
+    # A proxied pair: one journal entry per leg, with the pair's fields.
+    backend = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "backend.py")],
+                               stdout=subprocess.PIPE, text=True)
+    backend_port = int(backend.stdout.readline().split()[1])
+    proxy_daemon = subprocess.Popen([VIGILD, "--listen", "127.0.0.1:0", "--status-listen", "127.0.0.1:0", "--mode", "proxy",
+                                     "--upstream", f"ws://127.0.0.1:{backend_port}/app"],
+                                    stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    try:
+        proxy_ready = wait(lambda: [e for e in journal("SYSLOG_IDENTIFIER=vigild", f"_PID={proxy_daemon.pid}")
+                                    if "vigild ready" in e["MESSAGE"]], "the proxy's ready line")[0]
+        host, port = proxy_ready["MESSAGE"].split("ws=ws://")[1].split("/")[0].split(":")
+        asyncio.run(rows.ws_close_with(Endpoint(host, int(port)), "paired", 4000, "bye"))
+        legs = wait(lambda: (lambda e: e if len(e) >= 2 else None)(
+            journal(f"MESSAGE_ID={MESSAGE_ID}", f"_PID={proxy_daemon.pid}")), "both legs' entries")
+        by_leg = {entry["WS_LEG"]: entry for entry in legs}
+        assert set(by_leg) == {"client", "upstream"}, legs
+        assert by_leg["client"]["WS_PAIR_ID"] == by_leg["upstream"]["WS_PAIR_ID"]
+        assert by_leg["client"]["WS_UPSTREAM"] == by_leg["upstream"]["WS_UPSTREAM"] == f"ws://127.0.0.1:{backend_port}/app"
+        assert (by_leg["upstream"]["WS_CLOSE_CAUSE"], by_leg["upstream"]["WS_PARTNER_CAUSE"],
+                by_leg["upstream"]["WS_PARTNER_KIND"], by_leg["upstream"]["WS_CLOSE_CODE"]) == \
+            ("partner_closed", "peer_close", "error", "4000")
+        assert "WS_PARTNER_CAUSE" not in by_leg["client"]
+        assert journal(f"MESSAGE_ID={MESSAGE_ID}", f"WS_PAIR_ID={by_leg['client']['WS_PAIR_ID']}", f"_PID={proxy_daemon.pid}").__len__() == 2
+    finally:
+        proxy_daemon.terminate()
+        proxy_daemon.wait(10)
+        backend.kill()
+        backend.wait()
+
     # journald goes away mid-run: vigild keeps serving, the registry stays complete, and the
     # entries journald cannot take go to stderr instead.
     journald.terminate()
