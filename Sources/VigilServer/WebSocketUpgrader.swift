@@ -131,12 +131,20 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
             sink: sink,
             observer: RegistryObserver(connection: connection, registry: server.registry, logger: logger),
             wheel: server.wheels.wheel(for: context.eventLoop), openedAt: now)
+        let relay = admission.relay
         return context.eventLoop.makeCompletedFuture {
             let pipeline = channel.pipeline.syncOperations
             pipeline.removeHandler(handshake.preview, promise: nil)
             pipeline.removeHandler(handshake, promise: nil)
-            try WebSocketPipeline.addFramingHandlers(to: pipeline, limits: server.limits)
-            try pipeline.addHandler(handler)
+            do {
+                try WebSocketPipeline.addFramingHandlers(to: pipeline, limits: server.limits)
+                try pipeline.addHandler(handler)
+            } catch {
+                // No client leg after all: its upstream leg must not wait for one.
+                relay?.upstreamSink.connection?.close(
+                    LocalClose(code: CloseStatus.goingAway, reason: "the client leg could not be set up", cause: .partnerClosed))
+                throw error
+            }
         }
     }
 

@@ -7,6 +7,7 @@ Usage: backend.py [PORT [CERT KEY]]   prints "ready PORT" once listening; with C
 - every path echoes text and binary messages (any size);
 - a path containing `/headers`: the first message is a JSON object with the request's path and headers;
 - `/forbidden`: refused with 403, `WWW-Authenticate` and a body; `/busy`: 503 with `Retry-After`;
+- `/noread`: never reads (its socket fills and TCP pushes back);
 - subprotocols: `chat.v2` is chosen when offered, else none;
 - a text message `close CODE REASON` makes the backend close with that code and reason;
 - a text message `ping PAYLOAD` makes the backend send a ping of its own with that payload;
@@ -43,6 +44,10 @@ def choose(connection, subprotocols):
 
 
 async def handler(ws):
+    if ws.request.path == "/noread":
+        ws.protocol.max_size = None
+        await ws.wait_closed()
+        return
     if "/headers" in ws.request.path:
         await ws.send(json.dumps({"path": ws.request.path, "headers": list(ws.request.headers.raw_items()),
                                   "subprotocol": ws.subprotocol}))

@@ -460,3 +460,30 @@ def test_drain_window_spreads_the_stop(vigild, backend):
     spread = (stamps[-1] - stamps[0]) / 1e9
     print(f"drain window 1 s: 20 clients closed over {spread:.2f} s")
     assert 0.5 <= spread <= 1.5
+
+
+def test_a_backend_that_does_not_read_is_a_slow_consumer_and_the_client_gets_1014(vigild, backend):
+    """The client floods a backend that never reads: once the upstream leg's output backs up
+    vigild stops reading the client, and closes the upstream leg after the write timeout; the
+    client hears 1014."""
+    b = backend()
+    daemon = proxy(vigild, b.url(), "--write-timeout", "1s", "--ping-interval", "0", "--upstream-ping-interval", "0")
+    from wsraw import RawPeer
+    peer = RawPeer(daemon.port, "/noread")
+    stop = threading.Event()
+
+    def flood():
+        try:
+            while not stop.is_set():
+                peer.send_frame(0x2, b"z" * 60000)
+        except OSError:
+            pass
+
+    threading.Thread(target=flood, daemon=True).start()
+    legs = record_by_leg(daemon, count=2)
+    stop.set()
+    assert (legs["upstream"]["cause"], legs["upstream"]["initiator"]) == ("slow_consumer", "vigild")
+    assert (legs["client"]["code"], legs["client"]["cause"], legs["client"]["partner_cause"]) == \
+        (1014, "partner_closed", "slow_consumer")
+    assert legs["client"]["reason"] == "upstream leg ended: slow_consumer"
+    peer.close()
