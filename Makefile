@@ -14,8 +14,10 @@ TEST_PACKAGES  := "command -v python3:python3" "python3 -c 'import ensurepip':py
                   "command -v systemd-nspawn:systemd-container" "command -v unshare:util-linux" \
                   "test -x /lib/systemd/systemd-journald:systemd" "command -v ip:iproute2" \
                   "command -v iptables:iptables"
-BENCH_PACKAGES := "command -v go:golang-go" \
+GO_PACKAGES    := "command -v go:golang-go" \
                   "test -d /usr/share/gocode/src/github.com/gorilla/websocket:golang-github-gorilla-websocket-dev"
+# The proxies the proxy benchmark compares vigild's proxy mode with.
+PROXY_PACKAGES := "test -x /usr/sbin/nginx:nginx" "test -x /usr/sbin/haproxy:haproxy" "test -x /usr/bin/caddy:caddy"
 BASELINE       := .build-go/baseline-gorilla
 GO_ENV         := GOPATH=$(CURDIR)/.build-go/path GOCACHE=$(CURDIR)/.build-go/cache GOPROXY=off GOFLAGS=-mod=mod
 
@@ -57,9 +59,11 @@ $(VENV)/.installed: Tests/blackbox/requirements.txt
 	$(PYTHON) -m pip install -q --disable-pip-version-check -r Tests/blackbox/requirements.txt
 	touch $@
 
-## bench: vigild against the gorilla baseline, side by side; writes BENCHMARKS.md and its plot.
+## bench: vigild against the gorilla baseline side by side, and its proxy mode against nginx, HAProxy
+## and Caddy; writes BENCHMARKS.md and its plot.
 ## bench QUICK=1: small sizes, report under out/ (CI runs it: the scenarios ran and gave numbers)
 bench: release baseline venv
+	@scripts/ensure-packages.sh $(PROXY_PACKAGES)
 	$(SWIFT) build -c release --static-swift-stdlib --product vigil-load
 	$(PYTHON) -m pip install -q --disable-pip-version-check -r Benchmarks/requirements.txt
 	$(PYTHON) Benchmarks/bench.py --vigild $(RELEASE_BIN) --load .build/release/vigil-load --baseline $(BASELINE) \
@@ -69,7 +73,7 @@ bench: release baseline venv
 baseline: $(BASELINE)
 
 $(BASELINE): Benchmarks/baseline-gorilla/main.go Benchmarks/baseline-gorilla/go.mod
-	@scripts/ensure-packages.sh $(BENCH_PACKAGES)
+	@scripts/ensure-packages.sh $(GO_PACKAGES)
 	cd Benchmarks/baseline-gorilla && $(GO_ENV) go build -o $(CURDIR)/$(BASELINE) .
 
 ## fuzz SECONDS=N: the libFuzzer targets (framing core + supervisor; a whole server connection),

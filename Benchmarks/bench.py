@@ -417,6 +417,13 @@ def close_burst(b, n, workdir):
     return result
 
 
+def proxies(b, sizes, seconds, workdir, quick):
+    """vigild --mode proxy against nginx, HAProxy and Caddy, and the backend reached directly:
+    Benchmarks/proxy_bench.py, which imports this file's helpers (hence imported here)."""
+    import proxy_bench
+    return proxy_bench.proxy_comparison(b, sizes, seconds, workdir, quick)
+
+
 def parse_seconds(text):
     match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m)", text)
     value, unit = float(match.group(1)), match.group(2)
@@ -579,6 +586,9 @@ def report(results, args, commands, plot_name):
               f"| closes recorded | {c['vigild']['closes']} (/closes {c['vigild']['in_closes']}, /metrics "
               f"{c['vigild']['in_metrics']}) | {c['baseline']['closes']} | |"]
 
+    if "proxy" in results:
+        lines += ["", "## 7. Proxy mode against nginx, HAProxy and Caddy", ""] + proxy_section(results["proxy"])
+
     x = results["crosscheck"]
     lines += ["", "## Cross-check of the load generator", "",
               f"One connection echoing 64-byte messages to vigild for {x['seconds']} s, measured by vigil-load and by an "
@@ -596,6 +606,52 @@ def report(results, args, commands, plot_name):
     if os.path.exists(commentary) and not args.quick:
         lines += [open(commentary).read()]
     return "\n".join(lines) + "\n"
+
+
+def proxy_section(p):
+    v = p["versions"]
+    lines = [f"Every row in front of the same backend (the gorilla baseline, pinging only every hour); `direct` is "
+             "vigil-load → backend. vigild in `--mode proxy`; nginx, HAProxy and Caddy from Debian "
+             f"(`{v['nginx']}`; `{v['haproxy']}`; Caddy `{v['caddy']}`), each configured as its documentation "
+             "says for WebSocket proxying, workers and threads at their defaults (`Benchmarks/proxies/`). "
+             f"Echo: {p['echo_n']} connections, {p['message_size']}-byte binary messages, one in flight per "
+             f"connection, {p['echo_seconds']} s; added = the row's latency minus direct's. CPU: utime + stime of "
+             "the proxy's processes only (nginx and HAProxy: master + worker; vigild and Caddy: one process) over "
+             "the echo window, per 1000 relayed messages (a round trip relays two, one each way). Memory: RSS of "
+             "the proxy's processes with N idle pairs open, minus before, over N. Frozen client: "
+             f"{p['frozen_n']} connections, the load process stopped with SIGSTOP; time from the freeze to the "
+             f"backend's close of each leg, watched for {p['frozen_window_s']} s. vigild pings with P = 1 s, "
+             "T = 1 s in the frozen run, P = 30 s, T = 10 s otherwise.", "",
+             "| | echo p50 / p99 ms | added p50 / p99 ms | CPU ms per 1000 relayed | "
+             + " | ".join(f"KiB/pair at {n}" for n in p["sizes"]) + " | frozen client → backend leg closed after |",
+             "|---|---|---|---|" + "---|" * len(p["sizes"]) + "---|"]
+    labels = {"direct": "direct", "vigild": "vigild", "nginx": "nginx", "haproxy": "HAProxy", "caddy": "Caddy"}
+    for target, entry in p["targets"].items():
+        if "error" in entry:
+            lines.append(f"| {labels[target]} | could not run: {entry['error'].replace('|', '/')} |"
+                         + " |" * (3 + len(p["sizes"])))
+            continue
+        e, f = entry["echo"], entry["frozen"]
+        if target == "direct":
+            added, cpu, memory = "(reference)", "n/a (no proxy)", ["n/a"] * len(p["sizes"])
+        else:
+            added = f"{fmt(e['added_p50_ms'], 3)} / {fmt(e['added_p99_ms'], 3)}"
+            cpu = fmt(e["cpu_ms_per_1000"], 2)
+            memory = [kib(m["per_pair"]) for m in entry["memory"]]
+        if f["closed_in_window"] == f["n"]:
+            frozen = f"{f['max_s']:.2f} s (all {f['n']}; p50 {f['p50_s']:.2f} s; {f['causes']})"
+        elif f["closed_in_window"] == 0:
+            frozen = f"not closed within {f['window_s']} s"
+        else:
+            frozen = f"{f['closed_in_window']} of {f['n']} closed within {f['window_s']} s (last after {f['max_s']:.2f} s)"
+        lines.append(f"| {labels[target]} | {e['p50_ms']} / {e['p99_ms']} | {added} | {cpu} | " + " | ".join(memory)
+                     + f" | {frozen} |")
+    rates = [f"{labels[t]} {e['echo']['rate']:.0f}" for t, e in p["targets"].items() if "echo" in e]
+    lines += ["", "Round trips per second in the echo window: " + ", ".join(rates) + ". The echo load is closed-loop "
+              "(each connection sends its next message when the echo arrives) on cores the load, the proxy and the "
+              "backend share, so a row that completes more round trips also loads the cores more: that is how an "
+              "added p99 can come out negative."]
+    return lines
 
 
 def targets(r):
@@ -633,7 +689,7 @@ def check_quick(results):
     """What a quick run must show: every scenario ran, produced numbers, and counted exactly."""
     problems = []
     for key in ("memory", "scale", "heartbeat", "detection_nopong", "detection_frozen", "echo", "startup", "burst",
-                "crosscheck"):
+                "crosscheck", "proxy"):
         if key not in results:
             problems.append(f"scenario {key} did not run")
     for row in results.get("memory", []):
@@ -657,6 +713,27 @@ def check_quick(results):
         for kind in ("vigild", "baseline"):
             if key in results and results[key][kind]["cpu_ms_per_1000"] is None:
                 problems.append(f"{key} {kind}: no number")
+    p = results.get("proxy")
+    for target, entry in (p["targets"].items() if p else ()):
+        if "error" in entry:
+            problems.append(f"proxy {target}: {entry['error']}")
+            continue
+        e, f = entry["echo"], entry["frozen"]
+        numbers = [e["p50_ms"], e["p99_ms"]]
+        if target != "direct":
+            numbers += [e["added_p50_ms"], e["added_p99_ms"], e["cpu_ms_per_1000"]]
+            numbers += [m["per_pair"] for m in entry["memory"]]
+            for m in entry["memory"]:
+                if not m["connected"] == m["backend_legs"] == m["n"]:
+                    problems.append(f"proxy {target} memory: {m['connected']} connected, {m['backend_legs']} backend "
+                                    f"legs, expected {m['n']}")
+        if None in numbers:
+            problems.append(f"proxy {target}: no number ({numbers})")
+        if e["connected"] != p["echo_n"] or f["connected"] != f["n"]:
+            problems.append(f"proxy {target}: {e['connected']} echo and {f['connected']} frozen connections")
+        if target == "vigild" and f["closed_in_window"] != f["n"]:
+            problems.append(f"proxy vigild: {f['closed_in_window']} of {f['n']} backend legs of a frozen client "
+                            f"closed within {f['window_s']} s")
     return problems
 
 
@@ -670,7 +747,7 @@ def main():
     parser.add_argument("--out", required=True)
     parser.add_argument("--plots", help="directory for the PNG plot (relative links from --out)")
     parser.add_argument("--only", help="comma-separated scenarios to run (memory, scale, heartbeat, detection, echo, "
-                        "startup, burst, crosscheck); prints their results instead of writing a report")
+                        "startup, burst, crosscheck, proxy); prints their results instead of writing a report")
     args = parser.parse_args()
     if args.report_from:
         with open(args.report_from) as f:
@@ -687,6 +764,7 @@ def main():
         sizes, beat_n, window, det_n, burst_n, echo_s, runs = [100, 300], 200, 3, 100, 300, 2, 3
     else:
         sizes, beat_n, window, det_n, burst_n, echo_s, runs = [1000, 5000, 10000, most], 10000, 20, 10000, 10000, 10, 20
+    proxy_sizes = [100] if args.quick else [1000, 5000]
     log(f"RLIMIT_NOFILE hard limit {hard}: at most {most} connections per process in this run")
     workdir = tempfile.mkdtemp(prefix="vigil-bench-")
     binaries = argparse.Namespace(vigild=args.vigild, load=args.load, baseline=args.baseline)
@@ -701,6 +779,7 @@ def main():
         "startup": lambda: {"startup": startup(binaries, runs, workdir)},
         "crosscheck": lambda: {"crosscheck": crosscheck(binaries, echo_s, workdir)},
         "burst": lambda: {"burst": close_burst(binaries, burst_n, workdir)},
+        "proxy": lambda: {"proxy": proxies(binaries, proxy_sizes, echo_s, workdir, args.quick)},
     }
     if args.only:
         for name in args.only.split(","):
@@ -721,6 +800,8 @@ def main():
         "--max-connections 20000 --close-history 20000 --ping-interval P --pong-timeout T",
         "# baseline: baseline-gorilla -addr 127.0.0.1:0 -ping-interval P -pong-timeout T",
         "# load:     vigil-load --url ws://… -c N [--no-pong | --mode echo --message-size 64] --duration …",
+        "# proxies:  vigild --mode proxy --upstream ws://BACKEND --listen 127.0.0.1:0 … | nginx -p TMP -c nginx.conf | "
+        "haproxy -W -db -f haproxy.cfg | caddy run --config Caddyfile --adapter caddyfile (Benchmarks/proxies/)",
     ]
     results["commands"], results["plot"] = commands, plot_name
     text = report(results, args, commands, plot_name)

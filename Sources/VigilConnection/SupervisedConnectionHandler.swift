@@ -60,6 +60,8 @@ public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimer
     private var inReadBurst = false
     /// Whether frames were written since the last flush.
     private var pendingFlush = false
+    /// Where the client role's masking keys come from.
+    private var maskingKeys = MaskingKeySource()
     /// Reading is paused (backpressure); a `read` asked for meanwhile waits here.
     private var readingPaused = false
     private var readPending = false
@@ -339,7 +341,7 @@ public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimer
         _ opcode: WebSocketOpcode, _ data: ByteBuffer, fin: Bool = true, context: ChannelHandlerContext,
         promise: EventLoopPromise<Void>? = nil
     ) {
-        let frame = WebSocketFrame(fin: fin, opcode: opcode, maskKey: role == .client ? .random() : nil, data: data)
+        let frame = WebSocketFrame(fin: fin, opcode: opcode, maskKey: role == .client ? maskingKeys.key() : nil, data: data)
         context.write(wrapOutboundOut(frame), promise: promise)
         pendingFlush = true
     }
