@@ -682,6 +682,23 @@ def targets(r):
         e["vigild"]["rate"] >= e["baseline"]["rate"])
     ready = r["startup"]["vigild"]["to_ready_ms"]
     row("start-up to READY ≤ 50 ms", f"{fmt(ready)} ms", ready is not None and ready <= 50)
+    p = r.get("proxy", {}).get("targets", {})
+    if "echo" in p.get("vigild", {}) and "echo" in p.get("nginx", {}):
+        v, n = p["vigild"], p["nginx"]
+        row("proxy: added p99 latency ≤ nginx's", f"{fmt(v['echo']['added_p99_ms'], 3)} ms vs {fmt(n['echo']['added_p99_ms'], 3)} ms",
+            v["echo"]["added_p99_ms"] <= n["echo"]["added_p99_ms"])
+        row("proxy: CPU per relayed message ≤ nginx's",
+            f"{fmt(v['echo']['cpu_ms_per_1000'], 2)} vs {fmt(n['echo']['cpu_ms_per_1000'], 2)} ms per 1000",
+            v["echo"]["cpu_ms_per_1000"] <= n["echo"]["cpu_ms_per_1000"])
+        largest = -1
+        row(f"proxy: RSS per pair ≤ nginx's (at {v['memory'][largest]['n']})",
+            f"{kib(v['memory'][largest]['per_pair'])} vs {kib(n['memory'][largest]['per_pair'])} KiB",
+            v["memory"][largest]["per_pair"] <= n["memory"][largest]["per_pair"])
+        frozen = v["frozen"]
+        row("proxy: a frozen client's backend leg closed within P + T + 50 ms",
+            f"{frozen['max_s'] * 1000:.0f} ms vs 2050 ms" if frozen["closed_in_window"] == frozen["n"] else
+            f"{frozen['closed_in_window']} of {frozen['n']}",
+            frozen["closed_in_window"] == frozen["n"] and frozen["max_s"] <= 2.05)
     return rows
 
 
