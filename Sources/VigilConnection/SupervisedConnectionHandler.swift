@@ -71,9 +71,10 @@ public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimer
         wheel: TimerWheel, clock: ConnectionClock = .system, openedAt: MonotonicInstant
     ) {
         self.role = configuration.role
+        var random = SystemRandomNumberGenerator()
         self.supervisor = ConnectionSupervisor(
             policy: configuration.policy, transportCloser: configuration.role == .server ? .localEnd : .remoteEnd,
-            openedAt: openedAt)
+            openedAt: openedAt, pingSeed: random.next())
         self.assembler = WebSocketMessageAssembler(role: configuration.role, limits: configuration.limits)
         self.maxFrameSize = configuration.limits.maxFrameSize
         self.sink = sink

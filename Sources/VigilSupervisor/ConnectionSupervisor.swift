@@ -35,11 +35,14 @@ public struct ConnectionSupervisor: Sendable {
     private var outstandingPing: (payload: PingPayload, sentAt: MonotonicInstant)?
     /// Since when the transport has not been writable, if it is not.
     private var stalledSince: MonotonicInstant?
-    private var nextSequence: UInt64 = 1
+    private var payloads: PingPayloads
     private let openedAt: MonotonicInstant
 
-    public init(policy: SupervisionPolicy, transportCloser: TransportCloser, openedAt now: MonotonicInstant) {
+    /// - Parameter pingSeed: where this connection's ping payloads start (from the system's
+    ///   random source in the shell; fixed in tests).
+    public init(policy: SupervisionPolicy, transportCloser: TransportCloser, openedAt now: MonotonicInstant, pingSeed: UInt64) {
         self.policy = policy
+        self.payloads = PingPayloads(seed: pingSeed)
         self.transportCloser = transportCloser
         self.openedAt = now
         self.lastFrameAt = now
@@ -235,8 +238,7 @@ public struct ConnectionSupervisor: Sendable {
                 break
             }
             if let due = pingDue, due <= now {
-                let payload = PingPayload(sequence: nextSequence)
-                nextSequence &+= 1
+                let payload = payloads.next()
                 outstandingPing = (payload, now)
                 lastPingAt = now
                 nextPingAt = now + policy.pingInterval

@@ -18,7 +18,7 @@ struct Harness {
 
     /// `closer`: `.localEnd` is the server role, `.remoteEnd` the client role.
     init(policy: SupervisionPolicy = SupervisionPolicy(), closer: TransportCloser = .localEnd) {
-        supervisor = ConnectionSupervisor(policy: policy, transportCloser: closer, openedAt: clock.now)
+        supervisor = ConnectionSupervisor(policy: policy, transportCloser: closer, openedAt: clock.now, pingSeed: 42)
     }
 
     @discardableResult
@@ -383,7 +383,8 @@ struct HeartbeatTests {
         #expect(h.supervisor.lastRoundTrip == .milliseconds(42))
         let pingAt = h.clock.now - .milliseconds(42)
         #expect(h.supervisor.nextDeadline == pingAt + .seconds(30))
-        #expect(h.fireTimer().ping == PingPayload(sequence: payload.sequence + 1))
+        let next = try! #require(h.fireTimer().ping)
+        #expect(next != payload)
     }
 
     @Test("pongs with a mismatched payload are activity, not a round trip, and do not end the wait")
@@ -391,7 +392,7 @@ struct HeartbeatTests {
         var h = Harness()
         let payload = try! #require(h.fireTimer().ping)
         h.advance(.seconds(1))
-        #expect(h.send(.pongReceived(PingPayload(bytes: PingPayload(sequence: payload.sequence + 7).bytes))) == .none)
+        #expect(h.send(.pongReceived(PingPayload(bytes: PingPayload(value: payload.value &+ 1).bytes))) == .none)
         #expect(h.send(.pongReceived(PingPayload(bytes: [1, 2, 3]))) == .none)
         #expect(h.send(.pongReceived(PingPayload(bytes: []))) == .none)
         #expect(h.supervisor.lastRoundTrip == nil)
@@ -441,7 +442,7 @@ struct HeartbeatTests {
         h.advance(.seconds(3))
         h.send(.pongReceived(PingPayload(bytes: first.bytes)))
         #expect(h.supervisor.nextDeadline! <= h.clock.now, "the overdue ping is due at once")
-        #expect(h.send(.timerFired).ping == PingPayload(sequence: first.sequence + 1))
+        #expect(h.send(.timerFired).ping.map { $0 != first } == true)
     }
 
     @Test("earliest expired deadline explains the close when several pass")
@@ -470,7 +471,7 @@ struct HeartbeatTests {
 @Suite("Exactly one record")
 struct ExactlyOnceTests {
     static let allEvents: [SupervisorEvent] = [
-        .frameReceived, .pongReceived(nil), .pongReceived(PingPayload(sequence: 99)), .closeReceived(code: 1000, reason: ""),
+        .frameReceived, .pongReceived(nil), .pongReceived(PingPayload(value: 99)), .closeReceived(code: 1000, reason: ""),
         .closeReceived(code: nil, reason: ""), violation(.protocolError), violation(.messageTooBig),
         violation(.invalidUTF8, inCloseFrame: true), .inputEnded(midFrame: false), .inputEnded(midFrame: true),
         .transportFailed, .outboundBacklog(bytes: 2000, writable: false), .outboundBacklog(bytes: 1 << 30, writable: false),
@@ -509,10 +510,23 @@ struct ExactlyOnceTests {
 struct ValueTests {
     @Test("ping payload round-trips through its bytes")
     func payload() {
-        let payload = PingPayload(sequence: 0x0102_0304_0506_0708)
+        let payload = PingPayload(value: 0x0102_0304_0506_0708)
         #expect(payload.bytes == [1, 2, 3, 4, 5, 6, 7, 8])
         #expect(PingPayload(bytes: payload.bytes) == payload)
         #expect(PingPayload(bytes: [1, 2]) == nil)
+    }
+
+    @Test("ping payloads are not a counter: consecutive ones share no simple relation, and the seed decides them")
+    func unpredictable() {
+        var stream = PingPayloads(seed: 7)
+        let values = (0..<1000).map { _ in stream.next().value }
+        #expect(Set(values).count == 1000)
+        let steps = Set(zip(values, values.dropFirst()).map { $1 &- $0 })
+        #expect(steps.count > 990, "no constant step between consecutive payloads")
+        var again = PingPayloads(seed: 7)
+        #expect(again.next().value == values[0])
+        var other = PingPayloads(seed: 8)
+        #expect(other.next().value != values[0])
     }
 
     @Test("Duration converts to nanoseconds, saturating")
