@@ -56,10 +56,22 @@ public enum CloseLogging {
     /// `connection 42 from 10.0.0.7:51234 (client=kiosk-3) closed: abnormal (pong_timeout) after 3m12s`;
     /// a proxy's legs: `connection 43 (pair 7, client leg) from …`, `connection 44 (pair 7, upstream leg) to …`.
     static func message(for record: CloseRecord) -> String {
-        let client = record.client.map { " (client=\($0))" } ?? ""
+        let client = record.client.map { " (client=\(quotedIfNeeded($0)))" } ?? ""
         let pair = record.pair.map { " (pair \($0.pairID), \(record.leg.rawValue) leg)" } ?? ""
         let direction = record.leg == .upstream ? "to" : "from"
         return "connection \(record.id)\(pair) \(direction) \(record.peer)\(client) closed: \(record.kind.rawValue) (\(record.cause.rawValue)) after \(humanDuration(record.duration))"
+    }
+
+    /// A client name as it stands in a message: bare when it is letters, digits and `.-_:@`,
+    /// else in double quotes with `"` and `\\` escaped (names are printable ASCII already), so
+    /// `kiosk ws_close_kind=normal` cannot read as a field.
+    static func quotedIfNeeded(_ name: String) -> String {
+        let plain = name.unicodeScalars.allSatisfy { scalar in
+            ("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar)
+                || ".-_:@".unicodeScalars.contains(scalar)
+        }
+        if plain { return name }
+        return "\"" + name.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
     }
 
     /// `850ms`, `12s`, `3m12s`, `2h05m`

@@ -31,7 +31,9 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         let limit = server.settings.handshakeTimeout
         timeout = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(limit.inNanoseconds)) {
-            self.logger.info("handshake timeout: no completed WebSocket upgrade", metadata: ["timeout_ms": "\(Int64(limit.inMilliseconds))"])
+            self.server.handshakeLog.log(
+                self.logger, level: .info, "handshake timeout: no completed WebSocket upgrade",
+                metadata: ["timeout_ms": "\(Int64(limit.inMilliseconds))"], on: context.eventLoop)
             self.settle(reason: "handshake_timeout")
             context.close(promise: nil)
         }
@@ -50,9 +52,9 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
             let status = RawHTTPResponse.status(for: parseError)
             settle(reason: status == .badRequest ? "bad_request" : "headers_too_large")
             let received = preview.printable
-            logger.info(
-                "rejected handshake: malformed HTTP (\(parseError)) in \"\(received)\"",
-                metadata: ["status": "\(status.code)", "first_bytes": "\(received)"])
+            server.handshakeLog.log(
+                logger, level: .info, "rejected handshake: malformed HTTP (\(parseError)) in \"\(received)\"",
+                metadata: ["status": "\(status.code)", "first_bytes": "\(received)"], on: context.eventLoop)
             RawHTTPResponse.send(
                 status, contentType: "text/plain; charset=utf-8",
                 body: "malformed HTTP request: \(parseError)\n", context: context)
@@ -66,9 +68,10 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard case .head(let request) = unwrapInboundIn(data), !settled else { return }
         let refusal = rejection ?? plainRequestRejection(request)
         settle(reason: refusal.reason)
-        logger.info(
-            "rejected handshake: \(refusal.message)",
-            metadata: ["status": "\(refusal.status.code)", "reason": "\(refusal.reason)", "uri": "\(WebSocketRoute.printable(request.uri[...]))"])
+        server.handshakeLog.log(
+            logger, level: .info, "rejected handshake: \(refusal.message)",
+            metadata: ["status": "\(refusal.status.code)", "reason": "\(refusal.reason)", "uri": "\(WebSocketRoute.printable(request.uri[...]))"],
+            on: context.eventLoop)
         respond(refusal, context: context)
     }
 

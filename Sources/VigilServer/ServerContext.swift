@@ -19,6 +19,8 @@ final class ServerContext: Sendable {
     let limits: FramingLimits
     /// The rules for new connections (a reload replaces the timers).
     let policy: NIOLockedValueBox<SupervisionPolicy>
+    /// Refused and timed-out handshakes are logged one by one, up to this budget.
+    let handshakeLog = RateLimitedLog(perSecond: 20, what: "rejected or timed-out handshakes")
     /// Proxy mode's rules for new pairs (a reload replaces them); `nil` in the other modes.
     private let proxy: NIOLockedValueBox<ProxyRules?>
 

@@ -36,13 +36,15 @@ struct StderrLogHandler: LogHandler {
         StandardError.write(line)
     }
 
-    /// `2026-11-22T05:11:20.123Z notice vigild: message key=value key2=value2`
+    /// `2026-11-22T05:11:20.123Z notice vigild: message key=value key2="two words"`. One record is
+    /// one line whatever it holds: control characters in the message are escaped, and a value
+    /// that is not a plain token is quoted and escaped, so a close reason or a client name can
+    /// neither start a line of its own (a forged `<0>` priority on journald's stdout stream)
+    /// nor pass for another field, nor send escape sequences to a terminal.
     static func textLine(label: String, event: LogEvent, metadata: Logger.Metadata) -> String {
-        var line = "\(Timestamp.now().rfc3339) \(event.level) \(label): \(event.message)"
+        var line = "\(Timestamp.now().rfc3339) \(event.level) \(label): \(LogText.escaped("\(event.message)"))"
         for (key, value) in metadata.sorted(by: { $0.key < $1.key }) {
-            let text = "\(value)"
-            let quoted = text.isEmpty || text.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" })
-            line += " \(key)=" + (quoted ? JSONText.quoted(text) : text)
+            line += " \(LogText.escaped(key))=" + LogText.value("\(value)")
         }
         return line + "\n"
     }
@@ -82,6 +84,8 @@ enum StandardError {
 }
 
 enum JSONText {
+    /// A JSON string: quotes and backslashes escaped, and every control character (C0, DEL, C1)
+    /// and the line separators U+2028/U+2029 written as `\uXXXX`.
     static func quoted(_ text: String) -> String {
         var out = "\""
         for scalar in text.unicodeScalars {
@@ -91,12 +95,36 @@ enum JSONText {
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
+            case _ where LogText.isControl(scalar):
                 let hex = String(scalar.value, radix: 16)
                 out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
             default: out.unicodeScalars.append(scalar)
             }
         }
         return out + "\""
+    }
+}
+
+/// Text made safe for one log line.
+enum LogText {
+    static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar.value == 0x2028 || scalar.value == 0x2029
+    }
+
+    /// Control characters written as JSON escapes (`\n`, `\u001b`); everything else as it is.
+    static func escaped(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: isControl) else { return text }
+        let quoted = JSONText.quoted(text)
+        return String(quoted.dropFirst().dropLast())
+    }
+
+    /// A metadata value: bare when it is a plain token (letters, digits and `. _ : / @ + - , [ ] %`),
+    /// else quoted and escaped as a JSON string. The empty value is `""`.
+    static func value(_ text: String) -> String {
+        let plain = !text.isEmpty && text.unicodeScalars.allSatisfy { scalar in
+            ("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar)
+                || "._:/@+-,[]%".unicodeScalars.contains(scalar)
+        }
+        return plain ? text : JSONText.quoted(text)
     }
 }
