@@ -40,6 +40,9 @@ public struct ConfigFile: Sendable, Hashable {
         return try parse(text, path: path)
     }
 
+    /// Keys whose value may be written as a YAML list (the loader reads it as a comma-separated one).
+    static let listKeys: Set<String> = ["allowed_origins"]
+
     public static func parse(_ text: String, path: String) throws(ConfigurationError) -> ConfigFile {
         let root: Node?
         do {
@@ -56,16 +59,26 @@ public struct ConfigFile: Sendable, Hashable {
             guard let key = keyNode.scalar?.string else {
                 throw ConfigurationError("config file \(path) has a key that is not a plain name")
             }
-            guard let scalar = valueNode.scalar else {
-                throw ConfigurationError("key \(key) in config file \(path) must have a single value, not a list or mapping")
-            }
             guard values[key] == nil else {
                 throw ConfigurationError("key \(key) appears twice in config file \(path)")
             }
-            guard !scalar.string.isEmpty else {
+            let text: String
+            if let scalar = valueNode.scalar {
+                text = scalar.string
+            } else if let items = valueNode.sequence, Self.listKeys.contains(key) {
+                // A list of plain values reads as the same values joined by commas.
+                let strings = items.compactMap { $0.scalar?.string }
+                guard strings.count == items.count, !strings.contains(where: { $0.isEmpty || $0.contains(",") }) else {
+                    throw ConfigurationError("key \(key) in config file \(path) must be a list of plain values")
+                }
+                text = strings.joined(separator: ",")
+            } else {
+                throw ConfigurationError("key \(key) in config file \(path) must have a single value, not a list or mapping")
+            }
+            guard !text.isEmpty else {
                 throw ConfigurationError("key \(key) in config file \(path) has no value")
             }
-            values[key] = scalar.string
+            values[key] = text
         }
         return ConfigFile(path: path, values: values)
     }

@@ -96,6 +96,14 @@ public enum SettingCatalog {
         .count("max_connections", "10000", "Open connections at most; further handshakes get HTTP 503", \.maxConnections),
         .count("close_history", "10000", "Close records kept for /closes (counters keep everything)", \.closeHistory),
         .setting(
+            "allowed_origins", "same-origin",
+            "Origins whose pages may connect: same-origin (Origin = Host), or a comma-separated list of origins, https://*.example.com wildcards, or *",
+            reloadable: true, \.allowedOrigins, parse: ValueParsers.origins,
+            render: { $0.map { $0.map(\.description).joined(separator: ",") } ?? "same-origin" }),
+        .setting(
+            "require_origin", "false", "Refuse handshakes without an Origin header (clients that are not browsers send none)",
+            reloadable: true, \.requireOrigin, parse: ValueParsers.boolean, render: { $0 ? "true" : "false" }),
+        .setting(
             "upstream", "none", "Proxy mode: the WebSocket service to relay every connection to (ws:// or wss://)",
             reloadable: true, \.upstream, parse: ValueParsers.webSocketURL, render: { $0?.description ?? "none" }),
         .choice("upstream_path", "append", "Proxy mode: the upstream path then the client's, or always the upstream's own", reloadable: true, \.upstreamPath),

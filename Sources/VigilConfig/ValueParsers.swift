@@ -83,6 +83,29 @@ public enum ValueParsers {
         return text
     }
 
+    /// `same-origin`, or origins separated by commas: `https://app.example.com`,
+    /// `https://*.example.com`, `*`.
+    static func origins(_ text: String) throws(Failure) -> [OriginPattern]? {
+        if text == "same-origin" { return nil }
+        var patterns: [OriginPattern] = []
+        for item in text.split(separator: ",").map({ String($0.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed()) }) {
+            guard let pattern = OriginPattern(item) else {
+                throw Failure(expected: "same-origin, or origins such as https://app.example.com, https://*.example.com or * (\"\(item)\" is not one)")
+            }
+            patterns.append(pattern)
+        }
+        guard !patterns.isEmpty else { throw Failure(expected: "same-origin, or at least one origin") }
+        return patterns
+    }
+
+    static func boolean(_ text: String) throws(Failure) -> Bool {
+        switch text {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        default: throw Failure(expected: "true or false")
+        }
+    }
+
     /// `ws://HOST[:PORT]/PATH` or `wss://…`, or `none`.
     static func webSocketURL(_ text: String) throws(Failure) -> WebSocketURL? {
         if text == "none" { return nil }

@@ -22,6 +22,9 @@ public struct VigilSettings: Sendable, Hashable {
     public var maxMessage = 0
     public var maxConnections = 0
     public var closeHistory = 0
+    /// `nil`: same origin only.
+    public var allowedOrigins: [OriginPattern]?
+    public var requireOrigin = false
     public var upstream: WebSocketURL?
     public var upstreamPath = UpstreamPath.append
     public var upstreamConnectTimeout = Duration.zero

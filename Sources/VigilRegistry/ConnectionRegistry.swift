@@ -104,6 +104,16 @@ public final class ConnectionRegistry: Sendable {
         return record
     }
 
+    /// Takes back an entry whose connection never became supervised (its pipeline could not be
+    /// set up): no close record, the slot freed, counted as a refused handshake (`setup_failed`).
+    public func abandon(_ connection: LiveConnection) {
+        let removed = shard(for: connection.id).connections.withLockedValue { $0.removeValue(forKey: connection.id) }
+        guard removed != nil else { return }
+        metrics.active.decrement()
+        if connection.holdsSlot { occupied.subtract(1, ordering: .relaxed) }
+        metrics.countRejection(reason: "setup_failed")
+    }
+
     /// Records a ping round trip in the histogram.
     public func noteRoundTrip(_ roundTrip: Duration) {
         metrics.roundTrip.record(roundTrip)

@@ -19,6 +19,8 @@ final class ServerContext: Sendable {
     let limits: FramingLimits
     /// The rules for new connections (a reload replaces the timers).
     let policy: NIOLockedValueBox<SupervisionPolicy>
+    /// Which pages' WebSockets are admitted (a reload replaces it).
+    let origins: NIOLockedValueBox<OriginPolicy>
     /// Refused and timed-out handshakes are logged one by one, up to this budget.
     let handshakeLog = RateLimitedLog(perSecond: 20, what: "rejected or timed-out handshakes")
     /// Proxy mode's rules for new pairs (a reload replaces them); `nil` in the other modes.
@@ -32,6 +34,7 @@ final class ServerContext: Sendable {
         self.limits = FramingLimits(maxFrameSize: settings.maxFrame, maxMessageSize: settings.maxMessage)
         self.policy = NIOLockedValueBox(settings.supervisionPolicy)
         self.proxy = NIOLockedValueBox(proxy)
+        self.origins = NIOLockedValueBox(OriginPolicy(settings: settings))
     }
 
     func proxyRules() -> ProxyRules? { proxy.withLockedValue { $0 } }

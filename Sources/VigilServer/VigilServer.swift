@@ -110,12 +110,19 @@ public final class VigilServer: Service, Sendable {
                 }
             }
             try? await gracefulShutdown()
-            link?.send(.stopping(status: "stopping: closing \(registry.activeCount) connections with 1001"))
+            link?.send(.stopping(status: "stopping: closing \(registry.activeCount) connections with 1001", needs: drainLimit))
             await drain()
             tasks.cancelAll()
         }
         liveness?.stop()
         await releaseEventLoops()
+    }
+
+    /// The longest a drain may take: the drain window, the close timeout, a second for what
+    /// remains, and two for the process to exit. Told to the service manager as the stop begins.
+    private var drainLimit: Duration {
+        let settings = configuration.settings
+        return settings.drainWindow + settings.closeTimeout + .seconds(3)
     }
 
     /// Drains (see `drain()`) and releases the event loops the server owns.
@@ -222,6 +229,8 @@ public final class VigilServer: Service, Sendable {
         let (policy, upstreamPolicy) = current.withLockedValue { ($0.settings.supervisionPolicy, $0.settings.upstreamSupervisionPolicy) }
         server.policy.withLockedValue { $0 = policy }
         server.replaceProxyRules(rules)
+        let origins = current.withLockedValue { OriginPolicy(settings: $0.settings) }
+        server.origins.withLockedValue { $0 = origins }
         server.channels.broadcast { kind in PolicyUpdate(kind == .upstream ? upstreamPolicy : policy) }
         let changes = report.applied.map { "\($0.key) \($0.old) → \($0.new)" }.joined(separator: ", ")
         logger.notice(

@@ -61,7 +61,9 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
         case .success(let name):
             client = name
         }
-        if let rejection = HandshakeRejection.checkHeaders(upgradeRequest.headers) {
+        if let rejection = HandshakeRejection.checkHeaders(upgradeRequest.headers)
+            ?? server.origins.withLockedValue({ $0 }).check(upgradeRequest.headers)
+        {
             return channel.eventLoop.makeFailedFuture(rejection)
         }
         guard server.registry.reserve() else {
@@ -140,7 +142,9 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
                 try WebSocketPipeline.addFramingHandlers(to: pipeline, limits: server.limits)
                 try pipeline.addHandler(handler)
             } catch {
-                // No client leg after all: its upstream leg must not wait for one.
+                // Never supervised: no record and no ghost entry; an upstream leg must not wait.
+                server.registry.abandon(connection)
+                logger.warning("cannot set up the upgraded connection: \(error)")
                 relay?.upstreamSink.connection?.close(
                     LocalClose(code: CloseStatus.goingAway, reason: "the client leg could not be set up", cause: .partnerClosed))
                 throw error

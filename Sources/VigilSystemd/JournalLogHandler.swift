@@ -6,9 +6,10 @@ import Glibc
 
 /// A swift-log backend that writes each record as one journal entry: `MESSAGE`, `PRIORITY`
 /// (syslog level from the swift-log level), `SYSLOG_IDENTIFIER`, `CODE_FILE`/`CODE_LINE`/
-/// `CODE_FUNC`, and every metadata key as a field (see `JournalFieldName`). An entry journald
-/// does not take (it stopped, its socket is gone) goes to the `fallback` handler instead, so
-/// nothing logged is lost and the daemon keeps serving.
+/// `CODE_FUNC`, and every metadata key as a field (see `JournalFieldName`). Entries are written
+/// on the `JournalQueue`'s thread, never on the caller's (an event loop), so a journald that
+/// stops draining cannot stall the daemon. An entry journald does not take (its socket is gone)
+/// goes to the `fallback` handler instead, and the daemon keeps serving.
 public struct JournalLogHandler: LogHandler {
     public var logLevel: Logger.Level = .info
     public var metadata: Logger.Metadata = [:]
@@ -16,11 +17,16 @@ public struct JournalLogHandler: LogHandler {
 
     private let identifier: String
     private let writer: JournalWriter
+    private let queue: JournalQueue
     private var fallback: any LogHandler
 
-    public init(identifier: String, writer: JournalWriter = JournalWriter(), fallback: any LogHandler) {
+    public init(
+        identifier: String, writer: JournalWriter = JournalWriter(), queue: JournalQueue = .shared,
+        fallback: any LogHandler
+    ) {
         self.identifier = identifier
         self.writer = writer
+        self.queue = queue
         self.fallback = fallback
     }
 
@@ -33,11 +39,21 @@ public struct JournalLogHandler: LogHandler {
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { _, new in new } }
         let fields = Self.fields(identifier: identifier, event: event, metadata: merged)
-        guard !writer.send(fields) else { return }
-        var fallback = self.fallback
-        fallback.metadata = metadata
-        fallback.logLevel = logLevel
-        fallback.log(event: event)
+        var configured = self.fallback
+        configured.metadata = metadata
+        configured.logLevel = logLevel
+        let fallback = configured
+        let writer = self.writer
+        let identifier = self.identifier
+        queue.submit(
+            { if !writer.send(fields) { fallback.log(event: event) } },
+            reportDrops: { count in
+                let note = LogEvent(
+                    level: .warning,
+                    message: "\(count) log entries were dropped while the journal was not taking them (at most \(JournalQueue.shared.capacity) wait)",
+                    metadata: ["dropped": "\(count)"], source: identifier, file: #fileID, function: #function, line: #line)
+                if !writer.send(Self.fields(identifier: identifier, event: note, metadata: [:])) { fallback.log(event: note) }
+            })
     }
 
     /// The journal entry for one record.

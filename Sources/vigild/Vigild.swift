@@ -101,8 +101,12 @@ struct Vigild: AsyncParsableCommand {
             try await group.run()
         } catch {
             logger.critical("vigild stopped: \(error)")
+            _ = JournalQueue.shared.flush(timeout: .seconds(2))
             throw ExitCode(1)
         }
+        // The last close lines may still wait for the journal; a journald that is not draining
+        // does not hold the exit up for long (the registry was complete before the drain ended).
+        _ = JournalQueue.shared.flush(timeout: .seconds(2))
     }
 
     private func bootstrapLogging(_ settings: VigilSettings, journal: Bool) {

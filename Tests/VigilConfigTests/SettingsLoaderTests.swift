@@ -97,7 +97,8 @@ struct SettingsLoaderTests {
     @Test("a reload takes exactly the reloadable settings")
     func reloadable() throws {
         #expect(SettingCatalog.all.filter(\.reloadable).map(\.key) == [
-            "ping_interval", "pong_timeout", "read_deadline", "close_timeout", "write_timeout", "upstream", "upstream_path",
+            "ping_interval", "pong_timeout", "read_deadline", "close_timeout", "write_timeout", "allowed_origins",
+            "require_origin", "upstream", "upstream_path",
             "upstream_connect_timeout", "upstream_ca_file", "upstream_ping_interval", "upstream_pong_timeout",
             "upstream_failure_code", "drain_window",
         ])

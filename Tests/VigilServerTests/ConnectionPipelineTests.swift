@@ -49,7 +49,7 @@ struct ConnectionPipelineTests {
         let client = try await t.connect()
         let first = await client.nextEvent()
         guard case .ping(let payload) = first else { Issue.record("expected a ping, got \(String(describing: first))"); return }
-        #expect(PingPayload(bytes: payload)?.sequence == 1)
+        #expect(payload.count == 8, "an 8-byte payload of vigild's own")
         try await Task.sleep(for: .milliseconds(30))
         let live = try #require(t.registry.connections().first)
         #expect(live.pingsSent >= 1 && live.pongsReceived >= 1)

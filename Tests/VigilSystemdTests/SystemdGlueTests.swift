@@ -78,7 +78,7 @@ struct NotificationTests {
         #expect(ServiceNotification.ready(mainPID: 42, status: "serving 0 connections").text
             == "READY=1\nMAINPID=42\nSTATUS=serving 0 connections")
         #expect(ServiceNotification.status("a").text == "STATUS=a")
-        #expect(ServiceNotification.stopping(status: "bye").text == "STOPPING=1\nSTATUS=bye")
+        #expect(ServiceNotification.stopping(status: "bye", needs: .milliseconds(8500)).text == "STOPPING=1\nEXTEND_TIMEOUT_USEC=8500000\nSTATUS=bye")
         #expect(ServiceNotification.reloading(monotonicMicroseconds: 123_456, status: "r").text
             == "RELOADING=1\nMONOTONIC_USEC=123456\nSTATUS=r")
         #expect(ServiceNotification.watchdog.text == "WATCHDOG=1")

@@ -8,8 +8,10 @@ import asyncio
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -87,6 +89,11 @@ try:
     rows.raw_slow_consumer(endpoint)
     expected["slow_consumer"] = ("abnormal", "slow_consumer", "4")
 
+    # A reason that would be a second field if the journal protocol were text: one field each.
+    forged = "a\nWS_CLOSE_KIND=normal"
+    rows.raw_close_reason(endpoint, "forger", 4000, forged)
+    expected["forger"] = ("error", "peer_close", "4")
+
     wait(lambda: get(status_url + "/closes")["total"] == len(expected), "every close in /closes")
     entries = wait(lambda: (lambda e: e if len(e) >= len(expected) else None)(journal(f"MESSAGE_ID={MESSAGE_ID}")),
                    "every close in the journal")
@@ -108,6 +115,8 @@ try:
         assert entry["CODE_FILE"].endswith("CloseLogging.swift") and entry["CODE_FUNC"] and entry["CODE_LINE"]
         assert entry["MESSAGE"].startswith(f"connection {record['id']} from {record['peer']} (client={client}) closed: {kind} ({cause}) after ")
     assert journal(f"MESSAGE_ID={MESSAGE_ID}", "WS_CLOSE_KIND=abnormal").__len__() == 5
+    assert (by_client["forger"]["WS_CLOSE_KIND"], by_client["forger"]["WS_CLOSE_REASON"]) == ("error", forged), \
+        "exactly one WS_CLOSE_KIND (journalctl shows a field given twice as a list)"
 
     # 10,000 connections dropped at once, on a second vigild without heartbeat deadlines:
     # exactly one journal entry each, as in its /closes and /metrics.
@@ -135,6 +144,38 @@ try:
     finally:
         burst_daemon.terminate()
         burst_daemon.wait(30)
+
+    # journald stops draining (SIGSTOP) while 2,000 connections close: no event loop blocks on
+    # the journal, /livez answers, every record is in /closes; the entries follow once it resumes.
+    stuck_daemon = subprocess.Popen([VIGILD, "--listen", "127.0.0.1:0", "--status-listen", "127.0.0.1:0",
+                                     "--ping-interval", "0"], stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    try:
+        stuck_ready = wait(lambda: [e for e in journal("SYSLOG_IDENTIFIER=vigild", f"_PID={stuck_daemon.pid}")
+                                    if "vigild ready" in e["MESSAGE"]], "the third vigild's ready line")[0]
+        stuck_ws = stuck_ready["MESSAGE"].split("ws=")[1].split(" ")[0]
+        stuck_status = stuck_ready["MESSAGE"].split("status=")[1].split(" ")[0]
+        load = subprocess.Popen([LOAD, "--url", stuck_ws, "-c", "2000", "--duration", "300s", "--no-close"],
+                                stdout=subprocess.PIPE, text=True)
+        assert json.loads(load.stdout.readline())["connections"] == 2000
+        journald.send_signal(signal.SIGSTOP)
+        try:
+            load.kill()
+            load.wait()
+            started = time.monotonic()
+            wait(lambda: get(stuck_status + "/status")["closes_total"] == 2000, "2000 closes with journald stopped", 30)
+            for _ in range(5):
+                probe = time.monotonic()
+                assert urllib.request.urlopen(stuck_status + "/livez", timeout=2).read() == b"ok\n"
+                assert time.monotonic() - probe < 1, "/livez answered within a second"
+            print(json.dumps({"stuck_journal_closes_s": round(time.monotonic() - started, 2)}), file=sys.stderr)
+        finally:
+            journald.send_signal(signal.SIGCONT)
+        entries_after = wait(lambda: (lambda e: e if len(e) >= 2000 else None)(
+            journal(f"MESSAGE_ID={MESSAGE_ID}", f"_PID={stuck_daemon.pid}")), "the 2000 entries after journald resumed", 60)
+        assert len(entries_after) == 2000
+    finally:
+        stuck_daemon.terminate()
+        stuck_daemon.wait(30)
 
     # A proxied pair: one journal entry per leg, with the pair's fields.
     backend = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "backend.py")],

@@ -51,6 +51,13 @@ def raw_no_status(daemon):
     assert peer.expect_eof()
 
 
+def raw_close_reason(daemon, client, code, reason):
+    peer = RawPeer(daemon.port, f"/ws?client={client}")
+    peer.send_frame(0x8, struct.pack("!H", code) + reason.encode())
+    assert peer.read_until_close() == (code, "")
+    assert peer.expect_eof()
+
+
 def raw_close_code(daemon, client, code):
     peer = RawPeer(daemon.port, f"/ws?client={client}")
     peer.send_frame(0x8, struct.pack("!H", code) + b"because")
@@ -246,7 +253,7 @@ def test_every_row_agrees_everywhere(vigild):
     metrics = daemon.metrics()
     pairs = collections.Counter((value[0], value[2]) for value in expected.values())
     for (kind, cause), count in pairs.items():
-        assert metrics[f'vigil_closes_total{{kind="{kind}",cause="{cause}"}}'] == count
+        assert metrics[f'vigil_closes_total{{kind="{kind}",cause="{cause}",leg="client"}}'] == count
     assert sum(v for k, v in metrics.items() if k.startswith("vigil_closes_total")) == len(expected)
     assert metrics["vigil_connections_opened_total"] == len(expected)
     assert metrics["vigil_connections_active"] == 0

@@ -27,7 +27,8 @@ def test_json_config_file(tmp_path):
     config.write_text(json.dumps({"max_connections": 20, "mode": "command"}))
     result = run_vigild("--print-config", env={"VIGIL_CONFIG": str(config)})
     assert result.returncode == 0, result.stderr
-    assert "max_connections    20" in result.stdout and "mode               command" in result.stdout
+    lines = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()}
+    assert lines["max_connections"] == "20" and lines["mode"] == "command"
 
 
 ERRORS = [

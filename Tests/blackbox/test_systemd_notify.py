@@ -51,12 +51,16 @@ def test_status_follows_connections_and_closes(vigild, listener):
 
 
 def test_stopping_on_sigterm(vigild, listener):
-    daemon = vigild(env=listener.env())
+    """STOPPING=1 comes with EXTEND_TIMEOUT_USEC: the longest the drain may take (drain window +
+    close timeout + 3 s), so a close_timeout longer than the unit's TimeoutStopSec= is not cut
+    short by SIGKILL with records still being made."""
+    daemon = vigild("--close-timeout", "20s", "--drain-window", "2s", env=listener.env())
     listener.wait_for("READY", "1")
     daemon.proc.send_signal(signal.SIGTERM)
     stopping = listener.wait_for("STOPPING", "1")
     assert daemon.stop() == 0
     assert stopping[0][2]["STATUS"].startswith("stopping")
+    assert stopping[0][2]["EXTEND_TIMEOUT_USEC"] == str((2 + 20 + 3) * 1_000_000)
 
 
 def test_reload_applies_timers_to_live_connections(vigild, listener, tmp_path):
