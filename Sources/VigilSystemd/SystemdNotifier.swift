@@ -9,7 +9,13 @@ public struct SystemdNotifier: ServiceNotifier {
     }
 
     public func send(_ notification: ServiceNotification) -> Bool {
-        sd_notify(0, notification.text) > 0
+        if case .ready = notification {
+            // Log entries go to the journal from their own thread; the ready line logged just
+            // before must be there before systemd logs "Started", or the journal tells the story
+            // out of order. Bounded: a journald that is not draining does not hold startup up.
+            _ = JournalQueue.shared.flush(timeout: .seconds(1))
+        }
+        return sd_notify(0, notification.text) > 0
     }
 }
 

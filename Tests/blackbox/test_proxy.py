@@ -89,7 +89,8 @@ def record_by_leg(daemon, count=2, query=""):
 
 def test_forwarded_request_subprotocol_and_messages_both_ways(vigild, backend):
     b = backend()
-    daemon = proxy(vigild, b.url("/base?v=2"))
+    # The browser-style Origin is a cross-origin one; the proxy admits it only when told to.
+    daemon = proxy(vigild, b.url("/base?v=2"), "--allowed-origins", "http://app")
 
     async def scenario():
         async with connect(daemon, "/headers/room?client=k1&a=1", subprotocols=["chat.v1", "chat.v2"],
