@@ -16,6 +16,8 @@ TEST_PACKAGES  := "command -v python3:python3" "python3 -c 'import ensurepip':py
                   "command -v iptables:iptables"
 GO_PACKAGES    := "command -v go:golang-go" \
                   "test -d /usr/share/gocode/src/github.com/gorilla/websocket:golang-github-gorilla-websocket-dev"
+# The real browser the Origin test (and the status page's) drive over the DevTools protocol.
+BROWSER_PACKAGES := "test -x /usr/lib/chromium/chromium:chromium"
 # The proxies the proxy benchmark compares vigild's proxy mode with.
 PROXY_PACKAGES := "test -x /usr/sbin/nginx:nginx" "test -x /usr/sbin/haproxy:haproxy" "test -x /usr/bin/caddy:caddy"
 BASELINE       := .build-go/baseline-gorilla
@@ -44,6 +46,7 @@ unit-test: build
 	$(SWIFT) test --skip-build
 
 blackbox-test: build venv baseline
+	@scripts/ensure-packages.sh $(BROWSER_PACKAGES)
 	VIGILD=$(CURDIR)/.build/debug/vigild $(PYTHON) -m pytest -q Tests/blackbox
 
 ## conformance: Autobahn|Testsuite, all groups but 12 and 13, against both sides: the fuzzingclient
