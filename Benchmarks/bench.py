@@ -116,6 +116,15 @@ class Server:
         with urllib.request.urlopen(self.status_url + path, timeout=30) as response:
             return response.read()
 
+    def connections(self):
+        """Every live connection's record from /connections, following its pages."""
+        rows, path = [], "/connections"
+        while path:
+            document = json.loads(self.get(path))
+            rows += document["connections"]
+            path = document["next"]
+        return rows
+
     def close_count(self):
         """Closes the server has recorded: vigild's registry, the baseline's close lines."""
         if self.kind == "vigild":
@@ -223,7 +232,7 @@ def scale(b, n, ping, workdir):
     load = Load(b.load, server.url, "-c", str(n), "--duration", "600s", "--no-close", "--progress", "1s")
     connected = load.event("connected", 300)
     time.sleep(parse_seconds(ping) + 5)  # every connection pinged at least once
-    rtts = [c["rtt_ms"] for c in json.loads(server.get("/connections"))["connections"] if c["rtt_ms"] is not None]
+    rtts = [c["rtt_ms"] for c in server.connections() if c["rtt_ms"] is not None]
     live = json.loads(server.get("/status"))["connections"]
     result = {"n": n, "ping_interval": ping, "connected": connected["connections"], "live": live,
               "rtt_samples": len(rtts), "rtt_p50_ms": percentile(rtts, 50), "rtt_p99_ms": percentile(rtts, 99),
@@ -250,7 +259,7 @@ def heartbeat_cost(b, n, window, workdir):
         entry = {"cpu_s": end_cpu - start_cpu, "round_trips": round_trips, "elapsed_s": elapsed,
                  "cpu_ms_per_1000": (end_cpu - start_cpu) * 1000 / (round_trips / 1000) if round_trips else None}
         if kind == "vigild":
-            rtts = [c["rtt_ms"] for c in json.loads(server.get("/connections"))["connections"] if c["rtt_ms"] is not None]
+            rtts = [c["rtt_ms"] for c in server.connections() if c["rtt_ms"] is not None]
             entry.update(rtt_p50_ms=percentile(rtts, 50), rtt_p99_ms=percentile(rtts, 99), rtt_samples=len(rtts))
         result[kind] = entry
         load.kill()

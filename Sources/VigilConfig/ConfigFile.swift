@@ -41,7 +41,7 @@ public struct ConfigFile: Sendable, Hashable {
     }
 
     /// Keys whose value may be written as a YAML list (the loader reads it as a comma-separated one).
-    static let listKeys: Set<String> = ["allowed_origins"]
+    static let listKeys = Set(SettingCatalog.all.filter(\.list).map(\.key))
 
     public static func parse(_ text: String, path: String) throws(ConfigurationError) -> ConfigFile {
         let root: Node?

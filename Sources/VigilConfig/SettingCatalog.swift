@@ -12,6 +12,8 @@ public struct SettingDefinition: Sendable {
     /// Whether a reload (SIGHUP) applies a new value to live and new connections; other
     /// settings keep their running value until a restart.
     public let reloadable: Bool
+    /// Whether a config file may give the value as a YAML list (read as the items joined by commas).
+    public let list: Bool
     let apply: @Sendable (inout VigilSettings, String) throws(ValueParsers.Failure) -> Void
     let render: @Sendable (VigilSettings) -> String
     /// Copies this setting's value from the second settings into the first (a reload).
@@ -26,13 +28,13 @@ public struct SettingDefinition: Sendable {
 extension SettingDefinition {
     /// A setting stored at `path`, parsed by `parse` and printed by `render`.
     static func setting<Value: Sendable>(
-        _ key: String, _ defaultText: String, _ help: String, reloadable: Bool = false,
+        _ key: String, _ defaultText: String, _ help: String, list: Bool = false, reloadable: Bool = false,
         _ path: WritableKeyPath<VigilSettings, Value> & Sendable,
         parse: @escaping @Sendable (String) throws(ValueParsers.Failure) -> Value,
         render: @escaping @Sendable (Value) -> String
     ) -> Self {
         Self(
-            key: key, defaultText: defaultText, help: help, reloadable: reloadable,
+            key: key, defaultText: defaultText, help: help, reloadable: reloadable, list: list,
             apply: { settings, text throws(ValueParsers.Failure) in settings[keyPath: path] = try parse(text) },
             render: { render($0[keyPath: path]) },
             transfer: { settings, from in settings[keyPath: path] = from[keyPath: path] })
@@ -74,6 +76,35 @@ public enum SettingCatalog {
         .setting("path", "/ws", "URL path of the WebSocket route", \.path, parse: ValueParsers.path, render: { $0 }),
         .choice("mode", "echo", "What vigild does with messages", \.mode),
         .address("status_listen", "127.0.0.1:9090", "Status API (HTTP) address", \.statusListen),
+        .setting(
+            "status_socket", "none", "Also serve the status API on this Unix socket (access by the socket's mode, owner and group)",
+            \.statusSocket, parse: ValueParsers.filePath, render: { $0 ?? "none" }),
+        .setting(
+            "status_socket_mode", "0660", "Permissions of status_socket (octal)", \.statusSocketMode,
+            parse: ValueParsers.fileMode, render: { "0" + String($0, radix: 8) }),
+        .setting(
+            "status_socket_owner", "none", "User that owns status_socket (none: vigild's own)", \.statusSocketOwner,
+            parse: ValueParsers.accountName, render: { $0 ?? "none" }),
+        .setting(
+            "status_socket_group", "none", "Group of status_socket (none: vigild's own)", \.statusSocketGroup,
+            parse: ValueParsers.accountName, render: { $0 ?? "none" }),
+        .setting(
+            "status_token_file", "none",
+            "File holding a bearer token every status request but /livez and /readyz must carry (Authorization: Bearer …) on status_listen",
+            reloadable: true, \.statusTokenFile, parse: ValueParsers.filePath, render: { $0 ?? "none" }),
+        .setting(
+            "status_insecure", "false", "Serve a status_listen that is not a loopback address without status_token_file",
+            \.statusInsecure, parse: ValueParsers.boolean, render: { $0 ? "true" : "false" }),
+        .setting(
+            "status_hosts", "none",
+            "Host names the status API answers to besides IP addresses and localhost (421 for others: DNS rebinding)",
+            list: true, reloadable: true, \.statusHosts, parse: ValueParsers.hostNames,
+            render: { $0.isEmpty ? "none" : $0.joined(separator: ",") }),
+        .count("status_max_connections", "64", "Status API connections at most; further ones get HTTP 503", \.statusMaxConnections),
+        .duration(
+            "status_request_timeout", "5s", "A status request head must arrive within this long (HTTP 408 beyond)",
+            \.statusRequestTimeout),
+        .duration("status_idle_timeout", "30s", "Close a keep-alive status connection idle this long", \.statusIdleTimeout),
         .duration("ping_interval", "30s", "Ping every connection this often; 0 disables pings", reloadable: true, \.pingInterval),
         .duration("pong_timeout", "10s", "Close a connection whose pong is this late", reloadable: true, \.pongTimeout),
         .duration(
@@ -95,10 +126,17 @@ public enum SettingCatalog {
         .size("max_message", "1MiB", "Largest message accepted, fragments together (1009 beyond)", \.maxMessage),
         .count("max_connections", "10000", "Open connections at most; further handshakes get HTTP 503", \.maxConnections),
         .count("close_history", "10000", "Close records kept for /closes (counters keep everything)", \.closeHistory),
+        .count(
+            "max_pending_handshakes", "1024", "TCP connections waiting for their WebSocket upgrade at most; further ones get HTTP 503",
+            \.maxPendingHandshakes),
+        .count(
+            "max_connections_per_ip", "0",
+            "Connections (pending or open) from one IP address at most; further ones get HTTP 429; 0: no limit",
+            \.maxConnectionsPerIP),
         .setting(
             "allowed_origins", "same-origin",
             "Origins whose pages may connect: same-origin (Origin = Host), or a comma-separated list of origins, https://*.example.com wildcards, or *",
-            reloadable: true, \.allowedOrigins, parse: ValueParsers.origins,
+            list: true, reloadable: true, \.allowedOrigins, parse: ValueParsers.origins,
             render: { $0.map { $0.map(\.description).joined(separator: ",") } ?? "same-origin" }),
         .setting(
             "require_origin", "false", "Refuse handshakes without an Origin header (clients that are not browsers send none)",

@@ -195,6 +195,16 @@ public enum SettingsLoader {
         if let interval = s.upstreamPingInterval, interval > .zero, (s.upstreamPongTimeout ?? s.pongTimeout) == .zero {
             throw fail("upstream_pong_timeout", "must be more than 0 while the upstream leg is pinged")
         }
+        if !s.statusListen.isLoopback && s.statusTokenFile == nil && !s.statusInsecure {
+            throw fail(
+                "status_listen",
+                "is not a loopback address, so anyone who can reach it could read every connection; set status_token_file (a bearer token for all but /livez and /readyz), or status_insecure: true to serve it openly anyway")
+        }
+        if !(1...10_000).contains(s.statusMaxConnections) { throw fail("status_max_connections", "must be between 1 and 10000") }
+        if s.statusRequestTimeout == .zero { throw fail("status_request_timeout", "must be more than 0") }
+        if s.statusIdleTimeout == .zero { throw fail("status_idle_timeout", "must be more than 0") }
+        if !(1...1_000_000).contains(s.maxPendingHandshakes) { throw fail("max_pending_handshakes", "must be between 1 and 1000000") }
+        if s.maxConnectionsPerIP > 1_000_000 { throw fail("max_connections_per_ip", "must be at most 1000000 (0: no limit)") }
         if s.listen == s.statusListen && s.listen.port != 0 {
             throw fail("status_listen", "must differ from listen (\(s.listen))")
         }

@@ -88,7 +88,7 @@ public enum ValueParsers {
     static func origins(_ text: String) throws(Failure) -> [OriginPattern]? {
         if text == "same-origin" { return nil }
         var patterns: [OriginPattern] = []
-        for item in text.split(separator: ",").map({ String($0.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed()) }) {
+        for item in text.split(separator: ",").map({ String($0.trimmingSpaces) }) {
             guard let pattern = OriginPattern(item) else {
                 throw Failure(expected: "same-origin, or origins such as https://app.example.com, https://*.example.com or * (\"\(item)\" is not one)")
             }
@@ -96,6 +96,49 @@ public enum ValueParsers {
         }
         guard !patterns.isEmpty else { throw Failure(expected: "same-origin, or at least one origin") }
         return patterns
+    }
+
+    /// Permission bits in octal, `0600` to `0777`.
+    static func fileMode(_ text: String) throws(Failure) -> UInt32 {
+        guard (3...4).contains(text.count), text.allSatisfy({ ("0"..."7").contains($0) }), let mode = UInt32(text, radix: 8),
+            mode <= 0o777
+        else { throw Failure(expected: "permission bits in octal, such as 0660") }
+        guard mode & 0o600 == 0o600 else {
+            throw Failure(expected: "a mode that lets the owner read and write (0600 or more), such as 0660")
+        }
+        return mode
+    }
+
+    /// A user or group name (or a numeric id), or `none`.
+    static func accountName(_ text: String) throws(Failure) -> String? {
+        if text == "none" { return nil }
+        guard (1...32).contains(text.count),
+            text.unicodeScalars.allSatisfy({
+                ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "_-.".unicodeScalars.contains($0)
+            }),
+            text.first != "-"
+        else { throw Failure(expected: "a user or group name such as vigil (or a numeric id, or none)") }
+        return text
+    }
+
+    /// `none`, or host names separated by commas (`status.example.com,vigil.internal`).
+    static func hostNames(_ text: String) throws(Failure) -> [String] {
+        if text == "none" { return [] }
+        var names: [String] = []
+        for item in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let name = item.trimmingSpaces.lowercased()
+            let labels = name.split(separator: ".", omittingEmptySubsequences: false)
+            guard (1...253).contains(name.count),
+                labels.allSatisfy({ label in
+                    (1...63).contains(label.count) && label.first != "-" && label.last != "-"
+                        && label.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }
+                })
+            else {
+                throw Failure(expected: "none, or host names separated by commas such as status.example.com (\"\(item)\" is not one)")
+            }
+            names.append(name)
+        }
+        return names
     }
 
     static func boolean(_ text: String) throws(Failure) -> Bool {
@@ -156,5 +199,12 @@ public enum ValueParsers {
             return "\(size / factor)\(suffix)"
         }
         return "\(size)"
+    }
+}
+
+extension Substring {
+    /// Without leading and trailing spaces (list items in `a, b` form).
+    var trimmingSpaces: String {
+        String(drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
     }
 }

@@ -11,6 +11,17 @@ public struct VigilSettings: Sendable, Hashable {
     public var path = ""
     public var mode = ServerMode.echo
     public var statusListen = ListenAddress(host: "", port: 0)
+    public var statusSocket: String?
+    public var statusSocketMode: UInt32 = 0
+    public var statusSocketOwner: String?
+    public var statusSocketGroup: String?
+    public var statusTokenFile: String?
+    public var statusInsecure = false
+    /// Names besides IP addresses and `localhost`, lowercased.
+    public var statusHosts: [String] = []
+    public var statusMaxConnections = 0
+    public var statusRequestTimeout = Duration.zero
+    public var statusIdleTimeout = Duration.zero
     public var pingInterval = Duration.zero
     public var pongTimeout = Duration.zero
     public var readDeadline = Duration.zero
@@ -22,6 +33,9 @@ public struct VigilSettings: Sendable, Hashable {
     public var maxMessage = 0
     public var maxConnections = 0
     public var closeHistory = 0
+    public var maxPendingHandshakes = 0
+    /// 0: no limit.
+    public var maxConnectionsPerIP = 0
     /// `nil`: same origin only.
     public var allowedOrigins: [OriginPattern]?
     public var requireOrigin = false
@@ -123,6 +137,14 @@ public struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
     public init(host: String, port: Int) {
         self.host = host
         self.port = port
+    }
+
+    /// Whether only this host can reach the address: 127.0.0.0/8, ::1 or localhost.
+    public var isLoopback: Bool {
+        let name = host.lowercased()
+        if name == "localhost" || name == "::1" || name == "0:0:0:0:0:0:0:1" { return true }
+        let parts = name.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { UInt8($0) != nil }
     }
 
     /// `127.0.0.1:8080`, `[::1]:8080`

@@ -24,6 +24,8 @@ struct CloseLog {
     var evicted: UInt64 { total - UInt64(ring.count) }
 
     mutating func append(_ record: CloseRecord, atSecond second: Int64) {
+        var record = record
+        record.sequence = total + 1
         if ring.count < capacity {
             ring.append(record)
         } else {
@@ -36,8 +38,9 @@ struct CloseLog {
         recent.add(record.kind, atSecond: second)
     }
 
-    /// Matching records, newest first, and how many matched before `limit` cut the list.
-    func query(_ filter: CloseFilter, limit: Int) -> (matched: Int, records: [CloseRecord]) {
+    /// Matching records, newest first, from before sequence number `before` (all when `nil`),
+    /// at most `limit`; and how many retained records match at all.
+    func query(_ filter: CloseFilter, before: UInt64? = nil, limit: Int) -> (matched: Int, records: [CloseRecord]) {
         var matched = 0
         var records: [CloseRecord] = []
         records.reserveCapacity(min(limit, ring.count))
@@ -48,7 +51,7 @@ struct CloseLog {
             let record = ring[(newest - step + count) % count]
             guard filter.matches(record) else { continue }
             matched += 1
-            if records.count < limit { records.append(record) }
+            if records.count < limit && record.sequence < before ?? .max { records.append(record) }
         }
         return (matched, records)
     }

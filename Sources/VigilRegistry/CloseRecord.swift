@@ -15,6 +15,9 @@ public struct CloseRecord: Sendable, Hashable {
     public var lastRoundTrip: Duration?
     public var messagesIn: UInt64
     public var messagesOut: UInt64
+    /// Its place among all closes since vigild started (1 for the first), set as it is logged:
+    /// the cursor `/closes?before_seq=` pages with.
+    public var sequence: UInt64 = 0
 
     public var kind: CloseKind { outcome.kind }
     public var cause: CloseCause { outcome.cause }

@@ -128,19 +128,35 @@ public final class ConnectionRegistry: Sendable {
 
     /// Every live connection, oldest first.
     public func connections() -> [ConnectionSnapshot] {
-        shards.flatMap { shard in shard.connections.withLockedValue { Array($0.values) } }
-            .map { $0.snapshot() }
-            .sorted { $0.id < $1.id }
+        connections(after: nil, limit: .max).page
+    }
+
+    /// Open connections in id order (oldest first), from after id `after` (all when `nil`), at
+    /// most `limit`; and how many are open in all. Only the page is snapshotted.
+    public func connections(after: UInt64?, limit: Int) -> (count: Int, page: [ConnectionSnapshot]) {
+        var count = 0
+        var candidates: [LiveConnection] = []
+        let floor = after ?? 0
+        for shard in shards {
+            shard.connections.withLockedValue { connections in
+                count += connections.count
+                for (id, connection) in connections where after == nil || id > floor { candidates.append(connection) }
+            }
+        }
+        let page = candidates.lazy.sorted { $0.id < $1.id }.prefix(limit).map { $0.snapshot() }
+        return (count, Array(page))
     }
 
     public func connection(id: UInt64) -> ConnectionSnapshot? {
         shard(for: id).connections.withLockedValue { $0[id] }?.snapshot()
     }
 
-    /// Close records matching `filter`, newest first, at most `limit`; `matched` counts all
-    /// retained records that match.
-    public func closes(matching filter: CloseFilter = CloseFilter(), limit: Int) -> (matched: Int, records: [CloseRecord]) {
-        log.withLockedValue { $0.query(filter, limit: limit) }
+    /// Close records matching `filter`, newest first, from before sequence number `before`, at
+    /// most `limit`; `matched` counts all retained records that match.
+    public func closes(
+        matching filter: CloseFilter = CloseFilter(), before: UInt64? = nil, limit: Int
+    ) -> (matched: Int, records: [CloseRecord]) {
+        log.withLockedValue { $0.query(filter, before: before, limit: limit) }
     }
 
     public func summary(at now: MonotonicInstant) -> CloseSummary {

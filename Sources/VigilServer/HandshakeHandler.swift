@@ -22,13 +22,28 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Whether this connection's failure has been counted (answered, timed out or malformed).
     private var settled = false
 
-    init(server: ServerContext, preview: RequestPreview, logger: Logger) {
+    /// Why the accept gate refused this connection before it sent anything (see `AcceptGate`).
+    let admissionRefusal: HandshakeRejection?
+    /// Whether this connection counts against `max_pending_handshakes` until the handler goes.
+    private var countsAsPending: Bool
+
+    init(server: ServerContext, preview: RequestPreview, logger: Logger, admissionRefusal: HandshakeRejection? = nil) {
         self.server = server
         self.preview = preview
         self.logger = logger
+        self.admissionRefusal = admissionRefusal
+        self.countsAsPending = admissionRefusal == nil
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        if let refusal = admissionRefusal {
+            // A refused connection gets a short while to send the request it is answered on.
+            timeout = context.eventLoop.assumeIsolated().scheduleTask(in: AcceptGate.refusalTimeout) {
+                self.settle(reason: refusal.reason)
+                context.close(promise: nil)
+            }
+            return
+        }
         let limit = server.settings.handshakeTimeout
         timeout = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(limit.inNanoseconds)) {
             self.server.handshakeLog.log(
@@ -39,9 +54,14 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    /// On the upgrade (the upgrader removes this handler) and when the connection closes.
     func handlerRemoved(context: ChannelHandlerContext) {
         timeout?.cancel()
         timeout = nil
+        if countsAsPending {
+            countsAsPending = false
+            server.gate.handshakeEnded()
+        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -66,12 +86,18 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard case .head(let request) = unwrapInboundIn(data), !settled else { return }
-        let refusal = rejection ?? plainRequestRejection(request)
+        let refusal = rejection ?? admissionRefusal ?? plainRequestRejection(request)
         settle(reason: refusal.reason)
-        server.handshakeLog.log(
-            logger, level: .info, "rejected handshake: \(refusal.message)",
-            metadata: ["status": "\(refusal.status.code)", "reason": "\(refusal.reason)", "uri": "\(WebSocketRoute.printable(request.uri[...]))"],
-            on: context.eventLoop)
+        if refusal.reason == AcceptGate.perAddressReason, let address = AcceptGate.key(for: context.channel.remoteAddress) {
+            server.gate.logAddressRefusal(logger, address: address, message: refusal.message)
+        } else {
+            server.handshakeLog.log(
+                logger, level: .info, "rejected handshake: \(refusal.message)",
+                metadata: [
+                    "status": "\(refusal.status.code)", "reason": "\(refusal.reason)", "uri": "\(WebSocketRoute.printable(request.uri[...]))",
+                ],
+                on: context.eventLoop)
+        }
         respond(refusal, context: context)
     }
 

@@ -21,13 +21,16 @@ final class ServerContext: Sendable {
     let policy: NIOLockedValueBox<SupervisionPolicy>
     /// Which pages' WebSockets are admitted (a reload replaces it).
     let origins: NIOLockedValueBox<OriginPolicy>
+    /// Which accepted connections may go on to their handshake.
+    let gate: AcceptGate
     /// Refused and timed-out handshakes are logged one by one, up to this budget.
     let handshakeLog = RateLimitedLog(perSecond: 20, what: "rejected or timed-out handshakes")
     /// Proxy mode's rules for new pairs (a reload replaces them); `nil` in the other modes.
     private let proxy: NIOLockedValueBox<ProxyRules?>
 
-    init(settings: VigilSettings, registry: ConnectionRegistry, logger: Logger, proxy: ProxyRules?) {
+    init(settings: VigilSettings, registry: ConnectionRegistry, logger: Logger, proxy: ProxyRules?, descriptorBudget: Int?) {
         self.settings = settings
+        self.gate = AcceptGate(settings: settings, descriptorBudget: descriptorBudget)
         self.registry = registry
         self.logger = logger
         self.route = WebSocketRoute(path: settings.mode == .proxy ? nil : settings.path)

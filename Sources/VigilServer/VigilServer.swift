@@ -31,6 +31,7 @@ public final class VigilServer: Service, Sendable {
     private let current: NIOLockedValueBox<ResolvedSettings>
     private let phase = Atomic<UInt8>(ServerPhase.starting.rawValue)
     private let listeners = NIOLockedValueBox<(webSocket: (any Channel)?, status: (any Channel)?)>((nil, nil))
+    private let statusListener = NIOLockedValueBox<StatusListener?>(nil)
     private let drained = NIOLockedValueBox<Bool>(false)
 
     /// - Parameters:
@@ -45,7 +46,9 @@ public final class VigilServer: Service, Sendable {
         self.current = NIOLockedValueBox(configuration)
         self.registry = ConnectionRegistry(
             maxConnections: settings.maxConnections, closeHistory: settings.closeHistory, now: now)
-        self.server = ServerContext(settings: settings, registry: registry, logger: logger, proxy: nil)
+        self.server = ServerContext(
+            settings: settings, registry: registry, logger: logger, proxy: nil,
+            descriptorBudget: Self.descriptorBudget(statusConnections: settings.statusMaxConnections))
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         self.ownsGroup = group == nil
         self.logger = logger
@@ -71,19 +74,33 @@ public final class VigilServer: Service, Sendable {
         let settings = server.settings
         server.replaceProxyRules(try ProxyRules.make(settings))
         let inherited = manager.inheritedSockets
-        let status = try await listen(statusBootstrap(), settings.statusListen, inherited: inherited?.status, what: "status API listener")
-        listeners.withLockedValue { $0.status = status }
+        let statusListener = StatusListener(router: statusRouter(), settings: settings, access: try StatusAccess.make(settings))
+        self.statusListener.withLockedValue { $0 = statusListener }
+        let status: any Channel
         let webSocket: any Channel
         do {
-            webSocket = try await listen(webSocketBootstrap(), settings.listen, inherited: inherited?.webSocket, what: "WebSocket listener")
+            status = try await listen(
+                settings.statusListen, inherited: inherited?.status, what: "status API listener"
+            ) { try await statusListener.listenTCP(settings.statusListen, inherited: inherited?.status) }
+            listeners.withLockedValue { $0.status = status }
+            try Self.checkExposure(of: status, settings: settings)
+            if let path = settings.statusSocket {
+                _ = try await statusListener.listenUnixSocket(path)
+            }
+            webSocket = try await listen(settings.listen, inherited: inherited?.webSocket, what: "WebSocket listener") {
+                let bootstrap = webSocketBootstrap()
+                if let inherited { return try await bootstrap.withBoundSocket(inherited.webSocket).get() }
+                return try await bootstrap.bind(host: settings.listen.host, port: settings.listen.port).get()
+            }
         } catch {
-            try? await status.close()
+            await statusListener.shutdown()
             throw error
         }
         listeners.withLockedValue { $0.webSocket = webSocket }
         phase.store(ServerPhase.ready.rawValue, ordering: .releasing)
         let wsURL = "ws://\(webSocket.localAddress?.endpointDescription ?? "?")\(settings.mode == .proxy ? "/" : settings.path)"
-        let statusURL = "http://\(status.localAddress?.endpointDescription ?? "?")"
+        let statusURL =
+            "http://\(status.localAddress?.endpointDescription ?? "?")" + (settings.statusSocket.map { " status_socket=\($0)" } ?? "")
         // Like close lines, the ready line is written whatever the log level: it says where vigild listens.
         var lifecycle = logger
         if lifecycle.logLevel > .notice { lifecycle.logLevel = .notice }
@@ -166,11 +183,13 @@ public final class VigilServer: Service, Sendable {
         for channel in server.channels.all {
             try? await channel.close()
         }
-        try? await status?.close()
+        _ = status
+        try? await statusListener.withLockedValue({ $0 })?.close()
         logger.notice("stopped", metadata: ["closes_total": "\(registry.summary(at: ConnectionClock.system.now()).total)"])
     }
 
     private func releaseEventLoops() async {
+        await statusListener.withLockedValue { $0 }?.shutdown()
         if ownsGroup {
             try? await group.shutdownGracefully()
         }
@@ -206,8 +225,10 @@ public final class VigilServer: Service, Sendable {
         var updated = current.withLockedValue { $0 }
         for definition in SettingCatalog.all where definition.reloadable { updated.adopt(definition, from: fresh) }
         let rules: ProxyRules?
+        let access: StatusAccess
         do {
             rules = try ProxyRules.make(updated.settings)
+            access = try StatusAccess.make(updated.settings)
         } catch {
             logger.error("reload failed; the running configuration stays: \(error)")
             return .failure(error)
@@ -231,6 +252,7 @@ public final class VigilServer: Service, Sendable {
         server.replaceProxyRules(rules)
         let origins = current.withLockedValue { OriginPolicy(settings: $0.settings) }
         server.origins.withLockedValue { $0 = origins }
+        statusListener.withLockedValue { $0 }?.replaceAccess(access)
         server.channels.broadcast { kind in PolicyUpdate(kind == .upstream ? upstreamPolicy : policy) }
         let changes = report.applied.map { "\($0.key) \($0.old) → \($0.new)" }.joined(separator: ", ")
         logger.notice(
@@ -267,8 +289,28 @@ public final class VigilServer: Service, Sendable {
         logger[metadataKey: "ws_peer"] = "\(channel.remoteAddress?.endpointDescription ?? "unknown")"
         do {
             server.channels.add(channel)
+            let address = AcceptGate.key(for: channel.remoteAddress)
+            let decision = server.gate.decide(address: address, openSockets: server.channels.count)
+            let gate = server.gate
+            channel.closeFuture.whenComplete { _ in gate.closed(address: address) }
+            let refusal: HandshakeRejection?
+            switch decision {
+            case .drop:
+                server.registry.noteRejectedHandshake(reason: "descriptors")
+                let budget = server.gate.descriptorBudget ?? 0
+                server.gate.descriptorLog.log(
+                    logger, level: .warning,
+                    "closing an accepted connection unanswered: \(server.channels.count) sockets open, the most RLIMIT_NOFILE leaves after its reserve for the status API and the service manager is \(budget)",
+                    metadata: ["sockets": "\(server.channels.count)"], on: channel.eventLoop)
+                channel.close(promise: nil)
+                return
+            case .refuse(let rejection):
+                refusal = rejection
+            case .admit:
+                refusal = nil
+            }
             let preview = RequestPreview()
-            let handshake = HandshakeHandler(server: server, preview: preview, logger: logger)
+            let handshake = HandshakeHandler(server: server, preview: preview, logger: logger, admissionRefusal: refusal)
             let upgrader = WebSocketUpgrader(server: server, handshake: handshake)
             let pipeline = channel.pipeline.syncOperations
             try pipeline.addHandler(preview)  // in front of the HTTP decoder
@@ -283,21 +325,34 @@ public final class VigilServer: Service, Sendable {
         }
     }
 
-    private func statusBootstrap() -> ServerBootstrap {
-        let router = StatusRouter(
+    /// Sockets the WebSocket side may hold: the soft RLIMIT_NOFILE less a reserve for what must
+    /// keep working when connections fill it (status API connections, notifications, the
+    /// journal, event loop descriptors). `nil` when the limit cannot be read.
+    static func descriptorBudget(statusConnections: Int) -> Int? {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else { return nil }
+        let reserve = Int(OpenFileLimit.overhead) + statusConnections
+        return max(Int(clamping: limit.rlim_cur) - reserve, 1)
+    }
+
+    private func statusRouter() -> StatusRouter {
+        let gate = server.gate
+        return StatusRouter(
             registry: registry, startedAt: startedAt,
             configuration: { [self] in configuration },
-            phase: { [self] in ServerPhase(rawValue: phase.load(ordering: .acquiring)) ?? .starting })
-        return ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 256)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .serverChannelInitializer(Self.acceptBackoff)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false)
-                    try channel.pipeline.syncOperations.addHandler(StatusHTTPHandler(router: router))
-                }
-            }
+            phase: { [self] in ServerPhase(rawValue: phase.load(ordering: .acquiring)) ?? .starting },
+            pendingHandshakes: { gate.pendingCount })
+    }
+
+    /// The settings refuse a `status_listen` that is not loopback without a token; an inherited
+    /// socket (socket activation) is checked here, where its address is known.
+    private static func checkExposure(of status: any Channel, settings: VigilSettings) throws {
+        guard settings.statusTokenFile == nil, !settings.statusInsecure, let address = status.localAddress,
+            address.protocol != .unix, let ip = address.ipAddress
+        else { return }
+        guard !ListenAddress(host: ip, port: 0).isLoopback else { return }
+        throw StartupError(
+            message: "the status API listens on \(address.endpointDescription), which is not a loopback address, so anyone who can reach it could read every connection; set status_token_file (a bearer token for all but /livez and /readyz), or status_insecure: true to serve it openly anyway")
     }
 
     /// How long a listener waits before accepting again after accept(2) ran out of resources:
@@ -305,23 +360,19 @@ public final class VigilServer: Service, Sendable {
     /// on an accept that keeps failing (see `AcceptPause`).
     static let acceptRetryDelay = TimeAmount.milliseconds(100)
 
-    @Sendable private static func acceptBackoff(_ channel: any Channel) -> EventLoopFuture<Void> {
+    @Sendable static func acceptBackoff(_ channel: any Channel) -> EventLoopFuture<Void> {
         channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHandler(AcceptPause(delay: acceptRetryDelay))
         }
     }
 
-    /// Binds `address`, or adopts `inherited` (a socket-activated descriptor) when given.
+    /// Runs `bind` (which binds `address`, or adopts `inherited`, a socket-activated
+    /// descriptor), then adds the accept error logger; failures worded for the operator.
     private func listen(
-        _ bootstrap: ServerBootstrap, _ address: ListenAddress, inherited: Int32?, what: String
+        _ address: ListenAddress, inherited: Int32?, what: String, bind: () async throws -> any Channel
     ) async throws -> any Channel {
         do {
-            let channel =
-                if let inherited {
-                    try await bootstrap.withBoundSocket(inherited).get()
-                } else {
-                    try await bootstrap.bind(host: address.host, port: address.port).get()
-                }
+            let channel = try await bind()
             // Last in the listener's pipeline, behind NIO's accept handler, it sees both failed
             // accepts and accepted connections whose setup failed.
             let logger = self.logger

@@ -87,6 +87,21 @@ struct WebSocketRoute {
         return String(validating: bytes, as: UTF8.self)
     }
 
+    /// The inverse: every byte but RFC 3986's unreserved characters as `%XX`.
+    static func percentEncoded(_ text: String) -> String {
+        var result = ""
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                result.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                result += "%" + (byte < 16 ? "0" : "") + String(byte, radix: 16, uppercase: true)
+            }
+        }
+        return result
+    }
+
     static func isValidClientName(_ name: String) -> Bool {
         (1...maxClientNameLength).contains(name.utf8.count)
             && name.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F }

@@ -54,6 +54,9 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
     func buildUpgradeResponse(
         channel: any Channel, upgradeRequest: HTTPRequestHead, initialResponseHeaders: HTTPHeaders
     ) -> EventLoopFuture<HTTPHeaders> {
+        if let refusal = handshake.admissionRefusal {
+            return channel.eventLoop.makeFailedFuture(refusal)
+        }
         let client: String?
         switch server.route.match(method: upgradeRequest.method, uri: upgradeRequest.uri) {
         case .failure(let rejection):

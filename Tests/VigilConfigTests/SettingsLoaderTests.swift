@@ -97,7 +97,7 @@ struct SettingsLoaderTests {
     @Test("a reload takes exactly the reloadable settings")
     func reloadable() throws {
         #expect(SettingCatalog.all.filter(\.reloadable).map(\.key) == [
-            "ping_interval", "pong_timeout", "read_deadline", "close_timeout", "write_timeout", "allowed_origins",
+            "status_token_file", "status_hosts", "ping_interval", "pong_timeout", "read_deadline", "close_timeout", "write_timeout", "allowed_origins",
             "require_origin", "upstream", "upstream_path",
             "upstream_connect_timeout", "upstream_ca_file", "upstream_ping_interval", "upstream_pong_timeout",
             "upstream_failure_code", "drain_window",
@@ -248,5 +248,56 @@ struct ConfigFileTests {
         let resolved = try SettingsLoader.load(flags: [:], environment: ["VIGIL_CONFIG": path], configPath: nil)
         #expect(resolved.settings.pingInterval == .seconds(2))
         #expect(resolved.sources["ping_interval"] == .file(path))
+    }
+}
+
+@Suite("Settings of the status API and the accept limits")
+struct StatusSettingsTests {
+    func resolve(_ flags: [String: String]) throws -> VigilSettings {
+        try SettingsLoader.resolve(flags: flags, environment: [:], file: nil).settings
+    }
+
+    @Test("a status_listen anyone can reach needs a token or status_insecure")
+    func exposure() throws {
+        #expect(throws: ConfigurationError.self) { try resolve(["status_listen": "0.0.0.0:9090"]) }
+        #expect(throws: ConfigurationError.self) { try resolve(["status_listen": "status.example.com:9090"]) }
+        #expect(try resolve(["status_listen": "0.0.0.0:9090", "status_insecure": "true"]).statusInsecure)
+        #expect(try resolve(["status_listen": "[::]:9090", "status_token_file": "/etc/vigil/token"]).statusTokenFile == "/etc/vigil/token")
+        for loopback in ["127.0.0.1:9090", "127.8.9.10:1", "[::1]:9090", "localhost:9090"] {
+            #expect(throws: Never.self) { try resolve(["status_listen": loopback]) }
+        }
+        do {
+            _ = try resolve(["status_listen": "0.0.0.0:9090"])
+        } catch {
+            #expect("\(error)".contains("status_token_file") && "\(error)".contains("status_insecure: true"))
+        }
+    }
+
+    @Test("socket mode, owner and group; host names; the limits' ranges")
+    func values() throws {
+        #expect(try resolve([:]).statusSocketMode == 0o660)
+        #expect(try resolve(["status_socket_mode": "0600"]).statusSocketMode == 0o600)
+        #expect(try resolve(["status_socket_mode": "660"]).statusSocketMode == 0o660)
+        for bad in ["0400", "0888", "1777", "rw", "07777"] {
+            #expect(throws: ConfigurationError.self) { try resolve(["status_socket_mode": bad]) }
+        }
+        #expect(try resolve(["status_socket_group": "www-data"]).statusSocketGroup == "www-data")
+        #expect(throws: ConfigurationError.self) { try resolve(["status_socket_owner": "a b"]) }
+        #expect(try resolve(["status_hosts": "Status.Example.com, vigil.internal"]).statusHosts == ["status.example.com", "vigil.internal"])
+        #expect(try resolve([:]).statusHosts == [])
+        for bad in ["-x.example", "a..b", "under_score.example", "x,", "*.example.com"] {
+            #expect(throws: ConfigurationError.self) { try resolve(["status_hosts": bad]) }
+        }
+        #expect(try resolve([:]).maxPendingHandshakes == 1024)
+        #expect(try resolve([:]).maxConnectionsPerIP == 0)
+        #expect(throws: ConfigurationError.self) { try resolve(["max_pending_handshakes": "0"]) }
+        #expect(throws: ConfigurationError.self) { try resolve(["status_max_connections": "0"]) }
+        #expect(throws: ConfigurationError.self) { try resolve(["status_request_timeout": "0"]) }
+    }
+
+    @Test("status_hosts may be a YAML list in the config file")
+    func hostList() throws {
+        let file = try ConfigFile.parse("status_hosts:\n  - a.example\n  - b.example\n", path: "/etc/vigil/vigil.yaml")
+        #expect(try SettingsLoader.resolve(flags: [:], environment: [:], file: file).settings.statusHosts == ["a.example", "b.example"])
     }
 }

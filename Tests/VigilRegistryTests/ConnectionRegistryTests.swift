@@ -71,6 +71,28 @@ struct ConnectionRegistryTests {
         #expect(registry.closes(matching: CloseFilter(kind: .eof), limit: 1) .matched == 2)
     }
 
+    @Test("pages: closes by sequence number before a cursor, connections by id after one")
+    func pages() {
+        let registry = ConnectionRegistry(maxConnections: 100, closeHistory: 10, now: t0)
+        var open: [LiveConnection] = []
+        for _ in 0..<8 {
+            _ = registry.reserve()
+            open.append(registry.open(peer: "p", client: nil, path: "/ws", at: t0))
+        }
+        // Closed out of id order: the sequence numbers follow the closes, not the ids.
+        for index in [5, 1, 7, 0, 3, 2] { registry.close(open[index], outcome: outcome(.eof, .eof), at: t0) }
+        let all = registry.closes(limit: 10).records
+        #expect(all.map(\.sequence) == [6, 5, 4, 3, 2, 1])
+        #expect(all.map(\.id) == [2, 3, 0, 7, 1, 5].map { open[$0].id })
+        #expect(registry.closes(before: 5, limit: 2).records.map(\.sequence) == [4, 3])
+        #expect(registry.closes(before: 5, limit: 2).matched == 6)
+        #expect(registry.closes(before: 1, limit: 10).records.isEmpty)
+        let live = registry.connections(after: nil, limit: 1)
+        #expect(live.count == 2 && live.page.map(\.id) == [open[4].id])
+        #expect(registry.connections(after: open[4].id, limit: 5).page.map(\.id) == [open[6].id])
+        #expect(registry.connections(after: open[6].id, limit: 5).page.isEmpty)
+    }
+
     @Test("last-minute counts drop closes older than 60 s")
     func lastMinute() {
         let registry = ConnectionRegistry(maxConnections: 100, closeHistory: 100, now: t0)

@@ -65,12 +65,25 @@ class Vigild:
     def closes(self, query=""):
         return self.get_json("/closes" + query)
 
+    def pages(self, path):
+        """Every item of a paged list (/closes, /connections), following `next`."""
+        key = "closes" if path.startswith("/closes") else "connections"
+        items = []
+        while path:
+            document = self.get_json(path)
+            items += document[key]
+            path = document["next"]
+        return items
+
     def wait_closes(self, count, timeout=10.0, query=""):
+        """The matching close records, newest first, once there are `count` (all pages)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             document = self.closes(query)
             if document["total"] >= count:
-                return document["closes"]
+                if document["next"] is None:
+                    return document["closes"]
+                return self.pages("/closes" + (query + "&" if query else "?") + "limit=1000")
             time.sleep(0.02)
         raise AssertionError(f"expected {count} closes, have {self.closes(query)}")
 

@@ -257,7 +257,7 @@ def test_every_row_agrees_everywhere(vigild):
     assert sum(v for k, v in metrics.items() if k.startswith("vigil_closes_total")) == len(expected)
     assert metrics["vigil_connections_opened_total"] == len(expected)
     assert metrics["vigil_connections_active"] == 0
-    assert daemon.get_json("/connections") == {"count": 0, "connections": []}
+    assert daemon.get_json("/connections") == {"count": 0, "connections": [], "next": None}
 
     for kind in kinds:
         filtered = daemon.closes(f"?kind={kind}")

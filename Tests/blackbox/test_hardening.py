@@ -116,7 +116,7 @@ def test_ten_thousand_status_requests_in_a_burst(vigild):
 
     def burst(index):
         with socket.create_connection((host, int(port)), timeout=30) as sock:
-            requests = b"".join(b"GET " + paths[(index + i) % len(paths)] + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+            requests = b"".join(b"GET " + paths[(index + i) % len(paths)] + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
                                 for i in range(1000))
             sock.sendall(requests)
             seen = 0

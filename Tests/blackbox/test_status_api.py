@@ -76,7 +76,10 @@ def test_rtt_is_null_before_the_first_pong(vigild):
 BAD = [
     ("/closes?kind=bogus", 400, "unknown kind \\\"bogus\\\""),
     ("/closes?cause=nope", 400, "unknown cause"),
-    ("/closes?limit=0", 400, "limit \\\"0\\\" must be a whole number from 1 to 10000"),
+    ("/closes?limit=0", 400, "limit \\\"0\\\" must be a whole number from 1 to 1000 (follow next for more)"),
+    ("/closes?limit=1001", 400, "must be a whole number from 1 to 1000"),
+    ("/closes?before_seq=x", 400, "before_seq \\\"x\\\" is not a close sequence number"),
+    ("/connections?after_id=-1", 400, "after_id \\\"-1\\\" is not a connection id"),
     ("/closes?limit=99999999999999999999", 400, "must be a whole number"),
     ("/closes?limit=-5", 400, "must be a whole number"),
     ("/closes?limit=abc", 400, "must be a whole number"),
@@ -103,7 +106,7 @@ def test_wrong_method_and_malformed_http(vigild):
     daemon = vigild()
     host, port = daemon.status_url[len("http://"):].split(":")
     with socket.create_connection((host, int(port)), timeout=5) as sock:
-        sock.sendall(b"POST /status HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        sock.sendall(b"POST /status HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n")
         response = sock.recv(4096)
         assert response.startswith(b"HTTP/1.1 405") and b"Allow: GET" in response
     with socket.create_connection((host, int(port)), timeout=5) as sock:
@@ -117,7 +120,7 @@ def test_keep_alive_and_a_burst_of_requests(vigild):
     daemon = vigild()
     host, port = daemon.status_url[len("http://"):].split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n" * 500)
+        sock.sendall(b"GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * 500)
         data = b""
         while data.count(b"HTTP/1.1 200") < 500:
             chunk = sock.recv(65536)

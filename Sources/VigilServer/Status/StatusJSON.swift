@@ -35,15 +35,27 @@ struct ConnectionJSON: Encodable {
 }
 
 struct ConnectionListJSON: Encodable {
+    /// All open connections (not only this page).
     var count: Int
     var connections: [ConnectionJSON]
+    /// The next page's URL, `null` on the last page.
+    var next: String?
+
+    enum CodingKeys: CodingKey { case count, connections, next }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(count, forKey: .count)
+        try c.encode(connections, forKey: .connections)
+        try c.encode(next, forKey: .next)
+    }
 }
 
 struct CloseJSON: Encodable {
     var record: CloseRecord
 
     enum Keys: String, CodingKey {
-        case id, peer, client, path, leg, pair_id, upstream, kind, code, cause, initiator, clean, reason
+        case id, seq, peer, client, path, leg, pair_id, upstream, kind, code, cause, initiator, clean, reason
         case partner_kind, partner_cause, opened_at, closed_at, duration_ms, last_rtt_ms, messages_in, messages_out
     }
 
@@ -51,6 +63,7 @@ struct CloseJSON: Encodable {
         var c = encoder.container(keyedBy: Keys.self)
         let r = record
         try c.encode(r.id, forKey: .id)
+        try c.encode(r.sequence, forKey: .seq)
         try c.encode(r.peer, forKey: .peer)
         try c.encode(r.client, forKey: .client)
         try c.encode(r.path, forKey: .path)
@@ -78,12 +91,24 @@ struct CloseListJSON: Encodable {
     /// Retained records matching the filter (before `limit`).
     var total: Int
     var closes: [CloseJSON]
+    /// The next page's URL, `null` on the last page.
+    var next: String?
+
+    enum CodingKeys: CodingKey { case total, closes, next }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(total, forKey: .total)
+        try c.encode(closes, forKey: .closes)
+        try c.encode(next, forKey: .next)
+    }
 }
 
 struct StatusJSON: Encodable {
     var state: String
     var uptime_s: Int64
     var connections: Int
+    var handshakes_pending: Int
     var closes: [String: UInt64]
     var causes: [String: UInt64]
     var closes_total: UInt64

@@ -3,30 +3,55 @@ import NIOHTTP1
 
 /// Serves the status API over HTTP/1.1 with keep-alive; NIO's pipelining handler orders
 /// pipelined requests, and a request that does not parse gets a JSON error (400, or 431 for an
-/// oversized head) before the connection closes.
+/// oversized head) before the connection closes. Access (Host, token) is checked before routing;
+/// a response is held back while the connection cannot take more output.
 final class StatusHTTPHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
     private let router: StatusRouter
+    private let access: @Sendable () -> StatusAccess
+    private let transport: StatusAccess.Transport
+    private let connectionGuard: StatusConnectionGuard
     private var request: HTTPRequestHead?
+    /// A complete request waiting for the connection to become writable.
+    private var deferred: HTTPRequestHead?
     private var failed = false
 
-    init(router: StatusRouter) {
+    init(
+        router: StatusRouter, access: @escaping @Sendable () -> StatusAccess, transport: StatusAccess.Transport,
+        connectionGuard: StatusConnectionGuard
+    ) {
         self.router = router
+        self.access = access
+        self.transport = transport
+        self.connectionGuard = connectionGuard
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
             request = head
+            connectionGuard.requestHeadReceived()
         case .body:
             break  // the API takes no bodies; ignore rather than buffer them
         case .end:
             guard let head = request else { return }
             request = nil
-            respond(router.respond(method: head.method, uri: head.uri), to: head, context: context)
+            if context.channel.isWritable {
+                respond(to: head, context: context)
+            } else {
+                deferred = head
+            }
         }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, let head = deferred {
+            deferred = nil
+            respond(to: head, context: context)
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     /// A request the HTTP decoder could not parse: a JSON error, then close (the stream is lost).
@@ -42,7 +67,11 @@ final class StatusHTTPHandler: ChannelInboundHandler {
             context: context)
     }
 
-    private func respond(_ response: StatusResponse, to request: HTTPRequestHead, context: ChannelHandlerContext) {
+    private func respond(to request: HTTPRequestHead, context: ChannelHandlerContext) {
+        let path = WebSocketRoute.split(request.uri).path
+        let response =
+            access().check(path: path, headers: request.headers, transport: transport)
+            ?? router.respond(method: request.method, uri: request.uri)
         let keepAlive = request.isKeepAlive
         var head = HTTPResponseHead(version: request.version, status: response.status)
         head.headers.add(name: "Content-Type", value: response.contentType)
@@ -54,6 +83,9 @@ final class StatusHTTPHandler: ChannelInboundHandler {
         var body = context.channel.allocator.buffer(capacity: response.body.count)
         body.writeBytes(response.body)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        // Before the end goes out: NIO's pipelining handler may hand over the next (pipelined)
+        // request while the end is written.
+        if keepAlive { connectionGuard.responseCompleted() }
         let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if !keepAlive {
             written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }

@@ -49,10 +49,15 @@ struct StatusRouter: Sendable {
     /// The effective configuration, which a reload may change.
     let configuration: @Sendable () -> ResolvedSettings
     let phase: @Sendable () -> ServerPhase
+    /// TCP connections admitted to the WebSocket listener that have not upgraded yet.
+    var pendingHandshakes: @Sendable () -> Int = { 0 }
 
     static let endpoints = ["/livez", "/readyz", "/health", "/connections", "/connections/{id}", "/closes", "/status", "/metrics"]
     /// `/closes` returns this many records unless `limit=` says otherwise.
     static let defaultCloseLimit = 100
+    /// The most records or connections one response holds; `next` pages on. A bound on what
+    /// one request costs to encode and buffer.
+    static let maxPage = 1000
 
     func respond(method: HTTPMethod, uri: String) -> StatusResponse {
         let (path, query) = WebSocketRoute.split(uri)
@@ -76,9 +81,9 @@ struct StatusRouter: Sendable {
         case "/health":
             return acceptOnly([], parameters) ?? health()
         case "/connections":
-            return acceptOnly([], parameters) ?? connections()
+            return acceptOnly(["after_id", "limit"], parameters) ?? connections(parameters)
         case "/closes":
-            return acceptOnly(["kind", "cause", "client", "pair", "leg", "limit"], parameters) ?? closes(parameters)
+            return acceptOnly(["kind", "cause", "client", "pair", "leg", "limit", "before_seq"], parameters) ?? closes(parameters)
         case "/status":
             return acceptOnly([], parameters) ?? status()
         case "/metrics":
@@ -94,9 +99,19 @@ struct StatusRouter: Sendable {
 
     // MARK: - Routes
 
-    private func connections() -> StatusResponse {
-        let all = registry.connections()
-        return .json(ConnectionListJSON(count: all.count, connections: all.map(ConnectionJSON.init)))
+    private func connections(_ parameters: [String: String]) -> StatusResponse {
+        let limit: Int
+        let after: UInt64?
+        do {
+            limit = try Self.pageLimit(parameters, default: Self.maxPage)
+            after = try Self.cursor("after_id", parameters, what: "a connection id")
+        } catch {
+            return .error(.badRequest, error.message)
+        }
+        let (count, page) = registry.connections(after: after, limit: limit + 1)
+        let shown = page.prefix(limit)
+        let next = page.count > limit ? Self.link("/connections", parameters, cursor: ("after_id", shown.last!.id)) : nil
+        return .json(ConnectionListJSON(count: count, connections: shown.map(ConnectionJSON.init), next: next))
     }
 
     private func connection(idText: Substring) -> StatusResponse {
@@ -141,16 +156,43 @@ struct StatusRouter: Sendable {
             }
             filter.leg = leg
         }
-        var limit = Self.defaultCloseLimit
-        if let text = parameters["limit"] {
-            let maximum = configuration().settings.closeHistory
-            guard text.count <= 12, let value = Int(text), (1...maximum).contains(value) else {
-                return .error(.badRequest, "limit \"\(WebSocketRoute.printable(text[...]))\" must be a whole number from 1 to \(maximum)")
-            }
-            limit = value
+        let limit: Int
+        let before: UInt64?
+        do {
+            limit = try Self.pageLimit(parameters, default: Self.defaultCloseLimit)
+            before = try Self.cursor("before_seq", parameters, what: "a close sequence number (seq)")
+        } catch {
+            return .error(.badRequest, error.message)
         }
-        let (matched, records) = registry.closes(matching: filter, limit: limit)
-        return .json(CloseListJSON(total: matched, closes: records.map(CloseJSON.init)))
+        let (matched, records) = registry.closes(matching: filter, before: before, limit: limit + 1)
+        let shown = records.prefix(limit)
+        let next = records.count > limit ? Self.link("/closes", parameters, cursor: ("before_seq", shown.last!.sequence)) : nil
+        return .json(CloseListJSON(total: matched, closes: shown.map(CloseJSON.init), next: next))
+    }
+
+    /// `limit=`: 1 to `maxPage`.
+    private static func pageLimit(_ parameters: [String: String], default value: Int) throws(BadQuery) -> Int {
+        guard let text = parameters["limit"] else { return value }
+        guard text.count <= 12, let limit = Int(text), (1...maxPage).contains(limit) else {
+            throw BadQuery(
+                message: "limit \"\(WebSocketRoute.printable(text[...]))\" must be a whole number from 1 to \(maxPage) (follow next for more)")
+        }
+        return limit
+    }
+
+    private static func cursor(_ name: String, _ parameters: [String: String], what: String) throws(BadQuery) -> UInt64? {
+        guard let text = parameters[name] else { return nil }
+        guard text.count <= 20, let value = UInt64(text) else {
+            throw BadQuery(message: "\(name) \"\(WebSocketRoute.printable(text[...]))\" is not \(what)")
+        }
+        return value
+    }
+
+    /// The URL of the next page: the same query with the cursor moved.
+    private static func link(_ path: String, _ parameters: [String: String], cursor: (name: String, value: UInt64)) -> String {
+        var query = parameters
+        query[cursor.name] = String(cursor.value)
+        return path + "?" + query.sorted { $0.key < $1.key }.map { "\($0.key)=\(WebSocketRoute.percentEncoded($0.value))" }.joined(separator: "&")
     }
 
     private func status() -> StatusResponse {
@@ -161,6 +203,7 @@ struct StatusRouter: Sendable {
         return .json(
             StatusJSON(
                 state: phase().name, uptime_s: (now - startedAt).components.seconds, connections: registry.activeCount,
+                handshakes_pending: pendingHandshakes(),
                 closes: Dictionary(uniqueKeysWithValues: CloseKind.allCases.map { ($0.rawValue, summary.byKind[$0] ?? 0) }),
                 causes: Dictionary(uniqueKeysWithValues: CloseCause.allCases.map { ($0.rawValue, summary.byCause[$0] ?? 0) }),
                 closes_total: summary.total,

@@ -1,0 +1,286 @@
+"""The status API against clients that try to hold or exhaust it, and who may read it at all:
+slowloris heads (408), idle keep-alive connections, the connection cap (503), a client that
+pipelines big requests and never reads (bounded memory, every response still delivered), pages
+with a cursor, a bearer token, Host checks against DNS rebinding, a Unix socket with its own
+permissions, and the refusal to expose the API without a token."""
+
+import grp
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import threading
+import time
+
+from conftest import ROOT, VIGILD, run_vigild
+from systemd_support import wait_until
+
+LOAD = os.path.join(ROOT, ".build", "debug", "vigil-load")
+
+
+def status_endpoint(daemon):
+    host, port = daemon.status_url[len("http://"):].split(":")
+    return host, int(port)
+
+
+class Responses:
+    """Reads HTTP responses one after another off a socket, keeping what follows each."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buffer = b""
+
+    def next(self, timeout=10):
+        """(status, headers dict, body) of the next response; None when the socket closes first."""
+        self.sock.settimeout(timeout)
+        while b"\r\n\r\n" not in self.buffer:
+            chunk = self.sock.recv(1 << 16)
+            if not chunk:
+                return None
+            self.buffer += chunk
+        head, _, rest = self.buffer.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {name.strip().lower(): value.strip() for name, value in (line.split(":", 1) for line in lines[1:])}
+        length = int(headers.get("content-length", 0))
+        while len(rest) < length:
+            chunk = self.sock.recv(1 << 16)
+            if not chunk:
+                break
+            rest += chunk
+        body, self.buffer = rest[:length], rest[length:]
+        return int(lines[0].split(" ")[1]), headers, body
+
+
+def read_response(sock, timeout=10):
+    """One response on a socket that carries only one."""
+    return Responses(sock).next(timeout)
+
+
+def request(daemon, path, headers=()):
+    """One GET with the given extra headers on a fresh connection."""
+    with socket.create_connection(status_endpoint(daemon), timeout=10) as sock:
+        extra = "".join(f"{name}: {value}\r\n" for name, value in headers)
+        host = dict((n.lower(), v) for n, v in headers).get("host")
+        sock.sendall(f"GET {path} HTTP/1.1\r\n{'' if host else 'Host: 127.0.0.1' + chr(13) + chr(10)}{extra}"
+                     f"Connection: close\r\n\r\n".encode())
+        return read_response(sock)
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+def test_slowloris_heads_get_408_and_connections_beyond_the_cap_get_503(vigild):
+    """500 connections that send the first line of a request and nothing more: at the defaults
+    (status_max_connections 64, status_request_timeout 5s) the first 64 get 408 after 5 s, the
+    rest 503 at once, and none is left open; /livez answers afterwards."""
+    daemon = vigild()
+    socks = []
+    for _ in range(500):
+        sock = socket.create_connection(status_endpoint(daemon), timeout=10)
+        sock.sendall(b"GET /livez HTTP/1.1\r\n")
+        socks.append(sock)
+    started = time.monotonic()
+    outcomes = {}
+    for sock in socks:
+        response = read_response(sock, timeout=15)
+        code = response[0] if response else "closed"
+        outcomes[code] = outcomes.get(code, 0) + 1
+        # Closed after the answer: the next read is EOF (or a reset), never more data or a wait.
+        try:
+            assert sock.recv(1) == b""
+        except ConnectionResetError:
+            pass
+        sock.close()
+    elapsed = time.monotonic() - started
+    assert outcomes.get(408, 0) + outcomes.get(503, 0) == 500, outcomes
+    assert 1 <= outcomes.get(408, 0) <= 64, outcomes
+    assert elapsed < 12, f"every slow connection was answered and closed within the request timeout ({elapsed:.1f}s)"
+    assert daemon.get("/livez")[0] == 200
+
+
+def test_a_408_names_the_setting_and_a_503_says_to_retry(vigild):
+    daemon = vigild("--status-request-timeout", "1s", "--status-max-connections", "1")
+    with socket.create_connection(status_endpoint(daemon), timeout=10) as slow:
+        slow.sendall(b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        time.sleep(0.2)
+        with socket.create_connection(status_endpoint(daemon), timeout=10) as refused:
+            code, headers, body = read_response(refused)
+            assert code == 503 and headers["retry-after"] == "1"
+            assert "status_max_connections 1" in json.loads(body)["error"]
+        code, headers, body = read_response(slow)
+        assert code == 408 and headers["connection"] == "close"
+        assert "status_request_timeout" in json.loads(body)["error"]
+    wait_until(lambda: daemon.get("/livez")[0] == 200, "the slot back after the 408")
+
+
+def test_idle_keep_alive_connections_are_closed(vigild):
+    daemon = vigild("--status-idle-timeout", "1s")
+    with socket.create_connection(status_endpoint(daemon), timeout=10) as sock:
+        sock.sendall(b"GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert read_response(sock)[0] == 200
+        sock.sendall(b"GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")  # still open within the idle time
+        assert read_response(sock)[0] == 200
+        started = time.monotonic()
+        assert sock.recv(1) == b"", "closed by vigild once idle"
+        assert 0.8 < time.monotonic() - started < 5
+
+
+def test_a_client_that_pipelines_and_never_reads_costs_one_response_not_all(vigild):
+    """2,000 closes on record, then one client pipelines 400 requests for 1,000 of them (about
+    400 KB each, 160 MB in all) and reads nothing: vigild stops reading from it instead of
+    encoding and buffering every answer, other clients are served, and when the client does
+    read, every response arrives whole."""
+    daemon = vigild("--ping-interval", "0")
+    load = subprocess.Popen([LOAD, "--url", daemon.ws(), "-c", "2000", "--duration", "60s", "--no-close"],
+                            stdout=subprocess.PIPE, text=True)
+    assert json.loads(load.stdout.readline())["connections"] == 2000
+    load.kill()
+    load.wait()
+    wait_until(lambda: daemon.get_json("/status")["closes_total"] == 2000, "2000 closes", 30)
+    before = rss_kib(daemon.proc.pid)
+    sock = socket.create_connection(status_endpoint(daemon), timeout=30)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+    requests = b"GET /closes?limit=1000 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * 400
+    sender = threading.Thread(target=sock.sendall, args=(requests,))
+    sender.start()
+    time.sleep(3)
+    growth_mib = (rss_kib(daemon.proc.pid) - before) / 1024
+    assert daemon.get("/livez")[0] == 200, "other clients are served meanwhile"
+    assert growth_mib < 32, f"vigild's memory grew {growth_mib:.0f} MiB for a client that reads nothing"
+    responses = Responses(sock)
+    received = 0
+    while received < 400:
+        code, _, body = responses.next(timeout=30)
+        assert code == 200
+        assert len(json.loads(body)["closes"]) == 1000
+        received += 1
+    sender.join(30)
+    sock.close()
+
+
+def test_closes_and_connections_come_in_pages(vigild):
+    daemon = vigild("--ping-interval", "0")
+    load = subprocess.Popen([LOAD, "--url", daemon.ws(), "-c", "250", "--duration", "60s", "--no-close"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert json.loads(load.stdout.readline())["connections"] == 250
+        first = daemon.get_json("/connections?limit=100")
+        assert first["count"] == 250 and len(first["connections"]) == 100
+        assert first["next"] == f"/connections?after_id={first['connections'][-1]['id']}&limit=100"
+        live = daemon.pages("/connections?limit=100")
+        assert len(live) == 250 and len({c["id"] for c in live}) == 250
+        assert [c["id"] for c in live] == sorted(c["id"] for c in live)
+        assert daemon.get_json("/connections")["next"] is None, "250 fit in one default page (1000)"
+    finally:
+        load.kill()
+        load.wait()
+    wait_until(lambda: daemon.get_json("/status")["closes_total"] == 250, "250 closes", 30)
+    kind = daemon.closes("?limit=1")["closes"][0]["kind"]  # the load generator was killed: all alike
+    page = daemon.closes(f"?limit=100&kind={kind}")
+    assert page["total"] == 250 and len(page["closes"]) == 100
+    assert page["next"] == f"/closes?before_seq={page['closes'][-1]['seq']}&kind={kind}&limit=100"
+    records = daemon.pages(f"/closes?limit=100&kind={kind}")
+    assert [r["seq"] for r in records] == list(range(250, 0, -1)), "newest first, each close once"
+    assert daemon.closes("?before_seq=3")["closes"][0]["seq"] == 2
+
+
+def test_a_bearer_token_guards_all_but_the_probes_and_a_reload_rotates_it(vigild, tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text("first-token-0123456789\n")
+    daemon = vigild("--status-token-file", str(token_file))
+    assert daemon.get("/livez")[0] == 200 and daemon.get("/readyz")[0] == 200
+    code, headers, body = request(daemon, "/status")
+    assert code == 401 and headers["www-authenticate"] == 'Bearer realm="vigil"'
+    assert "status_token_file" in json.loads(body)["error"]
+    code, headers, _ = request(daemon, "/closes", [("Authorization", "Bearer wrong-token-0123456789")])
+    assert code == 401 and "invalid_token" in headers["www-authenticate"]
+    assert request(daemon, "/metrics", [("Authorization", "Bearer first-token-0123456789")])[0] == 200
+    token_file.write_text("second-token-0123456789\n")
+    daemon.proc.send_signal(signal.SIGHUP)
+    daemon.wait_for_log(lambda e: "configuration reloaded" in e.get("message", ""))
+    assert request(daemon, "/status", [("Authorization", "Bearer first-token-0123456789")])[0] == 401
+    assert request(daemon, "/status", [("Authorization", "Bearer second-token-0123456789")])[0] == 200
+
+
+def test_an_unreadable_or_short_token_file_stops_the_start(tmp_path):
+    missing = run_vigild("--listen", "127.0.0.1:0", "--status-listen", "127.0.0.1:0",
+                         "--status-token-file", str(tmp_path / "nope"))
+    assert missing.returncode != 0 and f"cannot read status_token_file {tmp_path / 'nope'}" in missing.stderr
+    short = tmp_path / "short"
+    short.write_text("abc\n")
+    result = run_vigild("--listen", "127.0.0.1:0", "--status-listen", "127.0.0.1:0", "--status-token-file", str(short))
+    assert result.returncode != 0 and "16 to 4096 characters" in result.stderr
+
+
+def test_host_names_other_than_addresses_get_421(vigild):
+    """DNS rebinding: a page on attacker.example whose name now resolves to 127.0.0.1 sends
+    Host: attacker.example; it gets 421, not the data. Addresses, localhost and status_hosts pass."""
+    daemon = vigild("--status-hosts", "status.example.com")
+    _, port = status_endpoint(daemon)
+    code, _, body = request(daemon, "/status", [("Host", f"attacker.example:{port}")])
+    assert code == 421 and "attacker.example" in json.loads(body)["error"]
+    assert request(daemon, "/livez", [("Host", "attacker.example")])[0] == 421
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", "status.example.com", f"STATUS.example.com:{port}"):
+        assert request(daemon, "/status", [("Host", host)])[0] == 200, host
+
+
+def test_a_non_loopback_status_listener_needs_a_token_or_status_insecure(tmp_path):
+    result = run_vigild("--listen", "127.0.0.1:0", "--status-listen", "0.0.0.0:0")
+    assert result.returncode != 0
+    assert "status_listen" in result.stderr and "status_token_file" in result.stderr and "status_insecure" in result.stderr
+    token = tmp_path / "token"
+    token.write_text("a-token-of-some-length\n")
+    for extra in (["--status-insecure", "true"], ["--status-token-file", str(token)]):
+        proc = subprocess.Popen([VIGILD, "--listen", "127.0.0.1:0", "--status-listen", "0.0.0.0:0",
+                                 "--log", "stderr", *extra], stderr=subprocess.PIPE, text=True)
+        try:
+            line = proc.stderr.readline()
+            assert "vigild ready" in line, line
+        finally:
+            proc.kill()
+            proc.wait()
+
+
+def unix_get(path, target):
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(path)
+        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: whatever\r\nConnection: close\r\n\r\n".encode())
+        return read_response(sock)
+
+
+def test_the_unix_socket_has_its_mode_and_group_and_needs_no_token(vigild, tmp_path):
+    token = tmp_path / "token"
+    token.write_text("a-token-of-some-length\n")
+    path = str(tmp_path / "status.sock")
+    group = grp.getgrnam("nogroup")
+    daemon = vigild("--status-socket", path, "--status-socket-mode", "0660", "--status-socket-group", "nogroup",
+                    "--status-token-file", str(token))
+    info = os.stat(path)
+    assert stat.S_ISSOCK(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o660 and info.st_gid == group.gr_gid
+    code, _, body = unix_get(path, "/status")
+    assert code == 200 and json.loads(body)["state"] == "ready"
+    assert request(daemon, "/status")[0] == 401, "TCP still needs the token"
+    # A second vigild may not take over a socket in use.
+    second = run_vigild("--listen", "127.0.0.1:0", "--status-listen", "127.0.0.1:0", "--status-socket", path)
+    assert second.returncode != 0 and "is in use" in second.stderr
+    daemon.stop()
+    assert not os.path.exists(path), "the socket file goes with vigild"
+
+
+def test_a_stale_socket_file_is_replaced_and_a_regular_file_is_not(vigild, tmp_path):
+    path = str(tmp_path / "status.sock")
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(path)
+    stale.close()  # the file stays, nobody listens
+    daemon = vigild("--status-socket", path)
+    assert unix_get(path, "/livez")[0] == 200
+    daemon.stop()
+    regular = tmp_path / "file"
+    regular.write_text("precious\n")
+    result = run_vigild("--listen", "127.0.0.1:0", "--status-listen", "127.0.0.1:0", "--status-socket", str(regular))
+    assert result.returncode != 0 and "is not a socket" in result.stderr
+    assert regular.read_text() == "precious\n"
