@@ -45,7 +45,7 @@ sh("mount", "-t", "tmpfs", "tmpfs", "/run")
 os.makedirs("/run/systemd/journal")
 os.makedirs("/run/log")
 sh("mount", "--bind", JOURNAL_DIR, "/run/log")
-# No rate limit, as vigild.service asks with LogRateLimitIntervalSec=0: a burst of closes must not be thinned.
+# No global rate limit: this journald serves vigild alone, whose unit sets its own (50000 in 10 s).
 journald_conf = os.path.join(JOURNAL_DIR, "journald.conf")
 with open(journald_conf, "w") as f:
     f.write("[Journal]\nRateLimitIntervalSec=0\n")

@@ -34,7 +34,7 @@ class Container:
                 f"--bind={workdir}:/mnt/t", f"--bind-ro={units_dir}:/etc/systemd/system", "--console=pipe"]
         if os.path.isdir("/opt/swift"):
             args.append("--bind-ro=/opt/swift")  # the toolchain's runtime, for a debug build of vigild
-        args += ["-b", "--", "--unit=test.target"]
+        args += ["-b", "--", "--unit=test.target"] + (["--log-level=debug"] if os.environ.get("NSPAWN_DEBUG") else [])
         self.log = open(os.path.join(workdir, f"{name}.console"), "w")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.leader = self._wait_for_leader()

@@ -168,8 +168,12 @@ def test_close_lines_are_written_whatever_the_log_level(vigild):
     assert all(entry["level"] in ("error", "critical") for entry in chatter), chatter
 
 
+# What systemd/vigil.yaml sets on purpose to another value than the default, as its header says.
+UNIT_CHOICES = {"status_socket": "/run/vigil/status.sock"}  # in vigild.service's RuntimeDirectory
+
+
 def test_example_config_lists_the_real_defaults():
-    """systemd/vigil.yaml says its values are the defaults; keep it true."""
+    """systemd/vigil.yaml says its values are the defaults (but for UNIT_CHOICES); keep it true."""
     import os
     from conftest import ROOT
     example = os.path.join(ROOT, "systemd", "vigil.yaml")
@@ -179,7 +183,8 @@ def test_example_config_lists_the_real_defaults():
     for line in result.stdout.splitlines():
         key, value = line.split()[0], line.split()[1]
         if line.endswith(f"# config file {example}"):
-            assert value == defaults[key], f"{key}: example says {value}, default is {defaults[key]}"
+            expected = UNIT_CHOICES.get(key, defaults[key])
+            assert value == expected, f"{key}: example says {value}, expected {expected}"
 
 
 def test_the_example_config_spells_out_every_default():
@@ -192,4 +197,4 @@ def test_the_example_config_spells_out_every_default():
         key = line.split()[0]
         assert line.endswith(f"# config file {example}"), f"systemd/vigil.yaml does not set {key}"
     defaults = run_vigild("--print-config").stdout.splitlines()
-    assert [line.split()[:2] for line in result.stdout.splitlines()] == [line.split()[:2] for line in defaults]
+    assert [line.split()[0] for line in result.stdout.splitlines()] == [line.split()[0] for line in defaults]
