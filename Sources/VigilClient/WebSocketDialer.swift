@@ -137,12 +137,13 @@ public enum WebSocketDialer {
                             let handler = SupervisedConnectionHandler(
                                 configuration: configuration, sink: parts.sink, observer: parts.observer,
                                 wheel: wheels.wheel(for: context.eventLoop), openedAt: ConnectionClock.system.now())
+                            // The codec first: a sink may send as soon as the shell is added
+                            // (`connectionOpened`), and its frames need the encoder in place.
                             let pipeline = context.pipeline.syncOperations
-                            try pipeline.addHandler(handler)
+                            try pipeline.addHandler(WebSocketFrameEncoder())
                             try pipeline.addHandler(
-                                ByteToMessageHandler(WebSocketFrameStreamDecoder(maxFrameSize: limits.maxFrameSize)),
-                                position: .before(handler))
-                            try pipeline.addHandler(WebSocketFrameEncoder(), position: .before(handler))
+                                ByteToMessageHandler(WebSocketFrameStreamDecoder(maxFrameSize: limits.maxFrameSize)))
+                            try pipeline.addHandler(handler)
                             result.succeed(
                                 DialedConnection(
                                     channel: context.channel,

@@ -1,43 +1,25 @@
 import Yams
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// A config file's settings as raw text, keyed as in the file (`ping_interval: 30s`).
 ///
-/// YAML or JSON (JSON is read as YAML, of which it is a subset for flat objects). Only a flat
-/// mapping of scalars is accepted: nesting, lists and empty values are errors naming the key.
+/// YAML or JSON (JSON is read as YAML, of which it is a subset). A mapping of scalars (lists
+/// for the list settings), and `targets`, a list of mappings (`MonitorTarget`): other nesting
+/// and empty values are errors naming the key.
 public struct ConfigFile: Sendable, Hashable {
     public var path: String
     public var values: [String: String]
+    /// The monitor targets, in the file's order.
+    public var targets: [MonitorTarget]
 
-    public init(path: String, values: [String: String]) {
+    public init(path: String, values: [String: String], targets: [MonitorTarget] = []) {
         self.path = path
         self.values = values
+        self.targets = targets
     }
 
     /// Reads and parses the file at `path`.
     public static func read(path: String) throws(ConfigurationError) -> ConfigFile {
-        guard let file = fopen(path, "r") else {
-            throw ConfigurationError("cannot read config file \(path): \(String(cString: strerror(errno)))")
-        }
-        defer { fclose(file) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = fread(&chunk, 1, chunk.count, file)
-            if count > 0 { bytes += chunk[..<count] }
-            if count < chunk.count { break }
-            if bytes.count > 1 << 20 { throw ConfigurationError("config file \(path) is larger than 1 MiB") }
-        }
-        if ferror(file) != 0 {
-            throw ConfigurationError("cannot read config file \(path): \(String(cString: strerror(errno)))")
-        }
-        guard let text = String(validating: bytes, as: UTF8.self) else {
-            throw ConfigurationError("config file \(path) is not UTF-8 text")
-        }
-        return try parse(text, path: path)
+        try parse(TextFile.read(path: path, what: "config file"), path: path)
     }
 
     /// Keys whose value may be written as a YAML list (the loader reads it as a comma-separated one).
@@ -55,12 +37,17 @@ public struct ConfigFile: Sendable, Hashable {
             throw ConfigurationError("config file \(path) must hold a mapping of keys to values (key: value)")
         }
         var values: [String: String] = [:]
+        var targets: [MonitorTarget]?
         for (keyNode, valueNode) in mapping {
             guard let key = keyNode.scalar?.string else {
                 throw ConfigurationError("config file \(path) has a key that is not a plain name")
             }
-            guard values[key] == nil else {
+            guard values[key] == nil, key != MonitorTarget.configKey || targets == nil else {
                 throw ConfigurationError("key \(key) appears twice in config file \(path)")
+            }
+            if key == MonitorTarget.configKey {
+                targets = try MonitorTarget.parseList(valueNode, path: path)
+                continue
             }
             let text: String
             if let scalar = valueNode.scalar {
@@ -80,6 +67,6 @@ public struct ConfigFile: Sendable, Hashable {
             }
             values[key] = text
         }
-        return ConfigFile(path: path, values: values)
+        return ConfigFile(path: path, values: values, targets: targets ?? [])
     }
 }

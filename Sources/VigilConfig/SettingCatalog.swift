@@ -72,7 +72,9 @@ extension SettingDefinition {
 /// Every setting vigild knows, in the order `--print-config` and the README list them.
 public enum SettingCatalog {
     public static let all: [SettingDefinition] = [
-        .address("listen", "127.0.0.1:8080", "WebSocket listener address", \.listen),
+        .setting(
+            "listen", "127.0.0.1:8080", "WebSocket listener address (none: no listener, vigild only monitors its targets)",
+            \.listen, parse: ValueParsers.optionalAddress, render: { $0?.description ?? "none" }),
         .setting("path", "/ws", "URL path of the WebSocket route", \.path, parse: ValueParsers.path, render: { $0 }),
         .choice("mode", "echo", "What vigild does with messages", \.mode),
         .address("status_listen", "127.0.0.1:9090", "Status API (HTTP) address", \.statusListen),
@@ -162,6 +164,11 @@ public enum SettingCatalog {
         .choice(
             "upstream_failure_code", "1014", "Proxy mode: the close status a client gets when its upstream leg fails",
             reloadable: true, \.upstreamFailureCode),
+        .duration(
+            "reconnect_max", "1m", "Monitor targets: the longest wait between dial attempts", reloadable: true, \.reconnectMax),
+        .duration(
+            "reconnect_reset_after", "1m", "Monitor targets: a connection up this long resets the backoff",
+            reloadable: true, \.reconnectResetAfter),
         .duration(
             "drain_window", "0", "Spread the 1001s of a stop over this long instead of one burst (0: all at once)",
             reloadable: true, \.drainWindow),

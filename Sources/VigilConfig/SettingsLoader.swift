@@ -140,6 +140,7 @@ public enum SettingsLoader {
             }
             sources[definition.key] = source
         }
+        settings.targets = file?.targets ?? []
         let resolved = ResolvedSettings(settings: settings, sources: sources)
         try validate(resolved)
         return resolved
@@ -205,8 +206,20 @@ public enum SettingsLoader {
         if s.statusIdleTimeout == .zero { throw fail("status_idle_timeout", "must be more than 0") }
         if !(1...1_000_000).contains(s.maxPendingHandshakes) { throw fail("max_pending_handshakes", "must be between 1 and 1000000") }
         if s.maxConnectionsPerIP > 1_000_000 { throw fail("max_connections_per_ip", "must be at most 1000000 (0: no limit)") }
-        if s.listen == s.statusListen && s.listen.port != 0 {
-            throw fail("status_listen", "must differ from listen (\(s.listen))")
+        if let listen = s.listen, listen == s.statusListen && listen.port != 0 {
+            throw fail("status_listen", "must differ from listen (\(listen))")
+        }
+        if s.listen == nil && s.mode == .proxy {
+            throw fail("listen", "must be an address in proxy mode: the proxy's clients connect to it")
+        }
+        if s.reconnectMax < .seconds(1) { throw fail("reconnect_max", "must be at least 1s") }
+        if s.reconnectResetAfter == .zero { throw fail("reconnect_reset_after", "must be more than 0") }
+        for target in s.targets {
+            let policy = target.supervisionPolicy(global: s.supervisionPolicy)
+            if policy.pingInterval > .zero && policy.pongTimeout == .zero {
+                throw ConfigurationError(
+                    "target \(target.name): pong_timeout must be more than 0 while it is pinged (set pong_timeout on the target, or the global one)")
+            }
         }
     }
 }

@@ -51,6 +51,16 @@ public enum ValueParsers {
         return value
     }
 
+    /// An address, or `none` (no listener).
+    static func optionalAddress(_ text: String) throws(Failure) -> ListenAddress? {
+        if text == "none" { return nil }
+        do {
+            return try address(text)
+        } catch {
+            throw Failure(expected: "HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080, or none")
+        }
+    }
+
     /// `127.0.0.1:8080`, `localhost:8080`, `[::1]:8080`, `0.0.0.0:0`.
     static func address(_ text: String) throws(Failure) -> ListenAddress {
         let failure = Failure(expected: "HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080")

@@ -7,7 +7,8 @@ import VigilSupervisor
 public struct VigilSettings: Sendable, Hashable {
     // Each field's real default is the text in `SettingCatalog`; the values here are blanks the
     // loader always overwrites.
-    public var listen = ListenAddress(host: "", port: 0)
+    /// `nil`: no WebSocket listener (`listen: none`, a pure monitor).
+    public var listen: ListenAddress?
     public var path = ""
     public var mode = ServerMode.echo
     public var statusListen = ListenAddress(host: "", port: 0)
@@ -47,6 +48,10 @@ public struct VigilSettings: Sendable, Hashable {
     public var upstreamPingInterval: Duration?
     public var upstreamPongTimeout: Duration?
     public var upstreamFailureCode = UpstreamFailureCode.badGateway
+    public var reconnectMax = Duration.zero
+    public var reconnectResetAfter = Duration.zero
+    /// The config file's `targets`, in its order (not a catalog setting: a list of mappings).
+    public var targets: [MonitorTarget] = []
     public var drainWindow = Duration.zero
     public var log = LogTarget.auto
     public var logFormat = LogFormat.text
@@ -67,6 +72,11 @@ public struct VigilSettings: Sendable, Hashable {
         policy.pingInterval = upstreamPingInterval ?? pingInterval
         policy.pongTimeout = upstreamPongTimeout ?? pongTimeout
         return policy
+    }
+
+    /// A fresh backoff for a target's dial attempts.
+    public var reconnectBackoff: ReconnectBackoff {
+        ReconnectBackoff(maximum: reconnectMax, resetAfter: reconnectResetAfter)
     }
 
     /// The rules each connection is supervised by. The backlog ceiling (the bound on one

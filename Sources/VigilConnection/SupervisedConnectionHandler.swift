@@ -147,6 +147,13 @@ public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimer
         handle(.closeRequested(close), context: context)
     }
 
+    /// Ends the connection now although the heartbeat finds it alive (a monitor whose requests
+    /// go unanswered): 1008 with `reason`, TCP closed at once, recorded `abnormal` with `cause`.
+    public func giveUp(cause: CloseCause, reason: String) {
+        guard let context else { return }
+        handle(.giveUp(cause: cause, reason: reason), context: context)
+    }
+
     /// Stops reading from the socket until `resumeReading()`: TCP's flow control then slows the
     /// remote end down. Timers keep running.
     public func pauseReading() {

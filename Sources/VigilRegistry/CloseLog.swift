@@ -23,7 +23,9 @@ struct CloseLog {
     /// Records that fell off the ring (still counted above).
     var evicted: UInt64 { total - UInt64(ring.count) }
 
-    mutating func append(_ record: CloseRecord, atSecond second: Int64) {
+    /// Stores `record` and returns it with its sequence number.
+    @discardableResult
+    mutating func append(_ record: CloseRecord, atSecond second: Int64) -> CloseRecord {
         var record = record
         record.sequence = total + 1
         if ring.count < capacity {
@@ -36,6 +38,7 @@ struct CloseLog {
         byKind[record.kind, default: 0] += 1
         byCause[record.cause, default: 0] += 1
         recent.add(record.kind, atSecond: second)
+        return record
     }
 
     /// Matching records, newest first, from before sequence number `before` (all when `nil`),

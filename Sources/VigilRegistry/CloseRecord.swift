@@ -8,6 +8,8 @@ public struct CloseRecord: Sendable, Hashable {
     public var path: String
     public var leg: ConnectionLeg
     public var pair: PairLink?
+    /// The monitor target's name, for a target connection.
+    public var target: String?
     public var outcome: CloseOutcome
     public var openedAt: Timestamp
     public var closedAt: Timestamp
@@ -30,21 +32,23 @@ public struct CloseFilter: Sendable, Hashable {
     public var client: String?
     public var pairID: UInt64?
     public var leg: ConnectionLeg?
+    public var target: String?
 
     public init(
         kind: CloseKind? = nil, cause: CloseCause? = nil, client: String? = nil, pairID: UInt64? = nil,
-        leg: ConnectionLeg? = nil
+        leg: ConnectionLeg? = nil, target: String? = nil
     ) {
         self.kind = kind
         self.cause = cause
         self.client = client
         self.pairID = pairID
         self.leg = leg
+        self.target = target
     }
 
     public func matches(_ record: CloseRecord) -> Bool {
         (kind == nil || record.kind == kind) && (cause == nil || record.cause == cause)
             && (client == nil || record.client == client) && (pairID == nil || record.pair?.pairID == pairID)
-            && (leg == nil || record.leg == leg)
+            && (leg == nil || record.leg == leg) && (target == nil || record.target == target)
     }
 }

@@ -71,11 +71,11 @@ public final class ConnectionRegistry: Sendable {
     /// (`holdsSlot`); a proxy's upstream leg takes none.
     public func open(
         peer: String, client: String?, path: String, leg: ConnectionLeg = .client, pair: PairLink? = nil,
-        holdsSlot: Bool = true, at now: MonotonicInstant, wallClock: Timestamp = .now()
+        target: String? = nil, holdsSlot: Bool = true, at now: MonotonicInstant, wallClock: Timestamp = .now()
     ) -> LiveConnection {
         let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
         let connection = LiveConnection(
-            id: id, peer: peer, client: client, path: path, leg: leg, pair: pair, holdsSlot: holdsSlot,
+            id: id, peer: peer, client: client, path: path, leg: leg, pair: pair, target: target, holdsSlot: holdsSlot,
             openedAt: wallClock, openedMonotonic: now)
         shard(for: id).connections.withLockedValue { $0[id] = connection }
         metrics.opened.increment()
@@ -93,15 +93,16 @@ public final class ConnectionRegistry: Sendable {
         let snapshot = connection.snapshot()
         let record = CloseRecord(
             id: connection.id, peer: connection.peer, client: connection.client, path: connection.path,
-            leg: connection.leg, pair: connection.pair, outcome: outcome, openedAt: connection.openedAt, closedAt: wallClock,
+            leg: connection.leg, pair: connection.pair, target: connection.target, outcome: outcome, openedAt: connection.openedAt, closedAt: wallClock,
             duration: now - MonotonicInstant(nanoseconds: connection.openedMonotonic),
             lastRoundTrip: snapshot.roundTrip, messagesIn: snapshot.messagesIn, messagesOut: snapshot.messagesOut)
         let second = (now - startedMonotonic).components.seconds
-        log.withLockedValue { $0.append(record, atSecond: second) }
+        let stored = log.withLockedValue { $0.append(record, atSecond: second) }
         metrics.countClose(outcome, leg: connection.leg)
+        if let target = connection.target { metrics.targets.countClose(target: target, outcome) }
         metrics.active.decrement()
         if connection.holdsSlot { occupied.subtract(1, ordering: .relaxed) }
-        return record
+        return stored
     }
 
     /// Takes back an entry whose connection never became supervised (its pipeline could not be

@@ -1,11 +1,15 @@
 import Synchronization
 import VigilSupervisor
 
-/// Which side of vigild a connection faces: a client that connected to vigild, or the
-/// upstream vigild dialed for a proxied pair.
+/// Which side of vigild a connection faces: a client that connected to vigild, the upstream
+/// vigild dialed for a proxied pair, or a monitor target vigild dialed and holds.
 public enum ConnectionLeg: String, Sendable, Hashable, CaseIterable {
     case client
     case upstream
+    case target
+
+    /// Who opened the connection: `inbound` (a client of vigild's) or `outbound` (vigild dialed).
+    public var direction: String { self == .client ? "inbound" : "outbound" }
 }
 
 /// The proxy facts of a connection: the pair it belongs to and the upstream URL.
@@ -33,6 +37,8 @@ public final class LiveConnection: Sendable {
     public let leg: ConnectionLeg
     /// Set for both legs of a proxied pair.
     public let pair: PairLink?
+    /// The monitor target's name, for a target connection.
+    public let target: String?
     /// Whether this connection holds one of the `max_connections` slots (upstream legs do not).
     let holdsSlot: Bool
     public let openedAt: Timestamp
@@ -50,8 +56,8 @@ public final class LiveConnection: Sendable {
     let bytesOut = Atomic<UInt64>(0)
 
     init(
-        id: UInt64, peer: String, client: String?, path: String, leg: ConnectionLeg, pair: PairLink?, holdsSlot: Bool,
-        openedAt: Timestamp, openedMonotonic: MonotonicInstant
+        id: UInt64, peer: String, client: String?, path: String, leg: ConnectionLeg, pair: PairLink?, target: String?,
+        holdsSlot: Bool, openedAt: Timestamp, openedMonotonic: MonotonicInstant
     ) {
         self.id = id
         self.peer = peer
@@ -59,6 +65,7 @@ public final class LiveConnection: Sendable {
         self.path = path
         self.leg = leg
         self.pair = pair
+        self.target = target
         self.holdsSlot = holdsSlot
         self.openedAt = openedAt
         self.openedMonotonic = openedMonotonic.nanoseconds
@@ -98,7 +105,7 @@ public final class LiveConnection: Sendable {
         let rtt = lastRoundTripNanos.load(ordering: .relaxed)
         let seen = lastSeenMonotonic.load(ordering: .relaxed)
         return ConnectionSnapshot(
-            id: id, peer: peer, client: client, path: path, leg: leg, pair: pair, openedAt: openedAt,
+            id: id, peer: peer, client: client, path: path, leg: leg, pair: pair, target: target, openedAt: openedAt,
             lastSeenAt: Timestamp(nanosecondsSinceEpoch: openedAt.nanosecondsSinceEpoch + (seen - openedMonotonic)),
             roundTrip: rtt < 0 ? nil : .nanoseconds(rtt),
             pingsSent: pingsSent.load(ordering: .relaxed), pongsReceived: pongsReceived.load(ordering: .relaxed),
@@ -115,6 +122,7 @@ public struct ConnectionSnapshot: Sendable, Hashable {
     public var path: String
     public var leg: ConnectionLeg
     public var pair: PairLink?
+    public var target: String?
     public var openedAt: Timestamp
     public var lastSeenAt: Timestamp
     public var roundTrip: Duration?

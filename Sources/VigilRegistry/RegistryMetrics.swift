@@ -9,6 +9,8 @@ public final class RegistryMetrics: Sendable {
     let active: Gauge
     let opened: Counter
     let roundTrip: DurationHistogram
+    /// The monitor targets' series.
+    public let targets: TargetMetrics
     /// Labelled counters are created on first use and cached (creation takes the registry's lock).
     private let closes = NIOLockedValueBox<[KindAndCause: Counter]>([:])
     private let rejections = NIOLockedValueBox<[String: Counter]>([:])
@@ -40,6 +42,7 @@ public final class RegistryMetrics: Sendable {
                 namespace: "vigil", metricName: "ping_rtt", unitName: "seconds",
                 helpText: "Ping to matching pong round trip"),
             buckets: Self.roundTripBuckets)
+        targets = TargetMetrics(collectors: collectors)
     }
 
     func countClose(_ outcome: CloseOutcome, leg: ConnectionLeg) {

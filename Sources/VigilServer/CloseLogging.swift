@@ -41,7 +41,11 @@ public enum CloseLogging {
             "ws_messages_in": "\(record.messagesIn)",
             "ws_messages_out": "\(record.messagesOut)",
             "ws_leg": "\(record.leg.rawValue)",
+            "ws_direction": "\(record.leg.direction)",
         ]
+        if let target = record.target {
+            metadata["ws_target"] = "\(target)"
+        }
         if let pair = record.pair {
             metadata["ws_pair_id"] = "\(pair.pairID)"
             metadata["ws_upstream"] = "\(pair.upstream)"
@@ -54,11 +58,12 @@ public enum CloseLogging {
     }
 
     /// `connection 42 from 10.0.0.7:51234 (client=kiosk-3) closed: abnormal (pong_timeout) after 3m12s`;
-    /// a proxy's legs: `connection 43 (pair 7, client leg) from …`, `connection 44 (pair 7, upstream leg) to …`.
+    /// a proxy's legs: `connection 43 (pair 7, client leg) from …`, `connection 44 (pair 7, upstream leg) to …`;
+    /// a monitor target's: `connection 45 (target market-feed) to …`.
     static func message(for record: CloseRecord) -> String {
         let client = record.client.map { " (client=\(quotedIfNeeded($0)))" } ?? ""
-        let pair = record.pair.map { " (pair \($0.pairID), \(record.leg.rawValue) leg)" } ?? ""
-        let direction = record.leg == .upstream ? "to" : "from"
+        let pair = record.target.map { " (target \($0))" } ?? record.pair.map { " (pair \($0.pairID), \(record.leg.rawValue) leg)" } ?? ""
+        let direction = record.leg == .client ? "from" : "to"
         return "connection \(record.id)\(pair) \(direction) \(record.peer)\(client) closed: \(record.kind.rawValue) (\(record.cause.rawValue)) after \(humanDuration(record.duration))"
     }
 

@@ -12,6 +12,10 @@ final class RegistryObserver: ConnectionObserver {
     private let connection: LiveConnection
     private let registry: ConnectionRegistry
     private let logger: Logger
+    /// Also told of each measured round trip (a monitor target's own histogram).
+    var roundTripMeasured: ((Duration) -> Void)?
+    /// Also told of the close record once it is stored (a monitor target schedules its redial).
+    var recorded: ((CloseRecord) -> Void)?
 
     init(connection: LiveConnection, registry: ConnectionRegistry, logger: Logger) {
         self.connection = connection
@@ -37,7 +41,10 @@ final class RegistryObserver: ConnectionObserver {
 
     func pongReceived(_ payload: ByteBuffer, roundTrip: Duration?) {
         connection.notePongReceived(roundTrip: roundTrip)
-        if let roundTrip { registry.noteRoundTrip(roundTrip) }
+        if let roundTrip {
+            registry.noteRoundTrip(roundTrip)
+            roundTripMeasured?(roundTrip)
+        }
     }
 
     func violationDetected(_ error: FramingError) {
@@ -51,6 +58,7 @@ final class RegistryObserver: ConnectionObserver {
     func connectionClosed(_ outcome: CloseOutcome, at now: MonotonicInstant) {
         let record = registry.close(connection, outcome: outcome, at: now)
         CloseLogging.log(record, to: logger)
+        recorded?(record)
     }
 }
 

@@ -45,14 +45,17 @@ final class ServerContext: Sendable {
     func replaceProxyRules(_ rules: ProxyRules?) { proxy.withLockedValue { $0 = rules } }
 }
 
-/// Every WebSocket channel vigild has open — accepted (upgraded or not) and, in proxy mode, the
-/// upstream legs it dialed — so shutdown and reload can reach them. Touched on open and on
+/// Every WebSocket channel vigild has open — accepted (upgraded or not), in proxy mode the
+/// upstream legs it dialed, and the monitor targets' connections — so shutdown and reload can
+/// reach them. Touched on open and on
 /// close only, never per message.
 final class ChannelDirectory: Sendable {
     /// Which timers a channel is supervised by.
     enum Kind: Sendable {
         case accepted
         case upstream
+        /// A monitor target's connection, supervised by that target's heartbeat.
+        case target(MonitorTarget)
     }
 
     private let channels = NIOLockedValueBox<[ObjectIdentifier: (channel: any Channel, kind: Kind)]>([:])

@@ -33,6 +33,8 @@ public final class VigilServer: Service, Sendable {
     private let listeners = NIOLockedValueBox<(webSocket: (any Channel)?, status: (any Channel)?)>((nil, nil))
     private let statusListener = NIOLockedValueBox<StatusListener?>(nil)
     private let drained = NIOLockedValueBox<Bool>(false)
+    /// The monitor targets vigild dials and holds.
+    private let targets: MonitorTargets
 
     /// - Parameters:
     ///   - group: event loops to run on; by default one per core, owned and shut down by the server.
@@ -50,6 +52,7 @@ public final class VigilServer: Service, Sendable {
             settings: settings, registry: registry, logger: logger, proxy: nil,
             descriptorBudget: Self.descriptorBudget(statusConnections: settings.statusMaxConnections))
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        self.targets = MonitorTargets(server: server, group: self.group)
         self.ownsGroup = group == nil
         self.logger = logger
         self.startedAt = now
@@ -77,7 +80,7 @@ public final class VigilServer: Service, Sendable {
         let statusListener = StatusListener(router: statusRouter(), settings: settings, access: try StatusAccess.make(settings))
         self.statusListener.withLockedValue { $0 = statusListener }
         let status: any Channel
-        let webSocket: any Channel
+        let webSocket: (any Channel)?
         do {
             status = try await listen(
                 settings.statusListen, inherited: inherited?.status, what: "status API listener"
@@ -87,24 +90,30 @@ public final class VigilServer: Service, Sendable {
             if let path = settings.statusSocket {
                 _ = try await statusListener.listenUnixSocket(path)
             }
-            webSocket = try await listen(settings.listen, inherited: inherited?.webSocket, what: "WebSocket listener") {
-                let bootstrap = webSocketBootstrap()
-                if let inherited { return try await bootstrap.withBoundSocket(inherited.webSocket).get() }
-                return try await bootstrap.bind(host: settings.listen.host, port: settings.listen.port).get()
+            if let address = settings.listen {
+                webSocket = try await listen(address, inherited: inherited?.webSocket, what: "WebSocket listener") {
+                    let bootstrap = webSocketBootstrap()
+                    if let inherited { return try await bootstrap.withBoundSocket(inherited.webSocket).get() }
+                    return try await bootstrap.bind(host: address.host, port: address.port).get()
+                }
+            } else {
+                webSocket = nil  // listen: none, a pure monitor
             }
+            try targets.reconcile(settings)
         } catch {
+            targets.stopAll()
             await statusListener.shutdown()
             throw error
         }
         listeners.withLockedValue { $0.webSocket = webSocket }
         phase.store(ServerPhase.ready.rawValue, ordering: .releasing)
-        let wsURL = "ws://\(webSocket.localAddress?.endpointDescription ?? "?")\(settings.mode == .proxy ? "/" : settings.path)"
+        let wsURL = webSocket.map { "ws://\($0.localAddress?.endpointDescription ?? "?")\(settings.mode == .proxy ? "/" : settings.path)" } ?? "none"
         let statusURL =
             "http://\(status.localAddress?.endpointDescription ?? "?")" + (settings.statusSocket.map { " status_socket=\($0)" } ?? "")
         // Like close lines, the ready line is written whatever the log level: it says where vigild listens.
         var lifecycle = logger
         if lifecycle.logLevel > .notice { lifecycle.logLevel = .notice }
-        let upstream = settings.upstream.map { " upstream=\($0)" } ?? ""
+        let upstream = (settings.upstream.map { " upstream=\($0)" } ?? "") + (settings.targets.isEmpty ? "" : " targets=\(settings.targets.count)")
         lifecycle.notice(
             "vigild ready ws=\(wsURL) status=\(statusURL)\(upstream)",
             metadata: ["mode": "\(settings.mode.rawValue)", "socket_activated": "\(inherited != nil)"])
@@ -127,6 +136,7 @@ public final class VigilServer: Service, Sendable {
                 }
             }
             try? await gracefulShutdown()
+            targets.stopAll()
             link?.send(.stopping(status: "stopping: closing \(registry.activeCount) connections with 1001", needs: drainLimit))
             await drain()
             tasks.cancelAll()
@@ -158,6 +168,7 @@ public final class VigilServer: Service, Sendable {
         }
         guard !alreadyDrained else { return }
         phase.store(ServerPhase.draining.rawValue, ordering: .releasing)
+        targets.stopAll()  // no more dials; their connections get their 1001 with the others
         let (webSocket, status) = listeners.withLockedValue { $0 }
         try? await webSocket?.close()
         let open = server.channels.count
@@ -226,15 +237,28 @@ public final class VigilServer: Service, Sendable {
         for definition in SettingCatalog.all where definition.reloadable { updated.adopt(definition, from: fresh) }
         let rules: ProxyRules?
         let access: StatusAccess
+        let targetChanges: MonitorTargets.Changes
         do {
             rules = try ProxyRules.make(updated.settings)
             access = try StatusAccess.make(updated.settings)
+            // Targets are reloadable as a whole list: new ones start, removed ones stop, changed
+            // ones restart, the others keep their connections.
+            var forTargets = updated.settings
+            forTargets.targets = fresh.settings.targets
+            targetChanges = try targets.reconcile(forTargets)
         } catch {
             logger.error("reload failed; the running configuration stays: \(error)")
             return .failure(error)
         }
         let report = current.withLockedValue { running in
             var report = ReloadReport(applied: [], needRestart: [])
+            running.settings.targets = fresh.settings.targets
+            if !targetChanges.isEmpty {
+                let describe = { (what: String, names: [String]) in names.isEmpty ? nil : "\(what) \(names.joined(separator: " "))" }
+                let text = [describe("added", targetChanges.added), describe("removed", targetChanges.removed),
+                            describe("changed", targetChanges.changed)].compactMap { $0 }.joined(separator: "; ")
+                report.applied.append(("targets", "", text))
+            }
             for definition in SettingCatalog.all {
                 let old = running.text(forKey: definition.key)!
                 let new = fresh.text(forKey: definition.key)!
@@ -253,8 +277,14 @@ public final class VigilServer: Service, Sendable {
         let origins = current.withLockedValue { OriginPolicy(settings: $0.settings) }
         server.origins.withLockedValue { $0 = origins }
         statusListener.withLockedValue { $0 }?.replaceAccess(access)
-        server.channels.broadcast { kind in PolicyUpdate(kind == .upstream ? upstreamPolicy : policy) }
-        let changes = report.applied.map { "\($0.key) \($0.old) → \($0.new)" }.joined(separator: ", ")
+        server.channels.broadcast { kind in
+            switch kind {
+            case .accepted: PolicyUpdate(policy)
+            case .upstream: PolicyUpdate(upstreamPolicy)
+            case .target(let target): PolicyUpdate(target.supervisionPolicy(global: policy))
+            }
+        }
+        let changes = report.applied.map { $0.key == "targets" ? "targets: \($0.new)" : "\($0.key) \($0.old) → \($0.new)" }.joined(separator: ", ")
         logger.notice(
             "configuration reloaded: \(changes.isEmpty ? "nothing to change" : changes)",
             metadata: ["connections": "\(registry.activeCount)"])
@@ -327,12 +357,14 @@ public final class VigilServer: Service, Sendable {
 
     /// Sockets the WebSocket side may hold: the soft RLIMIT_NOFILE less a reserve for what must
     /// keep working when connections fill it (status API connections, notifications, the
-    /// journal, event loop descriptors). `nil` when the limit cannot be read.
+    /// journal, event loop descriptors): 64 + `status_max_connections`, but never more than
+    /// half of a small limit. `nil` when the limit cannot be read.
     static func descriptorBudget(statusConnections: Int) -> Int? {
         var limit = rlimit()
         guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else { return nil }
-        let reserve = Int(OpenFileLimit.overhead) + statusConnections
-        return max(Int(clamping: limit.rlim_cur) - reserve, 1)
+        let soft = Int(clamping: limit.rlim_cur)
+        let reserve = min(Int(OpenFileLimit.overhead) + statusConnections, soft / 2)
+        return max(soft - reserve, 1)
     }
 
     private func statusRouter() -> StatusRouter {
@@ -341,7 +373,8 @@ public final class VigilServer: Service, Sendable {
             registry: registry, startedAt: startedAt,
             configuration: { [self] in configuration },
             phase: { [self] in ServerPhase(rawValue: phase.load(ordering: .acquiring)) ?? .starting },
-            pendingHandshakes: { gate.pendingCount })
+            pendingHandshakes: { gate.pendingCount },
+            targets: { [targets] in targets.all })
     }
 
     /// The settings refuse a `status_listen` that is not loopback without a token; an inherited

@@ -38,6 +38,9 @@ public enum CloseCause: String, Sendable, Hashable, CaseIterable, Codable {
     case shutdown
     /// This connection was one leg of a relayed pair, and the other leg ended first.
     case partnerClosed = "partner_closed"
+    /// A monitor's application round trip failed: the remote end answered pings but not three
+    /// requests in a row within their time.
+    case replyTimeout = "reply_timeout"
 }
 
 /// How the other leg of a relayed pair ended, when that is why this leg was closed.

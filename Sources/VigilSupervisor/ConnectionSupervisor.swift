@@ -115,6 +115,11 @@ public struct ConnectionSupervisor: Sendable {
             return startClose(close, at: now)
         case .timerFired:
             return timerFired(at: now)
+        case .giveUp(let cause, let reason):
+            guard phase == .open else { return .none }
+            return finish(
+                closeFrame: OutgoingClose(code: CloseStatus.policyViolation, reason: reason),
+                recording: .abnormal(cause, initiator: .local))
         }
     }
 

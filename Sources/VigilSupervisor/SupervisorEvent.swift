@@ -24,6 +24,10 @@ public enum SupervisorEvent: Sendable, Hashable {
     case closeRequested(LocalClose)
     /// The timer armed for `nextDeadline` fired.
     case timerFired
+    /// This end's own code gives up on a connection that the heartbeat still finds alive (a
+    /// monitor's requests go unanswered): close 1008 with `reason`, TCP closed at once, no
+    /// wait for an answer; recorded `abnormal` with `cause`, as a pong timeout is.
+    case giveUp(cause: CloseCause, reason: String)
 }
 
 /// A close this end starts and waits to have answered.

@@ -100,7 +100,7 @@ struct SettingsLoaderTests {
             "status_token_file", "status_hosts", "ping_interval", "pong_timeout", "read_deadline", "close_timeout", "write_timeout", "allowed_origins",
             "require_origin", "upstream", "upstream_path",
             "upstream_connect_timeout", "upstream_ca_file", "upstream_ping_interval", "upstream_pong_timeout",
-            "upstream_failure_code", "drain_window",
+            "upstream_failure_code", "reconnect_max", "reconnect_reset_after", "drain_window",
         ])
         var running = try SettingsLoader.resolve(flags: [:], environment: [:], file: nil)
         let fresh = try SettingsLoader.resolve(flags: ["write_timeout": "3s", "max_frame": "1KiB"], environment: [:], file: nil)

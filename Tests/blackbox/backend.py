@@ -8,6 +8,8 @@ Usage: backend.py [PORT [CERT KEY]]   prints "ready PORT" once listening; with C
 - a path containing `/headers`: the first message is a JSON object with the request's path and headers;
 - `/forbidden`: refused with 403, `WWW-Authenticate` and a body; `/busy`: 503 with `Retry-After`;
 - `/noread`: never reads (its socket fills and TCP pushes back);
+- `/mute`: reads every message and answers none (pings are still answered: a service whose
+  application is stuck);
 - subprotocols: `chat.v2` is chosen when offered, else none;
 - a text message `close CODE REASON` makes the backend close with that code and reason;
 - a text message `ping PAYLOAD` makes the backend send a ping of its own with that payload;
@@ -47,6 +49,10 @@ async def handler(ws):
     if ws.request.path == "/noread":
         ws.protocol.max_size = None
         await ws.wait_closed()
+        return
+    if ws.request.path == "/mute":
+        async for _ in ws:
+            pass
         return
     if "/headers" in ws.request.path:
         await ws.send(json.dumps({"path": ws.request.path, "headers": list(ws.request.headers.raw_items()),

@@ -14,7 +14,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VIGILD = os.environ.get("VIGILD", os.path.join(ROOT, ".build", "debug", "vigild"))
-READY = re.compile(r"vigild ready ws=(ws://[^\s\"]+) status=(http://[^\s\"]+)")
+READY = re.compile(r"vigild ready ws=(ws://[^\s\"]+|none) status=(http://[^\s\"]+)")
 
 
 class Vigild:
@@ -34,7 +34,7 @@ class Vigild:
         if not self._ready.wait(20):
             self.proc.kill()
             raise RuntimeError(f"vigild did not become ready: {self.args}\n" + "\n".join(self.lines))
-        self.port = int(self.ws_url.split(":")[2].split("/")[0])
+        self.port = int(self.ws_url.split(":")[2].split("/")[0]) if self.ws_url != "none" else None
         self.host = "127.0.0.1"
 
     def _read(self):

@@ -206,6 +206,34 @@ try:
         backend.kill()
         backend.wait()
 
+    # A monitor target whose service is killed: its close entry says outbound and names it.
+    backend = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "backend.py")],
+                               stdout=subprocess.PIPE, text=True)
+    backend_port = int(backend.stdout.readline().split()[1])
+    target_config = os.path.join(JOURNAL_DIR, "targets.yaml")
+    with open(target_config, "w") as f:
+        f.write(f"targets:\n  - name: feed\n    url: ws://127.0.0.1:{backend_port}/feed\n")
+    monitor_daemon = subprocess.Popen([VIGILD, "--config", target_config, "--listen", "none", "--status-listen", "127.0.0.1:0"],
+                                      stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    try:
+        wait(lambda: [e for e in journal("SYSLOG_IDENTIFIER=vigild", f"_PID={monitor_daemon.pid}")
+                      if e["MESSAGE"].startswith("target feed up")], "the target's up line")
+        backend.kill()
+        backend.wait()
+        entry = wait(lambda: journal(f"MESSAGE_ID={MESSAGE_ID}", f"_PID={monitor_daemon.pid}", "WS_TARGET=feed"),
+                     "the target's close entry")[0]
+        assert (entry["WS_DIRECTION"], entry["WS_LEG"], entry["WS_TARGET"]) == ("outbound", "target", "feed"), entry
+        assert entry["WS_CLOSE_KIND"] in ("eof", "abnormal") and entry["WS_PEER"] == f"127.0.0.1:{backend_port}", entry
+        assert "(target feed) to" in entry["MESSAGE"]
+        inbound = journal(f"MESSAGE_ID={MESSAGE_ID}", "WS_DIRECTION=inbound")
+        assert inbound and all(e.get("WS_TARGET") is None for e in inbound)
+    finally:
+        monitor_daemon.terminate()
+        monitor_daemon.wait(10)
+        if backend.poll() is None:
+            backend.kill()
+            backend.wait()
+
     # journald goes away mid-run: vigild keeps serving, the registry stays complete, and the
     # entries journald cannot take go to stderr instead.
     journald.terminate()

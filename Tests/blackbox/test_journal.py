@@ -27,4 +27,4 @@ def test_every_close_is_one_journal_entry_and_survives_journald_stopping(tmp_pat
     assert machine_journals, "journald stored nothing"
     out = subprocess.run(["journalctl", "--directory", str(machine_journals[0]), "-o", "json",
                           "MESSAGE_ID=5bfe117f0f644f8c8afabe45870ad1cb"], capture_output=True, text=True).stdout
-    assert len(out.splitlines()) == 11 + 10000 + 2000 + 2  # the close table, two bursts, a proxied pair
+    assert len(out.splitlines()) == 11 + 10000 + 2000 + 2 + 1  # the close table, two bursts, a proxied pair, a target

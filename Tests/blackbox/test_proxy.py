@@ -26,16 +26,24 @@ MIB = 1 << 20
 class Backend:
     """backend.py in its own process (so it can be killed or frozen); its stdout lines kept."""
 
-    def __init__(self, tls=None):
-        self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "backend.py"), "0", *(tls or [])],
-                                     stdout=subprocess.PIPE, text=True)
-        self.port = int(self.proc.stdout.readline().split()[1])
+    def __init__(self, tls=None, port=0):
+        self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "backend.py"), str(port), *(tls or [])],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        first = self.proc.stdout.readline().split()
+        if not first or first[0] != "ready":
+            self.proc.wait()
+            raise RuntimeError(f"backend.py did not start on port {port}")
+        self.port = int(first[1])
         self.lines = []
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):
         for line in self.proc.stdout:
             self.lines.append(line.strip())
+
+    @classmethod
+    def on_port(cls, port, tls=None):
+        return cls(tls, port)
 
     def url(self, path=""):
         return f"ws://127.0.0.1:{self.port}{path}"

@@ -1,3 +1,4 @@
+import VigilConnection
 import VigilRegistry
 import VigilSupervisor
 
@@ -8,8 +9,8 @@ struct ConnectionJSON: Encodable {
     var snapshot: ConnectionSnapshot
 
     enum Keys: String, CodingKey {
-        case id, peer, client, path, leg, pair_id, upstream, opened_at, last_seen_at, rtt_ms, pings_sent, pongs_received
-        case messages_in, messages_out, bytes_in, bytes_out
+        case id, peer, client, path, leg, direction, target, pair_id, upstream, opened_at, last_seen_at, rtt_ms, pings_sent
+        case pongs_received, messages_in, messages_out, bytes_in, bytes_out
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -20,6 +21,8 @@ struct ConnectionJSON: Encodable {
         try c.encode(s.client, forKey: .client)
         try c.encode(s.path, forKey: .path)
         try c.encode(s.leg.rawValue, forKey: .leg)
+        try c.encode(s.leg.direction, forKey: .direction)
+        try c.encode(s.target, forKey: .target)
         try c.encode(s.pair?.pairID, forKey: .pair_id)
         try c.encode(s.pair?.upstream, forKey: .upstream)
         try c.encode(s.openedAt, forKey: .opened_at)
@@ -55,7 +58,7 @@ struct CloseJSON: Encodable {
     var record: CloseRecord
 
     enum Keys: String, CodingKey {
-        case id, seq, peer, client, path, leg, pair_id, upstream, kind, code, cause, initiator, clean, reason
+        case id, seq, peer, client, path, leg, direction, target, pair_id, upstream, kind, code, cause, initiator, clean, reason
         case partner_kind, partner_cause, opened_at, closed_at, duration_ms, last_rtt_ms, messages_in, messages_out
     }
 
@@ -68,6 +71,8 @@ struct CloseJSON: Encodable {
         try c.encode(r.client, forKey: .client)
         try c.encode(r.path, forKey: .path)
         try c.encode(r.leg.rawValue, forKey: .leg)
+        try c.encode(r.leg.direction, forKey: .direction)
+        try c.encode(r.target, forKey: .target)
         try c.encode(r.pair?.pairID, forKey: .pair_id)
         try c.encode(r.pair?.upstream, forKey: .upstream)
         try c.encode(r.outcome.partner?.kind.rawValue, forKey: .partner_kind)
@@ -154,4 +159,65 @@ struct HealthJSON: Encodable {
 
     var status: Status
     var checks: [String: [Check]]
+}
+
+/// One monitor target in `/targets`.
+struct TargetJSON: Encodable {
+    var monitor: TargetMonitor
+
+    enum Keys: String, CodingKey {
+        case name, url, critical, state, since, next_attempt_at, next_attempt_rule, connection, reply_ms, command_timeouts
+        case last_close, last_dial_error, consecutive_failures, attempts, reconnects, uptime_ratio_1h
+    }
+
+    enum ConnectionKeys: String, CodingKey { case id, peer, opened_at, rtt_ms, pings_sent, pongs_received }
+    enum DialErrorKeys: String, CodingKey { case at, phase, error, http_status }
+
+    func encode(to encoder: any Encoder) throws {
+        let state = monitor.snapshot
+        let target = monitor.target
+        var c = encoder.container(keyedBy: Keys.self)
+        try c.encode(target.name, forKey: .name)
+        try c.encode(target.url.description, forKey: .url)
+        try c.encode(target.critical, forKey: .critical)
+        try c.encode(state.phase.rawValue, forKey: .state)
+        try c.encode(state.since, forKey: .since)
+        try c.encode(state.nextAttemptAt, forKey: .next_attempt_at)
+        try c.encode(state.nextAttemptRule?.rawValue, forKey: .next_attempt_rule)
+        if let snapshot = state.connection?.snapshot() {
+            var nested = c.nestedContainer(keyedBy: ConnectionKeys.self, forKey: .connection)
+            try nested.encode(snapshot.id, forKey: .id)
+            try nested.encode(snapshot.peer, forKey: .peer)
+            try nested.encode(snapshot.openedAt, forKey: .opened_at)
+            try nested.encode(snapshot.roundTrip.map(\.inMilliseconds), forKey: .rtt_ms)
+            try nested.encode(snapshot.pingsSent, forKey: .pings_sent)
+            try nested.encode(snapshot.pongsReceived, forKey: .pongs_received)
+        } else {
+            try c.encodeNil(forKey: .connection)
+        }
+        try c.encode(state.lastReply.map(\.inMilliseconds), forKey: .reply_ms)
+        try c.encode(state.commandTimeouts, forKey: .command_timeouts)
+        try c.encode(state.lastClose.map(CloseJSON.init), forKey: .last_close)
+        if let error = state.lastDialError {
+            var nested = c.nestedContainer(keyedBy: DialErrorKeys.self, forKey: .last_dial_error)
+            try nested.encode(error.at, forKey: .at)
+            try nested.encode(error.failure.phase, forKey: .phase)
+            try nested.encode(error.failure.description, forKey: .error)
+            if case .refused(let refusal) = error.failure {
+                try nested.encode(refusal.status, forKey: .http_status)
+            } else {
+                try nested.encodeNil(forKey: .http_status)
+            }
+        } else {
+            try c.encodeNil(forKey: .last_dial_error)
+        }
+        try c.encode(state.consecutiveFailures, forKey: .consecutive_failures)
+        try c.encode(state.attempts, forKey: .attempts)
+        try c.encode(state.reconnects, forKey: .reconnects)
+        try c.encode((state.uptime.ratio(at: ConnectionClock.system.now()) * 10_000).rounded() / 10_000, forKey: .uptime_ratio_1h)
+    }
+}
+
+struct TargetListJSON: Encodable {
+    var targets: [TargetJSON]
 }

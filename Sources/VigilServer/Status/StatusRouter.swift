@@ -51,8 +51,13 @@ struct StatusRouter: Sendable {
     let phase: @Sendable () -> ServerPhase
     /// TCP connections admitted to the WebSocket listener that have not upgraded yet.
     var pendingHandshakes: @Sendable () -> Int = { 0 }
+    /// The monitor targets, in configuration order.
+    var targets: @Sendable () -> [TargetMonitor] = { [] }
 
-    static let endpoints = ["/livez", "/readyz", "/health", "/connections", "/connections/{id}", "/closes", "/status", "/metrics"]
+    static let endpoints = [
+        "/livez", "/readyz", "/health", "/connections", "/connections/{id}", "/closes", "/targets", "/targets/{name}", "/status",
+        "/metrics",
+    ]
     /// `/closes` returns this many records unless `limit=` says otherwise.
     static let defaultCloseLimit = 100
     /// The most records or connections one response holds; `next` pages on. A bound on what
@@ -83,7 +88,9 @@ struct StatusRouter: Sendable {
         case "/connections":
             return acceptOnly(["after_id", "limit"], parameters) ?? connections(parameters)
         case "/closes":
-            return acceptOnly(["kind", "cause", "client", "pair", "leg", "limit", "before_seq"], parameters) ?? closes(parameters)
+            return acceptOnly(["kind", "cause", "client", "pair", "leg", "target", "limit", "before_seq"], parameters) ?? closes(parameters)
+        case "/targets":
+            return acceptOnly([], parameters) ?? .json(TargetListJSON(targets: targets().map(TargetJSON.init)))
         case "/status":
             return acceptOnly([], parameters) ?? status()
         case "/metrics":
@@ -92,6 +99,9 @@ struct StatusRouter: Sendable {
         default:
             if path.hasPrefix("/connections/") {
                 return acceptOnly([], parameters) ?? connection(idText: path.dropFirst("/connections/".count))
+            }
+            if path.hasPrefix("/targets/") {
+                return acceptOnly([], parameters) ?? target(named: path.dropFirst("/targets/".count))
             }
             return .error(.notFound, "no endpoint \(WebSocketRoute.printable(path)); endpoints: " + Self.endpoints.joined(separator: ", "))
         }
@@ -124,8 +134,24 @@ struct StatusRouter: Sendable {
         return .json(ConnectionJSON(snapshot: snapshot))
     }
 
+    private func target(named name: Substring) -> StatusResponse {
+        guard let monitor = targets().first(where: { $0.target.name == name }) else {
+            let names = targets().map(\.target.name)
+            return .error(
+                .notFound,
+                "no target \(WebSocketRoute.printable(name)); targets: " + (names.isEmpty ? "none configured" : names.joined(separator: ", ")))
+        }
+        return .json(TargetJSON(monitor: monitor))
+    }
+
     private func closes(_ parameters: [String: String]) -> StatusResponse {
         var filter = CloseFilter()
+        if let target = parameters["target"] {
+            guard target.count <= MonitorTarget.maxNameLength, target.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+                return .error(.badRequest, "target \"\(WebSocketRoute.printable(target[...]))\" is not a target name")
+            }
+            filter.target = target
+        }
         if let text = parameters["kind"] {
             guard let kind = CloseKind(rawValue: text) else {
                 return .error(.badRequest, "unknown kind \"\(WebSocketRoute.printable(text[...]))\"; expected one of " + CloseKind.allCases.map(\.rawValue).joined(separator: ", "))
@@ -233,11 +259,22 @@ struct StatusRouter: Sendable {
         let drops = HealthJSON.Check(
             status: abnormalStatus, observedValue: .number(abnormal), observedUnit: "closes",
             output: abnormalStatus == .pass ? nil : "\(abnormal) of \(allRecent) closes in the last minute were abnormal")
-        let overall = [listener.status, capacity.status, abnormalStatus].max()!
+        var checks = ["websocket:listener": [listener], "connections:active": [capacity], "closes:abnormal_last_minute": [drops]]
+        let monitors = targets()
+        if !monitors.isEmpty {
+            let down = monitors.filter { !$0.isUp }
+            let status: HealthJSON.Status = down.contains { $0.target.critical } ? .fail : down.isEmpty ? .pass : .warn
+            checks["targets:up"] = [
+                HealthJSON.Check(
+                    status: status, observedValue: .number(monitors.count - down.count), observedUnit: "targets",
+                    output: down.isEmpty
+                        ? nil
+                        : "not up: " + down.map { "\($0.target.name)\($0.target.critical ? " (critical)" : "")" }.joined(separator: ", "))
+            ]
+        }
+        let overall = checks.values.flatMap { $0.map(\.status) }.max()!
         return .json(
-            HealthJSON(
-                status: overall,
-                checks: ["websocket:listener": [listener], "connections:active": [capacity], "closes:abnormal_last_minute": [drops]]),
+            HealthJSON(status: overall, checks: checks),
             status: overall == .fail ? .serviceUnavailable : .ok, contentType: "application/health+json")
     }
 
