@@ -13,7 +13,7 @@ BUILD_PACKAGES := "command -v git:git" "command -v pkg-config:pkg-config" "pkg-c
 TEST_PACKAGES  := "command -v python3:python3" "python3 -c 'import ensurepip':python3-venv" \
                   "command -v systemd-nspawn:systemd-container" "command -v unshare:util-linux" \
                   "test -x /lib/systemd/systemd-journald:systemd" "command -v ip:iproute2" \
-                  "command -v iptables:iptables"
+                  "command -v iptables:iptables" "command -v tmux:tmux"
 GO_PACKAGES    := "command -v go:golang-go" \
                   "test -d /usr/share/gocode/src/github.com/gorilla/websocket:golang-github-gorilla-websocket-dev"
 # The real browser the Origin test (and the status page's) drive over the DevTools protocol.
@@ -33,6 +33,7 @@ run: release
 release:
 	@scripts/ensure-packages.sh $(BUILD_PACKAGES)
 	$(SWIFT) build -c release --static-swift-stdlib --product vigild
+	$(SWIFT) build -c release --static-swift-stdlib --product vigilctl
 
 build:
 	@scripts/ensure-packages.sh $(BUILD_PACKAGES)
@@ -100,6 +101,7 @@ sanitize:
 ## /etc/vigil/vigil.yaml (an existing one is kept). Then: systemctl enable --now vigild
 install: $(if $(BINARY),,release)
 	install -D -m 0755 $(or $(BINARY),$(RELEASE_BIN)) $(DESTDIR)$(PREFIX)/bin/vigild
+	install -D -m 0755 $(dir $(or $(BINARY),$(RELEASE_BIN)))vigilctl $(DESTDIR)$(PREFIX)/bin/vigilctl
 	install -D -m 0644 -t $(DESTDIR)/etc/systemd/system systemd/vigild.service systemd/vigild.socket systemd/vigild-status.socket
 	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/vigil/README.md
 	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/doc/vigil/docs docs/*.md
@@ -116,7 +118,7 @@ uninstall:
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
 		systemctl disable --now vigild.service vigild.socket vigild-status.socket 2>/dev/null || true; \
 	fi
-	rm -f $(DESTDIR)$(PREFIX)/bin/vigild $(DESTDIR)$(PREFIX)/share/doc/vigil/README.md
+	rm -f $(DESTDIR)$(PREFIX)/bin/vigild $(DESTDIR)$(PREFIX)/bin/vigilctl $(DESTDIR)$(PREFIX)/share/doc/vigil/README.md
 	rm -rf $(DESTDIR)$(PREFIX)/share/doc/vigil/docs
 	rm -f $(DESTDIR)/etc/systemd/system/vigild.service $(DESTDIR)/etc/systemd/system/vigild.socket \
 		$(DESTDIR)/etc/systemd/system/vigild-status.socket

@@ -11,6 +11,7 @@ let package = Package(
     products: [
         .executable(name: "vigild", targets: ["vigild"]),
         .executable(name: "vigil-load", targets: ["vigil-load"]),
+        .executable(name: "vigilctl", targets: ["vigilctl"]),
         .library(name: "VigilClient", targets: ["VigilClient"]),
         .library(name: "VigilFraming", targets: ["VigilFraming"]),
         .library(name: "VigilSupervisor", targets: ["VigilSupervisor"]),
@@ -135,6 +136,20 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // The operator's command line for the status API.
+        .executableTarget(
+            name: "vigilctl",
+            dependencies: [
+                "VigilConfig",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),

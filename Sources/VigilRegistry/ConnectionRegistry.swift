@@ -18,6 +18,9 @@ public final class ConnectionRegistry: Sendable {
     /// Connections open or being opened (reserved before the upgrade completes).
     private let occupied = Atomic<Int>(0)
     private let log: NIOLockedValueBox<CloseLog>
+    /// Who hears of each close as it is stored (`/closes/stream` readers), by subscription id.
+    private let subscribers = NIOLockedValueBox<[UInt64: @Sendable (CloseRecord) -> Void]>([:])
+    private let nextSubscription = Atomic<UInt64>(1)
     private let startedMonotonic: MonotonicInstant
 
     private final class Shard: Sendable {
@@ -102,7 +105,20 @@ public final class ConnectionRegistry: Sendable {
         if let target = connection.target { metrics.targets.countClose(target: target, outcome) }
         metrics.active.decrement()
         if connection.holdsSlot { occupied.subtract(1, ordering: .relaxed) }
+        for subscriber in subscribers.withLockedValue({ Array($0.values) }) { subscriber(stored) }
         return stored
+    }
+
+    /// Calls `subscriber` with every close record stored from now on, on the closing
+    /// connection's thread (so it must only hand the record on). Returns the id to unsubscribe with.
+    public func subscribe(_ subscriber: @escaping @Sendable (CloseRecord) -> Void) -> UInt64 {
+        let id = nextSubscription.wrappingAdd(1, ordering: .relaxed).oldValue
+        subscribers.withLockedValue { $0[id] = subscriber }
+        return id
+    }
+
+    public func unsubscribe(_ id: UInt64) {
+        _ = subscribers.withLockedValue { $0.removeValue(forKey: id) }
     }
 
     /// Takes back an entry whose connection never became supervised (its pipeline could not be

@@ -285,6 +285,7 @@ def test_make_install_and_uninstall(tmp_path):
     modes = {str(p.relative_to(root)): oct(p.stat().st_mode & 0o777) for p in root.rglob("*") if p.is_file()}
     assert modes == {
         "usr/local/bin/vigild": "0o755",
+        "usr/local/bin/vigilctl": "0o755",
         "etc/systemd/system/vigild.service": "0o644",
         "etc/systemd/system/vigild.socket": "0o644",
         "etc/systemd/system/vigild-status.socket": "0o644",

@@ -17,6 +17,8 @@ final class StatusHTTPHandler: ChannelInboundHandler {
     /// A complete request waiting for the connection to become writable.
     private var deferred: HTTPRequestHead?
     private var failed = false
+    /// Set once this connection serves `/closes/stream`: it answers nothing else after.
+    private var stream: CloseStream?
 
     init(
         router: StatusRouter, access: @escaping @Sendable () -> StatusAccess, transport: StatusAccess.Transport,
@@ -67,11 +69,34 @@ final class StatusHTTPHandler: ChannelInboundHandler {
             context: context)
     }
 
+    func channelInactive(context: ChannelHandlerContext) {
+        stream?.stop()
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        stream?.stop()
+    }
+
     private func respond(to request: HTTPRequestHead, context: ChannelHandlerContext) {
+        guard stream == nil else { return }  // a streaming connection takes no more requests
         let path = WebSocketRoute.split(request.uri).path
-        let response =
-            access().check(path: path, headers: request.headers, transport: transport)
-            ?? router.respond(method: request.method, uri: request.uri)
+        let refusal = access().check(path: path, headers: request.headers, transport: transport)
+        if refusal == nil, path == "/closes/stream", request.method == .GET {
+            switch router.streamFilter(uri: request.uri) {
+            case .success(let filter):
+                let stream = CloseStream(registry: router.registry)
+                self.stream = stream
+                stream.start(filter: filter, version: request.version, context: context)
+                return
+            case .failure(let refused):
+                return send(refused.response, for: request, context: context)
+            }
+        }
+        send(refusal ?? router.respond(method: request.method, uri: request.uri), for: request, context: context)
+    }
+
+    private func send(_ response: StatusResponse, for request: HTTPRequestHead, context: ChannelHandlerContext) {
         let keepAlive = request.isKeepAlive
         var head = HTTPResponseHead(version: request.version, status: response.status)
         head.headers.add(name: "Content-Type", value: response.contentType)

@@ -55,8 +55,8 @@ struct StatusRouter: Sendable {
     var targets: @Sendable () -> [TargetMonitor] = { [] }
 
     static let endpoints = [
-        "/livez", "/readyz", "/health", "/connections", "/connections/{id}", "/closes", "/targets", "/targets/{name}", "/status",
-        "/metrics",
+        "/livez", "/readyz", "/health", "/connections", "/connections/{id}", "/closes", "/closes/stream", "/targets",
+        "/targets/{name}", "/status", "/metrics",
     ]
     /// `/closes` returns this many records unless `limit=` says otherwise.
     static let defaultCloseLimit = 100
@@ -145,42 +145,10 @@ struct StatusRouter: Sendable {
     }
 
     private func closes(_ parameters: [String: String]) -> StatusResponse {
-        var filter = CloseFilter()
-        if let target = parameters["target"] {
-            guard target.count <= MonitorTarget.maxNameLength, target.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
-                return .error(.badRequest, "target \"\(WebSocketRoute.printable(target[...]))\" is not a target name")
-            }
-            filter.target = target
-        }
-        if let text = parameters["kind"] {
-            guard let kind = CloseKind(rawValue: text) else {
-                return .error(.badRequest, "unknown kind \"\(WebSocketRoute.printable(text[...]))\"; expected one of " + CloseKind.allCases.map(\.rawValue).joined(separator: ", "))
-            }
-            filter.kind = kind
-        }
-        if let text = parameters["cause"] {
-            guard let cause = CloseCause(rawValue: text) else {
-                return .error(.badRequest, "unknown cause \"\(WebSocketRoute.printable(text[...]))\"; expected one of " + CloseCause.allCases.map(\.rawValue).joined(separator: ", "))
-            }
-            filter.cause = cause
-        }
-        if let client = parameters["client"] {
-            guard WebSocketRoute.isValidClientName(client) else {
-                return .error(.badRequest, "client \"\(WebSocketRoute.printable(client[...]))\" must be 1 to \(WebSocketRoute.maxClientNameLength) printable ASCII characters")
-            }
-            filter.client = client
-        }
-        if let text = parameters["pair"] {
-            guard text.count <= 20, let pair = UInt64(text) else {
-                return .error(.badRequest, "pair \"\(WebSocketRoute.printable(text[...]))\" is not a pair id (a whole number)")
-            }
-            filter.pairID = pair
-        }
-        if let text = parameters["leg"] {
-            guard let leg = ConnectionLeg(rawValue: text) else {
-                return .error(.badRequest, "unknown leg \"\(WebSocketRoute.printable(text[...]))\"; expected one of " + ConnectionLeg.allCases.map(\.rawValue).joined(separator: ", "))
-            }
-            filter.leg = leg
+        let filter: CloseFilter
+        switch Self.closeFilter(parameters) {
+        case .success(let parsed): filter = parsed
+        case .failure(let refusal): return refusal.response
         }
         let limit: Int
         let before: UInt64?
@@ -194,6 +162,68 @@ struct StatusRouter: Sendable {
         let shown = records.prefix(limit)
         let next = records.count > limit ? Self.link("/closes", parameters, cursor: ("before_seq", shown.last!.sequence)) : nil
         return .json(CloseListJSON(total: matched, closes: shown.map(CloseJSON.init), next: next))
+    }
+
+    /// A refused query, as the answer to send.
+    struct Refusal: Error {
+        var response: StatusResponse
+    }
+
+    /// The filter `/closes/stream?kind=&cause=&client=&pair=&leg=&target=` asks for, or its 4xx.
+    func streamFilter(uri: String) -> Result<CloseFilter, Refusal> {
+        let parameters: [String: String]
+        do {
+            parameters = try Self.parse(WebSocketRoute.split(uri).query)
+        } catch {
+            return .failure(Refusal(response: .error(.badRequest, error.message)))
+        }
+        if let refusal = acceptOnly(["kind", "cause", "client", "pair", "leg", "target"], parameters) {
+            return .failure(Refusal(response: refusal))
+        }
+        return Self.closeFilter(parameters)
+    }
+
+    /// The record filter of a `/closes` query.
+    static func closeFilter(_ parameters: [String: String]) -> Result<CloseFilter, Refusal> {
+        func refuse(_ message: String) -> Result<CloseFilter, Refusal> { .failure(Refusal(response: .error(.badRequest, message))) }
+        var filter = CloseFilter()
+        if let target = parameters["target"] {
+            guard target.count <= MonitorTarget.maxNameLength, target.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+                return refuse("target \"\(WebSocketRoute.printable(target[...]))\" is not a target name")
+            }
+            filter.target = target
+        }
+        if let text = parameters["kind"] {
+            guard let kind = CloseKind(rawValue: text) else {
+                return refuse("unknown kind \"\(WebSocketRoute.printable(text[...]))\"; expected one of " + CloseKind.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            filter.kind = kind
+        }
+        if let text = parameters["cause"] {
+            guard let cause = CloseCause(rawValue: text) else {
+                return refuse("unknown cause \"\(WebSocketRoute.printable(text[...]))\"; expected one of " + CloseCause.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            filter.cause = cause
+        }
+        if let client = parameters["client"] {
+            guard WebSocketRoute.isValidClientName(client) else {
+                return refuse("client \"\(WebSocketRoute.printable(client[...]))\" must be 1 to \(WebSocketRoute.maxClientNameLength) printable ASCII characters")
+            }
+            filter.client = client
+        }
+        if let text = parameters["pair"] {
+            guard text.count <= 20, let pair = UInt64(text) else {
+                return refuse("pair \"\(WebSocketRoute.printable(text[...]))\" is not a pair id (a whole number)")
+            }
+            filter.pairID = pair
+        }
+        if let text = parameters["leg"] {
+            guard let leg = ConnectionLeg(rawValue: text) else {
+                return refuse("unknown leg \"\(WebSocketRoute.printable(text[...]))\"; expected one of " + ConnectionLeg.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            filter.leg = leg
+        }
+        return .success(filter)
     }
 
     /// `limit=`: 1 to `maxPage`.

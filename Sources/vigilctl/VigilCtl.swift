@@ -1,0 +1,204 @@
+import ArgumentParser
+import FoundationEssentials
+import VigilConfig
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `vigilctl`: vigild's status API for people and scripts.
+@main
+struct VigilCtl: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vigilctl",
+        abstract: "Ask a running vigild how its connections are, and how they ended.",
+        discussion: """
+            vigilctl finds vigild's status API in the same config file vigild reads (--config, else \
+            VIGIL_CONFIG, else /etc/vigil/vigil.yaml): its status_socket when it has one, else \
+            status_listen with the token in status_token_file. --status overrides it.
+
+            Exit status: 0 done; 1 vigild answered with an error; 2 bad usage or configuration; \
+            3 vigild could not be reached. `health`: 0 pass, 1 warn, 2 fail, 3 unreachable. \
+            `targets is-up NAME`: 0 up, 3 not up, 4 unknown target or vigild unreachable.
+            """,
+        version: "vigilctl 0.1.0",
+        subcommands: [Status.self, Connections.self, Closes.self, Targets.self, Health.self])
+}
+
+/// What every command takes.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .long, help: "The status API: a Unix socket path, or http://HOST:PORT.") var status: String?
+    @Option(name: .long, help: "vigild's config file, to find the status API in.") var config: String?
+    @Option(name: .long, help: "A file holding the bearer token (default: the config's status_token_file).") var tokenFile: String?
+    @Option(name: [.short, .customLong("output")], help: "table, wide or json.") var output: OutputFormat = .table
+    @Flag(name: .long, help: "Tables without their header line.") var noHeaders = false
+
+    var palette: Palette { .forStandardOutput(environment: ProcessInfo.processInfo.environment) }
+
+    /// The client for the endpoint the options and the config file name.
+    func client() throws -> StatusClient {
+        let environment = ProcessInfo.processInfo.environment
+        var token = try tokenFile.map { try Self.readToken($0) }
+        if let status {
+            return StatusClient(endpoint: try Self.endpoint(status), token: token)
+        }
+        let path = config ?? environment[SettingsLoader.configEnvironmentVariable] ?? "/etc/vigil/vigil.yaml"
+        let file: ConfigFile?
+        if config == nil && environment[SettingsLoader.configEnvironmentVariable] == nil && access(path, F_OK) != 0 {
+            file = nil  // no config file: vigild's defaults
+        } else {
+            do {
+                file = try ConfigFile.read(path: path)
+            } catch {
+                throw Failure(message: "\(error); give the status API with --status", exitCode: 2)
+            }
+        }
+        let settings: VigilSettings
+        do {
+            settings = try SettingsLoader.resolve(flags: [:], environment: environment, file: file).settings
+        } catch {
+            throw Failure(message: "\(error)", exitCode: 2)
+        }
+        if let socket = settings.statusSocket, access(socket, W_OK) == 0 {
+            return StatusClient(endpoint: .unix(path: socket), token: nil)
+        }
+        if token == nil, let tokenPath = settings.statusTokenFile {
+            token = try Self.readToken(tokenPath)
+        }
+        let host = ["0.0.0.0", "::", ""].contains(settings.statusListen.host) ? "127.0.0.1" : settings.statusListen.host
+        return StatusClient(endpoint: .tcp(host: host, port: settings.statusListen.port), token: token)
+    }
+
+    static func endpoint(_ text: String) throws -> StatusEndpoint {
+        if text.hasPrefix("/") { return .unix(path: text) }
+        let rest = text.hasPrefix("http://") ? String(text.dropFirst("http://".count)) : text
+        let authority = rest.split(separator: "/", maxSplits: 1).first.map(String.init) ?? rest
+        guard let colon = authority.lastIndex(of: ":"), let port = Int(authority[authority.index(after: colon)...]),
+            (1...65535).contains(port)
+        else {
+            throw Failure(message: "--status \(text): expected a Unix socket path or http://HOST:PORT", exitCode: 2)
+        }
+        var host = String(authority[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return .tcp(host: host, port: port)
+    }
+
+    static func readToken(_ path: String) throws -> String {
+        guard let file = fopen(path, "r") else {
+            throw Failure(message: "cannot read the token file \(path): \(String(cString: strerror(errno)))", exitCode: 2)
+        }
+        defer { fclose(file) }
+        var bytes = [UInt8](repeating: 0, count: 4097)
+        let count = fread(&bytes, 1, bytes.count, file)
+        return String(decoding: bytes[..<count], as: UTF8.self).trimmingWhitespace
+    }
+}
+
+/// A failure with the exit status it calls for and a message for stderr.
+struct Failure: Error, CustomStringConvertible {
+    var message: String
+    var exitCode: Int32
+    var description: String { message }
+}
+
+/// Runs `body`, printing a failure as `vigilctl: …` and exiting with its status.
+func reporting(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let failure as Failure {
+        FileHandleStandardError.write("vigilctl: \(failure.message)\n")
+        throw ExitCode(failure.exitCode)
+    } catch let unreachable as UnreachableError {
+        FileHandleStandardError.write("vigilctl: \(unreachable)\n")
+        throw ExitCode(3)
+    }
+}
+
+enum FileHandleStandardError {
+    static func write(_ text: String) {
+        writeAll(STDERR_FILENO, text)
+    }
+}
+
+/// A line on standard output, written at once (unbuffered: `closes --follow` prints as records
+/// arrive, and everything before must already be out).
+func emit(_ text: String) {
+    writeAll(STDOUT_FILENO, text + "\n")
+}
+
+private func writeAll(_ descriptor: Int32, _ text: String) {
+    var bytes = Array(text.utf8)[...]
+    while !bytes.isEmpty {
+        let written = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+        if written < 0 && errno == EINTR { continue }
+        guard written > 0 else { return }
+        bytes = bytes.dropFirst(written)
+    }
+}
+
+extension StatusClient {
+    /// A JSON document from the API; an error status is a `Failure` with the API's message.
+    func document(_ path: String) async throws -> JSONValue {
+        let (status, body) = try await get(path)
+        let document = try? JSONValue.parse(body)
+        guard status == 200 || (path == "/health" && status == 503) else {
+            let message = document?["error"].string ?? String(decoding: body.prefix(500), as: UTF8.self)
+            throw Failure(message: "vigild answered \(status) for \(path): \(message)", exitCode: 1)
+        }
+        guard let document else {
+            throw Failure(message: "vigild's answer to \(path) is not JSON", exitCode: 1)
+        }
+        return document
+    }
+
+    /// Every item of a paged list, following `next`.
+    func pages(_ path: String, key: String) async throws -> (first: JSONValue, items: [JSONValue]) {
+        var next: String? = path
+        var items: [JSONValue] = []
+        var first: JSONValue?
+        while let current = next {
+            let document = try await self.document(current)
+            first = first ?? document
+            items += document[key].array
+            next = document["next"].string
+        }
+        return (first ?? .null, items)
+    }
+}
+
+extension String {
+    var trimmingWhitespace: String {
+        let scalars = unicodeScalars
+        guard let start = scalars.firstIndex(where: { !$0.properties.isWhitespace }) else { return "" }
+        let end = scalars.lastIndex(where: { !$0.properties.isWhitespace })!
+        return String(scalars[start...end])
+    }
+
+    /// `a=b` split at the first `=`.
+    var keyValue: (key: String, value: String)? {
+        guard let equals = firstIndex(of: "=") else { return nil }
+        return (String(self[..<equals]), String(self[index(after: equals)...]))
+    }
+}
+
+extension OutputFormat: ExpressibleByArgument {}
+
+/// A query string from the filters a command was given.
+func query(_ pairs: [(String, String?)]) -> String {
+    let given = pairs.compactMap { name, value in value.map { "\(name)=\(percentEncoded($0))" } }
+    return given.isEmpty ? "" : "?" + given.joined(separator: "&")
+}
+
+func percentEncoded(_ text: String) -> String {
+    var out = ""
+    for byte in text.utf8 {
+        let scalar = Unicode.Scalar(byte)
+        if (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || "-._~".utf8.contains(byte) {
+            out.unicodeScalars.append(scalar)
+        } else {
+            let hex = String(byte, radix: 16, uppercase: true)
+            out += "%" + (hex.count == 1 ? "0" + hex : hex)
+        }
+    }
+    return out
+}

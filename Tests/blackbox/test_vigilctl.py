@@ -1,0 +1,232 @@
+"""vigilctl, the real binary, against a real vigild: tables and JSON over TCP and the Unix
+socket, the config file's endpoint and token, exit codes a script can use, --follow over
+/closes/stream, a slow stream reader dropped, and colours only on a terminal (tmux)."""
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+
+import websockets
+
+from conftest import ROOT
+from test_close_table import raw_eof, ws_close_with
+from test_proxy import Backend
+
+VIGILCTL = os.path.join(os.path.dirname(os.environ.get("VIGILD", os.path.join(ROOT, ".build", "debug", "vigild"))),
+                        "vigilctl")
+LOAD = os.path.join(ROOT, ".build", "debug", "vigil-load")
+ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def ctl(*args, env=None, timeout=15):
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_") and k != "NO_COLOR"}
+    full_env.update(env or {})
+    return subprocess.run([VIGILCTL, *args], capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+def status_url(daemon):
+    return daemon.status_url
+
+
+def test_tables_and_json_over_tcp_and_the_unix_socket(vigild, tmp_path):
+    sock = str(tmp_path / "status.sock")
+    daemon = vigild("--status-socket", sock)
+
+    async def scenario():
+        live = [await websockets.connect(daemon.ws(f"?client=live{i}")) for i in range(2)]
+        await live[0].send("hello")
+        await live[0].recv()
+        await ws_close_with(daemon, "quitter", 1000, "bye")
+        await asyncio.to_thread(raw_eof, daemon)
+        return live
+
+    async def run():
+        live = await scenario()
+        daemon.wait_closes(2)
+        results = {}
+        for name, where in [("tcp", status_url(daemon)), ("unix", sock)]:
+            results[name] = {
+                "status": await asyncio.to_thread(ctl, "status", "--status", where),
+                "connections": await asyncio.to_thread(ctl, "connections", "--status", where),
+            }
+        results["json"] = await asyncio.to_thread(ctl, "connections", "--status", sock, "-o", "json")
+        results["filtered"] = await asyncio.to_thread(ctl, "connections", "--status", sock, "--filter", "client=live1",
+                                                      "--no-headers")
+        results["wide"] = await asyncio.to_thread(ctl, "connections", "--status", sock, "-o", "wide", "--sort", "messages")
+        results["closes"] = await asyncio.to_thread(ctl, "closes", "--status", sock)
+        results["eof"] = await asyncio.to_thread(ctl, "closes", "--status", sock, "--kind", "eof", "-o", "json")
+        results["bad"] = await asyncio.to_thread(ctl, "closes", "--status", sock, "--kind", "bogus")
+        results["api"] = daemon.get_json("/connections")
+        for ws in live:
+            await ws.close()
+        return results
+
+    r = asyncio.run(run())
+    for name in ("tcp", "unix"):
+        status = r[name]["status"]
+        assert status.returncode == 0, status.stderr
+        assert re.search(r"^state\s+ready$", status.stdout, re.M) and re.search(r"^connections\s+2 open", status.stdout, re.M)
+        assert re.search(r"^closes\s+2 in all: 1 normal, 1 eof$", status.stdout, re.M), status.stdout
+        table = r[name]["connections"].stdout.splitlines()
+        assert table[0].split() == ["ID", "PEER", "CLIENT", "AGE", "IDLE", "RTT", "IN", "OUT"]
+        assert sorted(line.split()[2] for line in table[1:]) == ["live0", "live1"]
+    assert ESCAPE.search(r["tcp"]["connections"].stdout) is None, "no colour into a pipe"
+    listed = json.loads(r["json"].stdout)
+    assert [c["id"] for c in listed["connections"]] == [c["id"] for c in r["api"]["connections"]]
+    assert listed["count"] == 2
+    assert [line.split()[2] for line in r["filtered"].stdout.splitlines()] == ["live1"], r["filtered"].stdout
+    wide = r["wide"].stdout.splitlines()
+    assert wide[0].split()[8:] == ["LEG", "TARGET", "PATH", "PINGS", "PONGS", "BYTES", "IN", "BYTES", "OUT"]
+    assert wide[1].split()[2] == "live0", "sorted by messages, busiest first"
+    closes = r["closes"].stdout.splitlines()
+    assert closes[0].split() == ["CLOSED", "ID", "KIND", "CAUSE", "CODE", "BY", "WHO", "AFTER"]
+    assert [line.split()[2] for line in closes[1:]] == ["normal", "eof"], "oldest first"
+    eof = json.loads(r["eof"].stdout)
+    assert [c["kind"] for c in eof["closes"]] == ["eof"] and eof["total"] == 1
+    assert r["bad"].returncode == 1 and 'unknown kind "bogus"' in r["bad"].stderr
+
+
+def test_exit_codes_for_scripts(vigild, tmp_path):
+    service = Backend()
+    try:
+        ok = vigild()
+        assert ctl("health", "--status", ok.status_url).returncode == 0
+        config = tmp_path / "warn.yaml"
+        config.write_text(f"targets:\n  - name: up\n    url: ws://127.0.0.1:{service.port}/\n"
+                          f"  - name: refused\n    url: ws://127.0.0.1:{service.port}/forbidden\n")
+        warn = vigild("--config", str(config))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and ctl("targets", "is-up", "up", "--status", warn.status_url).returncode != 0:
+            time.sleep(0.1)
+        health = ctl("health", "--status", warn.status_url)
+        assert health.returncode == 1 and health.stdout.splitlines()[0] == "warn", health.stdout
+        assert "not up: refused" in health.stdout
+        assert ctl("targets", "is-up", "up", "--status", warn.status_url).returncode == 0
+        down = ctl("targets", "is-up", "refused", "--status", warn.status_url)
+        assert (down.returncode, down.stdout.strip()) == (3, "down")
+        assert ctl("targets", "is-up", "nope", "--status", warn.status_url).returncode == 4
+        targets = ctl("targets", "--status", warn.status_url).stdout.splitlines()
+        assert [line.split()[:2] for line in targets[1:]] == [["up", "up"], ["refused", "down"]]
+        critical = tmp_path / "fail.yaml"
+        critical.write_text(f"targets:\n  - name: refused\n    url: ws://127.0.0.1:{service.port}/forbidden\n    critical: true\n")
+        failing = vigild("--config", str(critical))
+        time.sleep(0.5)
+        assert ctl("health", "--status", failing.status_url).returncode == 2
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            nobody = f"http://127.0.0.1:{s.getsockname()[1]}"
+        unreachable = ctl("health", "--status", nobody)
+        assert unreachable.returncode == 3 and "cannot reach vigild at" in unreachable.stderr
+        assert ctl("status", "--status", nobody).returncode == 3
+        assert ctl("targets", "is-up", "up", "--status", nobody).returncode == 4
+    finally:
+        service.stop()
+
+
+def test_the_endpoint_and_token_come_from_vigilds_config_file(vigild, tmp_path):
+    token = tmp_path / "token"
+    token.write_text("s3cret-token-of-some-length\n")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = tmp_path / "vigil.yaml"
+    config.write_text(f"status_listen: 127.0.0.1:{port}\nstatus_token_file: {token}\n")
+    daemon = vigild("--config", str(config), "--status-listen", f"127.0.0.1:{port}")
+    found = ctl("status", "--config", str(config))
+    assert found.returncode == 0 and f"http://127.0.0.1:{port}" in found.stdout, found.stderr
+    also = ctl("status", env={"VIGIL_CONFIG": str(config)})
+    assert also.returncode == 0
+    refused = ctl("status", "--status", daemon.status_url)
+    assert refused.returncode == 1 and "401" in refused.stderr and "status_token_file" in refused.stderr
+    assert ctl("status", "--status", daemon.status_url, "--token-file", str(token)).returncode == 0
+
+
+def test_follow_prints_each_new_close_as_it_happens(vigild):
+    daemon = vigild()
+    follower = subprocess.Popen([VIGILCTL, "closes", "--follow", "-o", "json", "--status", daemon.status_url],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)
+        for i in range(3):
+            asyncio.run(ws_close_with(daemon, f"f{i}", 1000 + (i == 2), "x"))
+        lines = [json.loads(follower.stdout.readline()) for _ in range(3)]
+        assert [line["client"] for line in lines] == ["f0", "f1", "f2"]
+        assert [line["id"] for line in lines] == sorted(r["id"] for r in daemon.closes()["closes"])
+        assert lines[2]["kind"] == "going_away"
+    finally:
+        follower.kill()
+        follower.wait()
+    # Filters apply to the stream as to /closes; a bad one is the same 400.
+    status, _, body = daemon.get("/closes/stream?kind=bogus")
+    assert status == 400 and "unknown kind" in json.loads(body)["error"]
+
+
+def test_a_stream_reader_that_does_not_read_is_dropped_with_a_last_line(vigild):
+    """10,000 closes while a stream reader reads nothing: the kernel's send buffer takes up to
+    4 MiB of them (about 7,000 records here), and once 1000 more wait in vigild the reader is
+    dropped with a last line; /closes has every record."""
+    daemon = vigild("--ping-interval", "0")
+    reader = socket.create_connection(("127.0.0.1", int(daemon.status_url.rsplit(":", 1)[1])))
+    reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    reader.sendall(b"GET /closes/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    time.sleep(0.3)
+    load = subprocess.Popen([LOAD, "--url", daemon.ws(), "-c", "10000", "--duration", "60s", "--no-close"],
+                            stdout=subprocess.PIPE, text=True)
+    assert json.loads(load.stdout.readline())["connections"] == 10000
+    load.kill()
+    load.wait()
+    daemon.wait_closes(10000, timeout=60)
+    # Now read, and fast (a 4 KiB window on loopback moves about 35 KB/s): what was queued, then
+    # the last line, must arrive within the 30 s a dropped reader is given.
+    reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    reader.settimeout(30)
+    received = b""
+    while True:
+        chunk = reader.recv(1 << 16)
+        if not chunk:
+            break
+        received += chunk
+    reader.close()
+    text = received.decode()
+    assert "fell 1000 records behind" in text and "was dropped" in text, text[-300:]
+    records = [line for line in text.splitlines() if line.startswith('{"cause"')]
+    assert 0 < len(records) < 10000, "some records came, then the stream ended"
+    assert daemon.get("/livez")[0] == 200 and daemon.closes()["total"] == 10000, "nothing lost from /closes"
+
+
+def test_colours_on_a_terminal_only_and_never_with_no_color(vigild, tmp_path):
+    assert shutil.which("tmux"), "make test installs tmux"
+    daemon = vigild()
+    asyncio.run(ws_close_with(daemon, "tty", 1000, "bye"))
+    raw_eof(daemon)
+    daemon.wait_closes(2)
+
+    def on_tty(env_prefix):
+        session = f"vigilctl-{os.getpid()}-{len(env_prefix)}"
+        out = tmp_path / f"{session}.txt"
+        command = f"{env_prefix} {VIGILCTL} closes --status {daemon.status_url}; sleep 30"
+        subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "20", command], check=True)
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                captured = subprocess.run(["tmux", "capture-pane", "-p", "-e", "-t", session],
+                                          capture_output=True, text=True).stdout
+                if "eof" in captured:
+                    out.write_text(captured)
+                    return captured
+                time.sleep(0.1)
+            raise AssertionError(f"nothing on the terminal: {captured!r}")
+        finally:
+            subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+    coloured = on_tty("env -u NO_COLOR TERM=xterm-256color")
+    assert re.search(r"\x1b\[(0;)?32m\s*normal", coloured), repr(coloured)
+    assert re.search(r"\x1b\[(0;)?33m\s*eof", coloured), repr(coloured)
+    assert re.search(r"\x1b\[1m\s*CLOSED", coloured), "the header is bold"
+    plain = on_tty("env NO_COLOR=1 TERM=xterm-256color")
+    assert "normal" in plain and ESCAPE.search(plain) is None, repr(plain)
