@@ -9,7 +9,7 @@ import VigilSupervisor
 /// connections) and the close-log lock (closes), never a lock shared by every message.
 public final class ConnectionRegistry: Sendable {
     public let maxConnections: Int
-    public let metrics = RegistryMetrics()
+    public let metrics: RegistryMetrics
 
     private static let shardCount = 16
     private let shards: [Shard]
@@ -34,6 +34,7 @@ public final class ConnectionRegistry: Sendable {
     public init(maxConnections: Int, closeHistory: Int, now: MonotonicInstant) {
         precondition(maxConnections > 0 && closeHistory > 0)
         self.maxConnections = maxConnections
+        self.metrics = RegistryMetrics(maxConnections: maxConnections)
         self.shards = (0..<Self.shardCount).map { _ in Shard() }
         self.log = NIOLockedValueBox(CloseLog(capacity: closeHistory))
         self.startedMonotonic = now

@@ -1,4 +1,7 @@
 import Prometheus
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOConcurrencyHelpers
 import VigilSupervisor
 
@@ -28,7 +31,19 @@ public final class RegistryMetrics: Sendable {
         .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10),
     ]
 
-    init() {
+    init(maxConnections: Int) {
+        let limit = collectors.makeGauge(
+            descriptor: .init(
+                namespace: "vigil", metricName: "connections", unitName: "max",
+                helpText: "max_connections: client connections vigild admits at most"))
+        limit.set(to: Double(maxConnections))
+        let started = collectors.makeGauge(
+            descriptor: .init(
+                namespace: "vigil", metricName: "start_time", unitName: "seconds",
+                helpText: "When this vigild process started, in seconds since the epoch (a change is a restart)"))
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        started.set(to: Double(now.tv_sec) + Double(now.tv_nsec) / 1e9)
         active = collectors.makeGauge(
             descriptor: .init(
                 namespace: "vigil", metricName: "connections", unitName: "active",

@@ -12,12 +12,14 @@ public final class TargetMetrics: Sendable {
     private let series = NIOLockedValueBox<[String: Series]>([:])
 
     private final class Series: Sendable {
+        let critical: Bool
         let up: Gauge
         let roundTrip: DurationHistogram
         let reply: DurationHistogram
         let counters = NIOLockedValueBox<[[String]: Counter]>([:])
 
-        init(up: Gauge, roundTrip: DurationHistogram, reply: DurationHistogram) {
+        init(critical: Bool, up: Gauge, roundTrip: DurationHistogram, reply: DurationHistogram) {
+            self.critical = critical
             self.up = up
             self.roundTrip = roundTrip
             self.reply = reply
@@ -31,9 +33,13 @@ public final class TargetMetrics: Sendable {
         self.collectors = collectors
     }
 
-    /// Creates the target's series (up = 0) if it has none yet.
-    public func add(target: String) {
-        _ = series(for: target)
+    /// Creates the target's series (up = 0) if it has none yet; `critical` labels its
+    /// `vigil_target_up` so an alert can page for critical targets only.
+    public func add(target: String, critical: Bool) {
+        if let existing = series.withLockedValue({ $0[target] }), existing.critical != critical {
+            remove(target: target)  // a reload changed it: the label must follow
+        }
+        _ = series(for: target, critical: critical)
     }
 
     /// Removes every series of a target that is no longer configured.
@@ -46,7 +52,7 @@ public final class TargetMetrics: Sendable {
     }
 
     public func setUp(target: String, _ up: Bool) {
-        series(for: target).up.set(to: up ? 1.0 : 0.0)
+        series.withLockedValue { $0[target] }?.up.set(to: up ? 1.0 : 0.0)
     }
 
     /// One dial attempt: `result` is `ok`, or the failed phase (`dns`, `tcp`, `tls`, `timeout`,
@@ -74,15 +80,16 @@ public final class TargetMetrics: Sendable {
         )?.increment()
     }
 
-    private func series(for target: String) -> Series {
+    private func series(for target: String, critical: Bool) -> Series {
         series.withLockedValue { all in
             if let existing = all[target] { return existing }
             let created = Series(
+                critical: critical,
                 up: collectors.makeGauge(
                     descriptor: .init(
                         namespace: "vigil", metricName: "target", unitName: "up",
                         helpText: "1 while the monitor target's connection is up, else 0"),
-                    labels: [("target", target)]),
+                    labels: [("target", target), ("critical", critical ? "true" : "false")]),
                 roundTrip: collectors.makeDurationHistogram(
                     descriptor: .init(
                         namespace: "vigil", metricName: "target_rtt", unitName: "seconds",

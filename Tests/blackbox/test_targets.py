@@ -84,7 +84,7 @@ def test_a_killed_service_is_down_at_once_then_reconnected_within_the_backoff(vi
         daemon, _ = monitor(vigild, tmp_path, f"  - name: feed\n    url: ws://127.0.0.1:{port}/feed\n    ping_interval: 1s\n")
         first = wait_target(daemon, "feed", lambda t: t["state"] == "up", "up")
         assert first["connection"]["peer"] == f"127.0.0.1:{port}" and first["reconnects"] == 0
-        assert daemon.metrics()['vigil_target_up{target="feed"}'] == 1
+        assert daemon.metrics()['vigil_target_up{target="feed",critical="false"}'] == 1
         service.proc.kill()
         service.proc.wait()
         killed = time.time()
@@ -93,7 +93,7 @@ def test_a_killed_service_is_down_at_once_then_reconnected_within_the_backoff(vi
         close = down["last_close"]
         assert (close["kind"], close["cause"]) in [("eof", "eof"), ("abnormal", "reset")], close
         assert (close["direction"], close["target"], close["leg"]) == ("outbound", "feed", "target")
-        assert daemon.metrics()['vigil_target_up{target="feed"}'] == 0
+        assert daemon.metrics()['vigil_target_up{target="feed",critical="false"}'] == 0
         time.sleep(1)
         service = restart_on(port)
         back = wait_target(daemon, "feed", lambda t: t["state"] == "up", "up again", timeout=20)
@@ -265,7 +265,7 @@ def test_a_reload_adds_and_removes_targets_and_leaves_the_others_alone(vigild, t
         assert removed["id"] == a["connection"]["id"]
         assert (removed["kind"], removed["code"], removed["cause"], removed["initiator"]) == \
             ("going_away", 1001, "shutdown", "vigild"), removed
-        assert 'vigil_target_up{target="a"}' not in daemon.metrics(), "a removed target takes its series with it"
+        assert not [name for name in daemon.metrics() if 'target="a"' in name], "a removed target takes its series with it"
         assert c["connection"]["id"] not in (a["connection"]["id"], b["connection"]["id"])
     finally:
         service.stop()

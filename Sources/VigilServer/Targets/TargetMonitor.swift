@@ -85,7 +85,7 @@ final class TargetMonitor: Sendable {
 
     /// Dials at once.
     func start() {
-        server.registry.metrics.targets.add(target: target.name)
+        server.registry.metrics.targets.add(target: target.name, critical: target.critical)
         eventLoop.execute { self.dial() }
     }
 
