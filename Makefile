@@ -14,7 +14,7 @@ TEST_PACKAGES  := "command -v python3:python3" "python3 -c 'import ensurepip':py
                   "command -v systemd-nspawn:systemd-container" "command -v unshare:util-linux" \
                   "test -x /lib/systemd/systemd-journald:systemd" "command -v ip:iproute2" \
                   "command -v iptables:iptables" "command -v tmux:tmux" \
-                  "command -v promtool:prometheus"
+                  "command -v promtool:prometheus" "test -x /lib/systemd/systemd-journal-remote:systemd-journal-remote"
 GO_PACKAGES    := "command -v go:golang-go" \
                   "test -d /usr/share/gocode/src/github.com/gorilla/websocket:golang-github-gorilla-websocket-dev"
 # The real browser the Origin test (and the status page's) drive over the DevTools protocol.
