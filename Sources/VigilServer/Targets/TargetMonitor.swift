@@ -155,15 +155,16 @@ final class TargetMonitor: Sendable {
             case .success(let dialed):
                 let elapsed = ConnectionClock.system.now() - started
                 server.registry.metrics.targets.countAttempt(target: name, result: "ok")
-                server.registry.metrics.targets.setUp(target: name, true)
                 let stillWanted = state.withLockedValue { state -> Bool in
+                    guard !state.stopped else { return false }  // removed or changed while dialing
                     state.consecutiveFailures = 0
                     state.phase = .up
                     state.since = .now()
                     state.upSince = ConnectionClock.system.now()
                     state.uptime.wentUp(at: state.upSince!)
-                    return !state.stopped
+                    return true
                 }
+                if stillWanted { server.registry.metrics.targets.setUp(target: name, true) }
                 logger.notice(
                     "target \(name) up: \(target.url) answered in \(ValueParsers.text(elapsed.roundedToMilliseconds)) (attempt \(attempt))",
                     metadata: ["ws_peer": "\(dialed.channel.remoteAddress?.endpointDescription ?? target.url.hostHeader)"])
