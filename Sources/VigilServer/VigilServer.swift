@@ -169,7 +169,7 @@ public final class VigilServer: Service, Sendable {
         guard !alreadyDrained else { return }
         phase.store(ServerPhase.draining.rawValue, ordering: .releasing)
         targets.stopAll()  // no more dials; their connections get their 1001 with the others
-        let (webSocket, status) = listeners.withLockedValue { $0 }
+        let webSocket = listeners.withLockedValue { $0.webSocket }
         try? await webSocket?.close()
         let open = server.channels.count
         let window = current.withLockedValue { $0.settings.drainWindow }
@@ -194,7 +194,6 @@ public final class VigilServer: Service, Sendable {
         for channel in server.channels.all {
             try? await channel.close()
         }
-        _ = status
         try? await statusListener.withLockedValue({ $0 })?.close()
         logger.notice("stopped", metadata: ["closes_total": "\(registry.summary(at: ConnectionClock.system.now()).total)"])
     }
