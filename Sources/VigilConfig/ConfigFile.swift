@@ -18,14 +18,16 @@ public struct ConfigFile: Sendable, Hashable {
     }
 
     /// Reads and parses the file at `path`.
-    public static func read(path: String) throws(ConfigurationError) -> ConfigFile {
-        try parse(TextFile.read(path: path, what: "config file"), path: path)
+    /// Reads and parses the file at `path`. Without `targets`, the `targets` list is skipped
+    /// (a client that needs only the status settings need not read the targets' secrets).
+    public static func read(path: String, targets readTargets: Bool = true) throws(ConfigurationError) -> ConfigFile {
+        try parse(TextFile.read(path: path, what: "config file"), path: path, targets: readTargets)
     }
 
     /// Keys whose value may be written as a YAML list (the loader reads it as a comma-separated one).
     static let listKeys = Set(SettingCatalog.all.filter(\.list).map(\.key))
 
-    public static func parse(_ text: String, path: String) throws(ConfigurationError) -> ConfigFile {
+    public static func parse(_ text: String, path: String, targets readTargets: Bool = true) throws(ConfigurationError) -> ConfigFile {
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)
@@ -46,7 +48,7 @@ public struct ConfigFile: Sendable, Hashable {
                 throw ConfigurationError("key \(key) appears twice in config file \(path)")
             }
             if key == MonitorTarget.configKey {
-                targets = try MonitorTarget.parseList(valueNode, path: path)
+                targets = readTargets ? try MonitorTarget.parseList(valueNode, path: path) : []
                 continue
             }
             let text: String

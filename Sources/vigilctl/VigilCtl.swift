@@ -48,7 +48,7 @@ struct GlobalOptions: ParsableArguments {
             file = nil  // no config file: vigild's defaults
         } else {
             do {
-                file = try ConfigFile.read(path: path)
+                file = try ConfigFile.read(path: path, targets: false)  // no need for the targets' secrets
             } catch {
                 throw Failure(message: "\(error); give the status API with --status", exitCode: 2)
             }

@@ -141,6 +141,11 @@ def test_the_endpoint_and_token_come_from_vigilds_config_file(vigild, tmp_path):
     assert found.returncode == 0 and f"http://127.0.0.1:{port}" in found.stdout, found.stderr
     also = ctl("status", env={"VIGIL_CONFIG": str(config)})
     assert also.returncode == 0
+    # The targets (and their secrets) are vigild's business: vigilctl does not read them.
+    with_targets = tmp_path / "with-targets.yaml"
+    with_targets.write_text(config.read_text() + "targets:\n  - name: a\n    url: ws://127.0.0.1:9/\n"
+                            "    headers_file: /nonexistent/secret.headers\n")
+    assert ctl("status", "--config", str(with_targets)).returncode == 0
     refused = ctl("status", "--status", daemon.status_url)
     assert refused.returncode == 1 and "401" in refused.stderr and "status_token_file" in refused.stderr
     assert ctl("status", "--status", daemon.status_url, "--token-file", str(token)).returncode == 0
