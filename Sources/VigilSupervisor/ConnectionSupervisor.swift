@@ -229,6 +229,10 @@ public struct ConnectionSupervisor: Sendable {
             consider(readDeadline, .readDeadline)
             consider(writeDeadline, .slowConsumer)
             switch first?.cause {
+            case .pongTimeout? where stalledSince != nil:
+                // The output is not draining: the ping may still sit behind the backlog, never
+                // seen by the remote end. What is known is that it does not read: slow consumer.
+                return slowConsumer()
             case .pongTimeout?:
                 return finish(
                     closeFrame: OutgoingClose(code: CloseStatus.policyViolation, reason: "pong timeout"),

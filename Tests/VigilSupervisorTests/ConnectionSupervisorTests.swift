@@ -349,6 +349,31 @@ struct SlowConsumerTests {
         #expect(h.supervisor.nextDeadline == h.clock.now + .seconds(10))
     }
 
+    @Test("a pong deadline that passes while the output is stalled is a slow consumer, not a pong timeout")
+    func pongBehindTheBacklog() {
+        var h = Harness(policy: SupervisionPolicy(
+            pingInterval: .seconds(1), pongTimeout: .seconds(1), readDeadline: .zero, closeTimeout: .seconds(5),
+            writeTimeout: .seconds(10), maxBacklog: 1000, backlogCeiling: 5000))
+        h.advance(.seconds(1))
+        guard case .sendPing = h.fireTimer() else {
+            Issue.record("expected a ping")
+            return
+        }
+        h.send(.outboundBacklog(bytes: 1500, writable: false))  // the ping is stuck behind this
+        let end = h.fireTimer()
+        #expect(h.clock.now == t0 + .seconds(2), "at the pong deadline, long before the write timeout")
+        #expect(end.outcome?.cause == .slowConsumer && end.closeFrame == nil)
+        // Writable again before the deadline: an unanswered ping is a pong timeout as ever.
+        var quiet = Harness(policy: SupervisionPolicy(
+            pingInterval: .seconds(1), pongTimeout: .seconds(1), readDeadline: .zero, closeTimeout: .seconds(5),
+            writeTimeout: .seconds(10), maxBacklog: 1000, backlogCeiling: 5000))
+        quiet.advance(.seconds(1))
+        _ = quiet.fireTimer()
+        quiet.send(.outboundBacklog(bytes: 1500, writable: false))
+        quiet.send(.outboundBacklog(bytes: 400, writable: true))
+        #expect(quiet.fireTimer().outcome?.cause == .pongTimeout)
+    }
+
     @Test("over the ceiling → slow_consumer at once")
     func ceiling() {
         var h = Harness(policy: policy)
