@@ -4,8 +4,8 @@ import Glibc
 
 /// Reads the small UTF-8 files configuration points at: the config file itself, a target's
 /// `headers_file`. Errors name the file and what `what` calls it.
-enum TextFile {
-    static func read(path: String, what: String, limit: Int = 1 << 20) throws(ConfigurationError) -> String {
+public enum TextFile {
+    public static func read(path: String, what: String, limit: Int = 1 << 20) throws(ConfigurationError) -> String {
         guard let file = fopen(path, "r") else {
             throw ConfigurationError("cannot read \(what) \(path): \(String(cString: strerror(errno)))")
         }

@@ -84,13 +84,11 @@ struct GlobalOptions: ParsableArguments {
     }
 
     static func readToken(_ path: String) throws -> String {
-        guard let file = fopen(path, "r") else {
-            throw Failure(message: "cannot read the token file \(path): \(String(cString: strerror(errno)))", exitCode: 2)
+        do {
+            return try TextFile.read(path: path, what: "token file", limit: 4096).trimmingWhitespace
+        } catch {
+            throw Failure(message: "\(error)", exitCode: 2)
         }
-        defer { fclose(file) }
-        var bytes = [UInt8](repeating: 0, count: 4097)
-        let count = fread(&bytes, 1, bytes.count, file)
-        return String(decoding: bytes[..<count], as: UTF8.self).trimmingWhitespace
     }
 }
 
