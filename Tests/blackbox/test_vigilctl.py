@@ -214,12 +214,15 @@ def test_colours_on_a_terminal_only_and_never_with_no_color(vigild, tmp_path):
     def on_tty(env_prefix):
         session = f"vigilctl-{os.getpid()}-{len(env_prefix)}"
         out = tmp_path / f"{session}.txt"
+        # One tmux server per terminal: killing the last session of a shared server makes it exit,
+        # and a new-session that reaches the dying server's socket fails ("server exited unexpectedly").
+        tmux = ["tmux", "-S", str(tmp_path / f"{session}.sock")]
         command = f"{env_prefix} {VIGILCTL} closes --status {daemon.status_url}; sleep 30"
-        subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "20", command], check=True)
+        subprocess.run(tmux + ["new-session", "-d", "-s", session, "-x", "200", "-y", "20", command], check=True)
         try:
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
-                captured = subprocess.run(["tmux", "capture-pane", "-p", "-e", "-t", session],
+                captured = subprocess.run(tmux + ["capture-pane", "-p", "-e", "-t", session],
                                           capture_output=True, text=True).stdout
                 if "eof" in captured:
                     out.write_text(captured)
@@ -227,7 +230,7 @@ def test_colours_on_a_terminal_only_and_never_with_no_color(vigild, tmp_path):
                 time.sleep(0.1)
             raise AssertionError(f"nothing on the terminal: {captured!r}")
         finally:
-            subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+            subprocess.run(tmux + ["kill-server"], capture_output=True)
 
     coloured = on_tty("env -u NO_COLOR TERM=xterm-256color")
     assert re.search(r"\x1b\[(0;)?32m\s*normal", coloured), repr(coloured)
