@@ -36,6 +36,7 @@ public struct MonitorTarget: Sendable, Hashable {
     /// This target's heartbeat: the global one with its overrides.
     public func supervisionPolicy(global: SupervisionPolicy) -> SupervisionPolicy {
         var policy = global
+        policy.appHeartbeat = nil  // for browser clients of vigild's listener, not for services it dials
         if let pingInterval { policy.pingInterval = pingInterval }
         if let pongTimeout { policy.pongTimeout = pongTimeout }
         return policy

@@ -112,6 +112,20 @@ public enum SettingCatalog {
         .duration(
             "read_deadline", "0", "Close a connection that sends no frame for this long; 0 disables it", reloadable: true,
             \.readDeadline),
+        .duration(
+            "app_ping_interval", "0",
+            "Send app_ping_message to each client this often and expect app_pong_message (browser pages that protocol pings cannot see); 0 disables it",
+            reloadable: true, \.appPingInterval),
+        .duration(
+            "app_pong_timeout", "10s", "Close a client (4000, app_pong_timeout) whose app_pong_message is this late",
+            reloadable: true, \.appPongTimeout),
+        .setting(
+            "app_ping_message", #"{"type":"ping"}"#, "The application-level ping, sent as a text message", reloadable: true,
+            \.appPingMessage, parse: ValueParsers.messageText, render: { $0 }),
+        .setting(
+            "app_pong_message", #"{"type":"pong"}"#,
+            "The text message that answers it, byte for byte; taken out of the stream (not echoed or relayed)", reloadable: true,
+            \.appPongMessage, parse: ValueParsers.messageText, render: { $0 }),
         .duration("handshake_timeout", "10s", "Drop a TCP connection that has not completed the upgrade by then", \.handshakeTimeout),
         .duration(
             "close_timeout", "5s", "How long a peer has to answer vigild's close frame (also the shutdown drain)",

@@ -176,6 +176,14 @@ public enum SettingsLoader {
         if s.pingInterval > .zero && s.pongTimeout == .zero {
             throw fail("pong_timeout", "must be more than 0 while pings are enabled (ping_interval \(resolved.text(forKey: "ping_interval")!))")
         }
+        if s.appPingInterval > .zero && s.appPongTimeout == .zero {
+            throw fail(
+                "app_pong_timeout",
+                "must be more than 0 while the application-level heartbeat runs (app_ping_interval \(resolved.text(forKey: "app_ping_interval")!))")
+        }
+        if s.appPingInterval > .zero && s.mode == .echo && s.appPingMessage == s.appPongMessage {
+            throw fail("app_pong_message", "must differ from app_ping_message in echo mode: every client's echo would answer it")
+        }
         if s.handshakeTimeout == .zero { throw fail("handshake_timeout", "must be more than 0") }
         if s.closeTimeout == .zero { throw fail("close_timeout", "must be more than 0") }
         if s.maxFrame < 125 { throw fail("max_frame", "must be at least 125 bytes (the largest control frame)") }

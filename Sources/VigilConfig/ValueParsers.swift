@@ -84,6 +84,15 @@ public enum ValueParsers {
         return ListenAddress(host: String(host), port: port)
     }
 
+    /// A text message vigild sends or matches: 1 to 1024 bytes of UTF-8 without control characters.
+    static func messageText(_ text: String) throws(Failure) -> String {
+        guard (1...1024).contains(text.utf8.count), !text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F })
+        else {
+            throw Failure(expected: "a text message of 1 to 1024 bytes without control characters, such as {\"type\":\"ping\"}")
+        }
+        return text
+    }
+
     static func path(_ text: String) throws(Failure) -> String {
         guard text.hasPrefix("/"), text.count <= 256,
             text.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F && $0 != "?" && $0 != "#" })

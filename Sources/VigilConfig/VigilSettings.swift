@@ -26,6 +26,11 @@ public struct VigilSettings: Sendable, Hashable {
     public var pingInterval = Duration.zero
     public var pongTimeout = Duration.zero
     public var readDeadline = Duration.zero
+    /// `.zero`: no application-level heartbeat.
+    public var appPingInterval = Duration.zero
+    public var appPongTimeout = Duration.zero
+    public var appPingMessage = ""
+    public var appPongMessage = ""
     public var handshakeTimeout = Duration.zero
     public var closeTimeout = Duration.zero
     public var writeTimeout = Duration.zero
@@ -71,6 +76,7 @@ public struct VigilSettings: Sendable, Hashable {
         var policy = supervisionPolicy
         policy.pingInterval = upstreamPingInterval ?? pingInterval
         policy.pongTimeout = upstreamPongTimeout ?? pongTimeout
+        policy.appHeartbeat = nil  // an application heartbeat is for the client: browsers
         return policy
     }
 
@@ -86,7 +92,13 @@ public struct VigilSettings: Sendable, Hashable {
         SupervisionPolicy(
             pingInterval: pingInterval, pongTimeout: pongTimeout, readDeadline: readDeadline,
             closeTimeout: closeTimeout, writeTimeout: writeTimeout, maxBacklog: maxBacklog,
-            backlogCeiling: maxBacklog + maxMessage)
+            backlogCeiling: maxBacklog + maxMessage, appHeartbeat: appHeartbeat)
+    }
+
+    /// The application-level heartbeat of connections made to vigild (and proxies' client legs).
+    public var appHeartbeat: AppHeartbeat? {
+        guard appPingInterval > .zero else { return nil }
+        return AppHeartbeat(interval: appPingInterval, timeout: appPongTimeout, ping: appPingMessage, pong: appPongMessage)
     }
 }
 

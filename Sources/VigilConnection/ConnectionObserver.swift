@@ -18,6 +18,11 @@ public protocol ConnectionObserver: AnyObject {
     func pingSent()
     /// A pong arrived; `roundTrip` when it answered this end's outstanding ping.
     func pongReceived(_ payload: ByteBuffer, roundTrip: Duration?)
+    /// The application-level ping went out.
+    func appPingSent()
+    /// The application-level pong answered it after `roundTrip` (a late or unsolicited one is
+    /// dropped without a call).
+    func appPongReceived(roundTrip: Duration)
     /// The remote end's close frame arrived.
     func closeFrameReceived(_ payload: ClosePayload)
     /// The remote end broke the protocol; the connection is being failed with `error.closeCode`.
@@ -35,6 +40,8 @@ extension ConnectionObserver {
     public func pingReceived(_ payload: ByteBuffer) {}
     public func pingSent() {}
     public func pongReceived(_ payload: ByteBuffer, roundTrip: Duration?) {}
+    public func appPingSent() {}
+    public func appPongReceived(roundTrip: Duration) {}
     public func closeFrameReceived(_ payload: ClosePayload) {}
     public func violationDetected(_ error: FramingError) {}
     public func transportFailed(_ error: any Error) {}

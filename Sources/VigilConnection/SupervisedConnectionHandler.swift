@@ -203,6 +203,15 @@ public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimer
         switch inbound {
         case .message(let message):
             handle(.frameReceived, context: context, at: now)
+            if message.kind == .text, let heartbeat = supervisor.policy.appHeartbeat,
+                heartbeat.isPong(message.data.readableBytesView)
+            {
+                // The application-level heartbeat's reply: the heartbeat's, not the sink's.
+                let action = supervisor.handle(.appPongReceived, at: now)
+                if case .appRoundTrip(let roundTrip) = action { observer.appPongReceived(roundTrip: roundTrip) }
+                perform(action, context: context, at: now)
+                return
+            }
             observer.messageReceived(message)
             if supervisor.isOpen { sink.received(message, from: self) }
         case .fragment:
@@ -307,7 +316,12 @@ public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimer
 
     private func perform(_ action: SupervisorAction, context: ChannelHandlerContext, at now: MonotonicInstant) {
         switch action {
-        case .none, .roundTrip:
+        case .none, .roundTrip, .appRoundTrip:
+            armTimer()
+        case .sendAppPing(let text):
+            write(.text, context.channel.allocator.buffer(string: text), context: context)
+            observer.appPingSent()
+            flushUnlessReading(context: context)
             armTimer()
         case .sendPing(let ping):
             var payload = context.channel.allocator.buffer(capacity: 8)

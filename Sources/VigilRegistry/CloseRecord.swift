@@ -15,6 +15,7 @@ public struct CloseRecord: Sendable, Hashable {
     public var closedAt: Timestamp
     public var duration: Duration
     public var lastRoundTrip: Duration?
+    public var lastAppRoundTrip: Duration?
     public var messagesIn: UInt64
     public var messagesOut: UInt64
     /// Its place among all closes since vigild started (1 for the first), set as it is logged:

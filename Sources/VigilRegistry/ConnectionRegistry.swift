@@ -99,7 +99,7 @@ public final class ConnectionRegistry: Sendable {
             id: connection.id, peer: connection.peer, client: connection.client, path: connection.path,
             leg: connection.leg, pair: connection.pair, target: connection.target, outcome: outcome, openedAt: connection.openedAt, closedAt: wallClock,
             duration: now - MonotonicInstant(nanoseconds: connection.openedMonotonic),
-            lastRoundTrip: snapshot.roundTrip, messagesIn: snapshot.messagesIn, messagesOut: snapshot.messagesOut)
+            lastRoundTrip: snapshot.roundTrip, lastAppRoundTrip: snapshot.appRoundTrip, messagesIn: snapshot.messagesIn, messagesOut: snapshot.messagesOut)
         let second = (now - startedMonotonic).components.seconds
         let stored = log.withLockedValue { $0.append(record, atSecond: second) }
         metrics.countClose(outcome, leg: connection.leg)
@@ -135,6 +135,11 @@ public final class ConnectionRegistry: Sendable {
     /// Records a ping round trip in the histogram.
     public func noteRoundTrip(_ roundTrip: Duration) {
         metrics.roundTrip.record(roundTrip)
+    }
+
+    /// Records an application-level round trip in its histogram.
+    public func noteAppRoundTrip(_ roundTrip: Duration) {
+        metrics.appRoundTrip.record(roundTrip)
     }
 
     // MARK: - Queries

@@ -49,6 +49,10 @@ public final class LiveConnection: Sendable {
     /// Last ping round trip in nanoseconds; -1 before the first.
     let lastRoundTripNanos = Atomic<Int64>(-1)
     let pingsSent = Atomic<UInt64>(0)
+    /// Last application-level round trip in nanoseconds; -1 before the first.
+    let lastAppRoundTripNanos = Atomic<Int64>(-1)
+    let appPingsSent = Atomic<UInt64>(0)
+    let appPongsReceived = Atomic<UInt64>(0)
     let pongsReceived = Atomic<UInt64>(0)
     let messagesIn = Atomic<UInt64>(0)
     let messagesOut = Atomic<UInt64>(0)
@@ -100,15 +104,27 @@ public final class LiveConnection: Sendable {
         }
     }
 
+    public func noteAppPingSent() {
+        appPingsSent.add(1, ordering: .relaxed)
+    }
+
+    public func noteAppPongReceived(roundTrip: Duration) {
+        appPongsReceived.add(1, ordering: .relaxed)
+        lastAppRoundTripNanos.store(roundTrip.inNanoseconds, ordering: .relaxed)
+    }
+
     /// A consistent-enough copy for reports (each field is read atomically on its own).
     public func snapshot() -> ConnectionSnapshot {
         let rtt = lastRoundTripNanos.load(ordering: .relaxed)
+        let appRTT = lastAppRoundTripNanos.load(ordering: .relaxed)
         let seen = lastSeenMonotonic.load(ordering: .relaxed)
         return ConnectionSnapshot(
             id: id, peer: peer, client: client, path: path, leg: leg, pair: pair, target: target, openedAt: openedAt,
             lastSeenAt: Timestamp(nanosecondsSinceEpoch: openedAt.nanosecondsSinceEpoch + (seen - openedMonotonic)),
             roundTrip: rtt < 0 ? nil : .nanoseconds(rtt),
             pingsSent: pingsSent.load(ordering: .relaxed), pongsReceived: pongsReceived.load(ordering: .relaxed),
+            appRoundTrip: appRTT < 0 ? nil : .nanoseconds(appRTT), appPingsSent: appPingsSent.load(ordering: .relaxed),
+            appPongsReceived: appPongsReceived.load(ordering: .relaxed),
             messagesIn: messagesIn.load(ordering: .relaxed), messagesOut: messagesOut.load(ordering: .relaxed),
             bytesIn: bytesIn.load(ordering: .relaxed), bytesOut: bytesOut.load(ordering: .relaxed))
     }
@@ -128,6 +144,10 @@ public struct ConnectionSnapshot: Sendable, Hashable {
     public var roundTrip: Duration?
     public var pingsSent: UInt64
     public var pongsReceived: UInt64
+    /// The application-level heartbeat's (`app_ping_interval`), when it runs on this connection.
+    public var appRoundTrip: Duration?
+    public var appPingsSent: UInt64
+    public var appPongsReceived: UInt64
     public var messagesIn: UInt64
     public var messagesOut: UInt64
     public var bytesIn: UInt64

@@ -12,6 +12,7 @@ public final class RegistryMetrics: Sendable {
     let active: Gauge
     let opened: Counter
     let roundTrip: DurationHistogram
+    let appRoundTrip: DurationHistogram
     /// The monitor targets' series.
     public let targets: TargetMetrics
     /// Labelled counters are created on first use and cached (creation takes the registry's lock).
@@ -56,6 +57,11 @@ public final class RegistryMetrics: Sendable {
             descriptor: .init(
                 namespace: "vigil", metricName: "ping_rtt", unitName: "seconds",
                 helpText: "Ping to matching pong round trip"),
+            buckets: Self.roundTripBuckets)
+        appRoundTrip = collectors.makeDurationHistogram(
+            descriptor: .init(
+                namespace: "vigil", metricName: "app_rtt", unitName: "seconds",
+                helpText: "Application-level ping (app_ping_message) to its reply (app_pong_message)"),
             buckets: Self.roundTripBuckets)
         targets = TargetMetrics(collectors: collectors)
     }

@@ -47,6 +47,15 @@ final class RegistryObserver: ConnectionObserver {
         }
     }
 
+    func appPingSent() {
+        connection.noteAppPingSent()
+    }
+
+    func appPongReceived(roundTrip: Duration) {
+        connection.noteAppPongReceived(roundTrip: roundTrip)
+        registry.noteAppRoundTrip(roundTrip)
+    }
+
     func violationDetected(_ error: FramingError) {
         logger.debug("protocol violation", metadata: ["detail": "\(error.detail)", "code": "\(error.closeCode)"])
     }

@@ -41,6 +41,9 @@ public enum CloseCause: String, Sendable, Hashable, CaseIterable, Codable {
     /// A monitor's application round trip failed: the remote end answered pings but not three
     /// requests in a row within their time.
     case replyTimeout = "reply_timeout"
+    /// The remote end answered protocol pings but not the application-level ping in time: a
+    /// browser page frozen, navigated away from, or stuck in JavaScript.
+    case appPongTimeout = "app_pong_timeout"
 }
 
 /// How the other leg of a relayed pair ended, when that is why this leg was closed.
@@ -73,6 +76,9 @@ public enum CloseStatus {
     public static let abnormalClosure: UInt16 = 1006
     public static let invalidPayload: UInt16 = 1007
     public static let messageTooBig: UInt16 = 1009
+    /// vigil's own (RFC 6455 §7.4.2 leaves 4000–4999 to applications): the application-level
+    /// pong did not come in time.
+    public static let appPongTimeout: UInt16 = 4000
 }
 
 /// The classification of one connection's end: exactly one per supervised connection.

@@ -27,12 +27,18 @@ public struct ConnectionSupervisor: Sendable {
     public let transportCloser: TransportCloser
     /// The last measured ping round trip.
     public private(set) var lastRoundTrip: Duration?
+    /// The last measured application-level round trip.
+    public private(set) var lastAppRoundTrip: Duration?
     /// When the last complete frame of any kind arrived (initially: when the connection opened).
     public private(set) var lastFrameAt: MonotonicInstant
 
     private var nextPingAt: MonotonicInstant?
     private var lastPingAt: MonotonicInstant?
     private var outstandingPing: (payload: PingPayload, sentAt: MonotonicInstant)?
+    private var nextAppPingAt: MonotonicInstant?
+    private var lastAppPingAt: MonotonicInstant?
+    /// When the unanswered app ping went out.
+    private var outstandingAppPing: MonotonicInstant?
     /// Since when the transport has not been writable, if it is not.
     private var stalledSince: MonotonicInstant?
     private var payloads: PingPayloads
@@ -47,6 +53,7 @@ public struct ConnectionSupervisor: Sendable {
         self.openedAt = now
         self.lastFrameAt = now
         self.nextPingAt = policy.pingsEnabled ? now + policy.pingInterval : nil
+        self.nextAppPingAt = policy.appHeartbeat.map { now + $0.interval }
     }
 
     /// Whether data may still be sent (no close frame sent or received yet).
@@ -64,7 +71,9 @@ public struct ConnectionSupervisor: Sendable {
     public var nextDeadline: MonotonicInstant? {
         switch phase {
         case .open:
-            return earliest(earliest(pingDue, pongDeadline), earliest(readDeadline, writeDeadline))
+            return earliest(
+                earliest(earliest(pingDue, pongDeadline), earliest(readDeadline, writeDeadline)),
+                earliest(appPingDue, appPongDeadline))
         case .closing(_, let deadline), .awaitingTransportClose(let deadline):
             return deadline
         case .closed:
@@ -74,6 +83,11 @@ public struct ConnectionSupervisor: Sendable {
 
     private var pingDue: MonotonicInstant? { outstandingPing == nil ? nextPingAt : nil }
     private var pongDeadline: MonotonicInstant? { outstandingPing.map { $0.sentAt + policy.pongTimeout } }
+    private var appPingDue: MonotonicInstant? { outstandingAppPing == nil ? nextAppPingAt : nil }
+    private var appPongDeadline: MonotonicInstant? {
+        guard let sentAt = outstandingAppPing, let heartbeat = policy.appHeartbeat else { return nil }
+        return sentAt + heartbeat.timeout
+    }
     private var readDeadline: MonotonicInstant? {
         policy.readDeadlineEnabled ? lastFrameAt + policy.readDeadline : nil
     }
@@ -92,6 +106,12 @@ public struct ConnectionSupervisor: Sendable {
             nextPingAt = nil
             outstandingPing = nil
         }
+        if let heartbeat = newPolicy.appHeartbeat {
+            nextAppPingAt = (lastAppPingAt ?? openedAt) + heartbeat.interval
+        } else {
+            nextAppPingAt = nil
+            outstandingAppPing = nil
+        }
     }
 
     public mutating func handle(_ event: SupervisorEvent, at now: MonotonicInstant) -> SupervisorAction {
@@ -101,6 +121,12 @@ public struct ConnectionSupervisor: Sendable {
             return .none
         case .pongReceived(let payload):
             return pongReceived(payload, at: now)
+        case .appPongReceived:
+            guard phase == .open, let sentAt = outstandingAppPing else { return .none }
+            outstandingAppPing = nil
+            let roundTrip = now - sentAt
+            lastAppRoundTrip = roundTrip
+            return .appRoundTrip(roundTrip)
         case .closeReceived(let code, let reason):
             return closeReceived(code: code, reason: reason, at: now)
         case .protocolViolation(let violation):
@@ -172,6 +198,7 @@ public struct ConnectionSupervisor: Sendable {
         guard phase == .open else { return .none }
         phase = .closing(close, deadline: now + policy.closeTimeout)
         outstandingPing = nil
+        outstandingAppPing = nil
         return .startClose(close.frame)
     }
 
@@ -228,8 +255,9 @@ public struct ConnectionSupervisor: Sendable {
             consider(pongDeadline, .pongTimeout)
             consider(readDeadline, .readDeadline)
             consider(writeDeadline, .slowConsumer)
+            consider(appPongDeadline, .appPongTimeout)
             switch first?.cause {
-            case .pongTimeout? where stalledSince != nil:
+            case .pongTimeout? where stalledSince != nil, .appPongTimeout? where stalledSince != nil:
                 // The output is not draining: the ping may still sit behind the backlog, never
                 // seen by the remote end. What is known is that it does not read: slow consumer.
                 return slowConsumer()
@@ -237,6 +265,10 @@ public struct ConnectionSupervisor: Sendable {
                 return finish(
                     closeFrame: OutgoingClose(code: CloseStatus.policyViolation, reason: "pong timeout"),
                     recording: .abnormal(.pongTimeout, initiator: .local))
+            case .appPongTimeout?:
+                return finish(
+                    closeFrame: OutgoingClose(code: CloseStatus.appPongTimeout, reason: "app pong timeout"),
+                    recording: .abnormal(.appPongTimeout, initiator: .local))
             case .readDeadline?:
                 return finish(
                     closeFrame: OutgoingClose(code: CloseStatus.policyViolation, reason: "read deadline exceeded"),
@@ -252,6 +284,12 @@ public struct ConnectionSupervisor: Sendable {
                 lastPingAt = now
                 nextPingAt = now + policy.pingInterval
                 return .sendPing(payload)
+            }
+            if let due = appPingDue, due <= now, let heartbeat = policy.appHeartbeat {
+                outstandingAppPing = now
+                lastAppPingAt = now
+                nextAppPingAt = now + heartbeat.interval
+                return .sendAppPing(heartbeat.ping)
             }
             return .none
         }
@@ -294,6 +332,8 @@ public struct ConnectionSupervisor: Sendable {
     private mutating func clearTimers() {
         outstandingPing = nil
         nextPingAt = nil
+        outstandingAppPing = nil
+        nextAppPingAt = nil
         stalledSince = nil
     }
 }

@@ -22,6 +22,9 @@ public struct SupervisionPolicy: Sendable, Hashable {
     /// Unwritten outbound bytes that end the connection at once, whatever the write timeout:
     /// the bound on what one connection's output can hold in memory.
     public var backlogCeiling: Int
+    /// The application-level heartbeat, for remote ends whose protocol pings are answered by
+    /// something other than the application (a browser); `nil`: none.
+    public var appHeartbeat: AppHeartbeat?
 
     public init(
         pingInterval: Duration = .seconds(30),
@@ -30,7 +33,8 @@ public struct SupervisionPolicy: Sendable, Hashable {
         closeTimeout: Duration = .seconds(5),
         writeTimeout: Duration = .seconds(10),
         maxBacklog: Int = 1 << 20,
-        backlogCeiling: Int = 2 << 20
+        backlogCeiling: Int = 2 << 20,
+        appHeartbeat: AppHeartbeat? = nil
     ) {
         self.pingInterval = pingInterval
         self.pongTimeout = pongTimeout
@@ -39,6 +43,7 @@ public struct SupervisionPolicy: Sendable, Hashable {
         self.writeTimeout = writeTimeout
         self.maxBacklog = maxBacklog
         self.backlogCeiling = max(backlogCeiling, maxBacklog)
+        self.appHeartbeat = appHeartbeat
     }
 
     public var pingsEnabled: Bool { pingInterval > .zero }

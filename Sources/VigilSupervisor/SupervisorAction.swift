@@ -8,6 +8,10 @@ public enum SupervisorAction: Sendable, Hashable {
     case sendPing(PingPayload)
     /// A pong answered the outstanding ping after this long.
     case roundTrip(Duration)
+    /// Send the application-level ping: this text message.
+    case sendAppPing(String)
+    /// The application-level pong answered the outstanding app ping after this long.
+    case appRoundTrip(Duration)
     /// Send this close frame and keep reading: the remote end's close frame completes the
     /// handshake (or the close timeout ends the wait).
     case startClose(OutgoingClose)

@@ -5,6 +5,8 @@ public enum SupervisorEvent: Sendable, Hashable {
     /// A pong arrived; its payload read as one of this end's ping payloads, or `nil` when it is
     /// not one (wrong length): such a pong is activity, never a round trip.
     case pongReceived(PingPayload?)
+    /// The application-level heartbeat's reply arrived (a text message equal to its `pong`).
+    case appPongReceived
     /// A valid close frame arrived; `code` is `nil` when the frame carried no status.
     case closeReceived(code: UInt16?, reason: String)
     /// The remote end broke the protocol: this end fails the connection (RFC 6455 §7.1.7).

@@ -94,10 +94,28 @@ struct SettingsLoaderTests {
         #expect(WebSocketURL(text) == nil)
     }
 
+    @Test("the application-level heartbeat: off by default, for client connections only, its messages checked")
+    func appHeartbeat() throws {
+        #expect(VigilSettings.defaults.supervisionPolicy.appHeartbeat == nil)
+        let on = try SettingsLoader.resolve(flags: ["app_ping_interval": "20s"], environment: [:], file: nil).settings
+        #expect(on.supervisionPolicy.appHeartbeat == AppHeartbeat(interval: .seconds(20), timeout: .seconds(10), ping: #"{"type":"ping"}"#, pong: #"{"type":"pong"}"#))
+        #expect(on.upstreamSupervisionPolicy.appHeartbeat == nil, "not sent to an upstream")
+        #expect(throws: ConfigurationError.self) {
+            try SettingsLoader.resolve(flags: ["app_ping_interval": "20s", "app_pong_timeout": "0"], environment: [:], file: nil)
+        }
+        #expect(throws: ConfigurationError.self) {
+            try SettingsLoader.resolve(flags: ["app_ping_interval": "20s", "app_pong_message": #"{"type":"ping"}"#], environment: [:], file: nil)
+        }
+        for bad in ["", "a\nb", String(repeating: "x", count: 1025)] {
+            #expect(throws: ConfigurationError.self) { try SettingsLoader.resolve(flags: ["app_ping_message": bad], environment: [:], file: nil) }
+        }
+    }
+
     @Test("a reload takes exactly the reloadable settings")
     func reloadable() throws {
         #expect(SettingCatalog.all.filter(\.reloadable).map(\.key) == [
-            "status_token_file", "status_hosts", "ping_interval", "pong_timeout", "read_deadline", "close_timeout", "write_timeout", "allowed_origins",
+            "status_token_file", "status_hosts", "ping_interval", "pong_timeout", "read_deadline", "app_ping_interval", "app_pong_timeout",
+            "app_ping_message", "app_pong_message", "close_timeout", "write_timeout", "allowed_origins",
             "require_origin", "upstream", "upstream_path",
             "upstream_connect_timeout", "upstream_ca_file", "upstream_ping_interval", "upstream_pong_timeout",
             "upstream_failure_code", "reconnect_max", "reconnect_reset_after", "drain_window",

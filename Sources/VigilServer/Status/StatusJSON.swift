@@ -10,7 +10,7 @@ struct ConnectionJSON: Encodable {
 
     enum Keys: String, CodingKey {
         case id, peer, client, path, leg, direction, target, pair_id, upstream, opened_at, last_seen_at, rtt_ms, pings_sent
-        case pongs_received, messages_in, messages_out, bytes_in, bytes_out
+        case pongs_received, app_rtt_ms, app_pings_sent, app_pongs_received, messages_in, messages_out, bytes_in, bytes_out
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -30,6 +30,9 @@ struct ConnectionJSON: Encodable {
         try c.encode(s.roundTrip.map(\.inMilliseconds), forKey: .rtt_ms)
         try c.encode(s.pingsSent, forKey: .pings_sent)
         try c.encode(s.pongsReceived, forKey: .pongs_received)
+        try c.encode(s.appRoundTrip.map(\.inMilliseconds), forKey: .app_rtt_ms)
+        try c.encode(s.appPingsSent, forKey: .app_pings_sent)
+        try c.encode(s.appPongsReceived, forKey: .app_pongs_received)
         try c.encode(s.messagesIn, forKey: .messages_in)
         try c.encode(s.messagesOut, forKey: .messages_out)
         try c.encode(s.bytesIn, forKey: .bytes_in)
@@ -59,7 +62,7 @@ struct CloseJSON: Encodable {
 
     enum Keys: String, CodingKey {
         case id, seq, peer, client, path, leg, direction, target, pair_id, upstream, kind, code, cause, initiator, clean, reason
-        case partner_kind, partner_cause, opened_at, closed_at, duration_ms, last_rtt_ms, messages_in, messages_out
+        case partner_kind, partner_cause, opened_at, closed_at, duration_ms, last_rtt_ms, last_app_rtt_ms, messages_in, messages_out
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -87,6 +90,7 @@ struct CloseJSON: Encodable {
         try c.encode(r.closedAt, forKey: .closed_at)
         try c.encode(Int64(r.duration.inMilliseconds), forKey: .duration_ms)
         try c.encode(r.lastRoundTrip.map(\.inMilliseconds), forKey: .last_rtt_ms)
+        try c.encode(r.lastAppRoundTrip.map(\.inMilliseconds), forKey: .last_app_rtt_ms)
         try c.encode(r.messagesIn, forKey: .messages_in)
         try c.encode(r.messagesOut, forKey: .messages_out)
     }
