@@ -496,3 +496,41 @@ def test_a_backend_that_does_not_read_is_a_slow_consumer_and_the_client_gets_101
         (1014, "partner_closed", "slow_consumer")
     assert legs["client"]["reason"] == "upstream leg ended: slow_consumer"
     peer.close()
+
+
+def test_the_app_heartbeat_runs_on_the_client_leg_and_is_never_relayed(vigild, backend):
+    """vigild's app ping goes to the client only; the client's app pong stops at vigild (the
+    backend echoes everything it gets, so a relayed pong would come back); a client that stops
+    answering is closed with 4000 and its upstream leg follows."""
+    b = backend()
+    daemon = proxy(vigild, b.url(), "--app-ping-interval", "300ms", "--app-pong-timeout", "1s")
+    ping, pong = '{"type":"ping"}', '{"type":"pong"}'
+
+    async def answering():
+        async with connect(daemon, "/?client=answers") as ws:
+            for _ in range(3):
+                assert await asyncio.wait_for(ws.recv(), 2) == ping
+                await ws.send(pong)
+            await ws.send("hello")
+            while (message := await asyncio.wait_for(ws.recv(), 2)) == ping:
+                await ws.send(pong)
+            assert message == "hello", "the echo of hello, not of a pong"
+            await ws.close(1000, "done")
+
+    async def silent():
+        async with connect(daemon, "/?client=silent") as ws:
+            assert await asyncio.wait_for(ws.recv(), 2) == ping
+            with pytest.raises(websockets.ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 3)
+            return ws.close_code, ws.close_reason
+
+    asyncio.run(answering())
+    legs = record_by_leg(daemon, query="?pair=" + str(daemon.closes("?client=answers")["closes"][0]["pair_id"]))
+    assert legs["upstream"]["messages_out"] == 1 and legs["upstream"]["messages_in"] == 1, "only hello crossed"
+    assert legs["client"]["last_app_rtt_ms"] is not None and legs["upstream"]["last_app_rtt_ms"] is None
+    assert asyncio.run(silent()) == (4000, "app pong timeout")
+    records = daemon.wait_closes(4)
+    client = next(r for r in records if r["client"] == "silent" and r["leg"] == "client")
+    assert (client["kind"], client["cause"], client["initiator"]) == ("abnormal", "app_pong_timeout", "vigild"), client
+    upstream = next(r for r in records if r["pair_id"] == client["pair_id"] and r["leg"] == "upstream")
+    assert (upstream["cause"], upstream["partner_cause"]) == ("partner_closed", "app_pong_timeout"), upstream
