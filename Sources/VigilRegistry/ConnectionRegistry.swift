@@ -22,6 +22,8 @@ public final class ConnectionRegistry: Sendable {
     private let subscribers = NIOLockedValueBox<[UInt64: @Sendable (CloseRecord) -> Void]>([:])
     private let nextSubscription = Atomic<UInt64>(1)
     private let startedMonotonic: MonotonicInstant
+    /// Opens and closes per minute over the last hour (the status page's charts).
+    private let activity = NIOLockedValueBox(ActivityHistory())
 
     private final class Shard: Sendable {
         let connections = NIOLockedValueBox<[UInt64: LiveConnection]>([:])
@@ -82,6 +84,8 @@ public final class ConnectionRegistry: Sendable {
             id: id, peer: peer, client: client, path: path, leg: leg, pair: pair, target: target, holdsSlot: holdsSlot,
             openedAt: wallClock, openedMonotonic: now)
         shard(for: id).connections.withLockedValue { $0[id] = connection }
+        let minute = (now - startedMonotonic).components.seconds / 60
+        activity.withLockedValue { $0.noteOpen(atMinute: minute) }
         metrics.opened.increment()
         metrics.active.increment()
         return connection
@@ -102,6 +106,7 @@ public final class ConnectionRegistry: Sendable {
             lastRoundTrip: snapshot.roundTrip, lastAppRoundTrip: snapshot.appRoundTrip, messagesIn: snapshot.messagesIn, messagesOut: snapshot.messagesOut)
         let second = (now - startedMonotonic).components.seconds
         let stored = log.withLockedValue { $0.append(record, atSecond: second) }
+        activity.withLockedValue { $0.noteClose(outcome.kind, outcome.cause, atMinute: second / 60) }
         metrics.countClose(outcome, leg: connection.leg)
         if let target = connection.target { metrics.targets.countClose(target: target, outcome) }
         metrics.active.decrement()
@@ -189,6 +194,15 @@ public final class ConnectionRegistry: Sendable {
                 total: log.total, retained: log.total - log.evicted, evicted: log.evicted,
                 byKind: log.byKind, byCause: log.byCause, lastMinuteByKind: log.recentByKind(nowSecond: second))
         }
+    }
+
+    /// The last hour minute by minute (fewer minutes while vigild is younger), oldest first;
+    /// `startedAt` converts minute numbers to wall-clock times.
+    public func history(at now: MonotonicInstant, wallClock: Timestamp = .now()) -> (startedAt: Timestamp, minutes: [MinuteActivity]) {
+        let elapsed = now - startedMonotonic
+        let open = activeCount
+        let minutes = activity.withLockedValue { $0.report(nowMinute: elapsed.components.seconds / 60, openNow: open) }
+        return (Timestamp(nanosecondsSinceEpoch: wallClock.nanosecondsSinceEpoch - elapsed.inNanoseconds), minutes)
     }
 
     private func shard(for id: UInt64) -> Shard {

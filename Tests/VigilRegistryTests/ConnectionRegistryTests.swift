@@ -116,6 +116,30 @@ struct ConnectionRegistryTests {
         #expect(registry.summary(at: t0 + .seconds(500)).total == 5)
     }
 
+    @Test("history: opens and closes per minute, connections open at each minute's end, an hour back")
+    func history() {
+        let registry = ConnectionRegistry(maxConnections: 100, closeHistory: 100, now: t0)
+        func open(at second: Int64) -> LiveConnection {
+            _ = registry.reserve()
+            return registry.open(peer: "p", client: nil, path: "/ws", at: t0 + .seconds(second))
+        }
+        let a = open(at: 10), b = open(at: 20), c = open(at: 70)
+        registry.close(a, outcome: outcome(.abnormal, .pongTimeout), at: t0 + .seconds(80))
+        registry.close(b, outcome: outcome(.eof, .eof), at: t0 + .seconds(130))
+        _ = open(at: 150)
+        let minutes = registry.history(at: t0 + .seconds(170)).minutes
+        #expect(minutes.map(\.minute) == [0, 1, 2])
+        #expect(minutes.map(\.openAtEnd) == [2, 2, 2], "2 opened; 1 opened, 1 closed; 1 closed, 1 opened")
+        #expect(minutes.map(\.opened) == [2, 1, 1])
+        #expect(minutes[1].closesByKind[.abnormal] == 1 && minutes[1].closesByCause == [.pongTimeout: 1])
+        #expect(minutes[2].closesByKind[.eof] == 1 && minutes[0].closesByCause.isEmpty)
+        _ = c
+        // Two hours on: the last 60 minutes, all quiet, with what is open now carried back.
+        let later = registry.history(at: t0 + .seconds(7200 + 5)).minutes
+        #expect(later.count == 60 && later.first?.minute == 61 && later.last?.minute == 120)
+        #expect(later.allSatisfy { $0.openAtEnd == 2 && $0.opened == 0 && $0.closesByKind.values.allSatisfy { $0 == 0 } })
+    }
+
     @Test("concurrent opens and closes from many threads lose nothing")
     func concurrency() async {
         let registry = ConnectionRegistry(maxConnections: 100_000, closeHistory: 100_000, now: t0)

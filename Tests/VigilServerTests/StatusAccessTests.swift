@@ -30,10 +30,10 @@ struct StatusAccessTests {
         if let refusal { #expect(refusal.status == .misdirectedRequest) }
     }
 
-    @Test("a token guards every endpoint but /livez and /readyz")
+    @Test("a token guards every endpoint but /livez, /readyz and the page at / (which holds no data)")
     func bearer() {
         let access = StatusAccess(token: token, hosts: [])
-        for path: Substring in ["/status", "/closes", "/connections", "/metrics", "/health", "/nope"] {
+        for path: Substring in ["/status", "/closes", "/connections", "/metrics", "/health", "/history", "/closes/stream", "/nope"] {
             let missing = access.check(path: path, headers: headers(), transport: .tcp)
             #expect(missing?.status == .unauthorized)
             #expect(missing?.headers.first?.1 == "Bearer realm=\"vigil\"")
@@ -45,7 +45,7 @@ struct StatusAccessTests {
             #expect(access.check(path: path, headers: headers(authorization: "Basic 0123456789abcdef0123"), transport: .tcp) != nil)
             #expect(access.check(path: path, headers: headers(authorization: "Bearer 0123456789abcdef012"), transport: .tcp) != nil)
         }
-        for path: Substring in ["/livez", "/readyz"] {
+        for path: Substring in ["/livez", "/readyz", "/"] {
             #expect(access.check(path: path, headers: headers(), transport: .tcp) == nil)
         }
     }

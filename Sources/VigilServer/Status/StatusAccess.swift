@@ -23,7 +23,9 @@ struct StatusAccess: Sendable {
     }
 
     /// Endpoints a load balancer or orchestrator probes without credentials.
-    static let openEndpoints: Set<Substring> = ["/livez", "/readyz"]
+    /// No data behind these: probes, and the status page itself (a static document; its
+    /// requests for data carry the token).
+    static let openEndpoints: Set<Substring> = ["/livez", "/readyz", "/"]
 
     let token: [UInt8]?
     let hosts: Set<String>
@@ -81,7 +83,7 @@ struct StatusAccess: Sendable {
             var response = StatusResponse.error(
                 .unauthorized,
                 presented == nil
-                    ? "\(WebSocketRoute.printable(path)) needs Authorization: Bearer with the token in status_token_file (/livez and /readyz do not)"
+                    ? "\(WebSocketRoute.printable(path)) needs Authorization: Bearer with the token in status_token_file (/, /livez and /readyz do not)"
                     : "the bearer token is not the one in status_token_file")
             response.headers = [("WWW-Authenticate", presented == nil ? "Bearer realm=\"vigil\"" : "Bearer realm=\"vigil\", error=\"invalid_token\"")]
             return response

@@ -40,6 +40,29 @@ struct ConnectionJSON: Encodable {
     }
 }
 
+/// `GET /history`: the last hour minute by minute, oldest first.
+struct HistoryJSON: Encodable {
+    var startedAt: Timestamp
+    var minutes: [MinuteActivity]
+
+    enum Keys: String, CodingKey { case minutes }
+    enum MinuteKeys: String, CodingKey { case start, connections, opened, closes, causes }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: Keys.self)
+        var list = c.nestedUnkeyedContainer(forKey: .minutes)
+        for minute in minutes {
+            var m = list.nestedContainer(keyedBy: MinuteKeys.self)
+            try m.encode(
+                Timestamp(nanosecondsSinceEpoch: startedAt.nanosecondsSinceEpoch + minute.minute * 60_000_000_000), forKey: .start)
+            try m.encode(minute.openAtEnd, forKey: .connections)
+            try m.encode(minute.opened, forKey: .opened)
+            try m.encode(Dictionary(uniqueKeysWithValues: minute.closesByKind.map { ($0.key.rawValue, $0.value) }), forKey: .closes)
+            try m.encode(Dictionary(uniqueKeysWithValues: minute.closesByCause.map { ($0.key.rawValue, $0.value) }), forKey: .causes)
+        }
+    }
+}
+
 struct ConnectionListJSON: Encodable {
     /// All open connections (not only this page).
     var count: Int

@@ -55,7 +55,7 @@ struct StatusRouter: Sendable {
     var targets: @Sendable () -> [TargetMonitor] = { [] }
 
     static let endpoints = [
-        "/livez", "/readyz", "/health", "/connections", "/connections/{id}", "/closes", "/closes/stream", "/targets",
+        "/", "/livez", "/readyz", "/health", "/history", "/connections", "/connections/{id}", "/closes", "/closes/stream", "/targets",
         "/targets/{name}", "/status", "/metrics",
     ]
     /// `/closes` returns this many records unless `limit=` says otherwise.
@@ -78,6 +78,10 @@ struct StatusRouter: Sendable {
             return .error(.badRequest, error.message)
         }
         switch path {
+        case "/":
+            return acceptOnly([], parameters) ?? StatusPage.response
+        case "/history":
+            return acceptOnly([], parameters) ?? history()
         case "/livez":
             return acceptOnly([], parameters) ?? .text("ok\n")
         case "/readyz":
@@ -249,6 +253,11 @@ struct StatusRouter: Sendable {
         var query = parameters
         query[cursor.name] = String(cursor.value)
         return path + "?" + query.sorted { $0.key < $1.key }.map { "\($0.key)=\(WebSocketRoute.percentEncoded($0.value))" }.joined(separator: "&")
+    }
+
+    private func history() -> StatusResponse {
+        let (startedAt, minutes) = registry.history(at: ConnectionClock.system.now())
+        return .json(HistoryJSON(startedAt: startedAt, minutes: minutes))
     }
 
     private func status() -> StatusResponse {
