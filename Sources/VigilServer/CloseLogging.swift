@@ -46,6 +46,9 @@ public enum CloseLogging {
         if let target = record.target {
             metadata["ws_target"] = "\(target)"
         }
+        if let appRoundTrip = record.lastAppRoundTrip {
+            metadata["ws_app_rtt_ms"] = "\(appRoundTrip.inMilliseconds)"
+        }
         if let pair = record.pair {
             metadata["ws_pair_id"] = "\(pair.pairID)"
             metadata["ws_upstream"] = "\(pair.upstream)"

@@ -71,7 +71,7 @@ struct Connections: AsyncParsableCommand {
                 return emit(JSONValue.object(["count": first["count"], "connections": .array(connections)]).rendered())
             }
             var table = Table(headers: ["ID", "PEER", "CLIENT", "AGE", "IDLE", "RTT", "IN", "OUT"])
-            if global.output == .wide { table.headers += ["LEG", "TARGET", "PATH", "PINGS", "PONGS", "BYTES IN", "BYTES OUT"] }
+            if global.output == .wide { table.headers += ["LEG", "TARGET", "PATH", "PINGS", "PONGS", "APP RTT", "BYTES IN", "BYTES OUT"] }
             for c in connections {
                 var row = [
                     c["id"].string ?? "?", c["peer"].string ?? "?",
@@ -82,7 +82,8 @@ struct Connections: AsyncParsableCommand {
                 if global.output == .wide {
                     row += [
                         c["leg"].string ?? "-", c["target"].string ?? "-", c["path"].string ?? "-", c["pings_sent"].string ?? "0",
-                        c["pongs_received"].string ?? "0", c["bytes_in"].string ?? "0", c["bytes_out"].string ?? "0",
+                        c["pongs_received"].string ?? "0", Format.milliseconds(c["app_rtt_ms"]), c["bytes_in"].string ?? "0",
+                        c["bytes_out"].string ?? "0",
                     ]
                 }
                 table.rows.append(row)

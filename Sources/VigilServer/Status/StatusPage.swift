@@ -237,7 +237,8 @@ function drawCloses(minutes) {
       const height = 116 * count / maximum;
       y -= height;
       const bar = svgElement("rect", {x: 40 + i * width + 1, y, width: Math.max(1, width - 2), height, fill: "url(#fill-" + kind + ")"});
-      bar.appendChild(svgElement("title", {}, m.start.slice(11, 16) + " UTC: " + count + " " + kind));
+      const causes = Object.entries(m.causes).map(([cause, n]) => n + " " + cause).join(", ");
+      bar.appendChild(svgElement("title", {}, m.start.slice(11, 16) + " UTC: " + count + " " + kind + " (that minute's causes: " + causes + ")"));
       svg.appendChild(bar);
     }
   }
