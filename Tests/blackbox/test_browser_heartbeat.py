@@ -124,6 +124,8 @@ def test_a_live_page_stays_up_and_never_sees_the_app_ping(vigild, page, site):
     record = daemon.wait_closes(1)[0]
     assert (record["kind"], record["cause"]) == ("normal", "peer_close"), record
     assert record["last_app_rtt_ms"] is not None, record
+    entry = daemon.wait_for_log(lambda line: line.get("ws_client") == "live" and "ws_close_kind" in line)
+    assert float(entry["ws_app_rtt_ms"]) == pytest.approx(record["last_app_rtt_ms"]), "the log line (journal: WS_APP_RTT_MS) has it too"
     metrics = daemon.metrics()
     assert metrics["vigil_app_rtt_seconds_count"] >= 3, "the app round trips have their own histogram"
 
