@@ -68,7 +68,7 @@ $(VENV)/.installed: Tests/blackbox/requirements.txt
 ## and Caddy; writes BENCHMARKS.md and its plot.
 ## bench QUICK=1: small sizes, report under out/ (CI runs it: the scenarios ran and gave numbers)
 bench: release baseline venv
-	@scripts/ensure-packages.sh $(PROXY_PACKAGES)
+	@scripts/ensure-packages.sh $(PROXY_PACKAGES) "command -v strace:strace"
 	$(SWIFT) build -c release --static-swift-stdlib --product vigil-load
 	$(PYTHON) -m pip install -q --disable-pip-version-check -r Benchmarks/requirements.txt
 	$(PYTHON) Benchmarks/bench.py --vigild $(RELEASE_BIN) --load .build/release/vigil-load --baseline $(BASELINE) \

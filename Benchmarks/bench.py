@@ -243,7 +243,39 @@ def scale(b, n, ping, workdir):
     return result
 
 
-def heartbeat_cost(b, n, window, workdir):
+def syscall_counts(pid, seconds, workdir):
+    """Syscalls made by every thread of a running process over `seconds`: `strace -c -f` attached
+    to it, then interrupted (it detaches and prints its summary). {"total", "calls": {name: n}},
+    or {"error"} when tracing is not possible here."""
+    path = os.path.join(workdir, f"strace-{pid}-{time.monotonic_ns()}.txt")
+    try:
+        tracer = subprocess.Popen(["strace", "-c", "-f", "-q", "-o", path, "-p", str(pid)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    except FileNotFoundError:
+        return {"error": "strace not installed"}
+    time.sleep(seconds)
+    tracer.send_signal(signal.SIGINT)
+    try:
+        _, errors = tracer.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        tracer.kill()
+        return {"error": "strace did not detach"}
+    calls = {}
+    try:
+        rows = open(path).read().splitlines()
+    except FileNotFoundError:
+        return {"error": f"strace wrote nothing: {errors.strip()[:200]}"}
+    for row in rows:
+        fields = row.split()
+        # % time, seconds, usecs/call, calls, [errors,] syscall
+        if len(fields) >= 5 and fields[3].isdigit() and fields[-1] != "total":
+            calls[fields[-1]] = int(fields[3])
+    if not calls:
+        return {"error": f"strace counted nothing: {errors.strip()[:200]}"}
+    return {"total": sum(calls.values()), "calls": calls}
+
+
+def heartbeat_cost(b, n, window, workdir, syscall_window):
     result = {"n": n, "window_s": window, "ping_interval": "1s"}
     for kind in ("vigild", "baseline"):
         server = Server(kind, b, "1s", "10s", workdir)
@@ -261,10 +293,21 @@ def heartbeat_cost(b, n, window, workdir):
         if kind == "vigild":
             rtts = [c["rtt_ms"] for c in server.connections() if c["rtt_ms"] is not None]
             entry.update(rtt_p50_ms=percentile(rtts, 50), rtt_p99_ms=percentile(rtts, 99), rtt_samples=len(rtts))
+        # Counts in a window of their own, after the timed one: tracing slows the server, which
+        # changes times but not what each round trip costs in calls.
+        before = load.latest("progress")["pongs_sent"]
+        traced = syscall_counts(server.pid, syscall_window, workdir)
+        traced_round_trips = load.latest("progress")["pongs_sent"] - before
+        if "total" in traced and traced_round_trips:
+            traced.update(round_trips=traced_round_trips, per_round_trip=traced["total"] / traced_round_trips,
+                          top={name: count / traced_round_trips for name, count in
+                               sorted(traced["calls"].items(), key=lambda item: -item[1])[:4]})
+        entry["syscalls"] = traced
         result[kind] = entry
         load.kill()
         server.stop()
-        log(f"heartbeat {kind}: {entry['cpu_ms_per_1000']} ms CPU per 1000 round trips ({round_trips} in {elapsed:.1f}s)")
+        log(f"heartbeat {kind}: {entry['cpu_ms_per_1000']} ms CPU per 1000 round trips ({round_trips} in {elapsed:.1f}s); "
+            f"syscalls per round trip {fmt(traced.get('per_round_trip'), 2)} {traced.get('error', '')}")
     return result
 
 
@@ -550,6 +593,20 @@ def report(results, args, commands, plot_name):
               f"| round trips in the window | {h['vigild']['round_trips']} | {h['baseline']['round_trips']} | |",
               f"| ping RTT vigild records, p50 / p99 | {fmt(h['vigild']['rtt_p50_ms'], 3)} / "
               f"{fmt(h['vigild']['rtt_p99_ms'], 3)} ms | n/a | |"]
+    calls = {kind: h[kind].get("syscalls", {}) for kind in ("vigild", "baseline")}
+    lines.append(f"| syscalls per ping round trip (all threads) | {fmt(calls['vigild'].get('per_round_trip'), 2)} | "
+                 f"{fmt(calls['baseline'].get('per_round_trip'), 2)} | "
+                 f"{fmt_ratio(ratio(calls['vigild'].get('per_round_trip'), calls['baseline'].get('per_round_trip')))} |")
+    lines += ["", "Syscalls are counted by `strace -c -f` attached to the server for a window of its own after the "
+              "timed one (tracing slows it, which moves times, not calls per round trip); round trips in that window "
+              "from the load generator's progress lines, which come every 0.5 s."]
+    for kind in ("vigild", "baseline"):
+        c = calls[kind]
+        if "error" in c or not c:
+            lines.append(f"- {kind}: not counted ({c.get('error', 'no data')})")
+        else:
+            top = ", ".join(f"`{name}` {per:.2f}" for name, per in c["top"].items())
+            lines.append(f"- {kind}: {c['total']} calls over {c['round_trips']} round trips; per round trip {top}")
 
     lines += ["", "## 3. Dead-peer detection", ""]
     for key, title in (("detection_nopong", "Peers that stop answering pings (`--no-pong`): time from the first "
@@ -674,6 +731,8 @@ def targets(r):
     h = r["heartbeat"]
     hb = ratio(h["vigild"]["cpu_ms_per_1000"], h["baseline"]["cpu_ms_per_1000"])
     row("CPU per 1000 ping round trips ≤ 0.5× baseline", fmt_ratio(hb), hb is not None and hb <= 0.5)
+    per_call = h["vigild"].get("syscalls", {}).get("per_round_trip")
+    row("syscalls per ping round trip ≤ 2.5", fmt(per_call, 2), per_call is not None and per_call <= 2.5)
     sc = r["scale"]
     row(f"the fd limit's worth held ({sc['n']}) with p99 ping RTT < 5 ms",
         f"{sc['live']} held; p99 {fmt(sc['rtt_p99_ms'], 3)} ms",
@@ -739,6 +798,10 @@ def check_quick(results):
         for kind in ("vigild", "baseline"):
             if key in results and results[key][kind]["cpu_ms_per_1000"] is None:
                 problems.append(f"{key} {kind}: no number")
+    for kind in ("vigild", "baseline"):
+        calls = results.get("heartbeat", {}).get(kind, {}).get("syscalls")
+        if calls is not None and calls.get("per_round_trip") is None:
+            problems.append(f"heartbeat {kind}: no syscall count ({calls.get('error', 'no round trips traced')})")
     p = results.get("proxy")
     for target, entry in (p["targets"].items() if p else ()):
         if "error" in entry:
@@ -798,7 +861,7 @@ def main():
     scenarios = {
         "memory": lambda: {"memory": idle_memory(binaries, sizes, workdir)},
         "scale": lambda: {"scale": scale(binaries, sizes[-1], "1s" if args.quick else "30s", workdir)},
-        "heartbeat": lambda: {"heartbeat": heartbeat_cost(binaries, beat_n, window, workdir)},
+        "heartbeat": lambda: {"heartbeat": heartbeat_cost(binaries, beat_n, window, workdir, 3 if args.quick else 10)},
         "detection": lambda: {"detection_nopong": detection(binaries, det_n, "1s", "1s", workdir, frozen=False),
                               "detection_frozen": detection(binaries, det_n, "1s", "1s", workdir, frozen=True)},
         "echo": lambda: {"echo": echo(binaries, 50, 64, echo_s, workdir)},
