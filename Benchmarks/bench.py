@@ -134,8 +134,12 @@ class Server:
     def close_times(self):
         """Wall-clock close times (ns since the epoch), with each close's cause."""
         if self.kind == "vigild":
-            document = json.loads(self.get("/closes?limit=20000"))
-            return [(rfc3339_ns(c["closed_at"]), c["cause"]) for c in document["closes"]]
+            records, path = [], "/closes?limit=1000"  # the API's largest page; `next` pages on
+            while path:
+                document = json.loads(self.get(path))
+                records += document["closes"]
+                path = document["next"]
+            return [(rfc3339_ns(c["closed_at"]), c["cause"]) for c in records]
         return [(int(n), cause) for n, cause in re.findall(r"^close (\d+) (\S+)", self.text(), re.M)]
 
     def stop(self):
