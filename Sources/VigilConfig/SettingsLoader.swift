@@ -181,6 +181,9 @@ public enum SettingsLoader {
                 "app_pong_timeout",
                 "must be more than 0 while the application-level heartbeat runs (app_ping_interval \(resolved.text(forKey: "app_ping_interval")!))")
         }
+        if s.appPingMessage.utf8.count > s.maxFrame {
+            throw fail("app_ping_message", "must fit in one frame of max_frame (\(resolved.text(forKey: "max_frame")!))")
+        }
         if s.appPingInterval > .zero && s.mode == .echo && s.appPingMessage == s.appPongMessage {
             throw fail("app_pong_message", "must differ from app_ping_message in echo mode: every client's echo would answer it")
         }

@@ -17,13 +17,25 @@ struct ActivityHistory {
     }
 
     private var buckets = [Minute](repeating: Minute(index: -1), count: ActivityHistory.minutes)
+    /// Connections open now, kept under the same lock as the buckets so that a report's walk
+    /// back starts from a count consistent with them.
+    private(set) var openNow = 0
 
     mutating func noteOpen(atMinute minute: Int64) {
         let slot = claim(minute)
         buckets[slot].opened += 1
+        openNow += 1
+    }
+
+    /// An open that never became a connection (its pipeline could not be set up): taken back.
+    mutating func noteAbandoned(openedAtMinute minute: Int64) {
+        openNow -= 1
+        let slot = Int(minute % Int64(Self.minutes))
+        if buckets[slot].index == minute, buckets[slot].opened > 0 { buckets[slot].opened -= 1 }
     }
 
     mutating func noteClose(_ kind: CloseKind, _ cause: CloseCause, atMinute minute: Int64) {
+        openNow -= 1
         let slot = claim(minute)
         buckets[slot].closesByKind[CloseKind.allCases.firstIndex(of: kind)!] += 1
         buckets[slot].closesByCause[CloseCause.allCases.firstIndex(of: cause)!] += 1
@@ -41,8 +53,8 @@ struct ActivityHistory {
     }
 
     /// The minutes from `max(0, now - 59)` to `now`, oldest first, each with the connections open
-    /// at its end (or now, for the current minute) given `openNow`.
-    func report(nowMinute: Int64, openNow: Int) -> [MinuteActivity] {
+    /// at its end (or now, for the current minute).
+    func report(nowMinute: Int64) -> [MinuteActivity] {
         var result: [MinuteActivity] = []
         var open = Int64(openNow)
         var minute = nowMinute

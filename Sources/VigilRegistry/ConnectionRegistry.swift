@@ -132,6 +132,8 @@ public final class ConnectionRegistry: Sendable {
     public func abandon(_ connection: LiveConnection) {
         let removed = shard(for: connection.id).connections.withLockedValue { $0.removeValue(forKey: connection.id) }
         guard removed != nil else { return }
+        let minute = (MonotonicInstant(nanoseconds: connection.openedMonotonic) - startedMonotonic).components.seconds / 60
+        activity.withLockedValue { $0.noteAbandoned(openedAtMinute: minute) }
         metrics.active.decrement()
         if connection.holdsSlot { occupied.subtract(1, ordering: .relaxed) }
         metrics.countRejection(reason: "setup_failed")
@@ -200,8 +202,7 @@ public final class ConnectionRegistry: Sendable {
     /// `startedAt` converts minute numbers to wall-clock times.
     public func history(at now: MonotonicInstant, wallClock: Timestamp = .now()) -> (startedAt: Timestamp, minutes: [MinuteActivity]) {
         let elapsed = now - startedMonotonic
-        let open = activeCount
-        let minutes = activity.withLockedValue { $0.report(nowMinute: elapsed.components.seconds / 60, openNow: open) }
+        let minutes = activity.withLockedValue { $0.report(nowMinute: elapsed.components.seconds / 60) }
         return (Timestamp(nanosecondsSinceEpoch: wallClock.nanosecondsSinceEpoch - elapsed.inNanoseconds), minutes)
     }
 

@@ -106,6 +106,9 @@ struct SettingsLoaderTests {
         #expect(throws: ConfigurationError.self) {
             try SettingsLoader.resolve(flags: ["app_ping_interval": "20s", "app_pong_message": #"{"type":"ping"}"#], environment: [:], file: nil)
         }
+        #expect(throws: ConfigurationError.self, "one frame of max_frame") {
+            try SettingsLoader.resolve(flags: ["app_ping_message": String(repeating: "x", count: 200), "max_frame": "125"], environment: [:], file: nil)
+        }
         for bad in ["", "a\nb", String(repeating: "x", count: 1025)] {
             #expect(throws: ConfigurationError.self) { try SettingsLoader.resolve(flags: ["app_ping_message": bad], environment: [:], file: nil) }
         }

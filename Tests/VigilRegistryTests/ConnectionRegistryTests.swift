@@ -134,6 +134,10 @@ struct ConnectionRegistryTests {
         #expect(minutes[1].closesByKind[.abnormal] == 1 && minutes[1].closesByCause == [.pongTimeout: 1])
         #expect(minutes[2].closesByKind[.eof] == 1 && minutes[0].closesByCause.isEmpty)
         _ = c
+        let never = open(at: 160)
+        registry.abandon(never)  // its pipeline never came up: not a connection, not in the history
+        #expect(registry.history(at: t0 + .seconds(170)).minutes.map(\.openAtEnd) == [2, 2, 2])
+        #expect(registry.history(at: t0 + .seconds(170)).minutes.map(\.opened) == [2, 1, 1])
         // Two hours on: the last 60 minutes, all quiet, with what is open now carried back.
         let later = registry.history(at: t0 + .seconds(7200 + 5)).minutes
         #expect(later.count == 60 && later.first?.minute == 61 && later.last?.minute == 120)

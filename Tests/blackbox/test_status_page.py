@@ -149,7 +149,7 @@ def test_the_page_shows_what_the_api_says_and_loads_nothing_else(vigild, page):
 def test_pairs_and_targets_appear_and_a_token_is_read_from_the_fragment(vigild, page, tmp_path):
     backend = vigild()
     token = tmp_path / "token"
-    token.write_text("s3cret-0123456789abcdef\n")
+    token.write_text("s3cret+0123456789abcdef=\n")
     config = tmp_path / "vigil.yaml"
     config.write_text(f"targets:\n  - name: backend-echo\n    url: {backend.ws()}\n    critical: true\n")
     front = vigild("--mode", "proxy", "--upstream", backend.ws(), "--config", str(config), "--status-token-file", str(token))
@@ -162,7 +162,7 @@ def test_pairs_and_targets_appear_and_a_token_is_read_from_the_fragment(vigild, 
             assert time.monotonic() < deadline, "without the token the page says how to give it"
             time.sleep(0.1)
         page.navigate("about:blank")  # else the next is a same-document (fragment) navigation
-        page.navigate(front.status_url + "/#token=s3cret-0123456789abcdef")
+        page.navigate(front.status_url + "/#token=s3cret+0123456789abcdef=")
         deadline = time.monotonic() + 10
         while True:
             seen = page.evaluate("""(() => ({

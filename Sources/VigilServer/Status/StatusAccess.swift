@@ -12,8 +12,8 @@ import Glibc
 ///   one of `status_hosts`; anything else gets 421. A page on `attacker.example` whose name the
 ///   attacker later points at 127.0.0.1 (DNS rebinding) sends `Host: attacker.example` and
 ///   learns nothing.
-/// - **Token** (TCP listeners only, when `status_token_file` is set): every endpoint but `/livez`
-///   and `/readyz` needs `Authorization: Bearer <token>`; 401 otherwise.
+/// - **Token** (TCP listeners only, when `status_token_file` is set): every endpoint but `/livez`,
+///   `/readyz` and the status page `/` (a static document; its own requests carry the token) needs `Authorization: Bearer <token>`; 401 otherwise.
 /// - The Unix socket is guarded by its owner, group and mode instead: no Host, no token.
 struct StatusAccess: Sendable {
     /// Which listener a request came in on.

@@ -114,7 +114,9 @@ svg { width: 100%; height: auto; display: block; } svg text { fill: var(--muted)
 "use strict";
 const KINDS = ["normal", "going_away", "abnormal", "eof", "error"];
 const RTT_BUCKETS = [1, 2, 5, 10, 25, 50, 100, 250, 1000];
-const token = new URLSearchParams(location.hash.slice(1)).get("token");
+// Not URLSearchParams: it reads "+" as a space, and base64 tokens hold "+".
+const tokenMatch = location.hash.match(/(?:^#|&)token=([^&]*)/);
+const token = tokenMatch ? decodeURIComponent(tokenMatch[1]) : null;
 const headers = token ? {Authorization: "Bearer " + token} : {};
 const state = {connections: [], closes: [], sort: {key: "id", dir: 1}, filter: "", streaming: false};
 const $ = id => document.getElementById(id);
@@ -346,9 +348,11 @@ function addCloses(records) {
 }
 
 async function follow() {
-  // The live feed: one NDJSON record per close; on any failure, polling takes over until it reconnects.
+  // The live feed: one NDJSON record per close; on any failure, polling takes over until it
+  // reconnects, and the failed stream's connection is given back.
+  const abort = new AbortController();
   try {
-    const response = await fetch("/closes/stream", {headers, cache: "no-store"});
+    const response = await fetch("/closes/stream", {headers, cache: "no-store", signal: abort.signal});
     if (!response.ok || !response.body) throw new Error("HTTP " + response.status);
     state.streaming = true;
     $("feed").textContent = "live";
@@ -371,20 +375,23 @@ async function follow() {
     }
   } catch (error) {
     console.warn("close stream:", error);
+  } finally {
+    abort.abort();
   }
   state.streaming = false;
   $("feed").textContent = "polling";
   setTimeout(follow, 5000);
 }
 
-let refreshTimer = null, refreshing = false;
+let refreshTimer = null, refreshing = false, stale = false;
 function scheduleRefresh(delay) {
+  if (refreshing && delay < 2000) { stale = true; return; }  // the refresh under way ends with another
   clearTimeout(refreshTimer);
   refreshTimer = setTimeout(refresh, delay);
 }
 async function refresh() {
-  if (refreshing) return scheduleRefresh(100);
   refreshing = true;
+  stale = false;
   try {
     const [status, history, connections, targets] = await Promise.all([api("/status"), api("/history"), api("/connections"), api("/targets")]);
     if (!state.streaming) addCloses((await api("/closes?limit=100")).closes);
@@ -401,7 +408,7 @@ async function refresh() {
     $("error").hidden = false;
   } finally {
     refreshing = false;
-    scheduleRefresh(2000);
+    scheduleRefresh(stale ? 0 : 2000);
   }
 }
 
