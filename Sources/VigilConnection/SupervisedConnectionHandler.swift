@@ -155,8 +155,11 @@ public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimer
     }
 
     /// Stops reading from the socket until `resumeReading()`: TCP's flow control then slows the
-    /// remote end down. Timers keep running.
+    /// remote end down. Timers keep running. Ignored once a close frame has been sent or
+    /// received: the remote end's close frame (or FIN) may sit behind data it sent, and nothing
+    /// read from then on reaches the sink, so there is nothing left to hold back.
     public func pauseReading() {
+        guard supervisor.isOpen else { return }
         readingPaused = true
     }
 
@@ -333,6 +336,7 @@ public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimer
         case .startClose(let close):
             writeClose(close, context: context)
             flushAndCheckBacklog(context: context)
+            resumeReading()  // the answer must be read, even if a sink had paused this connection
             armTimer()
         case .finish(let finish):
             if let close = finish.closeFrame {

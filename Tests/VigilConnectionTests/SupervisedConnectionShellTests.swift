@@ -213,3 +213,36 @@ extension LocalClose {
         CloseOutcome(kind: .forStatus(code ?? 1005), code: code ?? 1005, cause: cause, initiator: .local, clean: clean, reason: reason)
     }
 }
+
+/// Counts the reads that get past the supervised handler toward the socket.
+final class ReadCounter: ChannelOutboundHandler {
+    typealias OutboundIn = NIOAny
+    var reads = 0
+    func read(context: ChannelHandlerContext) {
+        reads += 1
+        context.read()
+    }
+}
+
+@Suite("The supervised shell's reading while it closes")
+struct ClosingReadsTests {
+    @Test("a close this end starts resumes a paused connection and keeps it read: the answer may sit behind data")
+    func closeResumesReading() throws {
+        let shell = try Shell(role: .server)
+        let counter = ReadCounter()
+        try shell.channel.pipeline.syncOperations.addHandler(counter, position: .first)
+        shell.handler.pauseReading()  // as a relay does while the partner leg is not draining
+        let before = counter.reads
+        shell.channel.read()
+        #expect(counter.reads == before, "paused: the read waits")
+        shell.handler.close(LocalClose(code: 1001, reason: "partner gone", cause: .partnerClosed))
+        #expect(counter.reads == before + 1, "the pending read goes out with the close")
+        shell.handler.pauseReading()
+        shell.channel.read()
+        #expect(counter.reads == before + 2, "a closing connection cannot be paused again")
+        try shell.receive(.binary, [1, 2, 3], masked: true)
+        #expect(shell.recorder.messages.isEmpty, "data after the close frame is read and dropped")
+        try shell.receiveClose(1001, masked: true)
+        #expect(shell.recorder.outcomes.map(\.0.clean) == [true])
+    }
+}
