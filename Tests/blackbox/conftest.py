@@ -149,3 +149,24 @@ def run_vigild(*args, env=None, timeout=10):
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
     full_env.update(env or {})
     return subprocess.run([VIGILD, *args], capture_output=True, text=True, env=full_env, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium per test module (starting it is most of a browser test's time);
+    missing, it skips the module's tests, or fails them under CI=true."""
+    from chromium import Chromium, require_chromium
+    with Chromium(require_chromium()) as chromium:
+        yield chromium
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh tab, closed after the test."""
+    from chromium import DevToolsError
+    page = browser.new_page()
+    yield page
+    try:
+        page.close()
+    except DevToolsError:
+        pass  # a tab whose renderer is still busy may take its time; the browser goes at module end

@@ -17,7 +17,6 @@ import urllib.parse
 
 import pytest
 
-from chromium import Chromium, require_chromium
 
 SNIPPET = (pathlib.Path(__file__).resolve().parents[2] / "clients" / "vigil-heartbeat.js").read_text()
 INTERVAL, TIMEOUT = 1.0, 1.0
@@ -68,22 +67,6 @@ def site():
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with Chromium(require_chromium()) as chromium:
-        yield chromium
-
-
-@pytest.fixture
-def page(browser):
-    page = browser.new_page()
-    yield page
-    try:
-        page.close()
-    except Exception:
-        pass  # a tab whose renderer is still busy may take its time; the browser goes at module end
 
 
 def heartbeat_daemon(vigild, site):

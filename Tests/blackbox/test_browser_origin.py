@@ -22,7 +22,6 @@ import pytest
 import websockets
 from websockets.sync.client import connect
 
-from chromium import Chromium, require_chromium
 
 ORIGIN_REFUSALS = 'vigil_handshakes_rejected_total{reason="origin"}'
 
@@ -71,20 +70,6 @@ class Site:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """One Chromium for the module: starting it is most of this file's time."""
-    with Chromium(require_chromium()) as chromium:
-        yield chromium
-
-
-@pytest.fixture
-def page(browser):
-    page = browser.new_page()
-    yield page
-    page.close()
 
 
 @pytest.fixture(scope="module")

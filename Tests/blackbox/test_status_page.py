@@ -18,7 +18,6 @@ import time
 import pytest
 from websockets.sync.client import connect as sync_connect
 
-from chromium import Chromium, require_chromium
 from conftest import ROOT
 from test_close_table import raw_eof, raw_truncated, ws_close_with
 
@@ -43,19 +42,12 @@ READ_PAGE = """(() => {
 })()""" % json.dumps(KINDS)
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with Chromium(require_chromium()) as chromium:
-        yield chromium
-
-
 @pytest.fixture
-def page(browser):
-    page = browser.new_page()
+def page(page):
+    """The shared tab, recording its requests, at a desktop size for the screenshot."""
     page.call("Network.enable")
     page.call("Emulation.setDeviceMetricsOverride", {"width": 1400, "height": 1250, "deviceScaleFactor": 1, "mobile": False})
-    yield page
-    page.close()
+    return page
 
 
 def what_the_api_says(daemon):
