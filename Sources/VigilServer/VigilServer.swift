@@ -368,10 +368,12 @@ public final class VigilServer: Service, Sendable {
 
     private func statusRouter() -> StatusRouter {
         let gate = server.gate
+        // The listener lives in this server; its router must not keep the server alive (a cycle
+        // that outlives shutdown: LeakSanitizer reports every server a process ever ran).
         return StatusRouter(
             registry: registry, startedAt: startedAt,
-            configuration: { [self] in configuration },
-            phase: { [self] in ServerPhase(rawValue: phase.load(ordering: .acquiring)) ?? .starting },
+            configuration: { [current] in current.withLockedValue { $0 } },
+            phase: { [weak self] in self.flatMap { ServerPhase(rawValue: $0.phase.load(ordering: .acquiring)) } ?? .draining },
             pendingHandshakes: { gate.pendingCount },
             targets: { [targets] in targets.all })
     }
