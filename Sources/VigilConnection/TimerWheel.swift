@@ -14,8 +14,10 @@ public protocol WheelTimerTarget: AnyObject {
 /// moves its next deadline earlier) searches the heap, so with thousands of connections per loop
 /// timer upkeep dominated the heartbeat's CPU. Here setting a timer appends to a slot and
 /// replacing one just bumps the owner's token (the stale entry is skipped when its slot comes
-/// round): both O(1). One NIO task per loop ticks every `tick` while any timer is set. Timers
-/// fire at most one tick late.
+/// round): both O(1). One NIO task per loop wakes the wheel at the next tick that has a timer in
+/// its slot, never on a tick with nothing to do: an idle or lightly loaded daemon does not wake
+/// (one `epoll_wait`, one timerfd read and re-arm each) a hundred times a second per loop.
+/// Timers fire at their tick's boundary: never early, at most one tick (10 ms) late.
 ///
 /// Not thread-safe: each wheel is confined to its event loop.
 public final class TimerWheel {
@@ -34,9 +36,15 @@ public final class TimerWheel {
     private let clock: ConnectionClock
     private let tickNanos: Int64
     private var slots: [[Entry]]
+    /// The last tick whose slot has been fired: new timers go at least one tick after it.
     private var lastTick: Int64
     private var pending = 0
-    private var ticking = false
+    /// The tick the loop will wake the wheel at, and the task that does it; nil when none is set.
+    private var wake: (tick: Int64, task: Scheduled<Void>)?
+    /// True while firing: timers set by the callbacks wait for the one wake computed after them.
+    private var advancing = false
+    /// How often the wheel has woken (tests check that an idle wheel sleeps).
+    private(set) var wakeCount = 0
 
     public init(eventLoop: any EventLoop, clock: ConnectionClock = .system) {
         self.eventLoop = eventLoop
@@ -50,31 +58,50 @@ public final class TimerWheel {
     public func schedule(_ target: any WheelTimerTarget, token: UInt64, at deadline: MonotonicInstant) {
         eventLoop.preconditionInEventLoop()
         let due = max((deadline.nanoseconds + tickNanos - 1) / tickNanos, lastTick + 1)
-        slots[Int(due % Int64(Self.slotCount))].append(Entry(target: target, token: token, dueTick: due))
+        slots[slot(of: due)].append(Entry(target: target, token: token, dueTick: due))
         pending += 1
-        if !ticking { startTicking() }
+        guard !advancing else { return }
+        if let wake {
+            guard due < wake.tick else { return }  // the wheel wakes in time for it already
+            wake.task.cancel()
+        }
+        wakeUp(at: due)
     }
 
-    private func startTicking() {
-        ticking = true
-        eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(tickNanos)) { self.advance() }
+    private func slot(of tick: Int64) -> Int { Int(tick % Int64(Self.slotCount)) }
+
+    private func wakeUp(at tick: Int64) {
+        let task = eventLoop.assumeIsolated().scheduleTask(deadline: .uptimeNanoseconds(UInt64(max(0, tick * tickNanos)))) {
+            self.advance()
+        }
+        wake = (tick, task)
     }
 
     private func advance() {
+        wake = nil
+        wakeCount += 1
         let nowTick = clock.now().nanoseconds / tickNanos
         // After a long stall one pass over every slot is enough: each entry compares its own due tick.
         let steps = min(nowTick - lastTick, Int64(Self.slotCount))
+        let firstTick = nowTick - steps + 1
+        // Moved first, so that a timer a callback sets (even one already past) lands in a slot
+        // still to come, not in one this pass has left behind.
+        lastTick = max(lastTick, nowTick)
+        advancing = true
         if steps > 0 {
-            for step in 1...steps {
-                fire(slot: Int((nowTick - steps + step) % Int64(Self.slotCount)), upTo: nowTick)
-            }
+            for tick in firstTick...nowTick { fire(slot: slot(of: tick), upTo: nowTick) }
         }
-        lastTick = nowTick
-        if pending > 0 {
-            eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(tickNanos)) { self.advance() }
-        } else {
-            ticking = false
+        advancing = false
+        if pending > 0, let next = nextOccupiedTick() { wakeUp(at: next) }
+    }
+
+    /// The first tick after `lastTick` whose slot holds an entry (which may still be a revolution
+    /// away: the wheel then wakes, finds nothing due, and looks again).
+    private func nextOccupiedTick() -> Int64? {
+        for offset in 1...Int64(Self.slotCount) where !slots[slot(of: lastTick + offset)].isEmpty {
+            return lastTick + offset
         }
+        return nil
     }
 
     private func fire(slot index: Int, upTo nowTick: Int64) {

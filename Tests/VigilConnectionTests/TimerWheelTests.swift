@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -56,6 +59,57 @@ struct TimerWheelTests {
         }.get()
         try await Task.sleep(for: .milliseconds(100))
         #expect(try await loop.submit { target.fired.map(\.token) }.get() == [1], "the far timer waits a revolution")
+        try await group.shutdownGracefully()
+    }
+
+    @Test("the wheel wakes for due timers only, not on every tick; an earlier timer moves the wake forward")
+    func sleepsUntilDue() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+        let late = Target()
+        let early = Target()
+        let start = ConnectionClock.system.now()
+        let wheel = try await loop.submit {
+            let wheel = TimerWheel(eventLoop: loop)
+            wheel.schedule(late, token: 1, at: start + .milliseconds(400))
+            wheel.schedule(early, token: 2, at: start + .milliseconds(50))  // before the wake already set
+            return NIOLoopBound(wheel, eventLoop: loop)
+        }.get()
+        try await Task.sleep(for: .milliseconds(600))
+        let (wakes, earlyFired, lateFired) = try await loop.submit {
+            (wheel.value.wakeCount, early.fired.map(\.at), late.fired.map(\.at))
+        }.get()
+        #expect(earlyFired.count == 1 && lateFired.count == 1)
+        if let at = earlyFired.first {
+            #expect(at >= start + .milliseconds(50) && at < start + .milliseconds(350), "the early timer fired at \(at - start)")
+        }
+        // Ticking every 10 ms would have woken about 60 times; two timers need two wakes.
+        #expect(wakes <= 4, "the wheel woke \(wakes) times for two timers")
+        try await group.shutdownGracefully()
+    }
+
+    @Test("a callback that sets a past deadline during a late pass fires on the next tick, not a revolution later")
+    func pastDeadlineFromCallback() async throws {
+        final class Rearming: WheelTimerTarget, @unchecked Sendable {
+            var wheel: TimerWheel?
+            var fired: [UInt64] = []
+            func wheelTimerFired(token: UInt64) {
+                fired.append(token)
+                if token == 1 { wheel?.schedule(self, token: 2, at: ConnectionClock.system.now() - .milliseconds(500)) }
+            }
+        }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+        let target = Rearming()
+        try await loop.submit {
+            let wheel = TimerWheel(eventLoop: loop)
+            target.wheel = wheel
+            wheel.schedule(target, token: 1, at: ConnectionClock.system.now() + .milliseconds(20))
+            usleep(200_000)  // a stalled loop: the pass that fires token 1 covers many ticks
+        }.get()
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await loop.submit { target.fired }.get() == [1, 2])
+        try await loop.submit { target.wheel = nil }.get()
         try await group.shutdownGracefully()
     }
 }
