@@ -60,6 +60,8 @@ public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimer
     private var inReadBurst = false
     /// Whether frames were written since the last flush.
     private var pendingFlush = false
+    /// The buffer the last ping's payload went out in, kept to be rewritten by the next ping.
+    private var pingBuffer: ByteBuffer?
     /// Where the client role's masking keys come from.
     private var maskingKeys = MaskingKeySource()
     /// Reading is paused (backpressure); a `read` asked for meanwhile waits here.
@@ -226,7 +228,7 @@ public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimer
             if answersPings { write(.pong, payload, context: context) }
             sink.pingReceived(payload, from: self)
         case .pong(let payload):
-            let action = supervisor.handle(.pongReceived(PingPayload(bytes: payload.readableBytesView)), at: now)
+            let action = supervisor.handle(.pongReceived(Self.pingPayload(in: payload)), at: now)
             if case .roundTrip(let roundTrip) = action {
                 observer.pongReceived(payload, roundTrip: roundTrip)
             } else {
@@ -327,8 +329,13 @@ public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimer
             flushUnlessReading(context: context)
             armTimer()
         case .sendPing(let ping):
-            var payload = context.channel.allocator.buffer(capacity: 8)
-            payload.writeBytes(ping.bytes)
+            // The last ping's buffer is rewritten when its write is done (then this is its only
+            // owner and `clear` copies nothing): a ping allocates only NIO's frame box.
+            var payload = pingBuffer ?? context.channel.allocator.buffer(capacity: 8)
+            pingBuffer = nil
+            payload.clear()
+            payload.writeInteger(ping.value)  // big-endian, as pingPayload(in:) reads it
+            pingBuffer = payload
             write(.ping, payload, context: context)
             observer.pingSent()
             flushUnlessReading(context: context)
@@ -356,6 +363,14 @@ public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimer
             disarmTimer()
             context.close(promise: nil)
         }
+    }
+
+    /// A pong's payload read as one of our ping payloads (8 bytes, big-endian); nil otherwise.
+    /// Read as one integer: going through a generic collection of bytes cost more than the rest
+    /// of the pong's handling.
+    static func pingPayload(in payload: ByteBuffer) -> PingPayload? {
+        guard payload.readableBytes == 8 else { return nil }
+        return payload.getInteger(at: payload.readerIndex, as: UInt64.self).map(PingPayload.init(value:))
     }
 
     private func writeClose(_ close: OutgoingClose, context: ChannelHandlerContext) {

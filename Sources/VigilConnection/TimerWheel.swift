@@ -41,6 +41,8 @@ public final class TimerWheel {
     private var pending = 0
     /// The tick the loop will wake the wheel at, and the task that does it; nil when none is set.
     private var wake: (tick: Int64, task: Scheduled<Void>)?
+    /// The slot being fired, swapped out of the wheel (see `fire`).
+    private var firing: [Entry] = []
     /// True while firing: timers set by the callbacks wait for the one wake computed after them.
     private var advancing = false
     /// How often the wheel has woken (tests check that an idle wheel sleeps).
@@ -106,10 +108,11 @@ public final class TimerWheel {
 
     private func fire(slot index: Int, upTo nowTick: Int64) {
         guard !slots[index].isEmpty else { return }
-        // Take the slot out first: callbacks may set new timers, even in this very slot.
-        let entries = slots[index]
-        slots[index] = []
-        for entry in entries {
+        // Take the slot out first: callbacks may set new timers, even in this very slot. It is
+        // swapped with an empty array that keeps its storage, so that neither the slot nor the
+        // spare allocates again once they have grown to the load.
+        swap(&firing, &slots[index])
+        for entry in firing {
             if entry.dueTick > nowTick {
                 slots[index].append(entry)  // a later revolution
             } else {
@@ -117,6 +120,7 @@ public final class TimerWheel {
                 entry.target?.wheelTimerFired(token: entry.token)
             }
         }
+        firing.removeAll(keepingCapacity: true)
     }
 }
 

@@ -42,6 +42,12 @@ public struct WebSocketMessageAssembler: Sendable {
     /// The message being assembled from fragments, if any.
     private var partial: (kind: WebSocketMessage.Kind, data: ByteBuffer)?
     private var validator = UTF8Validator()
+    /// Masked payloads are unmasked into this buffer, kept for the next frame. Once whoever got
+    /// the last payload has let it go (an echo written, a pong read), it is rewritten in place,
+    /// so a steady stream of small frames does not allocate a buffer each (NIO's `unmaskedData`
+    /// copies every masked payload into a new one). Kept only up to `spareLimit` bytes.
+    private var spare: ByteBuffer?
+    static let spareLimit = 4096
 
     public init(role: WebSocketRole, limits: FramingLimits) {
         self.role = role
@@ -65,11 +71,11 @@ public struct WebSocketMessageAssembler: Sendable {
         }
         switch frame.opcode {
         case .ping:
-            return .ping(frame.unmaskedData)
+            return .ping(payload(of: frame))
         case .pong:
-            return .pong(frame.unmaskedData)
+            return .pong(payload(of: frame))
         case .connectionClose:
-            return .close(try ClosePayload(parsing: frame.unmaskedData))
+            return .close(try ClosePayload(parsing: payload(of: frame)))
         case .text:
             return try start(.text, frame)
         case .binary:
@@ -89,7 +95,8 @@ public struct WebSocketMessageAssembler: Sendable {
             throw FramingError(.protocolError, "new data frame before the fragmented message finished")
         }
         try checkSize(frame.length)
-        let data = frame.unmaskedData
+        // A first fragment gets a buffer of its own: the fragments after it are appended to it.
+        let data = frame.fin ? payload(of: frame) : frame.unmaskedData
         if kind == .text {
             validator = UTF8Validator()
             try validate(data, final: frame.fin)
@@ -107,7 +114,7 @@ public struct WebSocketMessageAssembler: Sendable {
             throw FramingError(.protocolError, "continuation frame without a message to continue")
         }
         try checkSize(current.data.readableBytes + frame.length)
-        var data = frame.unmaskedData
+        var data = payload(of: frame)
         if current.kind == .text {
             try validate(data, final: frame.fin)
         }
@@ -117,6 +124,20 @@ public struct WebSocketMessageAssembler: Sendable {
         }
         partial = current
         return .fragment
+    }
+
+    /// The frame's payload, unmasked; small masked ones into `spare`.
+    private mutating func payload(of frame: WebSocketFrame) -> ByteBuffer {
+        guard let key = frame.maskKey, frame.length <= Self.spareLimit else { return frame.unmaskedData }
+        // Taken out, so that `clear` finds it uniquely referenced unless a consumer still holds it
+        // (then it copies, and the consumer keeps the old bytes).
+        var buffer = spare.take() ?? ByteBufferAllocator().buffer(capacity: max(frame.length, 64))
+        buffer.clear()
+        var masked = frame.data
+        buffer.writeBuffer(&masked)
+        buffer.webSocketUnmask(key)
+        spare = buffer
+        return buffer
     }
 
     private func checkSize(_ size: Int) throws(FramingError) {

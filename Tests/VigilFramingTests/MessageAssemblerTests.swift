@@ -67,6 +67,28 @@ struct MessageAssemblerTests {
         #expect(binary.1 == [0, 0xFF, 7])
     }
 
+    @Test("a payload kept by its consumer is not overwritten by the frames after it (the unmasking buffer is reused only when let go)")
+    func keptPayloadsStayIntact() throws {
+        let h = try AssemblerHarness()
+        var kept: [ByteBuffer] = []
+        for index in 0..<5 {
+            guard case .success(.message(let message)) = try h.one(frameBytes(opcode: 2, payload: [UInt8](repeating: UInt8(index), count: 100)))
+            else { Issue.record("message \(index) not delivered"); return }
+            kept.append(message.data)
+            guard case .success(.pong(let pong)) = try h.one(frameBytes(opcode: 10, payload: [9, 9, 9, UInt8(index)])) else {
+                Issue.record("pong \(index) not delivered"); return
+            }
+            #expect(Array(pong.readableBytesView) == [9, 9, 9, UInt8(index)])
+        }
+        for (index, data) in kept.enumerated() {
+            #expect(Array(data.readableBytesView) == [UInt8](repeating: UInt8(index), count: 100), "message \(index)")
+        }
+        // Payloads let go of at once (the buffer is then rewritten in place) still read right.
+        let first = try #require(message(try h.one(frameBytes(opcode: 2, payload: [1, 2, 3]))))
+        let second = try #require(message(try h.one(frameBytes(opcode: 2, payload: [4, 5]))))
+        #expect(first.1 == [1, 2, 3] && second.1 == [4, 5])
+    }
+
     @Test("fragments are assembled, with control frames interleaved")
     func fragments() throws {
         let h = try AssemblerHarness()
