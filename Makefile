@@ -22,6 +22,8 @@ BROWSER_PACKAGES := "test -x /usr/lib/chromium/chromium:chromium"
 # The proxies the proxy benchmark compares vigild's proxy mode with.
 PROXY_PACKAGES := "test -x /usr/sbin/nginx:nginx" "test -x /usr/sbin/haproxy:haproxy" "test -x /usr/bin/caddy:caddy"
 BASELINE       := .build-go/baseline-gorilla
+LOAD_GO        := .build-go/load-gorilla
+MALLOC_COUNT   := .build-go/libmalloc_count.so
 GO_ENV         := GOPATH=$(CURDIR)/.build-go/path GOCACHE=$(CURDIR)/.build-go/cache GOPROXY=off GOFLAGS=-mod=mod
 
 .PHONY: run build release test unit-test blackbox-test conformance venv bench baseline fuzz sanitize install uninstall clean
@@ -67,11 +69,12 @@ $(VENV)/.installed: Tests/blackbox/requirements.txt
 ## bench: vigild against the gorilla baseline side by side, and its proxy mode against nginx, HAProxy
 ## and Caddy; writes BENCHMARKS.md and its plot.
 ## bench QUICK=1: small sizes, report under out/ (CI runs it: the scenarios ran and gave numbers)
-bench: release baseline venv
-	@scripts/ensure-packages.sh $(PROXY_PACKAGES) "command -v strace:strace"
+bench: release baseline $(LOAD_GO) $(MALLOC_COUNT) venv
+	@scripts/ensure-packages.sh $(PROXY_PACKAGES) "command -v strace:strace" "command -v callgrind_control:valgrind"
 	$(SWIFT) build -c release --static-swift-stdlib --product vigil-load
 	$(PYTHON) -m pip install -q --disable-pip-version-check -r Benchmarks/requirements.txt
 	$(PYTHON) Benchmarks/bench.py --vigild $(RELEASE_BIN) --load .build/release/vigil-load --baseline $(BASELINE) \
+		--load-go $(LOAD_GO) --malloc-count $(MALLOC_COUNT) \
 		$(if $(QUICK),--quick --out out/bench-quick/BENCHMARKS.md --plots out/bench-quick,--out BENCHMARKS.md --plots docs/benchmarks)
 
 ## baseline: the gorilla/websocket server the benchmarks compare against (Go and gorilla from Debian)
@@ -80,6 +83,17 @@ baseline: $(BASELINE)
 $(BASELINE): Benchmarks/baseline-gorilla/main.go Benchmarks/baseline-gorilla/go.mod
 	@scripts/ensure-packages.sh $(GO_PACKAGES)
 	cd Benchmarks/baseline-gorilla && $(GO_ENV) go build -o $(CURDIR)/$(BASELINE) .
+
+# The independent load generator the heartbeat is timed with too (Go, gorilla/websocket).
+$(LOAD_GO): Benchmarks/load-gorilla/main.go Benchmarks/load-gorilla/go.mod
+	@scripts/ensure-packages.sh $(GO_PACKAGES)
+	cd Benchmarks/load-gorilla && $(GO_ENV) go build -o $(CURDIR)/$(LOAD_GO) .
+
+# The LD_PRELOAD heap allocation counter (counts per round trip and per echoed message).
+$(MALLOC_COUNT): Benchmarks/malloc-count/malloc_count.c
+	@scripts/ensure-packages.sh "command -v cc:gcc"
+	@mkdir -p $(dir $@)
+	cc -O2 -Wall -Wextra -shared -fPIC -o $@ $<
 
 ## fuzz SECONDS=N: the libFuzzer targets (framing core + supervisor; a whole server connection),
 ## each for N seconds (default 60) under AddressSanitizer, after replaying Fuzz/regressions

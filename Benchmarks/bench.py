@@ -21,11 +21,13 @@ import resource
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import glob
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -48,9 +50,14 @@ def proc_rss(pid):
 
 def proc_cpu(pid):
     """utime + stime of the process, in seconds."""
+    return sum(proc_cpu_split(pid))
+
+
+def proc_cpu_split(pid):
+    """(utime, stime) of the process, in seconds: user space, and the kernel on its behalf."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    return int(fields[11]) / TICKS, int(fields[12]) / TICKS
 
 
 def percentile(values, p):
@@ -80,7 +87,7 @@ def wait_until(predicate, what, timeout):
 class Server:
     """One server process under test: vigild or the baseline."""
 
-    def __init__(self, kind, binaries, ping, pong, workdir, port=0):
+    def __init__(self, kind, binaries, ping, pong, workdir, port=0, env=None, wrapper=()):
         self.kind = kind
         self.output = open(os.path.join(workdir, f"{kind}-{time.monotonic_ns()}.log"), "w+")
         if kind == "vigild":
@@ -90,9 +97,10 @@ class Server:
         else:
             args = [binaries.baseline, "-addr", f"127.0.0.1:{port}", "-ping-interval", ping, "-pong-timeout", pong]
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(args, stdout=self.output, stderr=self.output)
+        self.proc = subprocess.Popen([*wrapper, *args], stdout=self.output, stderr=self.output,
+                                     env={**os.environ, **(env or {})})
         pattern = r"vigild ready ws=ws://([\d.]+:\d+)/ws status=(http://[\d.:]+)" if kind == "vigild" else r"ready ([\d.]+:\d+)"
-        match = wait_until(lambda: re.search(pattern, self.text()), f"{kind} to listen", 30)
+        match = wait_until(lambda: re.search(pattern, self.text()), f"{kind} to listen", 120 if wrapper else 30)
         self.address = match.group(1)
         self.status_url = match.group(2) if kind == "vigild" else None
         self.url = f"ws://{self.address}/ws"
@@ -247,23 +255,31 @@ def scale(b, n, ping, workdir):
     return result
 
 
-def syscall_counts(pid, seconds, workdir):
+def syscall_counts(pid, seconds, workdir, mark=lambda: None):
     """Syscalls made by every thread of a running process over `seconds`: `strace -c -f` attached
-    to it, then interrupted (it detaches and prints its summary). {"total", "calls": {name: n}},
-    or {"error"} when tracing is not possible here."""
+    to it, then interrupted (it detaches and prints its summary). `mark` is called once every
+    thread is attached and again just before the interrupt, so the caller can count its units of
+    work over exactly the traced window. {"total", "calls": {name: n}, "marks": [m1, m2]}, or
+    {"error"} when tracing is not possible here."""
     path = os.path.join(workdir, f"strace-{pid}-{time.monotonic_ns()}.txt")
     try:
-        tracer = subprocess.Popen(["strace", "-c", "-f", "-q", "-o", path, "-p", str(pid)],
+        tracer = subprocess.Popen(["strace", "-c", "-f", "-o", path, "-p", str(pid)],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     except FileNotFoundError:
         return {"error": "strace not installed"}
+    # strace prints "Process N attached with M threads" once it has attached to all of them
+    # (a single-threaded process: "Process N attached").
+    errors = [tracer.stderr.readline()]
+    first = mark()
     time.sleep(seconds)
+    last = mark()
     tracer.send_signal(signal.SIGINT)
     try:
-        _, errors = tracer.communicate(timeout=60)
+        _, rest = tracer.communicate(timeout=60)
     except subprocess.TimeoutExpired:
         tracer.kill()
         return {"error": "strace did not detach"}
+    errors = "".join(errors) + rest
     calls = {}
     try:
         rows = open(path).read().splitlines()
@@ -276,42 +292,207 @@ def syscall_counts(pid, seconds, workdir):
             calls[fields[-1]] = int(fields[3])
     if not calls:
         return {"error": f"strace counted nothing: {errors.strip()[:200]}"}
-    return {"total": sum(calls.values()), "calls": calls}
+    return {"total": sum(calls.values()), "calls": calls, "marks": [first, last]}
 
 
-def heartbeat_cost(b, n, window, workdir, syscall_window):
-    result = {"n": n, "window_s": window, "ping_interval": "1s"}
-    for kind in ("vigild", "baseline"):
-        server = Server(kind, b, "1s", "10s", workdir)
-        load = Load(b.load, server.url, "-c", str(n), "--duration", f"{int(window + 30)}s", "--progress", "500ms")
+def without_debug_info(binary, workdir):
+    """A copy of `binary` without its DWARF sections: Debian 12's valgrind (3.19) gives up on the
+    DWARF 5 the Swift toolchain writes. Symbols stay, so a profile still names functions."""
+    copy = os.path.join(workdir, os.path.basename(binary) + "-nodebug")
+    if not os.path.exists(copy):
+        subprocess.run(["objcopy", "--strip-debug", binary, copy], check=True)
+    return copy
+
+
+class ServerCounts:
+    """What a server has done so far, by its own count: heap allocations, and ping round trips
+    completed (pongs matched). vigild's allocations: Benchmarks/malloc-count, preloaded, keeps the
+    count in a file mapped shared (every malloc, calloc, posix_memalign…, Swift's included); its
+    round trips: the ping RTT histogram's count on /metrics. The Go baseline's heap is not malloc's,
+    so it answers SIGUSR1 with its runtime's count of heap objects allocated
+    (runtime.MemStats.Mallocs), the same question asked of Go's allocator, and its pongs.
+
+    Round trips are counted by the server, not the load: pings go out in bursts (every connection
+    opened in the same second is pinged in the same tick), and a window that is a progress line
+    late on the load's side can count a burst fewer or more."""
+
+    MAGIC = 0x766967696C6D616C
+
+    def __init__(self, kind, library, workdir):
+        self.kind = kind
+        self.path = os.path.join(workdir, f"malloc-{time.monotonic_ns()}.bin")
+        self.env = {"LD_PRELOAD": library, "MALLOC_COUNT_FILE": self.path} if kind == "vigild" and library else {}
+
+    def read(self, server):
+        """{"allocations", "round_trips"} now (allocations None when not countable)."""
+        if self.kind == "vigild":
+            allocations = None
+            if self.env:
+                with open(self.path, "rb") as f:
+                    magic, count, _, _ = struct.unpack("<4Q", f.read(32))
+                allocations = count if magic == self.MAGIC else None
+            metrics = server.get("/metrics").decode()
+            round_trips = int(float(re.search(r"^vigil_ping_rtt_seconds_count(?:\{\})? (\S+)", metrics, re.M).group(1)))
+            return {"allocations": allocations, "round_trips": round_trips}
+        pattern = re.compile(r"^mallocs (\d+) frees \d+ pongs (\d+)", re.M)
+        seen = len(pattern.findall(server.text()))
+        os.kill(server.pid, signal.SIGUSR1)
+        wait_until(lambda: len(pattern.findall(server.text())) > seen, "the baseline's counts", 10)
+        allocations, pongs = pattern.findall(server.text())[-1]
+        return {"allocations": int(allocations), "round_trips": int(pongs)}
+
+
+def load_args(mode, n, seconds):
+    """vigil-load (or load-gorilla) arguments for a counting run: `hold` answers pings, `echo`
+    keeps one 64-byte message in flight per connection; progress lines every 100 ms."""
+    extra = ["--mode", "echo", "--message-size", "64"] if mode == "echo" else []
+    return ["-c", str(n), *extra, "--duration", f"{int(seconds) + 60}s", "--progress", "100ms"]
+
+
+def steady_counts(b, kind, mode, n, seconds, workdir):
+    """What one unit of work costs (a ping round trip in `hold` mode, an echoed message in `echo`
+    mode) in syscalls, all threads (`strace -c -f`), and in heap allocations, counted together over
+    one window of steady state in a server run of its own: tracing slows the server, which moves
+    times but not what a unit costs, and the timed runs stay untraced."""
+    counted = ServerCounts(kind, b.malloc_count, workdir)
+    server = Server(kind, b, "1s" if mode == "hold" else "30s", "10s", workdir, env=counted.env)
+    load = Load(b.load, server.url, *load_args(mode, n, seconds))
+
+    def mark():
+        counts = counted.read(server)
+        # Echoes are steady (one in flight per connection), so the load's count serves.
+        return counts["round_trips"] if mode == "hold" else load.latest("progress")["echoes"], counts["allocations"]
+
+    try:
         load.event("connected", 300)
         time.sleep(2)
-        start_pongs = load.latest("progress")["pongs_sent"]
-        start_cpu, started = server.cpu(), time.monotonic()
-        time.sleep(window)
-        end_cpu, elapsed = server.cpu(), time.monotonic() - started
-        end_pongs = load.latest("progress")["pongs_sent"]
-        round_trips = end_pongs - start_pongs
-        entry = {"cpu_s": end_cpu - start_cpu, "round_trips": round_trips, "elapsed_s": elapsed,
-                 "cpu_ms_per_1000": (end_cpu - start_cpu) * 1000 / (round_trips / 1000) if round_trips else None}
-        if kind == "vigild":
-            rtts = [c["rtt_ms"] for c in server.connections() if c["rtt_ms"] is not None]
-            entry.update(rtt_p50_ms=percentile(rtts, 50), rtt_p99_ms=percentile(rtts, 99), rtt_samples=len(rtts))
-        # Counts in a window of their own, after the timed one: tracing slows the server, which
-        # changes times but not what each round trip costs in calls.
-        before = load.latest("progress")["pongs_sent"]
-        traced = syscall_counts(server.pid, syscall_window, workdir)
-        traced_round_trips = load.latest("progress")["pongs_sent"] - before
-        if "total" in traced and traced_round_trips:
-            traced.update(round_trips=traced_round_trips, per_round_trip=traced["total"] / traced_round_trips,
-                          top={name: count / traced_round_trips for name, count in
-                               sorted(traced["calls"].items(), key=lambda item: -item[1])[:4]})
-        entry["syscalls"] = traced
-        result[kind] = entry
+        # Units, allocations and syscalls over one window: the marks are taken once strace has
+        # attached to every thread and again just before it is interrupted.
+        traced = syscall_counts(server.pid, seconds, workdir, mark=mark)
+        marks = traced.get("marks") or [(0, None), (0, None)]
+        units = marks[1][0] - marks[0][0]
+        heap_before, heap_after = marks[0][1], marks[1][1]
+    finally:
         load.kill()
         server.stop()
-        log(f"heartbeat {kind}: {entry['cpu_ms_per_1000']} ms CPU per 1000 round trips ({round_trips} in {elapsed:.1f}s); "
-            f"syscalls per round trip {fmt(traced.get('per_round_trip'), 2)} {traced.get('error', '')}")
+    entry = {"n": n, "window_s": seconds, "units": units, "syscalls": traced}
+    if "total" in traced and units:
+        traced.update(per_unit=traced["total"] / units,
+                      top={name: count / units for name, count in
+                           sorted(traced["calls"].items(), key=lambda item: -item[1])[:4]})
+    if heap_before is not None and heap_after is not None and units:
+        entry["allocations"] = heap_after - heap_before
+        entry["allocations_per_unit"] = (heap_after - heap_before) / units
+    else:
+        entry["allocations_error"] = "no allocation counter for this server"
+    log(f"counts {mode} {kind}: {fmt(traced.get('per_unit'), 2)} syscalls, "
+        f"{fmt(entry.get('allocations_per_unit'), 2)} allocations per unit over {units} {traced.get('error', '')}")
+    return entry
+
+
+def instruction_counts(b, kind, mode, n, seconds, workdir):
+    """Instructions per unit of work, all threads: the server under valgrind's callgrind with
+    instrumentation off until the load is steady, then on, zeroed, and dumped after `seconds`.
+    Repeatable whatever else the machine does (valgrind serialises threads and counts guest
+    instructions); the server runs some 50× slower, so N is smaller than the timed runs'."""
+    out = os.path.join(workdir, f"callgrind-{kind}-{mode}-{time.monotonic_ns()}")
+    wrapper = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}.%p"]
+    env = {}
+    if kind == "vigild":
+        b = argparse.Namespace(**{**vars(b), "vigild": without_debug_info(b.vigild, workdir)})
+    else:
+        # Go's asynchronous preemption signals (SIGURG) trip an assertion in callgrind's signal
+        # handling (threads.c:247) under the echo load; goroutines still yield at calls.
+        env = {"GODEBUG": "asyncpreemptoff=1"}
+    try:
+        server = Server(kind, b, "1s" if mode == "hold" else "30s", "10s", workdir, env=env, wrapper=wrapper)
+    except Exception as error:  # valgrind missing, or the binary does not run under it
+        return {"error": f"did not start under callgrind: {error}"}
+
+    def control(option):
+        done = subprocess.run(["callgrind_control", option, str(server.pid)], capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"callgrind_control {option}: {done.stdout.strip()[-200:]} {done.stderr.strip()[-200:]}")
+
+    counted = ServerCounts(kind, None, workdir)
+
+    def units():  # read outside the counted window: a /metrics request or SIGUSR1 costs instructions
+        return counted.read(server)["round_trips"] if mode == "hold" else load.latest("progress")["echoes"]
+
+    load = Load(b.load, server.url, *load_args(mode, n, seconds + 20))
+    try:
+        load.event("connected", 300)
+        control("--instr=on")
+        time.sleep(3)  # past the translation of the hot paths
+        first = units()
+        control("--zero")
+        time.sleep(seconds)
+        control("--dump")
+        counted_units = units() - first
+        totals = []
+        for path in glob.glob(out + ".*"):
+            match = re.search(r"^(?:summary|totals): (\d+)", open(path).read(), re.M)
+            if match:
+                totals.append((os.path.getmtime(path), int(match.group(1))))
+        if not totals:
+            raise RuntimeError("callgrind wrote no dump")
+        instructions = max(totals)[1]
+    except Exception as error:
+        return {"error": str(error)[:300]}
+    finally:
+        load.kill()
+        server.stop()
+    result = {"n": n, "seconds": seconds, "units": counted_units, "instructions": instructions,
+              "per_unit": instructions / counted_units if counted_units else None}
+    log(f"instructions {mode} {kind}: {fmt(result['per_unit'], 0)} per unit over {units}")
+    return result
+
+
+def counts(b, beat_n, echo_n, seconds, callgrind_n, callgrind_seconds, workdir):
+    """Counts, not times: per ping round trip and per echoed message, for vigild and the baseline."""
+    result = {}
+    for mode, n in (("hold", beat_n), ("echo", echo_n)):
+        for kind in ("vigild", "baseline"):
+            entry = steady_counts(b, kind, mode, n, seconds, workdir)
+            entry["instructions"] = instruction_counts(b, kind, mode, callgrind_n if mode == "hold" else echo_n,
+                                                       callgrind_seconds, workdir)
+            result.setdefault(mode, {})[kind] = entry
+    return result
+
+
+def heartbeat_cost(b, n, window, workdir):
+    """CPU per ping round trip, timed with vigil-load and again with load-gorilla (an independent
+    load generator in Go on gorilla/websocket), each against both servers, untraced."""
+    result = {"n": n, "window_s": window, "ping_interval": "1s"}
+    for generator, binary in (("vigil-load", b.load), ("load-gorilla", b.load_go)):
+        for kind in ("vigild", "baseline"):
+            server = Server(kind, b, "1s", "10s", workdir)
+            load = Load(binary, server.url, "-c", str(n), "--duration", f"{int(window + 30)}s", "--progress", "100ms")
+            load.event("connected", 300)
+            time.sleep(2)
+            start_pongs = load.latest("progress")["pongs_sent"]
+            (start_user, start_sys), started = proc_cpu_split(server.pid), time.monotonic()
+            load_cpu = proc_cpu(load.proc.pid)
+            time.sleep(window)
+            (end_user, end_sys), elapsed = proc_cpu_split(server.pid), time.monotonic() - started
+            load_cpu = proc_cpu(load.proc.pid) - load_cpu
+            start_cpu, end_cpu = start_user + start_sys, end_user + end_sys
+            end_pongs = load.latest("progress")["pongs_sent"]
+            round_trips = end_pongs - start_pongs
+            entry = {"cpu_s": end_cpu - start_cpu, "round_trips": round_trips, "elapsed_s": elapsed,
+                     "load_cpu_s": load_cpu, "user_s": end_user - start_user, "sys_s": end_sys - start_sys,
+                     "cpu_ms_per_1000": (end_cpu - start_cpu) * 1000 / (round_trips / 1000) if round_trips else None}
+            if kind == "vigild":
+                rtts = [c["rtt_ms"] for c in server.connections() if c["rtt_ms"] is not None]
+                entry.update(rtt_p50_ms=percentile(rtts, 50), rtt_p99_ms=percentile(rtts, 99), rtt_samples=len(rtts))
+            if generator == "vigil-load":
+                result[kind] = entry
+            else:
+                result.setdefault("independent", {})[kind] = entry
+            load.kill()
+            server.stop()
+            log(f"heartbeat {kind} ({generator}): {fmt(entry['cpu_ms_per_1000'], 2)} ms CPU per 1000 round trips "
+                f"({round_trips} in {elapsed:.1f}s; the load used {load_cpu:.2f} s)")
     return result
 
 
@@ -597,20 +778,21 @@ def report(results, args, commands, plot_name):
               f"| round trips in the window | {h['vigild']['round_trips']} | {h['baseline']['round_trips']} | |",
               f"| ping RTT vigild records, p50 / p99 | {fmt(h['vigild']['rtt_p50_ms'], 3)} / "
               f"{fmt(h['vigild']['rtt_p99_ms'], 3)} ms | n/a | |"]
-    calls = {kind: h[kind].get("syscalls", {}) for kind in ("vigild", "baseline")}
-    lines.append(f"| syscalls per ping round trip (all threads) | {fmt(calls['vigild'].get('per_round_trip'), 2)} | "
-                 f"{fmt(calls['baseline'].get('per_round_trip'), 2)} | "
-                 f"{fmt_ratio(ratio(calls['vigild'].get('per_round_trip'), calls['baseline'].get('per_round_trip')))} |")
-    lines += ["", "Syscalls are counted by `strace -c -f` attached to the server for a window of its own after the "
-              "timed one (tracing slows it, which moves times, not calls per round trip); round trips in that window "
-              "from the load generator's progress lines, which come every 0.5 s."]
-    for kind in ("vigild", "baseline"):
-        c = calls[kind]
-        if "error" in c or not c:
-            lines.append(f"- {kind}: not counted ({c.get('error', 'no data')})")
-        else:
-            top = ", ".join(f"`{name}` {per:.2f}" for name, per in c["top"].items())
-            lines.append(f"- {kind}: {c['total']} calls over {c['round_trips']} round trips; per round trip {top}")
+    ind = h.get("independent", {})
+    if ind:
+        lines.append(f"| CPU ms per 1000, load-gorilla as the client | {fmt(ind['vigild']['cpu_ms_per_1000'], 2)} | "
+                     f"{fmt(ind['baseline']['cpu_ms_per_1000'], 2)} | "
+                     f"{fmt_ratio(ratio(ind['vigild']['cpu_ms_per_1000'], ind['baseline']['cpu_ms_per_1000']))} |")
+        lines.append(f"| load generator's own CPU s in the window (vigil-load / load-gorilla) | "
+                     f"{fmt(h['vigild']['load_cpu_s'], 2)} / {fmt(ind['vigild']['load_cpu_s'], 2)} | "
+                     f"{fmt(h['baseline']['load_cpu_s'], 2)} / {fmt(ind['baseline']['load_cpu_s'], 2)} | |")
+    lines += ["", "Each server is timed twice: driven by vigil-load (vigil's own client, on its framing core) and by "
+              "load-gorilla (`Benchmarks/load-gorilla`, an independent Go client on gorilla/websocket whose default "
+              "ping handler answers), each on the same two cores. Round trips are the pongs the load generator sent, "
+              "read from its progress lines every 0.1 s. Counts per round trip are in section 2a."]
+
+    if "counts" in results:
+        lines += count_section(results["counts"])
 
     lines += ["", "## 3. Dead-peer detection", ""]
     for key, title in (("detection_nopong", "Peers that stop answering pings (`--no-pong`): time from the first "
@@ -724,6 +906,44 @@ def proxy_section(p):
     return lines
 
 
+def count_section(c):
+    """Section 2a: syscalls, heap allocations and instructions per unit of work."""
+    lines = ["", "## 2a. Counts per ping round trip and per echoed message", "",
+             f"Syscalls (`strace -c -f`, every thread) and heap allocations over {c['hold']['vigild']['window_s']} s "
+             f"of steady state in a run of their own; instructions (valgrind's callgrind, every thread) in another. "
+             f"Heartbeat: {c['hold']['vigild']['n']} connections pinged every 1 s (callgrind: "
+             f"{c['hold']['vigild']['instructions'].get('n', '?')}). Echo: {c['echo']['vigild']['n']} connections, 64-byte "
+             "messages, one in flight each. vigild's allocations are malloc calls (Benchmarks/malloc-count, preloaded); the "
+             "Go baseline's are its runtime's heap objects (`runtime.MemStats.Mallocs`): Go does not allocate with malloc.", "",
+             "| per unit | vigild | baseline | ratio |", "|---|---|---|---|"]
+    for mode, unit in (("hold", "ping round trip"), ("echo", "echoed message")):
+        v, g = c[mode]["vigild"], c[mode]["baseline"]
+        for label, pick, digits in (("syscalls", lambda e: e["syscalls"].get("per_unit"), 2),
+                                    ("heap allocations", lambda e: e.get("allocations_per_unit"), 2),
+                                    ("instructions", lambda e: e["instructions"].get("per_unit"), 0)):
+            lines.append(f"| {label} per {unit} | {fmt(pick(v), digits)} | {fmt(pick(g), digits)} | "
+                         f"{fmt_ratio(ratio(pick(v), pick(g)))} |")
+    lines.append("")
+    for mode in ("hold", "echo"):
+        for kind in ("vigild", "baseline"):
+            e = c[mode][kind]
+            calls, instr = e["syscalls"], e["instructions"]
+            parts = []
+            if "top" in calls:
+                parts.append(f"{calls['total']} syscalls over {e['units']} units: " +
+                             ", ".join(f"`{name}` {per:.2f}" for name, per in calls["top"].items()))
+            else:
+                parts.append(f"syscalls not counted ({calls.get('error', 'no units')})")
+            if "allocations" in e:
+                parts.append(f"{e['allocations']} allocations")
+            if "error" in instr:
+                parts.append(f"instructions not counted: {instr['error']}")
+            else:
+                parts.append(f"{instr['instructions']} instructions over {instr['units']} units in {instr['seconds']} s")
+            lines.append(f"- {mode} {kind}: " + "; ".join(parts))
+    return lines
+
+
 def targets(r):
     rows = []
 
@@ -735,8 +955,17 @@ def targets(r):
     h = r["heartbeat"]
     hb = ratio(h["vigild"]["cpu_ms_per_1000"], h["baseline"]["cpu_ms_per_1000"])
     row("CPU per 1000 ping round trips ≤ 0.5× baseline", fmt_ratio(hb), hb is not None and hb <= 0.5)
-    per_call = h["vigild"].get("syscalls", {}).get("per_round_trip")
-    row("syscalls per ping round trip ≤ 2.5", fmt(per_call, 2), per_call is not None and per_call <= 2.5)
+    ind = h.get("independent")
+    if ind:
+        hi = ratio(ind["vigild"]["cpu_ms_per_1000"], ind["baseline"]["cpu_ms_per_1000"])
+        row("… and with load-gorilla as the client", fmt_ratio(hi), hi is not None and hi <= 0.5)
+    c = r.get("counts")
+    if c:
+        per_call = c["hold"]["vigild"]["syscalls"].get("per_unit")
+        row("syscalls per ping round trip ≤ 2.5", fmt(per_call, 2), per_call is not None and per_call <= 2.5)
+        for mode, unit, limit in (("hold", "ping round trip", 1), ("echo", "echoed message", 2)):
+            per = c[mode]["vigild"].get("allocations_per_unit")
+            row(f"heap allocations per {unit} ≤ {limit}", fmt(per, 2), per is not None and per <= limit)
     sc = r["scale"]
     row(f"the fd limit's worth held ({sc['n']}) with p99 ping RTT < 5 ms",
         f"{sc['live']} held; p99 {fmt(sc['rtt_p99_ms'], 3)} ms",
@@ -777,7 +1006,7 @@ def targets(r):
 def check_quick(results):
     """What a quick run must show: every scenario ran, produced numbers, and counted exactly."""
     problems = []
-    for key in ("memory", "scale", "heartbeat", "detection_nopong", "detection_frozen", "echo", "startup", "burst",
+    for key in ("memory", "scale", "heartbeat", "counts", "detection_nopong", "detection_frozen", "echo", "startup", "burst",
                 "crosscheck", "proxy"):
         if key not in results:
             problems.append(f"scenario {key} did not run")
@@ -803,9 +1032,18 @@ def check_quick(results):
             if key in results and results[key][kind]["cpu_ms_per_1000"] is None:
                 problems.append(f"{key} {kind}: no number")
     for kind in ("vigild", "baseline"):
-        calls = results.get("heartbeat", {}).get(kind, {}).get("syscalls")
-        if calls is not None and calls.get("per_round_trip") is None:
-            problems.append(f"heartbeat {kind}: no syscall count ({calls.get('error', 'no round trips traced')})")
+        independent = results.get("heartbeat", {}).get("independent", {}).get(kind)
+        if independent is not None and independent["cpu_ms_per_1000"] is None:
+            problems.append(f"heartbeat {kind} with load-gorilla: no number")
+        for mode, entry in ((mode, results.get("counts", {}).get(mode, {}).get(kind)) for mode in ("hold", "echo")):
+            if entry is None:
+                continue
+            if entry["syscalls"].get("per_unit") is None:
+                problems.append(f"counts {mode} {kind}: no syscall count ({entry['syscalls'].get('error', 'no units')})")
+            if entry.get("allocations_per_unit") is None:
+                problems.append(f"counts {mode} {kind}: no allocation count")
+            if entry["instructions"].get("per_unit") is None and kind == "vigild":
+                problems.append(f"counts {mode} {kind}: no instruction count ({entry['instructions'].get('error')})")
     p = results.get("proxy")
     for target, entry in (p["targets"].items() if p else ()):
         if "error" in entry:
@@ -835,11 +1073,13 @@ def main():
     parser.add_argument("--vigild")
     parser.add_argument("--load")
     parser.add_argument("--baseline")
+    parser.add_argument("--load-go", help="load-gorilla, the independent load generator (Benchmarks/load-gorilla)")
+    parser.add_argument("--malloc-count", help="the LD_PRELOAD allocation counter (Benchmarks/malloc-count)")
     parser.add_argument("--report-from", help="rewrite --out from a run's saved JSON (after editing the commentary)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", required=True)
     parser.add_argument("--plots", help="directory for the PNG plot (relative links from --out)")
-    parser.add_argument("--only", help="comma-separated scenarios to run (memory, scale, heartbeat, detection, echo, "
+    parser.add_argument("--only", help="comma-separated scenarios to run (memory, scale, heartbeat, counts, detection, echo, "
                         "startup, burst, crosscheck, proxy); prints their results instead of writing a report")
     args = parser.parse_args()
     if args.report_from:
@@ -848,8 +1088,8 @@ def main():
         with open(args.out, "w") as f:
             f.write(report(saved, args, saved["commands"], saved.get("plot")))
         return
-    if not (args.vigild and args.load and args.baseline):
-        parser.error("--vigild, --load and --baseline are required for a run")
+    if not (args.vigild and args.load and args.baseline and args.load_go and args.malloc_count):
+        parser.error("--vigild, --load, --baseline, --load-go and --malloc-count are required for a run")
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     most = hard - 100  # room for each process's own descriptors
@@ -860,12 +1100,15 @@ def main():
     proxy_sizes = [100] if args.quick else [1000, 5000]
     log(f"RLIMIT_NOFILE hard limit {hard}: at most {most} connections per process in this run")
     workdir = tempfile.mkdtemp(prefix="vigil-bench-")
-    binaries = argparse.Namespace(vigild=args.vigild, load=args.load, baseline=args.baseline)
+    binaries = argparse.Namespace(vigild=args.vigild, load=args.load, baseline=args.baseline, load_go=args.load_go,
+                                  malloc_count=os.path.abspath(args.malloc_count))
     results = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine()}
     scenarios = {
         "memory": lambda: {"memory": idle_memory(binaries, sizes, workdir)},
         "scale": lambda: {"scale": scale(binaries, sizes[-1], "1s" if args.quick else "30s", workdir)},
-        "heartbeat": lambda: {"heartbeat": heartbeat_cost(binaries, beat_n, window, workdir, 3 if args.quick else 10)},
+        "heartbeat": lambda: {"heartbeat": heartbeat_cost(binaries, beat_n, window, workdir)},
+        "counts": lambda: {"counts": counts(binaries, beat_n, 50, 3 if args.quick else 10, 100 if args.quick else 1000,
+                                            3 if args.quick else 10, workdir)},
         "detection": lambda: {"detection_nopong": detection(binaries, det_n, "1s", "1s", workdir, frozen=False),
                               "detection_frozen": detection(binaries, det_n, "1s", "1s", workdir, frozen=True)},
         "echo": lambda: {"echo": echo(binaries, 50, 64, echo_s, workdir)},

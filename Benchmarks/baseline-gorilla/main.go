@@ -3,7 +3,8 @@
 // extended by a pong handler, and a ticker goroutine sending pings under a write deadline.
 //
 // It prints "ready ADDR" once listening and one "close UNIX_NANOS REASON" line per ended
-// connection, so the benchmark harness can time detection and count closes.
+// connection, so the benchmark harness can time detection and count closes; on SIGUSR1, one
+// "mallocs N frees N pongs N" line (the Go runtime's heap object counts, and pongs received).
 package main
 
 import (
@@ -17,7 +18,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -55,6 +58,9 @@ func (c *closeLog) flush() {
 
 var closes = &closeLog{w: bufio.NewWriterSize(os.Stdout, 1<<16)}
 
+// pongs counts the pongs received, for the harness's counts per round trip (SIGUSR1).
+var pongs atomic.Int64
+
 func reason(err error) string {
 	var closeErr *websocket.CloseError
 	var netErr net.Error
@@ -80,6 +86,7 @@ func serve(w http.ResponseWriter, r *http.Request) {
 	deadline := *pingInterval + *pongTimeout
 	conn.SetReadDeadline(time.Now().Add(deadline))
 	conn.SetPongHandler(func(string) error {
+		pongs.Add(1)
 		return conn.SetReadDeadline(time.Now().Add(deadline))
 	})
 
@@ -126,6 +133,20 @@ func main() {
 	go func() {
 		for range time.Tick(100 * time.Millisecond) {
 			closes.flush()
+		}
+	}()
+	// SIGUSR1 prints the Go heap's allocation count, so the harness can count allocations per
+	// round trip over a window (the Go heap is not malloc: an LD_PRELOAD counter sees nothing).
+	go func() {
+		report := make(chan os.Signal, 1)
+		signal.Notify(report, syscall.SIGUSR1)
+		for range report {
+			var stats runtime.MemStats
+			runtime.ReadMemStats(&stats)
+			closes.Lock()
+			fmt.Fprintf(closes.w, "mallocs %d frees %d pongs %d\n", stats.Mallocs, stats.Frees, pongs.Load())
+			closes.w.Flush()
+			closes.Unlock()
 		}
 	}()
 	go func() {
