@@ -983,6 +983,14 @@ def targets(r):
         e["vigild"]["rate"] >= e["baseline"]["rate"])
     ready = r["startup"]["vigild"]["to_ready_ms"]
     row("start-up to READY ≤ 50 ms", f"{fmt(ready)} ms", ready is not None and ready <= 50)
+    st = ratio(r["startup"]["vigild"]["to_accept_ms"], r["startup"]["baseline"]["to_accept_ms"])
+    row("exec → port accepting ≤ 2× baseline", fmt_ratio(st), st is not None and st <= 2)
+    burst = r["burst"]
+    br = ratio(burst["vigild"]["all_recorded_s"], burst["baseline"]["all_recorded_s"])
+    complete = burst["vigild"]["in_closes"] == burst["vigild"]["in_metrics"] == burst["n"]
+    row(f"{burst['n']} close burst recorded ≤ 1.0× baseline, none lost",
+        f"{fmt_ratio(br)}, {burst['vigild']['in_closes']} of {burst['n']} recorded",
+        br is not None and br <= 1 and complete)
     p = r.get("proxy", {}).get("targets", {})
     if "echo" in p.get("vigild", {}) and "echo" in p.get("nginx", {}):
         v, n = p["vigild"], p["nginx"]

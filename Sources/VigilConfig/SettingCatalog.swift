@@ -20,7 +20,7 @@ public struct SettingDefinition: Sendable {
     let transfer: @Sendable (inout VigilSettings, VigilSettings) -> Void
 
     /// `--ping-interval`
-    public var flag: String { "--" + key.replacingOccurrences(of: "_", with: "-") }
+    public var flag: String { "--" + SettingCatalog.dashed(key) }
     /// `VIGIL_PING_INTERVAL`
     public var environmentVariable: String { "VIGIL_" + key.uppercased() }
 }
@@ -201,27 +201,50 @@ public enum SettingCatalog {
 
     /// The settings as `vigild --help` lists them, wrapped to fit 80 columns (the argument
     /// parser would wrap longer lines without their indent).
+    /// `ping_interval` → `ping-interval`, without Foundation (this runs at every start).
+    static func dashed(_ key: String) -> String {
+        String(decoding: key.utf8.map { $0 == UInt8(ascii: "_") ? UInt8(ascii: "-") : $0 }, as: UTF8.self)
+    }
+
+    /// Built at every start (ArgumentParser reads a command's discussion before it parses), so
+    /// it stays in plain Swift strings: through Foundation it was a third of start-up.
     public static var helpText: String {
         all.map { definition in
-            let value = "<" + definition.key.replacingOccurrences(of: "_", with: "-") + ">"
+            let value = "<" + dashed(definition.key) + ">"
             let text = "\(definition.help) (default: \(definition.defaultText); env \(definition.environmentVariable)"
                 + (definition.reloadable ? "; reloadable" : "") + ")"
             return "  \(definition.flag) \(value)\n" + wrapped(text, indent: 8, width: 79)
         }.joined(separator: "\n")
     }
 
+    /// `text` wrapped at `width` columns after an `indent`, counting Unicode scalars. Works on
+    /// UTF-8 bytes: splitting and counting Characters (grapheme breaking) was most of the cost.
     static func wrapped(_ text: String, indent: Int, width: Int) -> String {
-        let margin = String(repeating: " ", count: indent)
-        var lines: [String] = []
-        var line = ""
-        for word in text.split(separator: " ") {
-            if !line.isEmpty && indent + line.count + 1 + word.count > width {
-                lines.append(margin + line)
-                line = ""
-            }
-            line += (line.isEmpty ? "" : " ") + word
+        let space = UInt8(ascii: " ")
+        let margin = [UInt8](repeating: space, count: indent)
+        var output: [UInt8] = []
+        var line: [UInt8] = []
+        var lineLength = 0  // in scalars
+        func endLine() {
+            if !output.isEmpty { output.append(UInt8(ascii: "\n")) }
+            output += margin
+            output += line
         }
-        if !line.isEmpty { lines.append(margin + line) }
-        return lines.joined(separator: "\n")
+        for word in text.utf8.split(separator: space) {
+            let wordLength = word.reduce(0) { $0 + ($1 & 0xC0 == 0x80 ? 0 : 1) }  // not a continuation byte
+            if !line.isEmpty && indent + lineLength + 1 + wordLength > width {
+                endLine()
+                line = []
+                lineLength = 0
+            }
+            if !line.isEmpty {
+                line.append(space)
+                lineLength += 1
+            }
+            line += word
+            lineLength += wordLength
+        }
+        if !line.isEmpty { endLine() }
+        return String(decoding: output, as: UTF8.self)
     }
 }
