@@ -43,6 +43,7 @@ struct StderrLogHandler: LogHandler {
     /// nor pass for another field, nor send escape sequences to a terminal.
     static func textLine(label: String, event: LogEvent, metadata: Logger.Metadata) -> String {
         var line = "\(Timestamp.now().rfc3339) \(event.level) \(label): \(LogText.escaped("\(event.message)"))"
+        line.reserveCapacity(line.utf8.count + 40 * metadata.count)
         for (key, value) in metadata.sorted(by: { $0.key < $1.key }) {
             line += " \(LogText.escaped(key))=" + LogText.value("\(value)")
         }
@@ -113,6 +114,9 @@ enum LogText {
 
     /// Control characters written as JSON escapes (`\n`, `\u001b`); everything else as it is.
     static func escaped(_ text: String) -> String {
+        // Fast path over the UTF-8 (every close writes some twenty of these): printable ASCII
+        // needs no look at scalars; anything else is checked scalar by scalar.
+        if text.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) { return text }
         guard text.unicodeScalars.contains(where: isControl) else { return text }
         let quoted = JSONText.quoted(text)
         return String(quoted.dropFirst().dropLast())
@@ -121,10 +125,17 @@ enum LogText {
     /// A metadata value: bare when it is a plain token (letters, digits and `. _ : / @ + - , [ ] %`),
     /// else quoted and escaped as a JSON string. The empty value is `""`.
     static func value(_ text: String) -> String {
-        let plain = !text.isEmpty && text.unicodeScalars.allSatisfy { scalar in
-            ("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar)
-                || "._:/@+-,[]%".unicodeScalars.contains(scalar)
-        }
+        let plain = !text.isEmpty && text.utf8.allSatisfy { isTokenByte[Int($0)] }
         return plain ? text : JSONText.quoted(text)
+    }
+
+    /// The bytes of a plain token, by value (any byte of a non-ASCII scalar is ≥ 0x80: not plain).
+    private static let isTokenByte: [Bool] = (0..<256).map { byte in
+        switch UInt8(byte) {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            true
+        default:
+            "._:/@+-,[]%".utf8.contains(UInt8(byte))
+        }
     }
 }
