@@ -60,6 +60,22 @@ def proc_cpu_split(pid):
     return int(fields[11]) / TICKS, int(fields[12]) / TICKS
 
 
+def proc_context_switches(pid):
+    """Context switches of every thread of the process so far: (voluntary, involuntary)."""
+    voluntary = involuntary = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/status") as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        voluntary += int(line.split()[1])
+                    elif line.startswith("nonvoluntary_ctxt_switches:"):
+                        involuntary += int(line.split()[1])
+        except FileNotFoundError:
+            pass  # a thread that ended meanwhile
+    return voluntary, involuntary
+
+
 def percentile(values, p):
     ordered = sorted(values)
     if not ordered:
@@ -472,15 +488,18 @@ def heartbeat_cost(b, n, window, workdir):
             time.sleep(2)
             start_pongs = load.latest("progress")["pongs_sent"]
             (start_user, start_sys), started = proc_cpu_split(server.pid), time.monotonic()
+            start_switches = proc_context_switches(server.pid)
             load_cpu = proc_cpu(load.proc.pid)
             time.sleep(window)
             (end_user, end_sys), elapsed = proc_cpu_split(server.pid), time.monotonic() - started
+            end_switches = proc_context_switches(server.pid)
             load_cpu = proc_cpu(load.proc.pid) - load_cpu
             start_cpu, end_cpu = start_user + start_sys, end_user + end_sys
             end_pongs = load.latest("progress")["pongs_sent"]
             round_trips = end_pongs - start_pongs
             entry = {"cpu_s": end_cpu - start_cpu, "round_trips": round_trips, "elapsed_s": elapsed,
                      "load_cpu_s": load_cpu, "user_s": end_user - start_user, "sys_s": end_sys - start_sys,
+                     "switches_per_round_trip": (sum(end_switches) - sum(start_switches)) / round_trips if round_trips else None,
                      "cpu_ms_per_1000": (end_cpu - start_cpu) * 1000 / (round_trips / 1000) if round_trips else None}
             if kind == "vigild":
                 rtts = [c["rtt_ms"] for c in server.connections() if c["rtt_ms"] is not None]
@@ -734,7 +753,8 @@ def report(results, args, commands, plot_name):
         "",
         "Servers: `vigild` (release, static Swift runtime) and `Benchmarks/baseline-gorilla` (Go, gorilla/websocket "
         "1.5.0 from Debian: read deadline of P + T extended by the pong handler, ticker pings under a write "
-        "deadline). Load: `vigil-load` (release), a separate process, on vigil's client framing core.",
+        "deadline). Load: `vigil-load` (release), a separate process, on vigil's client framing core; the heartbeat "
+        "is timed again with `Benchmarks/load-gorilla` (Go, gorilla/websocket), an independent client.",
         "",
     ]
     memory = results["memory"]
@@ -783,6 +803,12 @@ def report(results, args, commands, plot_name):
         lines.append(f"| CPU ms per 1000, load-gorilla as the client | {fmt(ind['vigild']['cpu_ms_per_1000'], 2)} | "
                      f"{fmt(ind['baseline']['cpu_ms_per_1000'], 2)} | "
                      f"{fmt_ratio(ratio(ind['vigild']['cpu_ms_per_1000'], ind['baseline']['cpu_ms_per_1000']))} |")
+        for label, key, digits in (("user CPU s in the window (vigil-load / load-gorilla)", "user_s", 2),
+                                   ("system CPU s in the window (vigil-load / load-gorilla)", "sys_s", 2),
+                                   ("context switches per round trip (vigil-load / load-gorilla)",
+                                    "switches_per_round_trip", 3)):
+            lines.append(f"| {label} | {fmt(h['vigild'].get(key), digits)} / {fmt(ind['vigild'].get(key), digits)} | "
+                         f"{fmt(h['baseline'].get(key), digits)} / {fmt(ind['baseline'].get(key), digits)} | |")
         lines.append(f"| load generator's own CPU s in the window (vigil-load / load-gorilla) | "
                      f"{fmt(h['vigild']['load_cpu_s'], 2)} / {fmt(ind['vigild']['load_cpu_s'], 2)} | "
                      f"{fmt(h['baseline']['load_cpu_s'], 2)} / {fmt(ind['baseline']['load_cpu_s'], 2)} | |")
@@ -919,7 +945,7 @@ def count_section(c):
     for mode, unit in (("hold", "ping round trip"), ("echo", "echoed message")):
         v, g = c[mode]["vigild"], c[mode]["baseline"]
         for label, pick, digits in (("syscalls", lambda e: e["syscalls"].get("per_unit"), 2),
-                                    ("heap allocations", lambda e: e.get("allocations_per_unit"), 2),
+                                    ("heap allocations", lambda e: e.get("allocations_per_unit"), 3),
                                     ("instructions", lambda e: e["instructions"].get("per_unit"), 0)):
             lines.append(f"| {label} per {unit} | {fmt(pick(v), digits)} | {fmt(pick(g), digits)} | "
                          f"{fmt_ratio(ratio(pick(v), pick(g)))} |")
@@ -965,7 +991,7 @@ def targets(r):
         row("syscalls per ping round trip ≤ 2.5", fmt(per_call, 2), per_call is not None and per_call <= 2.5)
         for mode, unit, limit in (("hold", "ping round trip", 1), ("echo", "echoed message", 2)):
             per = c[mode]["vigild"].get("allocations_per_unit")
-            row(f"heap allocations per {unit} ≤ {limit}", fmt(per, 2), per is not None and per <= limit)
+            row(f"heap allocations per {unit} ≤ {limit}", fmt(per, 3), per is not None and per <= limit)
     sc = r["scale"]
     row(f"the fd limit's worth held ({sc['n']}) with p99 ping RTT < 5 ms",
         f"{sc['live']} held; p99 {fmt(sc['rtt_p99_ms'], 3)} ms",
@@ -1146,6 +1172,9 @@ def main():
         "--max-connections 20000 --close-history 20000 --ping-interval P --pong-timeout T",
         "# baseline: baseline-gorilla -addr 127.0.0.1:0 -ping-interval P -pong-timeout T",
         "# load:     vigil-load --url ws://… -c N [--no-pong | --mode echo --message-size 64] --duration …",
+        "#           load-gorilla --url ws://… -c N --duration … --progress 100ms (the heartbeat's second client)",
+        "# counts:   strace -c -f -p PID; LD_PRELOAD=libmalloc_count.so MALLOC_COUNT_FILE=… vigild …; "
+        "valgrind --tool=callgrind --instr-atstart=no (callgrind_control -i on / -z / -d)",
         "# proxies:  vigild --mode proxy --upstream ws://BACKEND --listen 127.0.0.1:0 … | nginx -p TMP -c nginx.conf | "
         "haproxy -W -db -f haproxy.cfg | caddy run --config Caddyfile --adapter caddyfile (Benchmarks/proxies/)",
     ]

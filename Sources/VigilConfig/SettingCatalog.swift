@@ -199,15 +199,15 @@ public enum SettingCatalog {
         all.first { $0.flag == flag }
     }
 
-    /// The settings as `vigild --help` lists them, wrapped to fit 80 columns (the argument
-    /// parser would wrap longer lines without their indent).
     /// `ping_interval` → `ping-interval`, without Foundation (this runs at every start).
     static func dashed(_ key: String) -> String {
         String(decoding: key.utf8.map { $0 == UInt8(ascii: "_") ? UInt8(ascii: "-") : $0 }, as: UTF8.self)
     }
 
-    /// Built at every start (ArgumentParser reads a command's discussion before it parses), so
-    /// it stays in plain Swift strings: through Foundation it was a third of start-up.
+    /// The settings as `vigild --help` lists them, wrapped to fit 80 columns (the argument
+    /// parser would wrap longer lines without their indent). Built at every start (ArgumentParser
+    /// reads a command's discussion before it parses), so it stays in plain Swift strings:
+    /// through Foundation it was a third of start-up.
     public static var helpText: String {
         all.map { definition in
             let value = "<" + dashed(definition.key) + ">"

@@ -45,9 +45,11 @@ public struct WebSocketMessageAssembler: Sendable {
     /// Masked payloads are unmasked into this buffer, kept for the next frame. Once whoever got
     /// the last payload has let it go (an echo written, a pong read), it is rewritten in place,
     /// so a steady stream of small frames does not allocate a buffer each (NIO's `unmaskedData`
-    /// copies every masked payload into a new one). Kept only up to `spareLimit` bytes.
+    /// copies every masked payload into a new one). Only payloads up to `spareLimit` bytes go
+    /// through it, so what a connection keeps between messages stays small: pongs, heartbeats
+    /// and short messages, not the occasional large one.
     private var spare: ByteBuffer?
-    static let spareLimit = 4096
+    static let spareLimit = 256
 
     public init(role: WebSocketRole, limits: FramingLimits) {
         self.role = role
