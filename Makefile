@@ -70,7 +70,8 @@ $(VENV)/.installed: Tests/blackbox/requirements.txt
 ## and Caddy; writes BENCHMARKS.md and its plot.
 ## bench QUICK=1: small sizes, report under out/ (CI runs it: the scenarios ran and gave numbers)
 bench: release baseline $(LOAD_GO) $(MALLOC_COUNT) venv
-	@scripts/ensure-packages.sh $(PROXY_PACKAGES) "command -v strace:strace" "command -v callgrind_control:valgrind"
+	@scripts/ensure-packages.sh $(PROXY_PACKAGES) "command -v strace:strace" "command -v callgrind_control:valgrind" \
+		"command -v objcopy:binutils"
 	$(SWIFT) build -c release --static-swift-stdlib --product vigil-load
 	$(PYTHON) -m pip install -q --disable-pip-version-check -r Benchmarks/requirements.txt
 	$(PYTHON) Benchmarks/bench.py --vigild $(RELEASE_BIN) --load .build/release/vigil-load --baseline $(BASELINE) \
