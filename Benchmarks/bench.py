@@ -3,9 +3,12 @@
 
 Usage: bench.py --vigild BIN --load BIN --baseline BIN [--quick] --out FILE [--plots DIR]
 
-Each scenario starts a fresh server, drives it with vigil-load (a separate process), reads the
-server's own numbers from /proc (RSS, utime+stime), from vigild's status API and from the
-baseline's close lines, and prints vigild, baseline and their ratio. The report is Markdown;
+Each scenario starts a fresh server, drives it with vigil-load (a separate process; the
+heartbeat also with load-gorilla, an independent Go client), reads the server's own numbers
+from /proc (RSS, utime+stime), from vigild's status API and from the baseline's close lines, and
+prints vigild, baseline and their ratio. Counts that do not move with a noisy machine come from
+strace (syscalls), an LD_PRELOAD malloc counter or the Go runtime (heap allocations) and
+callgrind (instructions). The report is Markdown;
 the commentary in Benchmarks/commentary.md is appended to it. --quick runs small sizes so CI
 keeps the harness working: it checks that every scenario ran and produced numbers (and that
 close counts are exact), never a timing.
@@ -13,6 +16,7 @@ close counts are exact), never a timing.
 
 import argparse
 import datetime
+import glob
 import json
 import os
 import platform
@@ -27,7 +31,6 @@ import sys
 import tempfile
 import threading
 import time
-import glob
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
