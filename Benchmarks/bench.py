@@ -765,7 +765,8 @@ def report(results, args, commands, plot_name):
         f"{m['memory_gib']:.0f} GiB, Linux {m['kernel']}; {m['swift']}; {m['go']}. Client and server share "
         f"the two cores, so ratios within one run matter, not absolute times. RLIMIT_NOFILE "
         f"{m['nofile'][0]}/{m['nofile'][1]} (soft/hard): one process holds at most about "
-        f"{m['nofile'][1] - 10} sockets, and this sandbox cannot raise the hard limit.",
+        f"{m['nofile'][1] - 10} sockets (vigild {m['nofile'][1] - 128}: it keeps 128 descriptors for the status API "
+        "and the service manager), and this sandbox cannot raise the hard limit.",
         "",
         "Servers: `vigild` (release, static Swift runtime) and `Benchmarks/baseline-gorilla` (Go, gorilla/websocket "
         "1.5.0 from Debian: read deadline of P + T extended by the pong handler, ticker pings under a write "
