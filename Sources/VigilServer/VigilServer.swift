@@ -306,7 +306,11 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .serverChannelInitializer(Self.acceptBackoff)
+            .serverChannelInitializer { channel in
+                Self.acceptBackoff(channel).flatMapThrowing {
+                    try channel.pipeline.syncOperations.addHandler(AcceptThrottle())
+                }
+            }
             .childChannelOption(.writeBufferWaterMark, value: .init(low: maxBacklog / 2, high: maxBacklog))
             .childChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture { try installConnectionPipeline(on: channel) }
