@@ -136,7 +136,8 @@ public enum WebSocketDialer {
                             let parts = makeParts(context.channel, chosen)
                             let handler = SupervisedConnectionHandler(
                                 configuration: configuration, sink: parts.sink, observer: parts.observer,
-                                wheel: wheels.wheel(for: context.eventLoop), openedAt: ConnectionClock.system.now())
+                                wheel: wheels.wheel(for: context.eventLoop), clock: wheels.clock,
+                                openedAt: wheels.clock.now())
                             // The codec first: a sink may send as soon as the shell is added
                             // (`connectionOpened`), and its frames need the encoder in place.
                             let pipeline = context.pipeline.syncOperations

@@ -127,15 +127,21 @@ public final class TimerWheel {
 /// One wheel per event loop, created on first use; each is used only on its own loop.
 public final class TimerWheels: Sendable {
     private let wheels = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<TimerWheel>]>([:])
+    /// What the wheels tick by; the connections timed on them read the same clock.
+    public let clock: ConnectionClock
 
-    public init() {}
+    /// - Parameter clock: what the wheels tick by: the system's, or an `EmbeddedEventLoop`'s in
+    ///   tests and fuzz targets, which must agree with the clock of the connections they time.
+    public init(clock: ConnectionClock = .system) {
+        self.clock = clock
+    }
 
     /// The wheel of `eventLoop`. Call on that loop.
     public func wheel(for eventLoop: any EventLoop) -> TimerWheel {
         let key = ObjectIdentifier(eventLoop)
         let bound = wheels.withLockedValue { wheels in
             if let existing = wheels[key] { return existing }
-            let created = NIOLoopBound(TimerWheel(eventLoop: eventLoop), eventLoop: eventLoop)
+            let created = NIOLoopBound(TimerWheel(eventLoop: eventLoop, clock: clock), eventLoop: eventLoop)
             wheels[key] = created
             return created
         }

@@ -14,7 +14,9 @@ final class ServerContext: Sendable {
     let registry: ConnectionRegistry
     let logger: Logger
     let channels = ChannelDirectory()
-    let wheels = TimerWheels()
+    /// What the connections' supervisors and timer wheels read the time from.
+    let clock: ConnectionClock
+    let wheels: TimerWheels
     let route: WebSocketRoute
     let limits: FramingLimits
     /// The rules for new connections (a reload replaces the timers).
@@ -28,8 +30,13 @@ final class ServerContext: Sendable {
     /// Proxy mode's rules for new pairs (a reload replaces them); `nil` in the other modes.
     private let proxy: NIOLockedValueBox<ProxyRules?>
 
-    init(settings: VigilSettings, registry: ConnectionRegistry, logger: Logger, proxy: ProxyRules?, descriptorBudget: Int?) {
+    init(
+        settings: VigilSettings, registry: ConnectionRegistry, logger: Logger, proxy: ProxyRules?, descriptorBudget: Int?,
+        clock: ConnectionClock
+    ) {
         self.settings = settings
+        self.clock = clock
+        self.wheels = TimerWheels(clock: clock)
         self.gate = AcceptGate(settings: settings, descriptorBudget: descriptorBudget)
         self.registry = registry
         self.logger = logger

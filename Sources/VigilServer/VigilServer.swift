@@ -39,18 +39,20 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
     /// - Parameters:
     ///   - group: event loops to run on; by default one per core, owned and shut down by the server.
     ///   - manager: what the service manager passed (notification socket, watchdog, sockets).
+    ///   - clock: what accepted connections are supervised and timed by; the system's, or an
+    ///     `EmbeddedEventLoop`'s where a test or fuzz target drives the connection pipeline.
     public init(
         configuration: ResolvedSettings, logger: Logger, group: (any EventLoopGroup)? = nil,
-        manager: ServiceManagerContext = .init()
+        manager: ServiceManagerContext = .init(), clock: ConnectionClock = .system
     ) {
-        let now = ConnectionClock.system.now()
+        let now = clock.now()
         let settings = configuration.settings
         self.current = NIOLockedValueBox(configuration)
         self.registry = ConnectionRegistry(
             maxConnections: settings.maxConnections, closeHistory: settings.closeHistory, now: now)
         self.server = ServerContext(
             settings: settings, registry: registry, logger: logger, proxy: nil,
-            descriptorBudget: Self.descriptorBudget(statusConnections: settings.statusMaxConnections))
+            descriptorBudget: Self.descriptorBudget(statusConnections: settings.statusMaxConnections), clock: clock)
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         self.targets = MonitorTargets(server: server, group: self.group)
         self.ownsGroup = group == nil

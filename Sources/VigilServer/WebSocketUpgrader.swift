@@ -113,7 +113,7 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
         }
         admission.holdsSlot = false  // the registry entry now owns the slot
         admitted = admission
-        let now = ConnectionClock.system.now()
+        let now = server.clock.now()
         let peer = channel.remoteAddress?.endpointDescription ?? "unknown"
         let connection = server.registry.open(
             peer: peer, client: admission.client, path: admission.path, leg: .client, pair: admission.relay?.pair, at: now)
@@ -135,7 +135,7 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
             configuration: configuration,
             sink: sink,
             observer: RegistryObserver(connection: connection, registry: server.registry, logger: logger),
-            wheel: server.wheels.wheel(for: context.eventLoop), openedAt: now)
+            wheel: server.wheels.wheel(for: context.eventLoop), clock: server.clock, openedAt: now)
         let relay = admission.relay
         return context.eventLoop.makeCompletedFuture {
             let pipeline = channel.pipeline.syncOperations
@@ -166,10 +166,7 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
         let server = self.server
         let eventLoop = channel.eventLoop
         let pair = PairLink(pairID: server.registry.makePairID(), upstream: rules.upstream.description)
-        let clientSink = RelaySink(leg: .client, failureCodeForPartner: CloseStatus.goingAway)
-        let upstreamSink = RelaySink(leg: .upstream, failureCodeForPartner: rules.failureCode)
-        clientSink.partnerSink = upstreamSink
-        upstreamSink.partnerSink = clientSink
+        let (clientSink, upstreamSink) = RelaySink.pair(upstreamFailureCode: rules.failureCode)
         let clientAddress = channel.remoteAddress?.ipAddress ?? "unknown"
         let forwarded = ForwardedRequest.make(for: request, clientAddress: clientAddress, rules: rules)
         // Backends commonly send a message as one frame: the upstream leg takes frames up to
@@ -191,7 +188,7 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
                 let path = String(WebSocketRoute.split(forwarded.target).path)
                 let connection = server.registry.open(
                     peer: peer, client: client, path: path, leg: .upstream, pair: pair, holdsSlot: false,
-                    at: ConnectionClock.system.now())
+                    at: server.clock.now())
                 var logger = server.logger
                 logger[metadataKey: "ws_conn_id"] = "\(connection.id)"
                 logger[metadataKey: "ws_peer"] = "\(peer)"

@@ -72,7 +72,7 @@ struct ProxyRulesTests {
 
     @Test("a close frame is relayed with its code and reason; 1005 as an empty close frame")
     func relayedClose() {
-        let client = RelaySink(leg: .client, failureCodeForPartner: 1001)
+        let client = RelaySink.pair(upstreamFailureCode: 1014).client
         let close = client.closeForPartner(
             after: CloseOutcome(kind: .error, code: 4000, cause: .remoteClose, initiator: .remote, clean: true, reason: "bye"))
         #expect(close == LocalClose(code: 4000, reason: "bye", cause: .partnerClosed, partner: PartnerEnding(kind: .error, cause: .remoteClose)))
@@ -83,8 +83,7 @@ struct ProxyRulesTests {
 
     @Test("a leg that fails closes its partner with a real code: 1014 to the client, 1001 to the upstream")
     func failures() {
-        let upstream = RelaySink(leg: .upstream, failureCodeForPartner: 1014)
-        let client = RelaySink(leg: .client, failureCodeForPartner: 1001)
+        let (client, upstream) = RelaySink.pair(upstreamFailureCode: 1014)
         for cause in [CloseCause.eof, .reset, .pongTimeout, .readDeadline, .truncatedFrame, .slowConsumer, .protocolError] {
             let ending = CloseOutcome(kind: .abnormal, code: 1006, cause: cause, initiator: .local, clean: false, reason: "")
             #expect(upstream.closeForPartner(after: ending)?.code == 1014)

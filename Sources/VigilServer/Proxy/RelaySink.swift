@@ -16,11 +16,12 @@ import VigilSupervisor
 ///   partner with a real close frame — `upstream_failure_code` (1014) to the client when the
 ///   upstream failed, 1001 to the upstream when the client did — recorded as `partner_closed`.
 ///
-/// Both halves live on one event loop (the upstream leg is dialed on the client's).
-final class RelaySink: MessageSink {
-    let leg: ConnectionLeg
+/// Both halves live on one event loop (the upstream leg is dialed on the client's). Public so
+/// that the relay fuzz target drives the real thing.
+public final class RelaySink: MessageSink {
+    public let leg: ConnectionLeg
     /// The other half; set once both exist.
-    weak var partnerSink: RelaySink?
+    private(set) weak var partnerSink: RelaySink?
     /// This leg's connection, once its shell is in place.
     private(set) weak var connection: SupervisedConnectionHandler?
     /// The status the partner is closed with when this leg fails without a close handshake.
@@ -36,16 +37,27 @@ final class RelaySink: MessageSink {
         case pong(ByteBuffer)
     }
 
-    init(leg: ConnectionLeg, failureCodeForPartner: UInt16) {
+    private init(leg: ConnectionLeg, failureCodeForPartner: UInt16) {
         self.leg = leg
         self.failureCodeForPartner = failureCodeForPartner
+    }
+
+    /// The two halves of one proxied pair, each the other's partner. When the upstream leg fails
+    /// the client is closed with `upstreamFailureCode` (`upstream_failure_code`); when the client
+    /// leg fails the upstream is closed with 1001.
+    public static func pair(upstreamFailureCode: UInt16) -> (client: RelaySink, upstream: RelaySink) {
+        let client = RelaySink(leg: .client, failureCodeForPartner: CloseStatus.goingAway)
+        let upstream = RelaySink(leg: .upstream, failureCodeForPartner: upstreamFailureCode)
+        client.partnerSink = upstream
+        upstream.partnerSink = client
+        return (client, upstream)
     }
 
     private var partner: SupervisedConnectionHandler? { partnerSink?.connection }
 
     // MARK: - MessageSink
 
-    func connectionOpened(_ connection: SupervisedConnectionHandler) {
+    public func connectionOpened(_ connection: SupervisedConnectionHandler) {
         self.connection = connection
         guard let partnerSink, partnerSink.connection != nil else {
             connection.pauseReading()  // nowhere to send anything yet
@@ -55,22 +67,22 @@ final class RelaySink: MessageSink {
         partnerArrived()
     }
 
-    func received(_ message: WebSocketMessage, from connection: SupervisedConnectionHandler) {
+    public func received(_ message: WebSocketMessage, from connection: SupervisedConnectionHandler) {
         guard let partner else { return pending.append(.message(message)) }
         partner.send(message)
     }
 
-    func pingReceived(_ payload: ByteBuffer, from connection: SupervisedConnectionHandler) {
+    public func pingReceived(_ payload: ByteBuffer, from connection: SupervisedConnectionHandler) {
         guard let partner else { return pending.append(.ping(payload)) }
         partner.relayPing(payload)
     }
 
-    func pongReceived(_ payload: ByteBuffer, from connection: SupervisedConnectionHandler) {
+    public func pongReceived(_ payload: ByteBuffer, from connection: SupervisedConnectionHandler) {
         guard let partner else { return pending.append(.pong(payload)) }
         partner.relayPong(payload)
     }
 
-    func writabilityChanged(_ connection: SupervisedConnectionHandler) {
+    public func writabilityChanged(_ connection: SupervisedConnectionHandler) {
         guard let partner else { return }
         if connection.isWritable {
             partner.resumeReading()
@@ -79,7 +91,7 @@ final class RelaySink: MessageSink {
         }
     }
 
-    func connectionEnded(_ outcome: CloseOutcome, _ connection: SupervisedConnectionHandler) {
+    public func connectionEnded(_ outcome: CloseOutcome, _ connection: SupervisedConnectionHandler) {
         guard let close = closeForPartner(after: outcome) else { return }
         if let partner {
             partner.close(close)
