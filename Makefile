@@ -26,7 +26,7 @@ LOAD_GO        := .build-go/load-gorilla
 MALLOC_COUNT   := .build-go/libmalloc_count.so
 GO_ENV         := GOPATH=$(CURDIR)/.build-go/path GOCACHE=$(CURDIR)/.build-go/cache GOPROXY=off GOFLAGS=-mod=mod
 
-.PHONY: run build release test unit-test blackbox-test conformance venv bench baseline fuzz sanitize install uninstall clean
+.PHONY: run build release test unit-test blackbox-test conformance venv bench baseline fuzz fuzz-build fuzz-campaign sanitize install uninstall clean
 
 ## run: build a release vigild and run it on its embedded defaults (ws://127.0.0.1:8080/ws, status on :9090)
 run: release
@@ -96,16 +96,28 @@ $(MALLOC_COUNT): Benchmarks/malloc-count/malloc_count.c
 	@mkdir -p $(dir $@)
 	cc -O2 -Wall -Wextra -shared -fPIC -o $@ $<
 
-## fuzz SECONDS=N: the libFuzzer targets (framing core + supervisor; a whole server connection),
-## each for N seconds (default 60) under AddressSanitizer, after replaying Fuzz/regressions
+## fuzz SECONDS=N: the libFuzzer targets (framing core and shell in both roles; a whole server
+## connection; both legs of a proxied pair and the relay), each for N seconds (default 60),
+## optimised with AddressSanitizer, after replaying Fuzz/regressions through their debug builds;
+## prints inputs a second and coverage
+## fuzz-campaign HOURS=N: every target for an equal share of N hours on every core, the corpus
+## merged and minimised into Fuzz/corpus/ and a summary in Fuzz/CAMPAIGN.md (commit both)
 SECONDS ?= 60
-FUZZ_FLAGS := --scratch-path ../.build-fuzz -Xswiftc -sanitize=fuzzer,address \
+HOURS ?= 1
+# vigil's own modules carry the coverage instrumentation (VIGIL_FUZZ_COVERAGE, see Package.swift);
+# everything is built with AddressSanitizer; the targets link libFuzzer (Fuzz/Package.swift).
+FUZZ_BUILD := cd Fuzz && VIGIL_FUZZ_COVERAGE=1 $(SWIFT) build --scratch-path ../.build-fuzz -Xswiftc -sanitize=address \
               -Xswiftc -Xclang-linker -Xswiftc -fuse-ld=lld
-fuzz:
+fuzz-build:
 	@scripts/ensure-packages.sh $(BUILD_PACKAGES)
-	cd Fuzz && $(SWIFT) build $(FUZZ_FLAGS) --product FuzzFraming
-	cd Fuzz && $(SWIFT) build $(FUZZ_FLAGS) --product FuzzConnection
+	$(FUZZ_BUILD) -c release
+	$(FUZZ_BUILD) -c debug
+
+fuzz: fuzz-build
 	scripts/fuzz.sh $(SECONDS)
+
+fuzz-campaign: fuzz-build
+	scripts/fuzz-campaign.sh $(HOURS)
 
 ## sanitize: the Swift test suite once under ThreadSanitizer and once under AddressSanitizer
 sanitize:

@@ -3,7 +3,14 @@ import PackageDescription
 
 /// Our own targets are built with warnings as errors: in Swift 6 mode many concurrency
 /// mistakes around NIO's `@preconcurrency` APIs surface only as warnings, and we treat them as bugs.
-let strict: [SwiftSetting] = [.unsafeFlags(["-warnings-as-errors"])]
+///
+/// `make fuzz` sets VIGIL_FUZZ_COVERAGE: then vigil's own modules, and only they, carry libFuzzer's
+/// coverage instrumentation. Instrumenting the dependencies too (NIO above all) made libFuzzer
+/// scan ten times the counters after every input, and guided it through code that is not ours.
+let strict: [SwiftSetting] =
+    [.unsafeFlags(["-warnings-as-errors"])]
+    + (Context.environment["VIGIL_FUZZ_COVERAGE"] == nil
+        ? [] : [.unsafeFlags(["-sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp"])])
 
 let package = Package(
     name: "vigil",

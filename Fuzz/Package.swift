@@ -4,6 +4,11 @@ import PackageDescription
 // libFuzzer targets for vigil, in a package of their own: they are built with
 // -sanitize=fuzzer (libFuzzer supplies main), which the main package's builds must not see.
 // Run them with `make fuzz SECONDS=N` from the repository root.
+// `make fuzz` builds everything with AddressSanitizer and sets VIGIL_FUZZ_COVERAGE, so that
+// vigil's modules carry coverage instrumentation; the targets here add libFuzzer itself.
+let libFuzzer: [SwiftSetting] = [.unsafeFlags(["-sanitize=fuzzer,address"])]
+let libFuzzerLink: [LinkerSetting] = [.unsafeFlags(["-sanitize=fuzzer,address"])]
+
 let package = Package(
     name: "vigil-fuzz",
     platforms: [.macOS(.v15)],
@@ -28,7 +33,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
-            ]
+            ],
+            swiftSettings: libFuzzer, linkerSettings: libFuzzerLink
         ),
         // Arbitrary bytes into a server connection's whole pipeline: HTTP handshake, route and
         // header checks, refusals, and after an upgrade the framing core and supervised handler.
@@ -38,10 +44,30 @@ let package = Package(
                 "FuzzSupport",
                 .product(name: "VigilServer", package: "vigil"),
                 .product(name: "VigilConfig", package: "vigil"),
+                .product(name: "VigilConnection", package: "vigil"),
+                .product(name: "VigilSupervisor", package: "vigil"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: libFuzzer, linkerSettings: libFuzzerLink
+        ),
+        // Both legs of one proxied pair, joined by the real relay, fed by a script of bytes,
+        // pauses and endings on either side.
+        .executableTarget(
+            name: "FuzzRelay",
+            dependencies: [
+                "FuzzSupport",
+                .product(name: "VigilServer", package: "vigil"),
+                .product(name: "VigilConnection", package: "vigil"),
+                .product(name: "VigilFraming", package: "vigil"),
+                .product(name: "VigilSupervisor", package: "vigil"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            swiftSettings: libFuzzer, linkerSettings: libFuzzerLink
         ),
     ]
 )

@@ -1,40 +1,31 @@
 #!/usr/bin/env bash
-# Runs each libFuzzer target for SECONDS seconds, after replaying its regression inputs.
+# Replays every regression input through the debug build of its target (full AddressSanitizer
+# reports), then runs each libFuzzer target, optimised, for SECONDS seconds from the hand-made
+# seeds and the committed corpus, and prints what it did: inputs, inputs a second, coverage.
 # Usage: scripts/fuzz.sh SECONDS    (the targets are built by `make fuzz`)
 set -euo pipefail
 seconds=${1:?seconds}
 root=$(cd "$(dirname "$0")/.." && pwd)
-bin=$root/.build-fuzz/debug
-work=$root/.build-fuzz/work
-artifacts=$root/.build-fuzz/artifacts
-mkdir -p "$artifacts"
+# shellcheck source=scripts/fuzz-targets.sh
+source "$root/scripts/fuzz-targets.sh"
 status=0
-# Inputs long enough for 16- and 64-bit lengths and fragmented messages: framing up to 64 KiB;
-# a connection up to its target's max_message (16 KiB) and some frames around it.
-for target in framing connection; do
-    case $target in
-        framing) binary=$bin/FuzzFraming max_len=65536 ;;
-        connection) binary=$bin/FuzzConnection max_len=20000 ;;
-    esac
-    regressions=$(find "$root/Fuzz/regressions/$target" -type f ! -name '.keep' | sort)
-    if [ -n "$regressions" ]; then
-        echo "[fuzz] $target: replaying $(echo "$regressions" | wc -l) regression input(s)"
-        # shellcheck disable=SC2086
-        "$binary" -runs=1 $regressions >/dev/null 2>&1 || { echo "[fuzz] $target: a regression input crashes again"; status=1; }
-    fi
-    # Fuzz on a copy of the committed seed corpus, so new inputs do not land in the repository.
-    rm -rf "$work/$target" && mkdir -p "$work/$target"
-    cp "$root/Fuzz/corpus/$target/"* "$work/$target/"
+for target in $FUZZ_TARGETS; do
+    replay_regressions "$target" || status=1
+    work=$FUZZ_WORK/$target
+    rm -rf "$work" && mkdir -p "$work" "$FUZZ_ARTIFACTS"
+    # Fuzz on a copy, so new inputs do not land in the repository (`make fuzz-campaign` merges).
+    cp "$FUZZ_ROOT/seeds/$target/"* "$work/"
+    if compgen -G "$FUZZ_ROOT/corpus/$target/*" > /dev/null; then cp "$FUZZ_ROOT/corpus/$target/"* "$work/"; fi
     echo "[fuzz] $target: ${seconds}s"
-    if ! "$binary" -max_total_time="$seconds" -max_len="$max_len" -dict="$root/Fuzz/websocket.dict" \
-            -print_final_stats=1 -artifact_prefix="$artifacts/$target-" "$work/$target" > "$work/$target.log" 2>&1; then
-        tail -40 "$work/$target.log"
-        echo "[fuzz] $target CRASHED: the input is in $artifacts; add it to Fuzz/regressions/$target and fix the cause"
+    log=$FUZZ_WORK/$target.log
+    # shellcheck disable=SC2046
+    if ! "$(fuzz_binary release "$target")" $(fuzz_flags "$target") -max_total_time="$seconds" -print_final_stats=1 \
+            -artifact_prefix="$FUZZ_ARTIFACTS/$target-" "$work" > "$log" 2>&1; then
+        tail -60 "$log"
+        echo "[fuzz] $target FAILED: the input is in $FUZZ_ARTIFACTS; add it to Fuzz/regressions/$target, fix the cause, and add a unit test of the fixed behaviour"
         status=1
-    else
-        grep -E '^stat::number_of_executed_units|^stat::peak_rss_mb' "$work/$target.log" | sed "s/^/[fuzz] $target: /"
-        rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$work/$target.log")
-        echo "[fuzz] $target: ${rate:-?} inputs a second"
+        continue
     fi
+    report_run "$target" "$log"
 done
 exit $status

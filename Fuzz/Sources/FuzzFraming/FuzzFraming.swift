@@ -1,3 +1,4 @@
+import FuzzSupport
 import NIOCore
 import NIOEmbedded
 import NIOWebSocket
@@ -12,18 +13,18 @@ final class Checker: MessageSink, ConnectionObserver {
 
     func received(_ message: WebSocketMessage, from connection: SupervisedConnectionHandler) {
         if message.kind == .text {
-            precondition(String(validating: message.data.readableBytesView, as: UTF8.self) != nil, "invalid UTF-8 delivered")
+            check(String(validating: message.data.readableBytesView, as: UTF8.self) != nil, "invalid UTF-8 delivered")
         }
         connection.send(message)
     }
 
     func closeFrameReceived(_ payload: ClosePayload) {
-        if let code = payload.code { precondition(CloseCode.isValidOnWire(code), "close code \(code) passed validation") }
+        if let code = payload.code { check(CloseCode.isValidOnWire(code), "close code \(code) passed validation") }
     }
 
     func connectionClosed(_ outcome: CloseOutcome, at now: MonotonicInstant) {
         records += 1
-        precondition(records == 1, "more than one close record")
+        check(records == 1, "more than one close record")
     }
 }
 
@@ -70,7 +71,7 @@ public func fuzzFraming(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
         loop.advanceTime(by: .milliseconds(100))
         checkWritten(channel, role: role)
         if channel.isActive { channel.pipeline.fireChannelInactive() }
-        precondition(checker.records == 1, "a connection that ended has exactly one record")
+        check(checker.records == 1, "a connection that ended has exactly one record")
     } catch {
         preconditionFailure("pipeline setup failed: \(error)")
     }
@@ -83,9 +84,9 @@ public func fuzzFraming(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
 /// reserves for "never on the wire".
 private func checkWritten(_ channel: EmbeddedChannel, role: WebSocketRole) {
     while let frame = try? channel.readOutbound(as: WebSocketFrame.self) {
-        precondition((frame.maskKey != nil) == (role == .client), "masking does not follow the role")
+        check((frame.maskKey != nil) == (role == .client), "masking does not follow the role")
         if frame.opcode == .connectionClose, let code = frame.data.getInteger(at: frame.data.readerIndex, as: UInt16.self) {
-            precondition(CloseCode.isValidOnWire(code), "sent close code \(code)")
+            check(CloseCode.isValidOnWire(code), "sent close code \(code)")
         }
     }
 }

@@ -17,3 +17,9 @@ public func runLibFuzzer(_ target: @convention(c) (UnsafePointer<UInt8>?, Int) -
     var argv = CommandLine.unsafeArgv
     exit(LLVMFuzzerRunDriver(&argc, &argv, target))
 }
+
+/// A fuzz target's assertion. Unlike `precondition`, it names what failed in an optimised build
+/// too, so the crash report says which property an input broke.
+public func check(_ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String, file: StaticString = #file, line: UInt = #line) {
+    if !condition() { fatalError(message(), file: file, line: line) }
+}
