@@ -92,10 +92,11 @@ def start_vigild(binary, *mode):
     log_path = os.path.join(WORK, "vigild.log")
     out = open(log_path, "w")
     # Group 9 sends messages up to 16 MiB: only the frame and message limits are raised for it.
-    # max_backlog and write_timeout stay at their defaults, as a user has them.
+    # Every other setting stays at its default, as a user has it: max_backlog, write_timeout and
+    # the heartbeat (a ping every 30 s, which a case lasting longer must answer) included.
     proc = subprocess.Popen([binary, "--listen", "127.0.0.1:0", "--status-listen", "127.0.0.1:0", "--log", "stderr",
                              "--log-level", "warning", *(mode or ["--mode", "echo"]), "--max-frame", "16MiB",
-                             "--max-message", "16MiB", "--ping-interval", "0"], stderr=out, stdout=out)
+                             "--max-message", "16MiB"], stderr=out, stdout=out)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         match = re.search(r"vigild ready ws=(ws://[^\s\"]+)", open(log_path).read())
