@@ -358,7 +358,7 @@ class ServerCounts:
                     magic, count, _, _ = struct.unpack("<4Q", f.read(32))
                 allocations = count if magic == self.MAGIC else None
             metrics = server.get("/metrics").decode()
-            round_trips = int(float(re.search(r"^vigil_ping_rtt_seconds_count(?:\{\})? (\S+)", metrics, re.M).group(1)))
+            round_trips = int(float(re.search(r'^vigil_ping_rtt_seconds_count\{leg="client"\} (\S+)', metrics, re.M).group(1)))
             return {"allocations": allocations, "round_trips": round_trips}
         pattern = re.compile(r"^mallocs (\d+) frees \d+ pongs (\d+)", re.M)
         seen = len(pattern.findall(server.text()))

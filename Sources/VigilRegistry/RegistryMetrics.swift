@@ -9,9 +9,13 @@ import VigilSupervisor
 /// (no global bootstrap, so several servers can live in one test process).
 public final class RegistryMetrics: Sendable {
     public let collectors = PrometheusCollectorRegistry()
-    let active: Gauge
-    let opened: Counter
-    let roundTrip: DurationHistogram
+    /// Per leg (`client`, `upstream`, `target`), every leg's series present from the start at 0:
+    /// `max_connections` limits client legs only, and an upstream's round trip is the backend's,
+    /// not the clients'.
+    let active: [ConnectionLeg: Gauge]
+    let opened: [ConnectionLeg: Counter]
+    let roundTrip: [ConnectionLeg: DurationHistogram]
+    /// Application-level pings go to client legs only.
     let appRoundTrip: DurationHistogram
     /// The monitor targets' series.
     public let targets: TargetMetrics
@@ -45,19 +49,28 @@ public final class RegistryMetrics: Sendable {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         started.set(to: Double(now.tv_sec) + Double(now.tv_nsec) / 1e9)
-        active = collectors.makeGauge(
-            descriptor: .init(
-                namespace: "vigil", metricName: "connections", unitName: "active",
-                helpText: "WebSocket connections currently open"))
-        opened = collectors.makeCounter(
-            descriptor: .init(
-                namespace: "vigil", metricName: "connections_opened", unitName: "total",
-                helpText: "WebSocket connections upgraded since start"))
-        roundTrip = collectors.makeDurationHistogram(
-            descriptor: .init(
-                namespace: "vigil", metricName: "ping_rtt", unitName: "seconds",
-                helpText: "Ping to matching pong round trip"),
-            buckets: Self.roundTripBuckets)
+        var active: [ConnectionLeg: Gauge] = [:]
+        var opened: [ConnectionLeg: Counter] = [:]
+        var roundTrip: [ConnectionLeg: DurationHistogram] = [:]
+        for leg in ConnectionLeg.allCases {
+            let labels = [("leg", leg.rawValue)]
+            active[leg] = collectors.makeGauge(
+                descriptor: .init(
+                    namespace: "vigil", metricName: "connections", unitName: "active",
+                    helpText: "WebSocket connections currently open, by leg"),
+                labels: labels)
+            opened[leg] = collectors.makeCounter(
+                descriptor: .init(
+                    namespace: "vigil", metricName: "connections_opened", unitName: "total",
+                    helpText: "WebSocket connections upgraded since start, by leg"),
+                labels: labels)
+            roundTrip[leg] = collectors.makeDurationHistogram(
+                descriptor: .init(
+                    namespace: "vigil", metricName: "ping_rtt", unitName: "seconds",
+                    helpText: "Ping to matching pong round trip, by leg"),
+                labels: labels, buckets: Self.roundTripBuckets)
+        }
+        (self.active, self.opened, self.roundTrip) = (active, opened, roundTrip)
         appRoundTrip = collectors.makeDurationHistogram(
             descriptor: .init(
                 namespace: "vigil", metricName: "app_rtt", unitName: "seconds",

@@ -42,7 +42,7 @@ final class RegistryObserver: ConnectionObserver {
     func pongReceived(_ payload: ByteBuffer, roundTrip: Duration?) {
         connection.notePongReceived(roundTrip: roundTrip)
         if let roundTrip {
-            registry.noteRoundTrip(roundTrip)
+            registry.noteRoundTrip(roundTrip, leg: connection.leg)
             roundTripMeasured?(roundTrip)
         }
     }

@@ -154,7 +154,7 @@ struct ConnectionRegistryTests {
                         #expect(registry.reserve())
                         let connection = registry.open(peer: "w\(worker)", client: nil, path: "/ws", at: t0)
                         connection.noteMessageIn(bytes: 1)
-                        registry.noteRoundTrip(.milliseconds(1))
+                        registry.noteRoundTrip(.milliseconds(1), leg: .client)
                         _ = registry.connections().count
                         registry.close(connection, outcome: index % 2 == 0 ? outcome(.eof, .eof) : outcome(.abnormal, .reset), at: t0)
                     }
@@ -179,15 +179,27 @@ struct ConnectionRegistryTests {
         }
         _ = registry.reserve()
         _ = registry.open(peer: "p", client: nil, path: "/ws", at: t0)
-        registry.noteRoundTrip(.milliseconds(3))
+        let upstream = registry.open(
+            peer: "127.0.0.1:3000", client: nil, path: "/ws", leg: .upstream, pair: PairLink(pairID: 1, upstream: "ws://b"),
+            holdsSlot: false, at: t0)
+        registry.noteRoundTrip(.milliseconds(3), leg: .client)
+        registry.noteRoundTrip(.milliseconds(2), leg: .upstream)
+        registry.noteRoundTrip(.milliseconds(4), leg: .upstream)
+        registry.close(upstream, outcome: outcome(.eof, .eof), at: t0)
         registry.noteRejectedHandshake(reason: "capacity")
         let text = String(decoding: registry.metrics.exposition(), as: UTF8.self)
         #expect(text.contains(#"vigil_closes_total{kind="abnormal",cause="pong_timeout",leg="client"} 2"#))
         #expect(text.contains(#"vigil_closes_total{kind="abnormal",cause="reset",leg="client"} 1"#))
-        #expect(text.contains("vigil_connections_opened_total 4"))
-        #expect(text.contains("vigil_connections_active 1"))
+        #expect(text.contains(#"vigil_closes_total{kind="eof",cause="eof",leg="upstream"} 1"#))
+        // Every leg's series from the start, so max_connections' client legs are told apart.
+        #expect(text.contains(#"vigil_connections_opened_total{leg="client"} 4"#))
+        #expect(text.contains(#"vigil_connections_opened_total{leg="upstream"} 1"#))
+        #expect(text.contains(#"vigil_connections_opened_total{leg="target"} 0"#))
+        #expect(text.contains(#"vigil_connections_active{leg="client"} 1"#))
+        #expect(text.contains(#"vigil_connections_active{leg="upstream"} 0"#))
         #expect(text.contains(#"vigil_handshakes_rejected_total{reason="capacity"} 1"#))
-        #expect(text.contains("vigil_ping_rtt_seconds_count 1"))
+        #expect(text.contains(#"vigil_ping_rtt_seconds_count{leg="client"} 1"#))
+        #expect(text.contains(#"vigil_ping_rtt_seconds_count{leg="upstream"} 2"#))
     }
 
     @Test("timestamps print as RFC 3339 UTC with milliseconds")

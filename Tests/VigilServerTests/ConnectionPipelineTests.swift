@@ -55,7 +55,8 @@ struct ConnectionPipelineTests {
         #expect(live.pingsSent >= 1 && live.pongsReceived >= 1)
         #expect(live.roundTrip != nil)
         let metrics = String(decoding: t.registry.metrics.exposition(), as: UTF8.self)
-        #expect(!metrics.contains("vigil_ping_rtt_seconds_count 0"))
+        #expect(metrics.contains(#"vigil_ping_rtt_seconds_count{leg="client"} "#))
+        #expect(!metrics.contains(#"vigil_ping_rtt_seconds_count{leg="client"} 0"#))
         await t.stop()
     }
 

@@ -244,7 +244,7 @@ try:
                     "the closes after journald stopped")
     assert {r["client"] for r in document["closes"]} >= {"after_journald", "eof"}
     metrics = urllib.request.urlopen(status_url + "/metrics", timeout=5).read().decode()
-    assert f"vigil_connections_opened_total {len(expected) + 2}" in metrics
+    assert f'vigil_connections_opened_total{{leg="client"}} {len(expected) + 2}' in metrics
     stderr.flush()
     fallback = open(stderr_path).read()
     assert "(client=after_journald) closed: normal (peer_close)" in fallback, fallback

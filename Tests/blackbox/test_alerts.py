@@ -13,7 +13,7 @@ import urllib.request
 
 from conftest import ROOT
 from test_proxy import Backend
-from wsraw import handshake_request, read_http_response
+from wsraw import RawPeer, handshake_request, read_http_response
 
 MONITORING = os.path.join(ROOT, "monitoring")
 
@@ -52,7 +52,7 @@ def test_a_real_prometheus_raises_the_alerts_from_a_real_vigild(vigild, tmp_path
     service = Backend()
     config = tmp_path / "vigil.yaml"
     config.write_text(f"targets:\n  - name: billing\n    url: ws://127.0.0.1:{service.port}/forbidden\n    critical: true\n")
-    daemon = vigild("--config", str(config))
+    daemon = vigild("--config", str(config), "--max-connections", "4")
     port = free_port()
     (tmp_path / "prometheus.yml").write_text(f"""
 global:
@@ -106,6 +106,16 @@ scrape_configs:
         assert abnormal["labels"]["instance"] == daemon.status_url.removeprefix("http://")
         assert "Most WebSocket closes" in abnormal["annotations"]["summary"]
         assert ("VigildDown", "pending") not in alerts() and ("VigildDown", "firing") not in alerts()
+        # Four clients held at max_connections 4: client legs over 90 % of the limit. The
+        # expression divides vigild's own series, vigil_connections_active{leg="client"} by
+        # vigil_connections_max, as Prometheus scraped them.
+        assert ("VigilNearMaxConnections", "pending") not in alerts()
+        held = [RawPeer(daemon.port, f"/ws?client=held{i}") for i in range(4)]
+        near = wait_for(lambda: alerts().get(("VigilNearMaxConnections", "pending")), "VigilNearMaxConnections pending")
+        assert near["labels"]["instance"] == daemon.status_url.removeprefix("http://")
+        assert "100% of max_connections" in near["annotations"]["summary"]
+        for peer in held:
+            peer.close()
         # vigild stops: VigildDown pending once a scrape fails.
         daemon.stop()
         wait_for(lambda: alerts().get(("VigildDown", "pending")), "VigildDown pending")

@@ -255,8 +255,8 @@ def test_every_row_agrees_everywhere(vigild):
     for (kind, cause), count in pairs.items():
         assert metrics[f'vigil_closes_total{{kind="{kind}",cause="{cause}",leg="client"}}'] == count
     assert sum(v for k, v in metrics.items() if k.startswith("vigil_closes_total")) == len(expected)
-    assert metrics["vigil_connections_opened_total"] == len(expected)
-    assert metrics["vigil_connections_active"] == 0
+    assert metrics['vigil_connections_opened_total{leg="client"}'] == len(expected)
+    assert metrics['vigil_connections_active{leg="client"}'] == 0
     assert daemon.get_json("/connections") == {"count": 0, "connections": [], "next": None}
 
     for kind in kinds:

@@ -59,7 +59,7 @@ def test_rtt_shows_up_after_a_pong(vigild):
         assert record["last_rtt_ms"] > 0
 
     asyncio.run(scenario())
-    assert daemon.metrics()["vigil_ping_rtt_seconds_count"] >= 2
+    assert daemon.metrics()['vigil_ping_rtt_seconds_count{leg="client"}'] >= 2
 
 
 def test_rtt_is_null_before_the_first_pong(vigild):
