@@ -13,7 +13,7 @@ import VigilFraming
 /// NIO's client upgrader still produces the request key and checks `Sec-WebSocket-Accept`.
 ///
 /// A refusal (any status but 101) is read with up to `HTTPRefusal.maxBody` bytes of its body,
-/// so a proxy can pass it on.
+/// by its length, chunked, or to the end of the connection, so a proxy can pass it on.
 final class HandshakeResponseDecoder: ByteToMessageDecoder {
     typealias InboundOut = ByteBuffer
 
@@ -24,6 +24,8 @@ final class HandshakeResponseDecoder: ByteToMessageDecoder {
         case awaitingResponse
         /// A refusal's head is in; its body is being read (`remaining` when the length is known).
         case readingRefusal(HTTPRefusal, remaining: Int?)
+        /// A refusal's head is in; its chunked body is being read.
+        case readingChunkedRefusal(HTTPRefusal, ChunkedBodyReader)
         case upgraded
         case failed
     }
@@ -68,6 +70,17 @@ final class HandshakeResponseDecoder: ByteToMessageDecoder {
                 state = .readingRefusal(refusal, remaining: left)
             }
             return .needMoreData
+        case .readingChunkedRefusal(var refusal, var reader):
+            let progress = reader.read(&buffer, into: &refusal.body, limit: HTTPRefusal.maxBody)
+            switch progress {
+            case .needMore:
+                state = .readingChunkedRefusal(refusal, reader)
+            case .complete, .malformed:
+                // A malformed chunk ends the body there; the refusal itself is what matters.
+                buffer.moveReaderIndex(to: buffer.writerIndex)
+                finish(.refused(refusal), context: context)
+            }
+            return .needMoreData
         case .awaitingResponse:
             guard let headLength = Self.headLength(buffer) else {
                 if buffer.readableBytes > Self.maxHeadBytes {
@@ -84,14 +97,22 @@ final class HandshakeResponseDecoder: ByteToMessageDecoder {
                 let refusal = HTTPRefusal(
                     status: Int(head.status.code), reason: head.status.reasonPhrase,
                     headers: head.headers.map { HTTPHeaderField(name: $0.name, value: $0.value) }, body: [])
+                // RFC 9112 §6.3: Transfer-Encoding wins over Content-Length; chunked when it is
+                // the last coding, else the body runs to the end of the connection.
+                let codings = head.headers[canonicalForm: "transfer-encoding"]
                 let length = head.headers.first(name: "content-length").flatMap { Int($0) }.flatMap { $0 >= 0 ? $0 : nil }
-                if length == 0 || head.headers.contains(name: "transfer-encoding") {
-                    finish(.refused(refusal), context: context)  // no body, or chunked: not kept
-                } else {
-                    state = .readingRefusal(refusal, remaining: length)
+                if let last = codings.last {
+                    state =
+                        last.lowercased() == "chunked"
+                        ? .readingChunkedRefusal(refusal, ChunkedBodyReader()) : .readingRefusal(refusal, remaining: nil)
                     return .continue
                 }
-                return .needMoreData
+                if length == 0 {
+                    finish(.refused(refusal), context: context)
+                    return .needMoreData
+                }
+                state = .readingRefusal(refusal, remaining: length)
+                return .continue
             }
             if let problem = check(head) {
                 finish(.badHandshake(reason: problem), context: context)
@@ -113,7 +134,7 @@ final class HandshakeResponseDecoder: ByteToMessageDecoder {
         switch state {
         case .awaitingResponse:
             finish(.closedDuringHandshake, context: context)
-        case .readingRefusal(let refusal, _):
+        case .readingRefusal(let refusal, _), .readingChunkedRefusal(let refusal, _):
             finish(.refused(refusal), context: context)  // the body ended with the connection
         case .upgraded, .failed:
             break

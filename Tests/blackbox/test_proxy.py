@@ -238,6 +238,61 @@ def test_refusals_from_the_upstream_are_passed_on(vigild, backend):
     assert "HTTP 403 Forbidden" in line["message"] and "no token, no socket" in line["message"]
 
 
+class RawUpstream:
+    """An upstream on a bare socket that refuses every handshake with the bytes a test gives it
+    for the request's path: chunked bodies, bodies over 4 KiB."""
+
+    def __init__(self, responses):
+        self.responses = responses
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            with sock:
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    chunk = sock.recv(4096)
+                    if not chunk:
+                        break
+                    request += chunk
+                path = request.split(b" ", 2)[1].decode() if request.count(b" ") >= 2 else ""
+                sock.sendall(self.responses.get(path, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"))
+                time.sleep(0.2)  # the body is read by its framing, not by the end of the connection
+
+    def close(self):
+        self.listener.close()
+
+
+def test_an_upstream_refusal_body_is_passed_on_chunked_or_cut_at_4kib(vigild):
+    big = bytes(ord("a") + i % 26 for i in range(10_000))
+    chunked_big = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (big[:3000], big[3000:7000], big[7000:]))
+    upstream = RawUpstream({
+        "/chunked": b"HTTP/1.1 401 Unauthorized\r\nTransfer-Encoding: chunked\r\n"
+                    b"WWW-Authenticate: Bearer realm=\"raw\"\r\n\r\n"
+                    b"7\r\nsign in\r\n12;ext=1\r\n, then come back.\n\r\n0\r\n\r\n",
+        "/long": b"HTTP/1.1 403 Forbidden\r\nContent-Length: 10000\r\n\r\n" + big,
+        "/chunked-long": b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         + chunked_big + b"0\r\n\r\n",
+    })
+    try:
+        daemon = proxy(vigild, f"ws://127.0.0.1:{upstream.port}/")
+        status, headers, body = http_status(daemon, "/chunked")
+        assert (status, headers["www-authenticate"], body) == (401, 'Bearer realm="raw"', b"sign in, then come back.\n")
+        status, _, body = http_status(daemon, "/long")
+        assert (status, body) == (403, big[:4096]), "the first 4 KiB of the body"
+        status, headers, body = http_status(daemon, "/chunked-long")
+        assert (status, headers["retry-after"], body) == (429, "3", big[:4096])
+        assert daemon.metrics()['vigil_handshakes_rejected_total{reason="upstream_refused"}'] == 3
+    finally:
+        upstream.close()
+
+
 def test_nothing_listening_upstream_is_502_and_silence_is_504(vigild):
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
@@ -246,6 +301,10 @@ def test_nothing_listening_upstream_is_502_and_silence_is_504(vigild):
     status, _, body = http_status(daemon, "/")
     assert status == 502
     assert f"upstream ws://127.0.0.1:{dead_port}/x" in body.decode() and "Connection refused" in body.decode()
+    line = daemon.wait_for_log(lambda e: "upstream" in e.get("message", "") and "Connection refused" in
+                               e.get("message", ""))
+    assert f"ws://127.0.0.1:{dead_port}/x" in line["message"], "logged with the upstream and its error"
+    assert daemon.metrics()['vigil_handshakes_rejected_total{reason="upstream_unreachable"}'] == 1
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen()
