@@ -2,9 +2,13 @@
 baseline): what is forwarded, what is relayed, how each leg ends and what the records say."""
 
 import asyncio
+import base64
+import hashlib
 import json
 import os
+import re
 import signal
+import struct
 import socket
 import subprocess
 import sys
@@ -17,6 +21,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from conftest import ROOT
+from wsraw import frame
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BASELINE = os.path.join(ROOT, ".build-go", "baseline-gorilla")
@@ -215,6 +220,100 @@ def test_pings_are_relayed_and_each_leg_has_vigilds_own(vigild, backend):
     assert by_leg["upstream"]["pings_sent"] > by_leg["client"]["pings_sent"] >= 2, "each leg on its own schedule"
 
 
+class RawWebSocketUpstream:
+    """An upstream on a bare socket that accepts one WebSocket and shows the frames vigild puts
+    on its wire, so what is relayed is seen there, not inferred from a library's callbacks."""
+
+    GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+    def __init__(self):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.sock = None
+        self.buffer = b""
+        self.accepted = threading.Event()
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        sock, _ = self.listener.accept()
+        request = b""
+        while b"\r\n\r\n" not in request:
+            request += sock.recv(4096)
+        head, self.buffer = request.split(b"\r\n\r\n", 1)
+        key = re.search(rb"(?im)^sec-websocket-key:[ \t]*(\S+)", head).group(1)
+        accept = base64.b64encode(hashlib.sha1(key + self.GUID).digest())
+        sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+        sock.settimeout(5)
+        self.sock = sock
+        self.accepted.set()
+
+    def _need(self, count):
+        while len(self.buffer) < count:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("vigild closed the upstream leg")
+            self.buffer += chunk
+
+    def read_frame(self):
+        """(opcode, payload, masked) of the next frame vigild sent."""
+        assert self.accepted.wait(5)
+        self._need(2)
+        masked, length, offset = bool(self.buffer[1] & 0x80), self.buffer[1] & 0x7F, 2
+        if length >= 126:
+            size = 2 if length == 126 else 8
+            self._need(2 + size)
+            length, offset = int.from_bytes(self.buffer[2:2 + size], "big"), 2 + size
+        key = b""
+        if masked:
+            self._need(offset + 4)
+            key, offset = self.buffer[offset:offset + 4], offset + 4
+        self._need(offset + length)
+        payload = self.buffer[offset:offset + length]
+        if masked:
+            payload = bytes(byte ^ key[i % 4] for i, byte in enumerate(payload))
+        opcode, self.buffer = self.buffer[0] & 0x0F, self.buffer[offset + length:]
+        return opcode, payload, masked
+
+    def send(self, opcode, payload=b""):
+        self.sock.sendall(frame(opcode, payload, mask=False))
+
+    def close(self):
+        if self.sock:
+            self.sock.close()
+        self.listener.close()
+
+
+def test_a_clients_ping_reaches_the_backend_and_only_the_backends_pong_answers_it(vigild):
+    """traefik#3683: a proxy that answers pings itself makes a client's heartbeat measure the
+    proxy. Seen on the upstream's wire: the client's ping arrives (masked, as from a client),
+    no pong reaches the client until the backend sends one, and the backend's ping is answered
+    by the client's pong, relayed."""
+    upstream = RawWebSocketUpstream()
+    daemon = proxy(vigild, f"ws://127.0.0.1:{upstream.port}/")
+
+    async def scenario():
+        async with connect(daemon) as ws:
+            waiter = await ws.ping(b"client-ping")
+            assert await asyncio.to_thread(upstream.read_frame) == (0x9, b"client-ping", True)
+            await asyncio.sleep(0.3)
+            assert not waiter.done(), "nothing answered the ping before the backend did"
+            upstream.send(0xA, b"client-ping")
+            assert await asyncio.wait_for(waiter, 2) >= 0.3
+            upstream.send(0x9, b"backend-ping")
+            assert await asyncio.to_thread(upstream.read_frame) == (0xA, b"backend-ping", True)
+            await ws.close(1000, "done")
+            assert await asyncio.to_thread(upstream.read_frame) == (0x8, struct.pack("!H", 1000) + b"done", True)
+            upstream.send(0x8, struct.pack("!H", 1000) + b"done")
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        upstream.close()
+    legs = record_by_leg(daemon)
+    assert legs["client"]["kind"] == legs["upstream"]["kind"] == "normal"
+
+
 def http_status(daemon, path):
     """The status, headers and body vigild answers a handshake with, from a raw socket."""
     from wsraw import handshake_request, read_http_response
@@ -317,9 +416,13 @@ def test_nothing_listening_upstream_is_502_and_silence_is_504(vigild):
     assert daemon.metrics()['vigil_handshakes_rejected_total{reason="upstream_timeout"}'] == 1
 
 
-def test_a_killed_backend_gets_the_client_a_1014_within_100ms(vigild, backend):
+@pytest.mark.parametrize("failure_code", [None, 1011, 1001])
+def test_a_killed_backend_gets_the_client_a_1014_within_100ms(vigild, backend, failure_code):
+    """1014 by default; upstream_failure_code 1011 or 1001 for clients that treat 1014 as unknown."""
     b = backend()
-    daemon = proxy(vigild, b.url())
+    flags = () if failure_code is None else ("--upstream-failure-code", str(failure_code))
+    daemon = proxy(vigild, b.url(), *flags)
+    expected = failure_code or 1014
 
     async def scenario():
         async with connect(daemon, "/") as ws:
@@ -333,14 +436,15 @@ def test_a_killed_backend_gets_the_client_a_1014_within_100ms(vigild, backend):
                 return closed.rcvd, time.monotonic() - killed
 
     rcvd, after = asyncio.run(scenario())
-    print(f"backend SIGKILLed: the client had 1014 after {after * 1000:.1f} ms")
-    assert rcvd.code == 1014 and rcvd.reason.startswith("upstream leg ended: ")
+    print(f"backend SIGKILLed: the client had {rcvd.code} after {after * 1000:.1f} ms")
+    assert rcvd.code == expected and rcvd.reason.startswith("upstream leg ended: ")
     assert after < 0.100
     legs = record_by_leg(daemon)
     assert legs["client"]["pair_id"] == legs["upstream"]["pair_id"]
     assert legs["upstream"]["cause"] in ("eof", "reset") and legs["upstream"]["initiator"] == "peer"
-    assert (legs["client"]["code"], legs["client"]["cause"], legs["client"]["partner_cause"]) == \
-        (1014, "partner_closed", legs["upstream"]["cause"])
+    assert (legs["client"]["code"], legs["client"]["cause"], legs["client"]["initiator"], legs["client"]["partner_cause"]) \
+        == (expected, "partner_closed", "vigild", legs["upstream"]["cause"])
+    assert legs["client"]["kind"] == ("going_away" if expected == 1001 else "error")
 
 
 def test_a_frozen_backend_is_a_pong_timeout_and_the_client_gets_1014(vigild, backend):
