@@ -516,6 +516,16 @@ def test_a_reload_sends_new_pairs_to_the_new_upstream_and_keeps_live_ones(vigild
     asyncio.run(scenario())
 
 
+MIB = 1 << 20
+
+
+def rss_kib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
 def test_a_client_that_does_not_read_is_a_slow_consumer_and_the_backend_gets_1001(vigild, backend):
     """The backend floods the client, which never reads: vigild stops reading the backend once
     the client leg's output backs up, closes the client leg after the write timeout, and tells
@@ -525,6 +535,7 @@ def test_a_client_that_does_not_read_is_a_slow_consumer_and_the_backend_gets_100
     from wsraw import RawPeer
     peer = RawPeer(daemon.port, "/flood")
     peer.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    before = rss_kib(daemon.proc.pid)
 
     def flood():  # the backend echoes each message; the peer keeps asking and never reads
         try:
@@ -535,6 +546,11 @@ def test_a_client_that_does_not_read_is_a_slow_consumer_and_the_backend_gets_100
 
     threading.Thread(target=flood, daemon=True).start()
     legs = record_by_leg(daemon)
+    grown = rss_kib(daemon.proc.pid) - before
+    print(f"client not reading: vigild's RSS grew {grown} KiB before the close")
+    # Without backpressure the backend's echoes would pile up in vigild for the whole second
+    # (hundreds of MiB at loopback speed); with it, about max_backlog + max_message per leg.
+    assert grown < 16 * 1024
     assert (legs["client"]["cause"], legs["client"]["initiator"]) == ("slow_consumer", "vigild")
     assert (legs["upstream"]["code"], legs["upstream"]["cause"], legs["upstream"]["partner_cause"]) == \
         (1001, "partner_closed", "slow_consumer")
@@ -643,17 +659,30 @@ def test_a_backend_that_does_not_read_is_a_slow_consumer_and_the_client_gets_101
     from wsraw import RawPeer
     peer = RawPeer(daemon.port, "/noread")
     stop = threading.Event()
+    sent = [0]
+    before = rss_kib(daemon.proc.pid)
 
     def flood():
         try:
             while not stop.is_set():
                 peer.send_frame(0x2, b"z" * 60000)
+                sent[0] += 60000
         except OSError:
             pass
 
     threading.Thread(target=flood, daemon=True).start()
     legs = record_by_leg(daemon, count=2)
     stop.set()
+    grown = rss_kib(daemon.proc.pid) - before
+    print(f"backend not reading: the client got {sent[0] // 1024} KiB out before the close; vigild's RSS grew {grown} KiB")
+    # vigild stopped reading the client once the upstream leg backed up: what the client got
+    # out fits in the kernel's buffers of the two legs (each socket's receive and send buffer
+    # at most tcp_rmem's and tcp_wmem's maximum: 32 MiB and 4 MiB here) plus about
+    # max_backlog + max_message in vigild, not the gigabytes a second of loopback; and vigild
+    # itself grew by about the latter.
+    kernel = 2 * sum(int(open(f"/proc/sys/net/ipv4/{name}").read().split()[2]) for name in ("tcp_rmem", "tcp_wmem"))
+    assert sent[0] < kernel + 4 * MIB
+    assert grown < 16 * 1024
     assert (legs["upstream"]["cause"], legs["upstream"]["initiator"]) == ("slow_consumer", "vigild")
     assert (legs["client"]["code"], legs["client"]["cause"], legs["client"]["partner_cause"]) == \
         (1014, "partner_closed", "slow_consumer")
