@@ -227,25 +227,26 @@ struct Targets: AsyncParsableCommand {
 
     struct IsUp: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "is-up", abstract: "Exit 0 if the target is up, 3 if not, 4 if unknown or vigild cannot be reached.")
+            commandName: "is-up",
+            abstract: "Exit 0 if the target is up, else 3 (down, no such target, or vigild cannot be reached).")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The target's name.") var name: String
 
+        /// Like `systemctl is-active`: 0 means up, and anything else is 3, with why on stderr
+        /// (a script's `until vigilctl targets is-up NAME` keeps waiting either way).
         func run() async throws {
             let state: String
             do {
-                let client = try global.client()
-                let (status, body) = try await client.get("/targets/" + percentEncoded(name))
-                guard status == 200, let document = try? JSONValue.parse(body) else {
-                    FileHandleStandardError.write("vigilctl: no target \(name)\n")
-                    throw ExitCode(4)
+                let (status, body) = try await global.client().get("/targets/" + percentEncoded(name))
+                let document = try? JSONValue.parse(body)
+                guard status == 200, let document else {
+                    let message = document?["error"].string ?? "vigild answered \(status)"
+                    throw Failure(message: "\(name): \(message)", exitCode: 3)
                 }
                 state = document["state"].string ?? "?"
-            } catch let error as ExitCode {
-                throw error
             } catch {
                 FileHandleStandardError.write("vigilctl: \(error)\n")
-                throw ExitCode(4)
+                throw ExitCode(3)
             }
             emit(state)
             if state != "up" { throw ExitCode(3) }
@@ -255,12 +256,15 @@ struct Targets: AsyncParsableCommand {
 
 /// `vigilctl health`: the `/health` checks; the exit status says pass (0), warn (1), fail (2).
 struct Health: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "The health checks; exits 0 pass, 1 warn, 2 fail, 3 unreachable.")
+    static let configuration = CommandConfiguration(abstract: "The health checks; exits 0 pass, 1 warn, 2 fail, 3 unknown.")
     @OptionGroup var global: GlobalOptions
 
+    /// The status says only the health: 1 and 2 are warn and fail, never an error of vigilctl's
+    /// or the API's; whatever keeps vigilctl from reading the health (unreachable, refused,
+    /// no configuration) is 3, "unknown", with why on stderr.
     func run() async throws {
         var overall = "fail"
-        try await reporting {
+        try await reporting(exitCode: 3) {
             let document = try await global.client().document("/health")
             overall = document["status"].string ?? "fail"
             if global.output == .json { return emit(document.rendered()) }

@@ -18,8 +18,9 @@ struct VigilCtl: AsyncParsableCommand {
             status_listen with the token in status_token_file. --status overrides it.
 
             Exit status: 0 done; 1 vigild answered with an error; 2 bad usage or configuration; \
-            3 vigild could not be reached. `health`: 0 pass, 1 warn, 2 fail, 3 unreachable. \
-            `targets is-up NAME`: 0 up, 3 not up, 4 unknown target or vigild unreachable.
+            3 vigild could not be reached. `health`: 0 pass, 1 warn, 2 fail, 3 unknown (vigild \
+            unreachable or refusing, or no configuration to find it). \
+            `targets is-up NAME`: 0 up, 3 anything else (down, no such target, vigild unreachable).
             """,
         version: "vigilctl 0.1.0",
         subcommands: [Status.self, Connections.self, Closes.self, Targets.self, Health.self])
@@ -99,16 +100,21 @@ struct Failure: Error, CustomStringConvertible {
     var description: String { message }
 }
 
-/// Runs `body`, printing a failure as `vigilctl: …` and exiting with its status.
-func reporting(_ body: () async throws -> Void) async throws {
+/// Runs `body`, printing a failure as `vigilctl: …` and exiting with its status, or with
+/// `exitCode` for every failure when given.
+func reporting(exitCode: Int32? = nil, _ body: () async throws -> Void) async throws {
     do {
         try await body()
     } catch let failure as Failure {
         FileHandleStandardError.write("vigilctl: \(failure.message)\n")
-        throw ExitCode(failure.exitCode)
+        throw ExitCode(exitCode ?? failure.exitCode)
     } catch let unreachable as UnreachableError {
         FileHandleStandardError.write("vigilctl: \(unreachable)\n")
         throw ExitCode(3)
+    } catch {
+        guard let exitCode, !(error is ExitCode) else { throw error }
+        FileHandleStandardError.write("vigilctl: \(error)\n")
+        throw ExitCode(exitCode)
     }
 }
 

@@ -109,7 +109,8 @@ def test_exit_codes_for_scripts(vigild, tmp_path):
         assert ctl("targets", "is-up", "up", "--status", warn.status_url).returncode == 0
         down = ctl("targets", "is-up", "refused", "--status", warn.status_url)
         assert (down.returncode, down.stdout.strip()) == (3, "down")
-        assert ctl("targets", "is-up", "nope", "--status", warn.status_url).returncode == 4
+        unknown = ctl("targets", "is-up", "nope", "--status", warn.status_url)
+        assert unknown.returncode == 3 and "nope" in unknown.stderr and unknown.stdout == ""
         targets = ctl("targets", "--status", warn.status_url).stdout.splitlines()
         assert [line.split()[:2] for line in targets[1:]] == [["up", "up"], ["refused", "down"]]
         critical = tmp_path / "fail.yaml"
@@ -123,7 +124,16 @@ def test_exit_codes_for_scripts(vigild, tmp_path):
         unreachable = ctl("health", "--status", nobody)
         assert unreachable.returncode == 3 and "cannot reach vigild at" in unreachable.stderr
         assert ctl("status", "--status", nobody).returncode == 3
-        assert ctl("targets", "is-up", "up", "--status", nobody).returncode == 4
+        assert ctl("targets", "is-up", "up", "--status", nobody).returncode == 3
+        # 1 and 2 are only ever warn and fail: a refused request or a bad --status is "unknown".
+        token = tmp_path / "token"
+        token.write_text("a-token-of-sixteen-or-more\n")
+        guarded = vigild("--status-token-file", str(token))
+        refused = ctl("health", "--status", guarded.status_url)
+        assert refused.returncode == 3 and "401" in refused.stderr, refused.stderr
+        assert ctl("status", "--status", guarded.status_url).returncode == 1, "other commands keep 1 for an API error"
+        garbled = ctl("health", "--status", "ftp://nowhere")
+        assert garbled.returncode == 3 and "expected a Unix socket path or http://HOST:PORT" in garbled.stderr
     finally:
         service.stop()
 
