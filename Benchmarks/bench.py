@@ -882,7 +882,7 @@ def report(results, args, commands, plot_name):
               f"{c['vigild']['in_metrics']}) | {c['baseline']['closes']} | |"]
 
     if "proxy" in results:
-        lines += ["", "## 7. Proxy mode against nginx, HAProxy and Caddy", ""] + proxy_section(results["proxy"])
+        lines += ["", "## 7. Proxy mode against nginx, HAProxy and Caddy", ""] + proxy_section(results["proxy"], results.get("date"))
 
     x = results["crosscheck"]
     lines += ["", "## Cross-check of the load generator", "",
@@ -903,9 +903,12 @@ def report(results, args, commands, plot_name):
     return "\n".join(lines) + "\n"
 
 
-def proxy_section(p):
+def proxy_section(p, run_date=None):
     v = p["versions"]
-    lines = [f"Every row in front of the same backend (the gorilla baseline, pinging only every hour); `direct` is "
+    rerun = (f"This section comes from a later run of the proxy scenario alone ({p['date']}, "
+             "`bench.py --only proxy`, merged into the saved results), on the same machine; its rows share that run. "
+             if p.get("date") and run_date and p["date"] != run_date else "")
+    lines = [rerun + f"Every row in front of the same backend (the gorilla baseline, pinging only every hour); `direct` is "
              "vigil-load → backend. vigild in `--mode proxy`; nginx, HAProxy and Caddy from Debian "
              f"(`{v['nginx']}`; `{v['haproxy']}`; Caddy `{v['caddy']}`), each configured as its documentation "
              "says for WebSocket proxying, workers and threads at their defaults (`Benchmarks/proxies/`). "
@@ -945,7 +948,18 @@ def proxy_section(p):
     lines += ["", "Round trips per second in the echo window: " + ", ".join(rates) + ". The echo load is closed-loop "
               "(each connection sends its next message when the echo arrives) on cores the load, the proxy and the "
               "backend share, so a row that completes more round trips also loads the cores more: that is how an "
-              "added p99 can come out negative."]
+              "added p99 can come out negative. The same latencies at an equal load, every target paced at "
+              f"{p.get('paced_rate', '?')} round trips a second ({p['echo_n']} connections, each message sent when due "
+              "whether or not earlier echoes are back, and timed from when it was due):", "",
+              "| | paced p50 / p99 ms | added p50 / p99 ms | achieved round trips/s | CPU ms per 1000 relayed |",
+              "|---|---|---|---|---|"]
+    for target, entry in p["targets"].items():
+        e = entry.get("paced")
+        if not e:
+            continue
+        added = "(reference)" if target == "direct" else f"{fmt(e['added_p50_ms'], 3)} / {fmt(e['added_p99_ms'], 3)}"
+        cpu = "n/a" if target == "direct" else fmt(e["cpu_ms_per_1000"], 2)
+        lines.append(f"| {labels[target]} | {e['p50_ms']} / {e['p99_ms']} | {added} | {e['rate']:.0f} | {cpu} |")
     return lines
 
 
@@ -1047,8 +1061,13 @@ def targets(r):
     p = r.get("proxy", {}).get("targets", {})
     if "echo" in p.get("vigild", {}) and "echo" in p.get("nginx", {}):
         v, n = p["vigild"], p["nginx"]
-        row("proxy: added p99 latency ≤ nginx's", f"{fmt(v['echo']['added_p99_ms'], 3)} ms vs {fmt(n['echo']['added_p99_ms'], 3)} ms",
+        row("proxy: added p99 latency ≤ nginx's (closed loop)",
+            f"{fmt(v['echo']['added_p99_ms'], 3)} ms vs {fmt(n['echo']['added_p99_ms'], 3)} ms",
             v["echo"]["added_p99_ms"] <= n["echo"]["added_p99_ms"])
+        if "paced" in v and "paced" in n:
+            row(f"proxy: added p99 latency ≤ nginx's (paced, {r['proxy'].get('paced_rate')}/s)",
+                f"{fmt(v['paced']['added_p99_ms'], 3)} ms vs {fmt(n['paced']['added_p99_ms'], 3)} ms",
+                v["paced"]["added_p99_ms"] <= n["paced"]["added_p99_ms"])
         row("proxy: CPU per relayed message ≤ nginx's",
             f"{fmt(v['echo']['cpu_ms_per_1000'], 2)} vs {fmt(n['echo']['cpu_ms_per_1000'], 2)} ms per 1000",
             v["echo"]["cpu_ms_per_1000"] <= n["echo"]["cpu_ms_per_1000"])
@@ -1111,10 +1130,12 @@ def check_quick(results):
         if "error" in entry:
             problems.append(f"proxy {target}: {entry['error']}")
             continue
-        e, f = entry["echo"], entry["frozen"]
-        numbers = [e["p50_ms"], e["p99_ms"]]
+        e, f, paced = entry["echo"], entry["frozen"], entry["paced"]
+        numbers = [e["p50_ms"], e["p99_ms"], paced["p50_ms"], paced["p99_ms"]]
         if target != "direct":
-            numbers += [e["added_p50_ms"], e["added_p99_ms"], e["cpu_ms_per_1000"]]
+            numbers += [e["added_p50_ms"], e["added_p99_ms"], e["cpu_ms_per_1000"], paced["added_p99_ms"]]
+        if paced["rate"] < 0.9 * p["paced_rate"]:
+            problems.append(f"proxy {target}: paced at {p['paced_rate']}/s, achieved {paced['rate']:.0f}/s")
             numbers += [m["per_pair"] for m in entry["memory"]]
             for m in entry["memory"]:
                 if not m["connected"] == m["backend_legs"] == m["n"]:

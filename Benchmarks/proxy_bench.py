@@ -3,7 +3,9 @@ reached directly, all in front of the same backend (the gorilla baseline, which 
 prints a close line per ended connection; it pings only every hour here, so only the proxy's own
 behaviour is measured).
 
-For each target: echo latency over 50 connections and the proxy's CPU per 1000 relayed messages;
+For each target: echo latency over 50 connections and the proxy's CPU per 1000 relayed messages,
+closed loop (as fast as each target goes) and paced (the same fixed rate for every target, each
+message timed from when it was due: latency at an equal load);
 RSS per proxied pair with N idle pairs open; and what the proxy does when its client freezes
 (SIGSTOP on the load process: the client's kernel still acknowledges, nothing answers pings).
 nginx, HAProxy and Caddy run in the foreground on loopback ports from the templates in
@@ -27,6 +29,9 @@ TARGETS = ("direct", "vigild", "nginx", "haproxy", "caddy")
 FROZEN_N = 100
 ECHO_N = 50
 ECHO_SIZE = 64
+# The paced echo's round trips a second (all connections): well under what every target
+# relays closed-loop on this machine, so each is compared at the same load, not at its own.
+PACED_RATE = 10000
 
 
 def descendants(pid):
@@ -233,14 +238,14 @@ class Setup:
         self.backend.stop()
 
 
-def echo_run(target, b, seconds, workdir, pairs):
+def echo_run(target, b, seconds, workdir, pairs, rate=0):
     """ECHO_N connections echoing ECHO_SIZE-byte messages through the target: latency, and the
     proxy's CPU over the echo window per 1000 relayed messages (each round trip relays two, one
-    each way)."""
+    each way). `rate` > 0: paced at that many round trips a second in all (open loop)."""
     setup = Setup(target, b, workdir, pairs)
     try:
         load = Load(b.load, setup.url, "-c", str(ECHO_N), "--mode", "echo", "--message-size", str(ECHO_SIZE),
-                    "--duration", f"{seconds}s")
+                    "--duration", f"{seconds}s", "--rate", str(rate))
         try:
             connected = load.event("connected", 60)
             start_cpu = setup.proxy.cpu() if setup.proxy else None
@@ -260,7 +265,7 @@ def echo_run(target, b, seconds, workdir, pairs):
             entry["command"] = " ".join(setup.proxy.command)
     finally:
         setup.stop()
-    log(f"proxy echo {target}: p50 {entry['p50_ms']} ms, p99 {entry['p99_ms']} ms, "
+    log(f"proxy echo {target}{f' paced at {rate}/s' if rate else ''}: p50 {entry['p50_ms']} ms, p99 {entry['p99_ms']} ms, "
         f"{entry['rate']:.0f} round trips/s, proxy CPU {entry['cpu_ms_per_1000']} ms per 1000 relayed")
     return entry
 
@@ -325,12 +330,14 @@ def proxy_comparison(binaries, sizes, seconds, workdir, quick):
     or run gets {"error": text} instead, so the report says why."""
     window = 5 if quick else 20
     pairs = max(sizes)
-    result = {"sizes": sizes, "echo_seconds": seconds, "echo_n": ECHO_N, "message_size": ECHO_SIZE,
+    paced_rate = PACED_RATE // 5 if quick else PACED_RATE
+    result = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "sizes": sizes, "echo_seconds": seconds, "echo_n": ECHO_N, "message_size": ECHO_SIZE, "paced_rate": paced_rate,
               "frozen_window_s": window, "frozen_n": FROZEN_N, "versions": versions(), "targets": {}}
     for target in TARGETS:
         entry = {}
         try:
             entry["echo"] = echo_run(target, binaries, seconds, workdir, pairs)
+            entry["paced"] = echo_run(target, binaries, seconds, workdir, pairs, rate=paced_rate)
             if target != "direct":
                 entry["memory"] = [memory_run(target, binaries, n, workdir, pairs) for n in sizes]
             entry["frozen"] = frozen_run(target, binaries, window, workdir, pairs)
@@ -338,10 +345,11 @@ def proxy_comparison(binaries, sizes, seconds, workdir, quick):
             entry["error"] = f"{type(error).__name__}: {error}"
             log(f"proxy {target}: {entry['error']}")
         result["targets"][target] = entry
-    direct = result["targets"]["direct"].get("echo")
-    for target in TARGETS[1:]:
-        echo = result["targets"][target].get("echo")
-        if echo and direct:
-            echo["added_p50_ms"] = echo["p50_ms"] - direct["p50_ms"]
-            echo["added_p99_ms"] = echo["p99_ms"] - direct["p99_ms"]
+    for kind in ("echo", "paced"):
+        direct = result["targets"]["direct"].get(kind)
+        for target in TARGETS[1:]:
+            echo = result["targets"][target].get(kind)
+            if echo and direct:
+                echo["added_p50_ms"] = echo["p50_ms"] - direct["p50_ms"]
+                echo["added_p99_ms"] = echo["p99_ms"] - direct["p99_ms"]
     return result

@@ -14,6 +14,11 @@ final class LoadConnection: MessageSink, ConnectionObserver {
     private var firstUnansweredPing: NIODeadline?
     private var message: ByteBuffer?
     private var sentAt: NIODeadline?
+    /// Paced echo (`--rate`): when each message in flight was due, oldest first (echoes come
+    /// back in order), and when the next one is.
+    private var due: [NIODeadline] = []
+    private var dueIndex = 0
+    private var nextDue: NIODeadline?
 
     init(stats: LoadStats, answerPings: Bool) {
         self.stats = stats
@@ -27,6 +32,29 @@ final class LoadConnection: MessageSink, ConnectionObserver {
         sendMessage(on: connection)
     }
 
+    /// Starts a paced echo: a message every `interval` from `start` on, whether or not the
+    /// previous echo is back (open loop), each timed from when it was due, so a late event loop
+    /// or a slow server shows in the latency instead of lowering the rate.
+    func startPacedEcho(messageSize size: Int, every interval: TimeAmount, from start: NIODeadline) {
+        guard let connection, let allocator = connection.channel?.allocator else { return }
+        message = allocator.buffer(repeating: 0x78, count: size)
+        nextDue = start
+        schedulePacedSend(every: interval)
+    }
+
+    private func schedulePacedSend(every interval: TimeAmount) {
+        guard let connection, let eventLoop = connection.channel?.eventLoop, let dueAt = nextDue else { return }
+        eventLoop.assumeIsolated().scheduleTask(deadline: dueAt) { [weak self] in
+            guard let self, let connection = self.connection, let message = self.message,
+                self.stats.echoing.load(ordering: .relaxed)
+            else { return }
+            self.due.append(dueAt)
+            connection.send(WebSocketMessage(kind: .binary, data: message))
+            self.nextDue = dueAt + interval
+            self.schedulePacedSend(every: interval)
+        }
+    }
+
     // MARK: - MessageSink
 
     func connectionOpened(_ connection: SupervisedConnectionHandler) {
@@ -34,6 +62,18 @@ final class LoadConnection: MessageSink, ConnectionObserver {
     }
 
     func received(_ message: WebSocketMessage, from connection: SupervisedConnectionHandler) {
+        if nextDue != nil {
+            guard dueIndex < due.count else { return }
+            let microseconds = (NIODeadline.now() - due[dueIndex]).nanoseconds / 1000
+            dueIndex += 1
+            if dueIndex > 1024 {  // drop the answered entries now and then, not on every echo
+                due.removeFirst(dueIndex)
+                dueIndex = 0
+            }
+            stats.latency.withLockedValue { _ = $0.record(UInt64(max(microseconds, 0))) }
+            stats.echoes.add(1, ordering: .relaxed)
+            return
+        }
         guard let sentAt else { return }
         let microseconds = (NIODeadline.now() - sentAt).nanoseconds / 1000
         stats.latency.withLockedValue { _ = $0.record(UInt64(max(microseconds, 0))) }

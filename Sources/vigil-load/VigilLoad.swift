@@ -41,6 +41,13 @@ struct VigilLoad: AsyncParsableCommand {
     @Flag(help: "Do not answer pings (a peer that is alive on TCP but dead to the heartbeat).") var noPong = false
     @Option(help: "How long to hold or echo (500ms, 20s, 2m).") var duration = "10s"
     @Option(help: "Echo message size in bytes.") var messageSize = 64
+    @Option(
+        help: """
+            Echo: messages a second in all, spread evenly over the connections and sent when due \
+            whether or not earlier echoes are back, each timed from when it was due (open loop). \
+            0: one in flight per connection, the next when the echo returns (closed loop).
+            """)
+    var rate = 0.0
     @Option(help: "Loopback source addresses to spread connections over (127.0.0.1 up to 127.0.0.254).")
     var sources = 254
     @Option(help: "Connection attempts in flight at once.") var concurrency = 256
@@ -115,10 +122,21 @@ struct VigilLoad: AsyncParsableCommand {
             stats.echoing.store(true, ordering: .relaxed)
             let echoStart = ContinuousClock.now
             let size = messageSize
-            for channel in channels {
+            guard rate >= 0, rate.isFinite else { throw ValidationError("--rate: \(rate) is not a rate (0 or more)") }
+            // Paced: each connection sends every N/rate seconds, the connections' phases spread
+            // evenly over one interval so the total is steady.
+            let interval = rate > 0 ? TimeAmount.nanoseconds(Int64(Double(channels.count) / rate * 1e9)) : nil
+            let start = NIODeadline.now() + .milliseconds(10)
+            for (index, channel) in channels.enumerated() {
+                let phase = interval.map { TimeAmount.nanoseconds($0.nanoseconds * Int64(index) / Int64(max(1, channels.count))) }
                 channel.eventLoop.execute {
                     let shell = try? channel.pipeline.syncOperations.handler(type: SupervisedConnectionHandler.self)
-                    (shell?.sink as? LoadConnection)?.startEcho(messageSize: size)
+                    guard let load = shell?.sink as? LoadConnection else { return }
+                    if let interval, let phase {
+                        load.startPacedEcho(messageSize: size, every: interval, from: start + phase)
+                    } else {
+                        load.startEcho(messageSize: size)
+                    }
                 }
             }
             try? await Task.sleep(for: holdFor)
@@ -127,6 +145,7 @@ struct VigilLoad: AsyncParsableCommand {
             let echoes = stats.echoes.load(ordering: .relaxed)
             var report: [String: Any] = [
                 "event": "echo", "messages": echoes, "seconds": elapsed, "rate": Double(echoes) / elapsed,
+                "paced_rate": rate,
             ]
             for (key, value) in LoadStats.summary(stats.latency.withLockedValue { $0 }) { report[key] = value }
             Self.emit(report)
