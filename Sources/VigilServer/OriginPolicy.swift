@@ -28,8 +28,12 @@ struct OriginPolicy: Sendable {
             guard requireOrigin else { return nil }
             return refusal("a request without Origin, and require_origin is set")
         }
+        // `*` admits every page, those with an opaque origin ("null": sandboxed, file://) too.
+        if let allowed, allowed.contains(.any) { return nil }
         guard origins.count == 1, let origin = Origin(String(text)) else {
-            return refusal("origin \"\(WebSocketRoute.printable(origins.joined(separator: ", ")[...]))\" is not an origin vigild can check")
+            return refusal(
+                "origin \"\(WebSocketRoute.printable(origins.joined(separator: ", ")[...]))\" is not an origin vigild can check "
+                    + "(\"null\" is a sandboxed page or a file); only allowed_origins: \"*\" admits it")
         }
         if let allowed {
             if allowed.contains(where: { $0.matches(origin) }) { return nil }

@@ -140,3 +140,42 @@ def test_oversized_headers_get_431_with_a_body(vigild):
     assert logged["first_bytes"].endswith("…"), "the rest of the request is not kept"
     assert daemon.closes()["total"] == 0, "a refused handshake is not a connection"
     assert_still_serving(daemon)
+
+
+def origin_answer(daemon, origin=None, host=None):
+    """The status and body vigild answers a handshake with, given its Origin header (or none)."""
+    host = host or f"127.0.0.1:{daemon.port}"
+    extra = f"Origin: {origin}\r\n" if origin else ""
+    status, _, body = exchange(daemon.port, handshake_request("/ws", host=host, extra=extra))
+    return status, body.decode()
+
+
+def test_the_origin_policy_on_the_wire(vigild):
+    """The same rules the browser tests see, with the Origin header written by hand: the default
+    same-origin rule, a subdomain wildcard, require_origin, and the 403's body."""
+    daemon = vigild()
+    port = daemon.port
+    assert origin_answer(daemon, f"http://127.0.0.1:{port}")[0] == 101
+    assert origin_answer(daemon, f"HTTP://127.0.0.1:{port}")[0] == 101, "scheme and host compared without case"
+    assert origin_answer(daemon)[0] == 101, "no Origin: not a browser, admitted"
+    status, body = origin_answer(daemon, "https://evil.example")
+    assert status == 403
+    assert body == f"origin https://evil.example is not the same origin as Host 127.0.0.1:{port}; " \
+                   "set allowed_origins to admit it\n", body
+    assert origin_answer(daemon, f"http://127.0.0.1:{port + 1}")[0] == 403, "another port is another origin"
+
+    wild = vigild("--allowed-origins", "https://*.example.com,https://app.example.org", "--require-origin", "true")
+    for origin in ("https://a.example.com", "https://b.a.example.com", "https://A.EXAMPLE.COM:443",
+                   "https://app.example.org"):
+        assert origin_answer(wild, origin)[0] == 101, origin
+    for origin in ("https://example.com", "http://a.example.com", "https://a.example.com.evil.net",
+                   "https://evilexample.com", "https://a.example.com:8443", "https://x.app.example.org", "null"):
+        status, body = origin_answer(wild, origin)
+        assert status == 403 and origin in body and "allowed_origins" in body, (origin, body)
+    status, body = origin_answer(wild)
+    assert status == 403 and "require_origin" in body, body
+    refused = wild.metrics()['vigil_handshakes_rejected_total{reason="origin"}']
+    assert refused == 8
+    star = vigild("--allowed-origins", "*")
+    for origin in ("https://anything.example", "null"):
+        assert origin_answer(star, origin)[0] == 101, f"* admits {origin}"
