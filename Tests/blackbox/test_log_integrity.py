@@ -6,6 +6,7 @@ import json
 import re
 import socket
 import struct
+import threading
 import time
 import urllib.parse
 
@@ -64,23 +65,48 @@ def test_json_lines_escape_every_control_character(vigild):
     assert len(raw) == 1 and "\\u001b" in raw[0] and "\\u007f" in raw[0] and "\n" not in raw[0]
 
 
-def test_a_flood_of_refused_handshakes_is_a_summary_not_a_line_each(vigild):
+JUNK = b"\x16\x03\x01\x02\x00junk \x1b[31m\r\n\r\n"
+FLOOD = 100_000
+
+
+def send_junk(port, source, count, answers):
+    """`count` connections from 127.0.0.`source`, each sending bytes that are not HTTP."""
+    for _ in range(count):
+        with socket.socket() as sock:
+            sock.settimeout(10)
+            sock.bind((f"127.0.0.{source}", 0))  # eight source addresses: no shortage of ports
+            sock.connect(("127.0.0.1", port))
+            sock.sendall(JUNK)
+            answers.append(read_http_response(sock)[0])
+
+
+def test_a_flood_of_junk_requests_is_a_summary_not_a_line_each(vigild):
+    """100,000 connections sending junk (the issue's figure): each is refused with 400, at most
+    20 refusals a second are logged one by one, and the rest are counted in summaries."""
     daemon = vigild()
+    answers = []
     started = time.monotonic()
-    for _ in range(2000):
-        with socket.create_connection(("127.0.0.1", daemon.port), timeout=5) as sock:
-            sock.sendall(handshake_request("/nowhere"))
-            assert read_http_response(sock)[0] == 404
+    workers = [threading.Thread(target=send_junk, args=(daemon.port, source, FLOOD // 8, answers))
+               for source in range(1, 9)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
     took = time.monotonic() - started
     time.sleep(1.3)  # the last second's summary
     entries = daemon.json_logs()
     one_by_one = [e for e in entries if e.get("message", "").startswith("rejected handshake: ")]
     summaries = [e for e in entries if "more rejected or timed-out handshakes not logged" in e.get("message", "")]
     suppressed = sum(int(e["suppressed"]) for e in summaries)
-    print(f"2000 refused handshakes in {took:.1f} s: {len(one_by_one)} lines, {len(summaries)} summaries")
+    print(f"{FLOOD} junk requests in {took:.1f} s: {len(entries)} log entries in all, {len(one_by_one)} one by one, "
+          f"{len(summaries)} summaries")
+    assert answers.count(400) == FLOOD
     assert len(one_by_one) <= 20 * (int(took) + 2)
-    assert len(one_by_one) + suppressed == 2000, "every refusal is either logged or counted in a summary"
-    assert daemon.metrics()['vigil_handshakes_rejected_total{reason="not_found"}'] == 2000
+    assert len(summaries) <= int(took) + 2, "one summary a second at most"
+    assert len(one_by_one) + suppressed == FLOOD, "every refusal is either logged or counted in a summary"
+    assert len(entries) < 25 * (int(took) + 2), "not an entry per request"
+    assert all("\x1b" not in e.get("message", "") for e in one_by_one), "the junk is escaped"
+    assert daemon.metrics()['vigil_handshakes_rejected_total{reason="bad_request"}'] == FLOOD
 
 
 def test_pings_cannot_be_answered_blind(vigild):
