@@ -249,16 +249,24 @@ def test_a_reload_adds_and_removes_targets_and_leaves_the_others_alone(vigild, t
         def entry(name):
             return f"  - name: {name}\n    url: ws://127.0.0.1:{service.port}/{name}\n"
 
-        daemon, config = monitor(vigild, tmp_path, entry("a") + entry("b"))
+        daemon, config = monitor(vigild, tmp_path, entry("a") + entry("b") + entry("d"))
         a = wait_target(daemon, "a", lambda t: t["state"] == "up", "up")
         b = wait_target(daemon, "b", lambda t: t["state"] == "up", "up")
-        config.write_text("targets:\n" + entry("b") + entry("c"))
+        d = wait_target(daemon, "d", lambda t: t["state"] == "up", "up")
+        moved = f"  - name: d\n    url: ws://127.0.0.1:{service.port}/d-moved\n"
+        config.write_text("targets:\n" + entry("b") + entry("c") + moved)
         daemon.proc.send_signal(signal.SIGHUP)
         c = wait_target(daemon, "c", lambda t: t["state"] == "up", "the new target up")
         reloaded = daemon.wait_for_log(lambda e: e.get("message", "").startswith("configuration reloaded"))
-        assert "targets: added c; removed a" in reloaded["message"], reloaded
+        assert "targets: added c; removed a; changed d" in reloaded["message"], reloaded
         assert daemon.get("/targets/a")[0] == 404
-        assert [t["name"] for t in daemon.get_json("/targets")["targets"]] == ["b", "c"]
+        assert [t["name"] for t in daemon.get_json("/targets")["targets"]] == ["b", "c", "d"]
+        # A changed target is redialed with its new settings: a new connection to the new URL.
+        d2 = wait_target(daemon, "d", lambda t: t["state"] == "up" and t["connection"]["id"] != d["connection"]["id"],
+                         "d up again on its new URL")
+        assert d2["url"].endswith("/d-moved"), d2
+        old_d = daemon.wait_closes(1, query="?target=d")[0]
+        assert old_d["id"] == d["connection"]["id"] and old_d["path"] == "/d", old_d
         still = target(daemon, "b")
         assert still["connection"]["id"] == b["connection"]["id"] and still["reconnects"] == 0, "b was not touched"
         removed = daemon.wait_closes(1, query="?target=a")[0]
