@@ -72,9 +72,12 @@ public enum WebSocketDialer {
     /// TLS settings for `wss://` dials.
     public struct TLS: Sendable {
         let context: NIOSSLContext
+        /// What certificates are checked against, for error messages.
+        let trust: String
 
         /// The system's trust store, plus the PEM certificates in `caFile` when given.
         public init(caFile: String? = nil) throws {
+            trust = caFile.map { "the system's trust store and ca_file \($0)" } ?? "the system's trust store"
             var configuration = TLSConfiguration.makeClientConfiguration()
             if let caFile {
                 configuration.additionalTrustRoots = [.file(caFile)]
@@ -114,6 +117,7 @@ public enum WebSocketDialer {
         let backlog = configuration.policy.maxBacklog
         let url = request.url
         let sslContext = url.secure ? tls?.context : nil
+        let trust = tls?.trust ?? ""
         let phase = NIOLockedValueBox("tcp")  // what the timeout interrupted
         var bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(.nanoseconds(timeout.inNanoseconds))
@@ -153,7 +157,7 @@ public enum WebSocketDialer {
                         },
                         fail: { result.fail($0) })
                     try pipeline.addHandler(ByteToMessageHandler(decoder))
-                    try pipeline.addHandler(DialErrorCatcher(result: result, tls: sslContext != nil))
+                    try pipeline.addHandler(DialErrorCatcher(result: result, tlsTrust: sslContext != nil ? trust : nil, host: url.host))
                 }
             }
         if let localAddress {
@@ -213,11 +217,14 @@ private final class DialErrorCatcher: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
     private let result: EventLoopPromise<DialedConnection>
-    private let tls: Bool
+    /// On a `wss://` dial, what certificates are checked against.
+    private let tlsTrust: String?
+    private let host: String
 
-    init(result: EventLoopPromise<DialedConnection>, tls: Bool) {
+    init(result: EventLoopPromise<DialedConnection>, tlsTrust: String?, host: String) {
         self.result = result
-        self.tls = tls
+        self.tlsTrust = tlsTrust
+        self.host = host
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -225,8 +232,10 @@ private final class DialErrorCatcher: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if tls && (error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError) {
-            result.fail(DialFailure.tls(reason: "\(error)"))
+        if let tlsTrust, error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError {
+            let leaf = try? context.pipeline.syncOperations.nioSSL_peerCertificate()
+            result.fail(
+                DialFailure.tls(reason: TLSFailureReason.describe(error, leaf: leaf ?? nil, host: host, trust: tlsTrust)))
         } else {
             result.fail(DialFailure.connection(reason: WebSocketDialer.describe(error)))
         }

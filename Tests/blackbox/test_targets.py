@@ -167,6 +167,34 @@ def test_a_service_that_answers_pings_but_not_requests_is_closed_as_reply_timeou
         service.stop()
 
 
+def test_close_codes_choose_the_wait_before_the_next_dial(vigild, tmp_path):
+    """The server's close code, end to end: 1008 (policy) waits reconnect_max, 1013 (try again
+    later) at least 5 s, and an unexplained end (1011) the random first wait of 0 to 5 s. The
+    backend closes with the code its `close CODE REASON` command names, sent as the target's
+    application round trip."""
+    service = Backend()
+
+    def closing(name, code):
+        return (f"  - name: {name}\n    url: ws://127.0.0.1:{service.port}/{name}\n    command:\n"
+                f"      every: 300ms\n      message: 'close {code} {name} {{{{id}}}}'\n      reply_within: 5s\n")
+
+    try:
+        daemon, _ = monitor(vigild, tmp_path, closing("policy", 1008) + closing("later", 1013) + closing("crash", 1011),
+                            extra="reconnect_max: 45s\n")
+        waits = {}
+        for name, rule in (("policy", "policy"), ("later", "server_busy"), ("crash", "first")):
+            down = wait_target(daemon, name, lambda t: t["last_close"] is not None and t["next_attempt_at"], "closed")
+            assert down["next_attempt_rule"] == rule, down
+            record = daemon.wait_closes(1, query=f"?target={name}")[0]
+            waits[name] = timestamp(down["next_attempt_at"]) - timestamp(record["closed_at"])
+        print("waits after the close:", {k: round(v, 3) for k, v in waits.items()})
+        assert abs(waits["policy"] - 45) < 0.1, "reconnect_max"
+        assert 5 - 0.1 <= waits["later"] <= 5 + 0.1, "1013: as a first failure (0 to 5 s), but never less than 5 s"
+        assert -0.1 <= waits["crash"] <= 5 + 0.1, "the first failure: random, 0 to 5 s"
+    finally:
+        service.stop()
+
+
 def test_a_403_is_down_with_the_status_in_the_dial_error_and_waits_the_maximum(vigild, tmp_path):
     service = Backend()
     try:
@@ -195,6 +223,8 @@ def test_a_403_is_down_with_the_status_in_the_dial_error_and_waits_the_maximum(v
 
 def test_tls_errors_name_the_certificate_problem_and_the_right_ca_connects(vigild, tmp_path):
     ca, cert, key = make_certificates(tmp_path)
+    (tmp_path / "other").mkdir()
+    other_ca, _, _ = make_certificates(tmp_path / "other")
     service = Backend(tls=[str(cert), str(key)])
     try:
         daemon, _ = monitor(vigild, tmp_path, f"""  - name: untrusted
@@ -205,16 +235,26 @@ def test_tls_errors_name_the_certificate_problem_and_the_right_ca_connects(vigil
   - name: wrong-name
     url: wss://127.0.0.1:{service.port}/secure
     ca_file: {ca}
+  - name: other-ca
+    url: wss://localhost:{service.port}/secure
+    ca_file: {other_ca}
 """)
         untrusted = wait_target(daemon, "untrusted", lambda t: t["last_dial_error"] is not None, "a dial error")
         error = untrusted["last_dial_error"]
-        assert error["phase"] == "tls" and "certificate" in error["error"].lower(), error
-        print("untrusted:", error["error"])
+        assert error["phase"] == "tls" and error["error"] == \
+            "TLS handshake failed: the certificate for localhost is not signed by a CA trusted here " \
+            "(the system's trust store)", error
         trusted = wait_target(daemon, "trusted", lambda t: t["state"] == "up", "up with its CA")
         assert trusted["last_dial_error"] is None
         wrong = wait_target(daemon, "wrong-name", lambda t: t["last_dial_error"] is not None, "a dial error")
-        print("wrong name:", wrong["last_dial_error"]["error"])
         assert wrong["last_dial_error"]["phase"] == "tls", "hostname verification is on: the certificate is for localhost"
+        assert wrong["last_dial_error"]["error"] == \
+            "TLS handshake failed: the certificate is for localhost, not 127.0.0.1 (hostname verification)"
+        other = wait_target(daemon, "other-ca", lambda t: t["last_dial_error"] is not None, "a dial error")
+        assert other["state"] != "up" and other["last_dial_error"]["phase"] == "tls", \
+            "a ca_file that did not sign the server's certificate is no trust at all"
+        assert f"not signed by a CA trusted here (the system's trust store and ca_file {other_ca})" in \
+            other["last_dial_error"]["error"], other
     finally:
         service.stop()
 
