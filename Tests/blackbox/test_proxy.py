@@ -230,6 +230,7 @@ class RawWebSocketUpstream:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.sock = None
+        self.head = None
         self.buffer = b""
         self.accepted = threading.Event()
         threading.Thread(target=self.accept, daemon=True).start()
@@ -240,6 +241,7 @@ class RawWebSocketUpstream:
         while b"\r\n\r\n" not in request:
             request += sock.recv(4096)
         head, self.buffer = request.split(b"\r\n\r\n", 1)
+        self.head = head.decode("latin-1")
         key = re.search(rb"(?im)^sec-websocket-key:[ \t]*(\S+)", head).group(1)
         accept = base64.b64encode(hashlib.sha1(key + self.GUID).digest())
         sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"

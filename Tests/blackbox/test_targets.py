@@ -7,11 +7,12 @@ import os
 import re
 import signal
 import socket
+import struct
 import time
 
 import pytest
 
-from test_proxy import Backend, make_certificates
+from test_proxy import Backend, RawWebSocketUpstream, make_certificates
 
 
 def free_port():
@@ -165,6 +166,63 @@ def test_a_service_that_answers_pings_but_not_requests_is_closed_as_reply_timeou
         assert daemon.get_json("/status")["causes"]["reply_timeout"] >= 1
     finally:
         service.stop()
+
+
+def test_dial_failures_by_phase_and_what_a_target_sends(vigild, tmp_path):
+    """DNS and TCP failures are reported and counted by phase, with consecutive_failures; a
+    target that connects sends its headers (inline and from headers_file) and subprotocol
+    offer, is pinged (vigil_target_rtt_seconds), counts result="ok", and goes backing_off
+    after a clean close, then connecting again."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        dead_port = closed.getsockname()[1]
+    raw = RawWebSocketUpstream()
+    secrets = tmp_path / "feed.headers"
+    secrets.write_text("# a comment\n\nX-From-File: yes\n")
+    try:
+        daemon, _ = monitor(vigild, tmp_path, f"""  - name: nowhere
+    url: ws://no-such-host.invalid:80/
+  - name: refused
+    url: ws://127.0.0.1:{dead_port}/
+  - name: feed
+    url: ws://127.0.0.1:{raw.port}/feed?x=1
+    headers: {{Authorization: "Bearer t0ken"}}
+    headers_file: {secrets}
+    subprotocol: v2.feed
+    ping_interval: 200ms
+""")
+        nowhere = wait_target(daemon, "nowhere", lambda t: t["last_dial_error"] is not None, "a dial error")
+        assert (nowhere["state"], nowhere["last_dial_error"]["phase"]) == ("down", "dns"), nowhere
+        assert "cannot resolve no-such-host.invalid" in nowhere["last_dial_error"]["error"], nowhere
+        refused = wait_target(daemon, "refused", lambda t: t["last_dial_error"] is not None, "a dial error")
+        assert refused["last_dial_error"]["phase"] == "tcp" and "Connection refused" in refused["last_dial_error"]["error"]
+        assert refused["consecutive_failures"] == 1 and refused["next_attempt_rule"] == "first", refused
+        assert raw.accepted.wait(10)
+        for line in ("GET /feed?x=1 HTTP/1.1", "Authorization: Bearer t0ken", "X-From-File: yes",
+                     "Sec-WebSocket-Protocol: v2.feed"):
+            assert line in raw.head.split("\r\n"), (line, raw.head)
+        feed = wait_target(daemon, "feed", lambda t: t["state"] == "up", "up")
+        # vigild's pings arrive on the wire; answered, they are the target's round trips.
+        for _ in range(3):
+            opcode, payload, masked = raw.read_frame()
+            assert opcode == 0x9 and masked
+            raw.send(0xA, payload)
+        up = wait_target(daemon, "feed", lambda t: t["connection"]["pongs_received"] >= 3, "three pongs")
+        assert up["uptime_ratio_1h"] > 0 and up["consecutive_failures"] == 0
+        metrics = daemon.metrics()
+        assert metrics['vigil_target_rtt_seconds_count{target="feed"}'] >= 3
+        assert metrics['vigil_target_connect_attempts_total{target="feed",result="ok"}'] == 1
+        assert metrics['vigil_target_connect_attempts_total{target="nowhere",result="dns"}'] >= 1
+        assert metrics['vigil_target_connect_attempts_total{target="refused",result="tcp"}'] >= 1
+        # A clean close by the server: backing_off, not down.
+        raw.send(0x8, struct.pack("!H", 1000) + b"bye")
+        while raw.read_frame()[0] != 0x8:
+            pass
+        raw.sock.close()
+        after = wait_target(daemon, "feed", lambda t: t["state"] != "up", "the close seen")
+        assert after["state"] == "backing_off" and after["last_close"]["kind"] == "normal", after
+    finally:
+        raw.close()
 
 
 def test_close_codes_choose_the_wait_before_the_next_dial(vigild, tmp_path):
