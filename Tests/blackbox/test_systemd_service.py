@@ -262,6 +262,12 @@ def test_socket_activation_serves_the_first_connection(systemd):
     container.run("systemctl", "stop", "vigild.service")
     container.run("systemctl", "start", "vigild.socket", "vigild-status.socket")
     assert container.show("vigild.service", "ActiveState")["ActiveState"] == "inactive"
+    # The listeners systemd holds carry the same address limits as the service (read back, as
+    # the service's are: this sandbox's cgroups do not enforce them).
+    for socket_unit in ("vigild.socket", "vigild-status.socket"):
+        limits = container.show(socket_unit, "IPAddressDeny", "IPAddressAllow")
+        assert limits["IPAddressDeny"] in ("0.0.0.0/0 ::/0", "::/0 0.0.0.0/0"), (socket_unit, limits)
+        assert set(limits["IPAddressAllow"].split()) == {"127.0.0.0/8", "::1/128"}, (socket_unit, limits)
 
     async def first_connection():
         async with websockets.connect(setup.ws + "?client=first", open_timeout=30) as ws:
