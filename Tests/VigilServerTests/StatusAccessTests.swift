@@ -30,6 +30,17 @@ struct StatusAccessTests {
         if let refusal { #expect(refusal.status == .misdirectedRequest) }
     }
 
+    @Test("Host is required of HTTP/1.1 and may appear once (RFC 9112 §3.2)")
+    func hostRequired() {
+        let access = StatusAccess(token: nil, hosts: [])
+        #expect(access.check(path: "/status", headers: headers(host: nil), transport: .tcp)?.status == .badRequest)
+        #expect(access.check(path: "/status", headers: headers(host: nil), version: .http1_0, transport: .tcp) == nil)
+        var twice = headers()
+        twice.add(name: "Host", value: "127.0.0.1")
+        #expect(access.check(path: "/status", headers: twice, transport: .tcp)?.status == .badRequest)
+        #expect(access.check(path: "/status", headers: headers(host: nil), transport: .unixSocket) == nil)
+    }
+
     @Test("a token guards every endpoint but /livez, /readyz and the page at / (which holds no data)")
     func bearer() {
         let access = StatusAccess(token: token, hosts: [])

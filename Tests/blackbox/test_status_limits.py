@@ -226,6 +226,14 @@ def test_host_names_other_than_addresses_get_421(vigild):
     assert request(daemon, "/livez", [("Host", "attacker.example")])[0] == 421
     for host in (f"127.0.0.1:{port}", f"localhost:{port}", "status.example.com", f"STATUS.example.com:{port}"):
         assert request(daemon, "/status", [("Host", host)])[0] == 200, host
+    # RFC 9112 §3.2: HTTP/1.1 without Host, or two Host fields, is a 400; HTTP/1.0 may omit it.
+    def raw_status(head):
+        with socket.create_connection(status_endpoint(daemon), timeout=5) as sock:
+            sock.sendall(head)
+            return sock.recv(65536).split(b" ", 2)[1]
+    assert raw_status(b"GET /status HTTP/1.1\r\n\r\n") == b"400"
+    assert raw_status(b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: attacker.example\r\n\r\n") == b"400"
+    assert raw_status(b"GET /status HTTP/1.0\r\n\r\n") == b"200"
 
 
 def test_a_non_loopback_status_listener_needs_a_token_or_status_insecure(tmp_path):

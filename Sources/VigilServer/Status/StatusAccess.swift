@@ -9,7 +9,8 @@ import Glibc
 /// unit test.
 ///
 /// - **Host** (TCP listeners only): the `Host` header must name an IP address, `localhost`, or
-///   one of `status_hosts`; anything else gets 421. A page on `attacker.example` whose name the
+///   one of `status_hosts`; anything else gets 421. An HTTP/1.1 request without it, or any with
+///   two, gets 400 (RFC 9112 §3.2). A page on `attacker.example` whose name the
 ///   attacker later points at 127.0.0.1 (DNS rebinding) sends `Host: attacker.example` and
 ///   learns nothing.
 /// - **Token** (TCP listeners only, when `status_token_file` is set): every endpoint but `/livez`,
@@ -69,8 +70,16 @@ struct StatusAccess: Sendable {
     }
 
     /// `nil` when the request may be routed, else the refusal to send.
-    func check(path: Substring, headers: HTTPHeaders, transport: Transport) -> StatusResponse? {
+    func check(path: Substring, headers: HTTPHeaders, version: HTTPVersion = .http1_1, transport: Transport) -> StatusResponse? {
         guard transport == .tcp else { return nil }
+        // RFC 9112 §3.2: an HTTP/1.1 request without Host, or any request with two, is a 400;
+        // an HTTP/1.0 request may lack it (it names no host to check).
+        let hostFields = headers.reduce(0) { $0 + ($1.name.lowercased() == "host" ? 1 : 0) }
+        if hostFields > 1 || (hostFields == 0 && (version.major, version.minor) >= (1, 1)) {
+            return .error(
+                .badRequest,
+                hostFields > 1 ? "a request must carry one Host header, not \(hostFields)" : "an HTTP/1.1 request must carry Host")
+        }
         if let host = headers.first(name: "host"), !admits(host: host) {
             return .error(
                 .misdirectedRequest,

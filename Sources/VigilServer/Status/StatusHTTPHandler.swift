@@ -81,7 +81,7 @@ final class StatusHTTPHandler: ChannelInboundHandler {
     private func respond(to request: HTTPRequestHead, context: ChannelHandlerContext) {
         guard stream == nil else { return }  // a streaming connection takes no more requests
         let path = WebSocketRoute.split(request.uri).path
-        let refusal = access().check(path: path, headers: request.headers, transport: transport)
+        let refusal = access().check(path: path, headers: request.headers, version: request.version, transport: transport)
         if refusal == nil, path == "/closes/stream", request.method == .GET {
             switch router.streamFilter(uri: request.uri) {
             case .success(let filter):
