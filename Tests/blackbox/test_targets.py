@@ -82,29 +82,41 @@ def test_a_killed_service_is_down_at_once_then_reconnected_within_the_backoff(vi
     port = free_port()
     service = Backend.on_port(port)
     try:
-        daemon, _ = monitor(vigild, tmp_path, f"  - name: feed\n    url: ws://127.0.0.1:{port}/feed\n    ping_interval: 1s\n")
+        # reconnect_max 2 s keeps the measured waits short: min(2 s, 5 s × 2^(n−1)) each.
+        daemon, _ = monitor(vigild, tmp_path, f"  - name: feed\n    url: ws://127.0.0.1:{port}/feed\n    ping_interval: 1s\n",
+                            extra="reconnect_max: 2s\n")
         first = wait_target(daemon, "feed", lambda t: t["state"] == "up", "up")
         assert first["connection"]["peer"] == f"127.0.0.1:{port}" and first["reconnects"] == 0
         assert daemon.metrics()['vigil_target_up{target="feed",critical="false"}'] == 1
         service.proc.kill()
         service.proc.wait()
-        killed = time.time()
+        killed = time.monotonic()
+        # Where the service was, a listener that takes each dial and hangs up at once (a failed
+        # dial: "closed during the handshake"), noting when each arrived: the waits measured.
+        listener = socket.create_server(("127.0.0.1", port))
         down = wait_target(daemon, "feed", lambda t: t["state"] == "down", "down after the SIGKILL", timeout=3)
-        assert time.time() - killed < 1, "down at once, not after a heartbeat"
+        assert time.monotonic() - killed < 1, "down at once, not after a heartbeat"
         close = down["last_close"]
         assert (close["kind"], close["cause"]) in [("eof", "eof"), ("abnormal", "reset")], close
         assert (close["direction"], close["target"], close["leg"]) == ("outbound", "feed", "target")
         assert daemon.metrics()['vigil_target_up{target="feed",critical="false"}'] == 0
-        time.sleep(1)
+        arrivals = [killed]
+        listener.settimeout(10)
+        with listener:
+            for _ in range(3):
+                sock, _ = listener.accept()
+                arrivals.append(time.monotonic())
+                sock.close()
+        measured = [later - earlier for earlier, later in zip(arrivals, arrivals[1:])]
         service = restart_on(port)
         back = wait_target(daemon, "feed", lambda t: t["state"] == "up", "up again", timeout=20)
         assert back["reconnects"] >= 1 and back["last_close"]["id"] == close["id"]
-        observed = waits(daemon, "feed")
-        print("waits after the kill:", observed)
-        assert observed, "each wait is logged"
-        assert observed[0][1] == "first" and 0 <= observed[0][0] <= 5, observed
-        for n, (wait, rule) in enumerate(observed[1:], start=2):
-            assert rule == "exponential" and 0 <= wait <= min(60, 5 * 2 ** (n - 1)), observed
+        logged = waits(daemon, "feed")
+        print("waits after the kill, measured:", [round(m, 3) for m in measured], "logged:", logged)
+        assert [rule for _, rule in logged[:3]] == ["first", "exponential", "exponential"], logged
+        for n, (wait, (said, _)) in enumerate(zip(measured, logged), start=1):
+            assert 0 <= wait <= 2 + 0.25, f"wait {n}: {wait:.3f} s, over min(reconnect_max 2 s, 5 s × 2^(n−1))"
+            assert abs(wait - said) < 0.25, f"wait {n}: {wait:.3f} s measured, {said} s logged"
         # The record is the same everywhere: /closes?target=, the metrics, the log.
         record = daemon.closes("?target=feed")["closes"][0]
         assert record["id"] == close["id"] and daemon.closes("?target=nothing")["total"] == 0
