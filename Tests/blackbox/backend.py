@@ -14,7 +14,8 @@ Usage: backend.py [PORT [CERT KEY]]   prints "ready PORT" once listening; with C
 - a text message `close CODE REASON` makes the backend close with that code and reason;
 - a text message `ping PAYLOAD` makes the backend send a ping of its own with that payload;
 - every pong the backend receives is reported back as a text message `pong PAYLOAD`;
-- each ended connection is printed as `closed CODE REASON` (rcvd close frame, or `none`).
+- each ended connection is printed as `closed CODE REASON` (rcvd close frame, or `none`);
+- over TLS, each client's server name is printed as `sni NAME` (`sni none` without one).
 
 With BACKEND_PLAIN_ECHO=1 in the environment it only echoes (no commands): the conformance run.
 """
@@ -92,4 +93,6 @@ if __name__ == "__main__":
     if len(sys.argv) > 3:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(sys.argv[2], sys.argv[3])
+        # Each TLS client's server name (SNI), or "sni none" when it sent none.
+        context.sni_callback = lambda _socket, name, _context: print(f"sni {name or 'none'}", flush=True)
     asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 0, context))

@@ -316,10 +316,12 @@ def test_tls_errors_name_the_certificate_problem_and_the_right_ca_connects(vigil
             "(the system's trust store)", error
         trusted = wait_target(daemon, "trusted", lambda t: t["state"] == "up", "up with its CA")
         assert trusted["last_dial_error"] is None
+        assert "sni localhost" in service.lines, "SNI names the host dialed"
         wrong = wait_target(daemon, "wrong-name", lambda t: t["last_dial_error"] is not None, "a dial error")
         assert wrong["last_dial_error"]["phase"] == "tls", "hostname verification is on: the certificate is for localhost"
         assert wrong["last_dial_error"]["error"] == \
             "TLS handshake failed: the certificate is for localhost, not 127.0.0.1 (hostname verification)"
+        assert "sni none" in service.lines, "no SNI for an address (RFC 6066 allows host names only)"
         other = wait_target(daemon, "other-ca", lambda t: t["last_dial_error"] is not None, "a dial error")
         assert other["state"] != "up" and other["last_dial_error"]["phase"] == "tls", \
             "a ca_file that did not sign the server's certificate is no trust at all"
