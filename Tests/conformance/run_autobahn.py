@@ -21,6 +21,7 @@ import asyncio
 import collections
 import json
 import os
+import random
 import re
 import shutil
 import socket
@@ -83,9 +84,18 @@ def wstest_command(mode, spec):
 
 
 def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port for the fuzzingserver, which binds it itself a moment later. Taken below the
+    kernel's ephemeral range, where no outgoing connection and no port-0 listener can take it in
+    between (a run once lost its port that way: "Couldn't listen on any:33667")."""
+    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    for port in random.sample(range(10000, low), 200):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    sys.exit("conformance: no free port below the ephemeral range")
 
 
 def start_vigild(binary, *mode):
