@@ -25,6 +25,10 @@ struct ChunkedBodyReader {
 
     private var position = Position.sizeLine([])
 
+    private static func isHexDigit(_ byte: UInt8) -> Bool {
+        (48...57).contains(byte) || (65...70).contains(byte) || (97...102).contains(byte)
+    }
+
     /// Takes what `buffer` holds into `body`, up to `limit` bytes of body in all.
     mutating func read(_ buffer: inout ByteBuffer, into body: inout [UInt8], limit: Int) -> Progress {
         while buffer.readableBytes > 0 {
@@ -40,8 +44,10 @@ struct ChunkedBodyReader {
                     continue
                 }
                 if line.last == UInt8(ascii: "\r") { line.removeLast() }
-                let digits = line.prefix { $0 != UInt8(ascii: ";") }.filter { $0 != UInt8(ascii: " ") && $0 != 9 }
-                guard !digits.isEmpty, digits.count <= 15,
+                // chunk-size [BWS ";" extensions]: hex digits only (no sign, no inner space).
+                var digits = line.prefix { $0 != UInt8(ascii: ";") }[...]
+                while let last = digits.last, last == UInt8(ascii: " ") || last == 9 { digits.removeLast() }
+                guard !digits.isEmpty, digits.count <= 15, digits.allSatisfy(Self.isHexDigit),
                     let size = Int(String(decoding: digits, as: UTF8.self), radix: 16)
                 else {
                     return .malformed("invalid chunk size \"\(HandshakeResponseDecoder.printable(String(decoding: line, as: UTF8.self)))\"")

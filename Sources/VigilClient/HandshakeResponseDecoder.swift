@@ -35,16 +35,21 @@ final class HandshakeResponseDecoder: ByteToMessageDecoder {
     private let offeredProtocols: [String]
     private let installFraming: (ChannelHandlerContext, HTTPResponseHead) throws -> Void
     private let fail: (DialFailure) -> Void
+    /// Told the refusal read so far (head, and the body as it grows), so a dial deadline that
+    /// fires while a slow body is still arriving passes on the refusal, not a timeout.
+    private let refusalSoFar: (HTTPRefusal) -> Void
 
     init(
         keyChecker: NIOWebSocketClientUpgrader, offeredProtocols: [String],
         installFraming: @escaping (ChannelHandlerContext, HTTPResponseHead) throws -> Void,
-        fail: @escaping (DialFailure) -> Void
+        fail: @escaping (DialFailure) -> Void,
+        refusalSoFar: @escaping (HTTPRefusal) -> Void = { _ in }
     ) {
         self.keyChecker = keyChecker
         self.offeredProtocols = offeredProtocols
         self.installFraming = installFraming
         self.fail = fail
+        self.refusalSoFar = refusalSoFar
     }
 
     func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
@@ -68,6 +73,7 @@ final class HandshakeResponseDecoder: ByteToMessageDecoder {
                 finish(.refused(refusal), context: context)
             } else {
                 state = .readingRefusal(refusal, remaining: left)
+                refusalSoFar(refusal)
             }
             return .needMoreData
         case .readingChunkedRefusal(var refusal, var reader):
@@ -75,6 +81,7 @@ final class HandshakeResponseDecoder: ByteToMessageDecoder {
             switch progress {
             case .needMore:
                 state = .readingChunkedRefusal(refusal, reader)
+                refusalSoFar(refusal)
             case .complete, .malformed:
                 // A malformed chunk ends the body there; the refusal itself is what matters.
                 buffer.moveReaderIndex(to: buffer.writerIndex)
@@ -101,6 +108,7 @@ final class HandshakeResponseDecoder: ByteToMessageDecoder {
                 // the last coding, else the body runs to the end of the connection.
                 let codings = head.headers[canonicalForm: "transfer-encoding"]
                 let length = head.headers.first(name: "content-length").flatMap { Int($0) }.flatMap { $0 >= 0 ? $0 : nil }
+                refusalSoFar(refusal)
                 if let last = codings.last {
                     state =
                         last.lowercased() == "chunked"

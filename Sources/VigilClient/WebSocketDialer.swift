@@ -77,7 +77,8 @@ public enum WebSocketDialer {
 
         /// The system's trust store, plus the PEM certificates in `caFile` when given.
         public init(caFile: String? = nil) throws {
-            trust = caFile.map { "the system's trust store and ca_file \($0)" } ?? "the system's trust store"
+            // Not the file's path: a proxy shows this to its clients in a 502.
+            trust = caFile == nil ? "the system's trust store" : "the system's trust store and the configured CA file"
             var configuration = TLSConfiguration.makeClientConfiguration()
             if let caFile {
                 configuration.additionalTrustRoots = [.file(caFile)]
@@ -119,6 +120,7 @@ public enum WebSocketDialer {
         let sslContext = url.secure ? tls?.context : nil
         let trust = tls?.trust ?? ""
         let phase = NIOLockedValueBox("tcp")  // what the timeout interrupted
+        let refusalSoFar = NIOLockedValueBox<HTTPRefusal?>(nil)  // a refusal whose body is still arriving
         var bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(.nanoseconds(timeout.inNanoseconds))
             .channelOption(.writeBufferWaterMark, value: .init(low: backlog / 2, high: backlog))
@@ -155,7 +157,8 @@ public enum WebSocketDialer {
                                     responseHeaders: head.headers.map { HTTPHeaderField(name: $0.name, value: $0.value) },
                                     subprotocol: chosen))
                         },
-                        fail: { result.fail($0) })
+                        fail: { result.fail($0) },
+                        refusalSoFar: { refusal in refusalSoFar.withLockedValue { $0 = refusal } })
                     try pipeline.addHandler(ByteToMessageHandler(decoder))
                     try pipeline.addHandler(DialErrorCatcher(result: result, tlsTrust: sslContext != nil ? trust : nil, host: url.host))
                 }
@@ -164,7 +167,12 @@ public enum WebSocketDialer {
             bootstrap = bootstrap.bind(to: localAddress)
         }
         let deadline = eventLoop.scheduleTask(in: .nanoseconds(timeout.inNanoseconds)) {
-            result.fail(DialFailure.timeout(phase: phase.withLockedValue { $0 }, after: timeout))
+            // The server answered with a refusal and is slow with its body: that answer stands.
+            if let refusal = refusalSoFar.withLockedValue({ $0 }) {
+                result.fail(DialFailure.refused(refusal))
+            } else {
+                result.fail(DialFailure.timeout(phase: phase.withLockedValue { $0 }, after: timeout))
+            }
         }
         bootstrap.connect(host: url.host, port: url.port).whenComplete { connected in
             switch connected {

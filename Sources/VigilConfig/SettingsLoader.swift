@@ -204,12 +204,6 @@ public enum SettingsLoader {
         if s.mode == .proxy && s.upstreamConnectTimeout == .zero {
             throw fail("upstream_connect_timeout", "must be more than 0")
         }
-        if s.mode == .proxy && s.upstreamConnectTimeout >= s.handshakeTimeout {
-            // The client's handshake deadline would drop it unanswered before the 504 was due.
-            throw fail(
-                "upstream_connect_timeout",
-                "must be less than handshake_timeout (\(resolved.text(forKey: "handshake_timeout")!)), or a client whose upstream is slow is dropped without its 504")
-        }
         if let interval = s.upstreamPingInterval, interval > .zero, (s.upstreamPongTimeout ?? s.pongTimeout) == .zero {
             throw fail("upstream_pong_timeout", "must be more than 0 while the upstream leg is pinged")
         }

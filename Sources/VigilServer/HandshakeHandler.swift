@@ -54,6 +54,14 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    /// Proxy mode: the client's request is in and vigild is dialing the upstream, whose own
+    /// deadline (`upstream_connect_timeout`) bounds the wait from here; the client's deadline
+    /// stops, so it gets its 502, 504 or the upstream's refusal instead of being dropped.
+    func upstreamDialStarted() {
+        timeout?.cancel()
+        timeout = nil
+    }
+
     /// On the upgrade (the upgrader removes this handler) and when the connection closes.
     func handlerRemoved(context: ChannelHandlerContext) {
         timeout?.cancel()

@@ -165,6 +165,7 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
     ) -> EventLoopFuture<String?> {
         let server = self.server
         let eventLoop = channel.eventLoop
+        (try? channel.pipeline.syncOperations.handler(type: HandshakeHandler.self))?.upstreamDialStarted()
         let pair = PairLink(pairID: server.registry.makePairID(), upstream: rules.upstream.description)
         let (clientSink, upstreamSink) = RelaySink.pair(upstreamFailureCode: rules.failureCode)
         let clientAddress = channel.remoteAddress?.ipAddress ?? "unknown"

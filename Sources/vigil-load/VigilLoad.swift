@@ -73,6 +73,12 @@ struct VigilLoad: AsyncParsableCommand {
         return configuration
     }
 
+    func validate() throws {
+        guard rate.isFinite, rate == 0 || (0.001...10_000_000).contains(rate) else {
+            throw ValidationError("--rate: \(rate) is not a rate; 0 (closed loop) or 0.001 to 10000000 messages a second")
+        }
+    }
+
     func run() async throws {
         if echoPeer {
             try await runEchoPeer()
@@ -122,10 +128,11 @@ struct VigilLoad: AsyncParsableCommand {
             stats.echoing.store(true, ordering: .relaxed)
             let echoStart = ContinuousClock.now
             let size = messageSize
-            guard rate >= 0, rate.isFinite else { throw ValidationError("--rate: \(rate) is not a rate (0 or more)") }
-            // Paced: each connection sends every N/rate seconds, the connections' phases spread
-            // evenly over one interval so the total is steady.
-            let interval = rate > 0 ? TimeAmount.nanoseconds(Int64(Double(channels.count) / rate * 1e9)) : nil
+            // Paced: each connection sends every N/rate seconds (at least 1 µs apart, at most an
+            // hour), the connections' phases spread evenly over one interval so the total is steady.
+            let interval =
+                rate > 0
+                ? TimeAmount.nanoseconds(Int64(min(3600e9, max(1e3, Double(max(1, channels.count)) / rate * 1e9)))) : nil
             let start = NIODeadline.now() + .milliseconds(10)
             for (index, channel) in channels.enumerated() {
                 let phase = interval.map { TimeAmount.nanoseconds($0.nanoseconds * Int64(index) / Int64(max(1, channels.count))) }

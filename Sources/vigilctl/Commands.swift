@@ -263,10 +263,10 @@ struct Health: AsyncParsableCommand {
     /// or the API's; whatever keeps vigilctl from reading the health (unreachable, refused,
     /// no configuration) is 3, "unknown", with why on stderr.
     func run() async throws {
-        var overall = "fail"
+        var overall = "?"
         try await reporting(exitCode: 3) {
             let document = try await global.client().document("/health")
-            overall = document["status"].string ?? "fail"
+            overall = document["status"].string ?? "?"
             if global.output == .json { return emit(document.rendered()) }
             let palette = global.palette
             var table = Table(headers: ["CHECK", "STATUS", "VALUE", "OUTPUT"])
@@ -284,7 +284,10 @@ struct Health: AsyncParsableCommand {
         switch overall {
         case "pass": return
         case "warn": throw ExitCode(1)
-        default: throw ExitCode(2)
+        case "fail": throw ExitCode(2)
+        default:
+            FileHandleStandardError.write("vigilctl: /health answered without a status vigilctl knows (\(overall))\n")
+            throw ExitCode(3)
         }
     }
 }

@@ -17,8 +17,8 @@ struct VigilCtl: AsyncParsableCommand {
             VIGIL_CONFIG, else /etc/vigil/vigil.yaml): its status_socket when it has one, else \
             status_listen with the token in status_token_file. --status overrides it.
 
-            Exit status: 0 done; 1 vigild answered with an error; 2 bad usage or configuration; \
-            3 vigild could not be reached. `health`: 0 pass, 1 warn, 2 fail, 3 unknown (vigild \
+            Exit status: 0 done; 1 vigild answered with an error; 2 a bad --status or configuration; \
+            3 vigild could not be reached; 64 a command line vigilctl does not understand. `health`: 0 pass, 1 warn, 2 fail, 3 unknown (vigild \
             unreachable or refusing, or no configuration to find it). \
             `targets is-up NAME`: 0 up, 3 anything else (down, no such target, vigild unreachable).
             """,

@@ -50,5 +50,9 @@ struct ChunkedBodyReaderTests {
         let long = String(repeating: "1", count: 2000)
         #expect(read(long).1 == .malformed("chunk-size line longer than 1024 bytes"))
         #expect(read("10000000000000000\r\n").1 == .malformed("invalid chunk size \"10000000000000000\""))
+        for size in ["-1", "+5", "1 0", "0x5", " 5"] {
+            #expect(read("\(size)\r\nhello\r\n0\r\n\r\n").1 == .malformed("invalid chunk size \"\(size)\""), "\(size)")
+        }
+        #expect(read("5 ;ext\r\nhello\r\n0\r\n\r\n") == ("hello", .complete), "whitespace before ';' is allowed")
     }
 }

@@ -46,6 +46,8 @@ struct OriginPolicyTests {
             #expect(list.check(headers(origin: origin))?.status == .forbidden, "\(origin)")
         }
         #expect(try policy("*").check(headers(origin: "https://anything.example")) == nil)
+        #expect(try policy("*").check(headers(origin: "null")) == nil, "* admits an opaque origin too")
+        #expect(try policy("https://*.example.com").check(headers(origin: "null"))?.message.contains("allowed_origins") == true)
     }
 
     @Test("the refusal names the origin and the setting")

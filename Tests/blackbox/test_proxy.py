@@ -415,6 +415,18 @@ def test_nothing_listening_upstream_is_502_and_silence_is_504(vigild):
         took = time.monotonic() - started
     assert status == 504 and "no answer within 300ms" in body.decode(), body
     assert 0.3 <= took < 2
+    # The client's handshake deadline (1 s here) covers its request, not the upstream's silence:
+    # with a longer upstream_connect_timeout the client still gets its 504, not a dropped socket.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        daemon = proxy(vigild, f"ws://127.0.0.1:{silent.getsockname()[1]}/", "--upstream-connect-timeout", "2s",
+                       "--handshake-timeout", "1s")
+        started = time.monotonic()
+        status, _, body = http_status(daemon, "/")
+        took = time.monotonic() - started
+    assert status == 504 and "no answer within 2s" in body.decode(), body
+    assert 2 <= took < 3.5
     assert daemon.metrics()['vigil_handshakes_rejected_total{reason="upstream_timeout"}'] == 1
 
 
@@ -539,10 +551,12 @@ def test_a_client_that_does_not_read_is_a_slow_consumer_and_the_backend_gets_100
     peer.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     before = rss_kib(daemon.proc.pid)
 
+    message = frame(0x2, b"y" * 60000)  # masked once: the flood is not held back by Python
+
     def flood():  # the backend echoes each message; the peer keeps asking and never reads
         try:
             while True:
-                peer.send_frame(0x2, b"y" * 60000)
+                peer.sock.sendall(message)
         except OSError:
             pass
 
@@ -554,6 +568,9 @@ def test_a_client_that_does_not_read_is_a_slow_consumer_and_the_backend_gets_100
     # (hundreds of MiB at loopback speed); with it, about max_backlog + max_message per leg.
     assert grown < 16 * 1024
     assert (legs["client"]["cause"], legs["client"]["initiator"]) == ("slow_consumer", "vigild")
+    # Closed by the write timer (1 s), not by the ceiling (max_backlog + max_message) that a leg
+    # whose partner kept being read would hit within milliseconds.
+    assert legs["client"]["duration_ms"] >= 1000, legs["client"]
     assert (legs["upstream"]["code"], legs["upstream"]["cause"], legs["upstream"]["partner_cause"]) == \
         (1001, "partner_closed", "slow_consumer")
     assert b.wait_close().startswith("closed 1001 client leg ended: slow_consumer")
@@ -666,10 +683,12 @@ def test_a_backend_that_does_not_read_is_a_slow_consumer_and_the_client_gets_101
     sent = [0]
     before = rss_kib(daemon.proc.pid)
 
+    message = frame(0x2, b"z" * 60000)  # masked once: the flood is not held back by Python
+
     def flood():
         try:
             while not stop.is_set():
-                peer.send_frame(0x2, b"z" * 60000)
+                peer.sock.sendall(message)
                 sent[0] += 60000
         except OSError:
             pass
@@ -685,9 +704,10 @@ def test_a_backend_that_does_not_read_is_a_slow_consumer_and_the_client_gets_101
     # max_backlog + max_message in vigild, not the gigabytes a second of loopback; and vigild
     # itself grew by about the latter.
     kernel = 2 * sum(int(open(f"/proc/sys/net/ipv4/{name}").read().split()[2]) for name in ("tcp_rmem", "tcp_wmem"))
-    assert sent[0] < kernel + 4 * MIB
+    assert sent[0] < kernel + 8 * MIB  # vigild's own share is about 2.3 MiB; twice that and more, for slack
     assert grown < 16 * 1024
     assert (legs["upstream"]["cause"], legs["upstream"]["initiator"]) == ("slow_consumer", "vigild")
+    assert legs["upstream"]["duration_ms"] >= 1000, "closed by the write timer, not the ceiling"
     assert (legs["client"]["code"], legs["client"]["cause"], legs["client"]["partner_cause"]) == \
         (1014, "partner_closed", "slow_consumer")
     assert legs["client"]["reason"] == "upstream leg ended: slow_consumer"

@@ -208,7 +208,10 @@ def test_dial_failures_by_phase_and_what_a_target_sends(vigild, tmp_path):
         assert "cannot resolve no-such-host.invalid" in nowhere["last_dial_error"]["error"], nowhere
         refused = wait_target(daemon, "refused", lambda t: t["last_dial_error"] is not None, "a dial error")
         assert refused["last_dial_error"]["phase"] == "tcp" and "Connection refused" in refused["last_dial_error"]["error"]
-        assert refused["consecutive_failures"] == 1 and refused["next_attempt_rule"] == "first", refused
+        # Its waits are random from 0 s, so it may have failed again by now: the first one from the log.
+        assert refused["consecutive_failures"] >= 1, refused
+        first_wait = daemon.wait_for_log(lambda e: e.get("ws_target") == "refused" and "next attempt in" in e.get("message", ""))
+        assert "(first)" in first_wait["message"], first_wait
         assert raw.accepted.wait(10)
         for line in ("GET /feed?x=1 HTTP/1.1", "Authorization: Bearer t0ken", "X-From-File: yes",
                      "Sec-WebSocket-Protocol: v2.feed"):
@@ -251,16 +254,19 @@ def test_close_codes_choose_the_wait_before_the_next_dial(vigild, tmp_path):
     try:
         daemon, _ = monitor(vigild, tmp_path, closing("policy", 1008) + closing("later", 1013) + closing("crash", 1011),
                             extra="reconnect_max: 45s\n")
-        waits = {}
-        for name, rule in (("policy", "policy"), ("later", "server_busy"), ("crash", "first")):
+        delays = {}
+        for name, rule in (("policy", "policy"), ("later", "server_busy")):  # waits of 45 s and 5 s: one close each
             down = wait_target(daemon, name, lambda t: t["last_close"] is not None and t["next_attempt_at"], "closed")
             assert down["next_attempt_rule"] == rule, down
             record = daemon.wait_closes(1, query=f"?target={name}")[0]
-            waits[name] = timestamp(down["next_attempt_at"]) - timestamp(record["closed_at"])
-        print("waits after the close:", {k: round(v, 3) for k, v in waits.items()})
-        assert abs(waits["policy"] - 45) < 0.1, "reconnect_max"
-        assert 5 - 0.1 <= waits["later"] <= 5 + 0.1, "1013: as a first failure (0 to 5 s), but never less than 5 s"
-        assert -0.1 <= waits["crash"] <= 5 + 0.1, "the first failure: random, 0 to 5 s"
+            delays[name] = timestamp(down["next_attempt_at"]) - timestamp(record["closed_at"])
+        # crash's first wait is random from 0 s, so it may have closed again already: its first, from the log.
+        daemon.wait_for_log(lambda e: e.get("ws_target") == "crash" and "next attempt in" in e.get("message", ""))
+        delays["crash"], crash_rule = waits(daemon, "crash")[0]
+        print("waits after the close:", {k: round(v, 3) for k, v in delays.items()})
+        assert abs(delays["policy"] - 45) < 0.1, "reconnect_max"
+        assert 5 - 0.1 <= delays["later"] <= 5 + 0.1, "1013: as a first failure (0 to 5 s), but never less than 5 s"
+        assert crash_rule == "first" and 0 <= delays["crash"] <= 5, "the first failure: random, 0 to 5 s"
     finally:
         service.stop()
 
@@ -325,7 +331,7 @@ def test_tls_errors_name_the_certificate_problem_and_the_right_ca_connects(vigil
         other = wait_target(daemon, "other-ca", lambda t: t["last_dial_error"] is not None, "a dial error")
         assert other["state"] != "up" and other["last_dial_error"]["phase"] == "tls", \
             "a ca_file that did not sign the server's certificate is no trust at all"
-        assert f"not signed by a CA trusted here (the system's trust store and ca_file {other_ca})" in \
+        assert "not signed by a CA trusted here (the system's trust store and the configured CA file)" in \
             other["last_dial_error"]["error"], other
     finally:
         service.stop()

@@ -88,10 +88,11 @@ def free_port():
     kernel's ephemeral range, where no outgoing connection and no port-0 listener can take it in
     between (a run once lost its port that way: "Couldn't listen on any:33667")."""
     low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-    for port in random.sample(range(10000, low), 200):
+    candidates = range(1024, low) if low > 1224 else range(low, 65536)  # an odd range: fall back above it
+    for port in random.sample(candidates, min(200, len(candidates))):
         with socket.socket() as sock:
             try:
-                sock.bind(("127.0.0.1", port))
+                sock.bind(("", port))  # wstest listens on every address
             except OSError:
                 continue
             return port
