@@ -905,9 +905,11 @@ def report(results, args, commands, plot_name):
 
 def proxy_section(p, run_date=None):
     v = p["versions"]
+    # A section run on its own (`--only proxy`) and put into a full run's saved JSON by hand
+    # carries "merged_into": the full run's date.
     rerun = (f"This section comes from a later run of the proxy scenario alone ({p['date']}, "
              "`bench.py --only proxy`, merged into the saved results), on the same machine; its rows share that run. "
-             if p.get("date") and run_date and p["date"] != run_date else "")
+             if p.get("merged_into") == run_date else "")
     lines = [rerun + f"Every row in front of the same backend (the gorilla baseline, pinging only every hour); `direct` is "
              "vigil-load → backend. vigild in `--mode proxy`; nginx, HAProxy and Caddy from Debian "
              f"(`{v['nginx']}`; `{v['haproxy']}`; Caddy `{v['caddy']}`), each configured as its documentation "
@@ -1132,10 +1134,10 @@ def check_quick(results):
             continue
         e, f, paced = entry["echo"], entry["frozen"], entry["paced"]
         numbers = [e["p50_ms"], e["p99_ms"], paced["p50_ms"], paced["p99_ms"]]
-        if target != "direct":
-            numbers += [e["added_p50_ms"], e["added_p99_ms"], e["cpu_ms_per_1000"], paced["added_p99_ms"]]
         if paced["rate"] < 0.9 * p["paced_rate"]:
             problems.append(f"proxy {target}: paced at {p['paced_rate']}/s, achieved {paced['rate']:.0f}/s")
+        if target != "direct":
+            numbers += [e["added_p50_ms"], e["added_p99_ms"], e["cpu_ms_per_1000"], paced["added_p99_ms"]]
             numbers += [m["per_pair"] for m in entry["memory"]]
             for m in entry["memory"]:
                 if not m["connected"] == m["backend_legs"] == m["n"]:
