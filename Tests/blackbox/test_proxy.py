@@ -363,8 +363,10 @@ class RawUpstream:
                         break
                     request += chunk
                 path = request.split(b" ", 2)[1].decode() if request.count(b" ") >= 2 else ""
-                sock.sendall(self.responses.get(path, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"))
-                time.sleep(0.2)  # the body is read by its framing, not by the end of the connection
+                answer = self.responses.get(path, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                answer, hold = answer if isinstance(answer, tuple) else (answer, 0.2)
+                sock.sendall(answer)
+                time.sleep(hold)  # the body is read by its framing, not by the end of the connection
 
     def close(self):
         self.listener.close()
@@ -390,6 +392,24 @@ def test_an_upstream_refusal_body_is_passed_on_chunked_or_cut_at_4kib(vigild):
         status, headers, body = http_status(daemon, "/chunked-long")
         assert (status, headers["retry-after"], body) == (429, "3", big[:4096])
         assert daemon.metrics()['vigil_handshakes_rejected_total{reason="upstream_refused"}'] == 3
+    finally:
+        upstream.close()
+
+
+def test_a_refusal_whose_body_stalls_is_passed_on_at_the_deadline(vigild):
+    """The upstream answers 403 and sends part of a chunked body, then nothing: when
+    upstream_connect_timeout runs out the client gets the 403 with what arrived, not a 504."""
+    upstream = RawUpstream({
+        "/stalled": (b"HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n7\r\nno, and", 3.0),
+    })
+    try:
+        daemon = proxy(vigild, f"ws://127.0.0.1:{upstream.port}/", "--upstream-connect-timeout", "500ms")
+        started = time.monotonic()
+        status, _, body = http_status(daemon, "/stalled")
+        took = time.monotonic() - started
+        assert (status, body) == (403, b"no, and"), (status, body)
+        assert 0.5 <= took < 2
+        assert daemon.metrics()['vigil_handshakes_rejected_total{reason="upstream_refused"}'] == 1
     finally:
         upstream.close()
 
