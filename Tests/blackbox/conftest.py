@@ -137,6 +137,15 @@ def vigild():
         daemon.stop(signal.SIGKILL)
 
 
+def rss_kib(pid):
+    """A process's resident set, KiB, from /proc."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for process {pid}")
+
+
 def rfc3339_ns(text):
     """Nanoseconds since the epoch of a status-API timestamp."""
     import datetime

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, rfc3339_ns
+from conftest import ROOT, rfc3339_ns, rss_kib
 from systemd_support import require_root, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -174,12 +174,6 @@ def test_a_peer_that_never_reads_is_a_slow_consumer_with_bounded_memory(vigild, 
           f"RSS grew {grown} KiB")
     assert 10_000 <= record["duration_ms"] <= 13_000, "the write timeout, counted from when the backlog backed up"
     assert grown < 16 * 1024, "memory stays bounded near the 256 KiB backlog limit"
-
-
-def rss_kib(pid):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
 
 
 def test_proxy_a_client_whose_link_dies_gets_its_backend_a_1001_within_p_plus_t(vigild, netns):

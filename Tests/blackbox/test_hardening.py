@@ -9,14 +9,9 @@ import time
 
 import websockets
 
+from conftest import rss_kib
 from test_handshake import assert_still_serving, exchange
 from wsraw import RawPeer, handshake_request, read_http_response
-
-
-def rss_kib(pid):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
 
 
 def test_handshake_trickled_a_byte_at_a_time_is_cut_at_the_handshake_timeout(vigild):

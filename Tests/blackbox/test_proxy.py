@@ -20,7 +20,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from conftest import ROOT
+from conftest import ROOT, rss_kib
 from wsraw import frame
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -551,13 +551,6 @@ def test_a_reload_sends_new_pairs_to_the_new_upstream_and_keeps_live_ones(vigild
 
 
 MIB = 1 << 20
-
-
-def rss_kib(pid):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def test_a_client_that_does_not_read_is_a_slow_consumer_and_the_backend_gets_1001(vigild, backend):

@@ -10,16 +10,10 @@ import time
 
 import websockets
 
+from conftest import rss_kib
 from wsraw import RawPeer, frame
 
 MIB = 1 << 20
-
-
-def rss_kib(pid):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def test_a_1mib_message_is_echoed_at_the_defaults(vigild):

@@ -14,7 +14,7 @@ import subprocess
 import threading
 import time
 
-from conftest import ROOT, VIGILD, run_vigild
+from conftest import ROOT, VIGILD, rss_kib, run_vigild
 from systemd_support import wait_until
 
 LOAD = os.path.join(ROOT, ".build", "debug", "vigil-load")
@@ -66,11 +66,6 @@ def request(daemon, path, headers=()):
         sock.sendall(f"GET {path} HTTP/1.1\r\n{'' if host else 'Host: 127.0.0.1' + chr(13) + chr(10)}{extra}"
                      f"Connection: close\r\n\r\n".encode())
         return read_response(sock)
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
 
 
 def test_slowloris_heads_get_408_and_connections_beyond_the_cap_get_503(vigild):
