@@ -21,7 +21,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from conftest import ROOT, rss_kib
-from wsraw import frame
+from wsraw import FrameStream, frame
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BASELINE = os.path.join(ROOT, ".build-go", "baseline-gorilla")
@@ -220,7 +220,7 @@ def test_pings_are_relayed_and_each_leg_has_vigilds_own(vigild, backend):
     assert by_leg["upstream"]["pings_sent"] > by_leg["client"]["pings_sent"] >= 2, "each leg on its own schedule"
 
 
-class RawWebSocketUpstream:
+class RawWebSocketUpstream(FrameStream):
     """An upstream on a bare socket that accepts one WebSocket and shows the frames vigild puts
     on its wire, so what is relayed is seen there, not inferred from a library's callbacks."""
 
@@ -250,32 +250,10 @@ class RawWebSocketUpstream:
         self.sock = sock
         self.accepted.set()
 
-    def _need(self, count):
-        while len(self.buffer) < count:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError("vigild closed the upstream leg")
-            self.buffer += chunk
-
     def read_frame(self):
         """(opcode, payload, masked) of the next frame vigild sent."""
         assert self.accepted.wait(5)
-        self._need(2)
-        masked, length, offset = bool(self.buffer[1] & 0x80), self.buffer[1] & 0x7F, 2
-        if length >= 126:
-            size = 2 if length == 126 else 8
-            self._need(2 + size)
-            length, offset = int.from_bytes(self.buffer[2:2 + size], "big"), 2 + size
-        key = b""
-        if masked:
-            self._need(offset + 4)
-            key, offset = self.buffer[offset:offset + 4], offset + 4
-        self._need(offset + length)
-        payload = self.buffer[offset:offset + length]
-        if masked:
-            payload = bytes(byte ^ key[i % 4] for i, byte in enumerate(payload))
-        opcode, self.buffer = self.buffer[0] & 0x0F, self.buffer[offset + length:]
-        return opcode, payload, masked
+        return self.read_masked_frame()
 
     def send(self, opcode, payload=b""):
         self.sock.sendall(frame(opcode, payload, mask=False))

@@ -37,7 +37,37 @@ def read_http_response(sock):
     return status, headers, rest
 
 
-class RawPeer:
+class FrameStream:
+    """Frames read off a bare socket (`self.sock`, with what arrived early in `self.buffer`)."""
+
+    def _need(self, count):
+        while len(self.buffer) < count:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed")
+            self.buffer += chunk
+
+    def read_masked_frame(self):
+        """(opcode, payload unmasked, whether it was masked) of the next frame."""
+        self._need(2)
+        masked, length, offset = bool(self.buffer[1] & 0x80), self.buffer[1] & 0x7F, 2
+        if length >= 126:
+            size = 2 if length == 126 else 8
+            self._need(2 + size)
+            length, offset = int.from_bytes(self.buffer[2:2 + size], "big"), 2 + size
+        key = b""
+        if masked:
+            self._need(offset + 4)
+            key, offset = self.buffer[offset:offset + 4], offset + 4
+        self._need(offset + length)
+        payload = self.buffer[offset:offset + length]
+        if masked:
+            payload = bytes(byte ^ key[i % 4] for i, byte in enumerate(payload))
+        opcode, self.buffer = self.buffer[0] & 0x0F, self.buffer[offset + length:]
+        return opcode, payload, masked
+
+
+class RawPeer(FrameStream):
     """A WebSocket client on a bare socket: frames are built by hand, masking optional."""
 
     def __init__(self, port, path="/ws", host="127.0.0.1"):
@@ -53,28 +83,11 @@ class RawPeer:
     def send_raw(self, data):
         self.sock.sendall(data)
 
-    def _need(self, count):
-        while len(self.buffer) < count:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError("connection closed")
-            self.buffer += chunk
-
     def read_frame(self):
         """(opcode, payload) of the next frame from the server."""
-        self._need(2)
-        first, second = self.buffer[0], self.buffer[1]
-        length, offset = second & 0x7F, 2
-        if length == 126:
-            self._need(4)
-            length, offset = struct.unpack("!H", self.buffer[2:4])[0], 4
-        elif length == 127:
-            self._need(10)
-            length, offset = struct.unpack("!Q", self.buffer[2:10])[0], 10
-        self._need(offset + length)
-        payload = self.buffer[offset:offset + length]
-        self.buffer = self.buffer[offset + length:]
-        return first & 0x0F, payload
+        opcode, payload, masked = self.read_masked_frame()
+        assert not masked, "a server's frames are never masked (RFC 6455 §5.1)"
+        return opcode, payload
 
     def read_until_close(self):
         """Frames until a close frame; returns (code, reason) of the close, skipping pings."""
