@@ -86,8 +86,8 @@ public final class ConnectionRegistry: Sendable {
         shard(for: id).connections.withLockedValue { $0[id] = connection }
         let minute = (now - startedMonotonic).components.seconds / 60
         activity.withLockedValue { $0.noteOpen(atMinute: minute) }
-        metrics.opened[leg]!.increment()
-        metrics.active[leg]!.increment()
+        metrics.opened[leg].increment()
+        metrics.active[leg].increment()
         return connection
     }
 
@@ -109,7 +109,7 @@ public final class ConnectionRegistry: Sendable {
         activity.withLockedValue { $0.noteClose(outcome.kind, outcome.cause, atMinute: second / 60) }
         metrics.countClose(outcome, leg: connection.leg)
         if let target = connection.target { metrics.targets.countClose(target: target, outcome) }
-        metrics.active[connection.leg]!.decrement()
+        metrics.active[connection.leg].decrement()
         if connection.holdsSlot { occupied.subtract(1, ordering: .relaxed) }
         for subscriber in subscribers.withLockedValue({ Array($0.values) }) { subscriber(stored) }
         return stored
@@ -134,14 +134,14 @@ public final class ConnectionRegistry: Sendable {
         guard removed != nil else { return }
         let minute = (MonotonicInstant(nanoseconds: connection.openedMonotonic) - startedMonotonic).components.seconds / 60
         activity.withLockedValue { $0.noteAbandoned(openedAtMinute: minute) }
-        metrics.active[connection.leg]!.decrement()
+        metrics.active[connection.leg].decrement()
         if connection.holdsSlot { occupied.subtract(1, ordering: .relaxed) }
         metrics.countRejection(reason: "setup_failed")
     }
 
     /// Records a ping round trip in its leg's histogram.
     public func noteRoundTrip(_ roundTrip: Duration, leg: ConnectionLeg) {
-        metrics.roundTrip[leg]!.record(roundTrip)
+        metrics.roundTrip[leg].record(roundTrip)
     }
 
     /// Records an application-level round trip in its histogram.

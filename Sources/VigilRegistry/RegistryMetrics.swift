@@ -12,9 +12,9 @@ public final class RegistryMetrics: Sendable {
     /// Per leg (`client`, `upstream`, `target`), every leg's series present from the start at 0:
     /// `max_connections` limits client legs only, and an upstream's round trip is the backend's,
     /// not the clients'.
-    let active: [ConnectionLeg: Gauge]
-    let opened: [ConnectionLeg: Counter]
-    let roundTrip: [ConnectionLeg: DurationHistogram]
+    let active: PerLeg<Gauge>
+    let opened: PerLeg<Counter>
+    let roundTrip: PerLeg<DurationHistogram>
     /// Application-level pings go to client legs only.
     let appRoundTrip: DurationHistogram
     /// The monitor targets' series.
@@ -49,28 +49,28 @@ public final class RegistryMetrics: Sendable {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         started.set(to: Double(now.tv_sec) + Double(now.tv_nsec) / 1e9)
-        var active: [ConnectionLeg: Gauge] = [:]
-        var opened: [ConnectionLeg: Counter] = [:]
-        var roundTrip: [ConnectionLeg: DurationHistogram] = [:]
-        for leg in ConnectionLeg.allCases {
-            let labels = [("leg", leg.rawValue)]
-            active[leg] = collectors.makeGauge(
+        let collectors = self.collectors  // the closures below run before self is whole
+        active = PerLeg { leg in
+            collectors.makeGauge(
                 descriptor: .init(
                     namespace: "vigil", metricName: "connections", unitName: "active",
                     helpText: "WebSocket connections currently open, by leg"),
-                labels: labels)
-            opened[leg] = collectors.makeCounter(
+                labels: [("leg", leg.rawValue)])
+        }
+        opened = PerLeg { leg in
+            collectors.makeCounter(
                 descriptor: .init(
                     namespace: "vigil", metricName: "connections_opened", unitName: "total",
                     helpText: "WebSocket connections upgraded since start, by leg"),
-                labels: labels)
-            roundTrip[leg] = collectors.makeDurationHistogram(
+                labels: [("leg", leg.rawValue)])
+        }
+        roundTrip = PerLeg { leg in
+            collectors.makeDurationHistogram(
                 descriptor: .init(
                     namespace: "vigil", metricName: "ping_rtt", unitName: "seconds",
                     helpText: "Ping to matching pong round trip, by leg"),
-                labels: labels, buckets: Self.roundTripBuckets)
+                labels: [("leg", leg.rawValue)], buckets: Self.roundTripBuckets)
         }
-        (self.active, self.opened, self.roundTrip) = (active, opened, roundTrip)
         appRoundTrip = collectors.makeDurationHistogram(
             descriptor: .init(
                 namespace: "vigil", metricName: "app_rtt", unitName: "seconds",
@@ -110,5 +110,26 @@ public final class RegistryMetrics: Sendable {
     /// The Prometheus text exposition of every metric.
     public func exposition() -> [UInt8] {
         collectors.emitToBuffer()
+    }
+}
+
+/// One value per leg, picked by a switch: read on every open, close and pong, so no hashing.
+struct PerLeg<Value: Sendable>: Sendable {
+    let client: Value
+    let upstream: Value
+    let target: Value
+
+    init(_ make: (ConnectionLeg) -> Value) {
+        client = make(.client)
+        upstream = make(.upstream)
+        target = make(.target)
+    }
+
+    subscript(leg: ConnectionLeg) -> Value {
+        switch leg {
+        case .client: client
+        case .upstream: upstream
+        case .target: target
+        }
     }
 }
