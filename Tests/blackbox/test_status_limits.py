@@ -287,3 +287,71 @@ def test_a_stale_socket_file_is_replaced_and_a_regular_file_is_not(vigild, tmp_p
     result = run_vigild("--listen", "127.0.0.1:0", "--status-listen", "127.0.0.1:0", "--status-socket", str(regular))
     assert result.returncode != 0 and "is not a socket" in result.stderr
     assert regular.read_text() == "precious\n"
+
+
+# WatchdogSec for the test below: 40 ms, a keep-alive due every 20 ms and only while every
+# WebSocket loop turned within 20 ms. One page of 1,000 closes takes about 22 ms to encode (debug
+# build), so a watched loop that encoded pages would miss keep-alives.
+WATCHDOG_MS = 40
+
+
+def test_heavy_status_encoding_leaves_the_watchdog_keep_alives_on_time(vigild):
+    """With WatchdogSec=40ms, four clients ask for pages of 1,000 closes, of live connections and
+    of metrics back to back for four seconds while 200 connections are pinged every 100 ms. The
+    status API encodes on an event loop of its own, so no keep-alive is late. With that loop
+    watched as if it were a WebSocket loop (checked by hand, 2026-12-05), keep-alives came 100 ms
+    apart instead of 20 and the test failed: a WebSocket loop that encoded these pages would stall
+    the same way, the keep-alives would stop, and systemd would kill vigild and every live record
+    with it."""
+    from notify import NotifyListener
+
+    listener = NotifyListener()
+    try:
+        daemon = vigild("--ping-interval", "100ms", env={**listener.env(), "WATCHDOG_USEC": str(WATCHDOG_MS * 1000)})
+        listener.wait_for("READY", "1")
+        churn = subprocess.Popen([LOAD, "--url", daemon.ws(), "-c", "2000", "--duration", "60s", "--no-close"],
+                                 stdout=subprocess.PIPE, text=True)
+        assert json.loads(churn.stdout.readline())["connections"] == 2000
+        churn.kill()
+        churn.wait()
+        wait_until(lambda: daemon.get_json("/status")["closes_total"] == 2000, "2000 closes", 30)
+        live = subprocess.Popen([LOAD, "--url", daemon.ws(), "-c", "200", "--duration", "60s", "--no-close"],
+                                stdout=subprocess.PIPE, text=True)
+        assert json.loads(live.stdout.readline())["connections"] == 200
+        served, stop = [], threading.Event()
+
+        def hammer():
+            with socket.create_connection(status_endpoint(daemon), timeout=30) as sock:
+                responses = Responses(sock)
+                while not stop.is_set():
+                    for path in ("/closes?limit=1000", "/connections?limit=1000", "/metrics"):
+                        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+                        code, _, body = responses.next(timeout=30)
+                        assert code == 200
+                        served.append(len(body))
+
+        threads = [threading.Thread(target=hammer) for _ in range(4)]
+        started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        time.sleep(4)
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+        ended = time.monotonic()
+        keep_alives = [m for m in listener.with_key("WATCHDOG", "1") if started <= m[0] <= ended]
+        gaps = [b[0] - a[0] for a, b in zip(keep_alives, keep_alives[1:])]
+        print(f"{len(served)} status responses ({sum(served) / 2**20:.0f} MiB) in {ended - started:.1f} s; "
+              f"{len(keep_alives)} keep-alives, longest gap {max(gaps) * 1000:.0f} ms")
+        assert len(served) >= 40, "the status API was kept busy"
+        assert len(keep_alives) >= 4 / (WATCHDOG_MS / 1000), f"a keep-alive every {WATCHDOG_MS // 2} ms over 4 s: {len(keep_alives)}"
+        assert max(gaps) < WATCHDOG_MS / 1000, \
+            f"a full WatchdogSec without a keep-alive: {sum(g >= WATCHDOG_MS / 1000 for g in gaps)} gaps, longest {max(gaps):.3f} s"
+        live.kill()
+        live.wait()
+        wait_until(lambda: daemon.get_json("/status")["closes_total"] == 2200, "2200 closes", 30)
+        closes = {k: v for k, v in daemon.metrics().items() if k.startswith("vigil_closes_total") and v}
+        causes = {key.split('cause="')[1].split('"')[0] for key in closes}
+        assert causes <= {"eof", "reset"}, f"every close was vigil-load killed, none a missed pong: {closes}"
+    finally:
+        listener.close()
