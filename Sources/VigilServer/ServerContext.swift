@@ -27,14 +27,17 @@ final class ServerContext: Sendable {
     let gate: AcceptGate
     /// Refused and timed-out handshakes are logged one by one, up to this budget.
     let handshakeLog = RateLimitedLog(perSecond: 20, what: "rejected or timed-out handshakes")
+    /// Faults switched on by a test (none otherwise).
+    let failpoints: Failpoints
     /// Proxy mode's rules for new pairs (a reload replaces them); `nil` in the other modes.
     private let proxy: NIOLockedValueBox<ProxyRules?>
 
     init(
         settings: VigilSettings, registry: ConnectionRegistry, logger: Logger, proxy: ProxyRules?, descriptorBudget: Int?,
-        clock: ConnectionClock
+        clock: ConnectionClock, failpoints: Failpoints = .none
     ) {
         self.settings = settings
+        self.failpoints = failpoints
         self.clock = clock
         self.wheels = TimerWheels(clock: clock)
         self.gate = AcceptGate(settings: settings, descriptorBudget: descriptorBudget)

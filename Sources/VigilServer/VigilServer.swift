@@ -41,9 +41,10 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
     ///   - manager: what the service manager passed (notification socket, watchdog, sockets).
     ///   - clock: what accepted connections are supervised and timed by; the system's, or an
     ///     `EmbeddedEventLoop`'s where a test or fuzz target drives the connection pipeline.
+    ///   - failpoints: faults a black-box test switches on (`VIGILD_FAILPOINTS`); none otherwise.
     public init(
         configuration: ResolvedSettings, logger: Logger, group: (any EventLoopGroup)? = nil,
-        manager: ServiceManagerContext = .init(), clock: ConnectionClock = .system
+        manager: ServiceManagerContext = .init(), clock: ConnectionClock = .system, failpoints: Failpoints = .none
     ) {
         let now = clock.now()
         let settings = configuration.settings
@@ -52,7 +53,8 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
             maxConnections: settings.maxConnections, closeHistory: settings.closeHistory, now: now)
         self.server = ServerContext(
             settings: settings, registry: registry, logger: logger, proxy: nil,
-            descriptorBudget: Self.descriptorBudget(statusConnections: settings.statusMaxConnections), clock: clock)
+            descriptorBudget: Self.descriptorBudget(statusConnections: settings.statusMaxConnections), clock: clock,
+            failpoints: failpoints)
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         self.targets = MonitorTargets(server: server, group: self.group)
         self.ownsGroup = group == nil

@@ -143,11 +143,15 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
             pipeline.removeHandler(handshake, promise: nil)
             do {
                 try WebSocketPipeline.addFramingHandlers(to: pipeline, limits: server.limits)
+                try server.failpoints.check(.upgradePipeline)
                 try pipeline.addHandler(handler)
             } catch {
-                // Never supervised: no record and no ghost entry; an upstream leg must not wait.
+                // Never supervised: no record and no ghost entry; an upstream leg must not wait,
+                // and the socket is closed here (NIO's upgrade handler only passes the error on,
+                // and the handshake deadline left with the handshake handler).
                 server.registry.abandon(connection)
                 logger.warning("cannot set up the upgraded connection: \(error)")
+                channel.close(promise: nil)
                 relay?.upstreamSink.connection?.close(
                     LocalClose(code: CloseStatus.goingAway, reason: "the client leg could not be set up", cause: .partnerClosed))
                 throw error

@@ -42,11 +42,13 @@ struct Vigild: AsyncParsableCommand {
         let configPath = config
         let resolved: ResolvedSettings
         let inherited: InheritedSockets?
+        let failpoints: Failpoints
         let load: @Sendable () throws -> ResolvedSettings
         do {
             let flags = try SettingsLoader.flagValues(settingArguments)
             load = { try SettingsLoader.load(flags: flags, environment: environment, configPath: configPath) }
             resolved = try load()
+            failpoints = try Failpoints(environment: environment)
             inherited = printConfig ? nil : try SystemdListenSockets.take()
         } catch {
             StandardError.write("vigild: \(error)\n")
@@ -73,6 +75,10 @@ struct Vigild: AsyncParsableCommand {
         bootstrapLogging(settings, journal: journal)
         let logger = Logger(label: "vigild")
         checkOpenFileLimit(maxConnections: settings.maxConnections, logger: logger)
+        if !failpoints.active.isEmpty {
+            logger.warning(
+                "failpoints switched on, for tests only: \(failpoints.active.map(\.rawValue).sorted().joined(separator: ", ")) (\(Failpoints.environmentVariable))")
+        }
 
         var watchdogInterval: Duration?
         switch SystemdWatchdog.setting(environment: environment) {
@@ -89,7 +95,8 @@ struct Vigild: AsyncParsableCommand {
             configuration: resolved, logger: logger,
             manager: ServiceManagerContext(
                 notifier: SystemdNotifier(environment: environment), watchdogInterval: watchdogInterval,
-                inheritedSockets: inherited))
+                inheritedSockets: inherited),
+            failpoints: failpoints)
         let group = ServiceGroup(
             configuration: .init(
                 services: [
