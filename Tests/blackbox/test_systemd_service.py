@@ -257,6 +257,53 @@ def test_watchdog_restarts_a_frozen_vigild(systemd):
     container.run("systemctl", "stop", "vigild.service")
 
 
+def test_journald_rate_limit_drops_entries_beyond_the_burst_and_the_registry_keeps_them(systemd):
+    """The unit's log rate limit is enforced on vigild's native journal entries: with the burst
+    lowered to 100 in 3 s by a runtime drop-in (the shipped 50,000 in 10 s would take 50,000
+    closes to reach; journald also scales the burst up with free disk space: 324 entries got
+    through here), 1,000 closes leave a few hundred entries, and journald's own "Suppressed N
+    messages from vigild.service" (written with the first entry of the next interval) accounts
+    for the rest, while /closes and the metrics keep every record: the journal is a copy, not the
+    only one."""
+    setup, container = systemd
+    drop_in = "/run/systemd/system/vigild.service.d"
+    container.run("mkdir", "-p", drop_in)
+    container.run("sh", "-c", f"printf '[Service]\\nLogRateLimitIntervalSec=3s\\nLogRateLimitBurst=100\\n' > {drop_in}/burst.conf")
+    try:
+        container.run("systemctl", "daemon-reload")
+        container.run("systemctl", "restart", "vigild.service")
+        state = container.show("vigild.service", "LogRateLimitBurst", "MainPID")
+        assert state["LogRateLimitBurst"] == "100"
+        load = subprocess.Popen([os.path.join(ROOT, ".build", "debug", "vigil-load"), "--url", setup.ws,
+                                 "-c", "1000", "--duration", "60s", "--no-close"], stdout=subprocess.PIPE, text=True)
+        assert json.loads(load.stdout.readline())["connections"] == 1000
+        load.kill()
+        load.wait()
+        container.wait(lambda: setup.get("/status")["closes_total"] == 1000, "1000 closes on record")
+        # journald reports what it dropped with the first entry of the next interval: one more close.
+        time.sleep(3.5)
+        async def one_more():
+            async with websockets.connect(setup.ws):
+                pass
+
+        asyncio.run(one_more())
+        container.wait(lambda: setup.get("/status")["closes_total"] == 1001, "the 1001st close")
+        container.run("journalctl", "--sync")
+        entries = container.journal(f"MESSAGE_ID={MESSAGE_ID}", f"_PID={state['MainPID']}")
+        suppressed = [int(m.group(1)) for e in container.journal("-t", "systemd-journald")
+                      for m in [re.search(r"Suppressed (\d+) messages from vigild.service", e.get("MESSAGE", ""))] if m]
+        print(f"1001 closes: {len(entries)} journal entries, journald suppressed {sum(suppressed)}")
+        assert suppressed, "journald says what it dropped"
+        assert len(entries) < 1001 and len(entries) + sum(suppressed) >= 1001
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{setup.status_port}/metrics", timeout=5).read().decode()
+        assert sum(float(v) for v in re.findall(r"^vigil_closes_total\{[^}]*\} (\S+)", metrics, re.M)) == 1001
+        assert setup.get("/closes?limit=1")["total"] == 1001
+    finally:
+        container.run("rm", "-rf", drop_in)
+        container.run("systemctl", "daemon-reload")
+        container.run("systemctl", "stop", "vigild.service")
+
+
 def test_socket_activation_serves_the_first_connection(systemd):
     setup, container = systemd
     container.run("systemctl", "stop", "vigild.service")
