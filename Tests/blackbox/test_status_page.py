@@ -2,7 +2,7 @@
 
 The test causes closes of several kinds and holds live connections, then reads what the page
 shows and compares it with the API the page is built from: state, connections now, closes by
-kind (last minute, last hour, since start), causes, the live table and the recent closes. It
+kind (last minute, last hour, since start), causes in a table and per minute in a chart, the live table and the recent closes. It
 also checks that the page loads nothing from elsewhere (it must work offline), that a hostile
 close reason is shown as text, that the table filters and sorts, that proxied pairs and monitor
 targets appear when present, and that a token-protected API is read with `/#token=`. A
@@ -32,9 +32,16 @@ READ_PAGE = """(() => {
   for (const kind of %s) kinds[kind] = [text("kind-minute-" + kind), text("kind-hour-" + kind), text("kind-total-" + kind)].map(Number);
   const causes = {};
   for (const row of document.querySelectorAll("#causes tbody tr")) causes[row.dataset.cause] = Number(row.cells[1].textContent);
+  // The causes chart: each row's name and count as written, and its cells by minute.
+  const causeMinutes = {};
+  for (const row of document.querySelectorAll("#causes-chart g[data-cause]")) {
+    const cells = {};
+    for (const cell of row.querySelectorAll("rect[data-count]")) cells[cell.dataset.minute] = Number(cell.dataset.count);
+    causeMinutes[row.querySelector("text").textContent] = cells;
+  }
   return {
     updates: Number(document.body.dataset.updates), state: text("state"), connections: Number(text("connections-now")),
-    total: Number(text("closes-total")), kinds, causes,
+    total: Number(text("closes-total")), kinds, causes, cause_minutes: causeMinutes,
     rows: [...document.querySelectorAll("#connections tbody tr")].map(row => Number(row.dataset.id)),
     closes: [...document.querySelectorAll("#closes tbody tr")].map(row => Number(row.dataset.seq)),
     feed: text("feed"), error: document.getElementById("error").hidden ? null : text("error"),
@@ -54,14 +61,16 @@ def what_the_api_says(daemon):
     status = daemon.get_json("/status")
     history = daemon.get_json("/history")
     hour = {kind: sum(m["closes"].get(kind, 0) for m in history["minutes"]) for kind in KINDS}
-    causes = {}
+    causes, cause_minutes = {}, {}
     for minute in history["minutes"]:
         for cause, count in minute["causes"].items():
             causes[cause] = causes.get(cause, 0) + count
+            cause_minutes.setdefault(cause, {})[minute["start"]] = count
     return {
         "state": status["state"], "connections": status["connections"], "total": status["closes_total"],
         "kinds": {kind: [status["closes_last_minute"][kind], hour[kind], status["closes"][kind]] for kind in KINDS},
         "causes": causes or {"none": 0},
+        "cause_minutes": {f"{cause} {causes[cause]}": cells for cause, cells in cause_minutes.items()},
         "rows": sorted(c["id"] for c in daemon.pages("/connections")),
         "closes": [r["seq"] for r in daemon.closes("?limit=100")["closes"]],
     }
@@ -106,6 +115,8 @@ def test_the_page_shows_what_the_api_says_and_loads_nothing_else(vigild, page):
         assert shown["kinds"]["normal"] == [1, 1, 1] and shown["kinds"]["error"] == [1, 1, 1], shown
         assert shown["kinds"]["eof"][2] == 1 and shown["kinds"]["abnormal"][2] == 1, shown
         assert shown["causes"] == {"peer_close": 2, "eof": 1, "truncated_frame": 1}, shown
+        assert sorted(shown["cause_minutes"]) == ["eof 1", "peer_close 2", "truncated_frame 1"], shown
+        assert all(sum(cells.values()) == int(name.split()[1]) for name, cells in shown["cause_minutes"].items())
         assert shown["feed"] == "live", "recent closes arrive over /closes/stream"
 
         # A close reason is the peer's text: shown as text, never run or loaded.

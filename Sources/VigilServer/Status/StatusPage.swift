@@ -54,7 +54,7 @@ th.sorted-asc:after { content: " \2191"; } th.sorted-desc:after { content: " \21
 .muted { color: var(--muted); } .bad { color: var(--abnormal); font-weight: 600; }
 .scroll { max-height: 28em; overflow: auto; }
 input[type=search] { width: 100%; max-width: 30em; margin-bottom: .5em; padding: .3em; font: inherit; color: inherit; background: var(--bg); border: 1px solid var(--line); }
-svg { width: 100%; height: auto; display: block; } svg text { fill: var(--muted); font-size: 10px; }
+svg { width: 100%; height: auto; display: block; } svg text { fill: var(--muted); font-size: 17px; } #causes-chart g text { fill: var(--fg); }
 .bar { fill: var(--going_away); } #error { padding: .5em 1.2em; }
 </style>
 </head>
@@ -82,6 +82,8 @@ svg { width: 100%; height: auto; display: block; } svg text { fill: var(--muted)
     <h2>Closes per minute, by kind</h2>
     <svg id="closes-chart" viewBox="0 0 600 150" role="img" aria-label="closes per minute by kind"></svg>
     <div id="closes-legend" class="muted"></div>
+    <h2>Closes per minute, by cause</h2>
+    <svg id="causes-chart" viewBox="0 0 600 34" role="img" aria-label="closes per minute by cause"></svg>
   </section>
   <section>
     <h2>Ping round trip, live connections</h2>
@@ -186,6 +188,7 @@ function renderStatus(status, history) {
   });
   drawConnections(history.minutes);
   drawCloses(history.minutes);
+  drawCauses(history.minutes, causeRows.map(([cause]) => cause));
 }
 
 // Sixty one-minute slots, now at the right; a vigild younger than an hour fills the right end.
@@ -252,6 +255,43 @@ function drawCloses(minutes) {
     span.textContent = kind;
     return span;
   }));
+}
+
+// One row per cause seen in the hour, most frequent first, named with its count; a minute's
+// cell is darker the more closes it had, and its count is in the cell's tooltip and data-count.
+// Fourteen causes do not stack legibly in one bar chart; rows of their own do, without colour.
+function drawCauses(minutes, causes) {
+  const svg = $("causes-chart");
+  svg.replaceChildren();
+  // A column of names on the left, then sixty one-minute cells, now at the right.
+  const rowHeight = 24, top = 4, left = 190, cell = (595 - left) / 60;
+  svg.setAttribute("viewBox", "0 0 600 " + (top + Math.max(1, causes.length) * rowHeight + 24));
+  if (!causes.length) {
+    svg.appendChild(svgElement("text", {x: left, y: top + 16}, "no closes in the last hour"));
+    return;
+  }
+  const maximum = Math.max(1, ...minutes.flatMap(m => Object.values(m.causes)));
+  const first = 60 - minutes.length;
+  for (const [row, cause] of causes.entries()) {
+    const y = top + row * rowHeight;
+    const group = svgElement("g", {"data-cause": cause});
+    const total = minutes.reduce((sum, m) => sum + (m.causes[cause] || 0), 0);
+    group.appendChild(svgElement("text", {x: left - 8, y: y + 15, "text-anchor": "end"}, cause + " " + total));
+    group.appendChild(svgElement("rect", {x: left, y, width: 60 * cell, height: rowHeight - 3, fill: "currentColor", "fill-opacity": 0.05}));
+    for (const [index, m] of minutes.entries()) {
+      const count = m.causes[cause] || 0;
+      if (!count) continue;
+      const slot = svgElement("rect", {x: left + (first + index) * cell + 0.5, y, width: Math.max(1, cell - 1), height: rowHeight - 3,
+                                        fill: "currentColor", "fill-opacity": (0.35 + 0.65 * count / maximum).toFixed(2),
+                                        "data-count": count, "data-minute": m.start});
+      slot.appendChild(svgElement("title", {}, m.start.slice(11, 16) + " UTC: " + count + " " + cause));
+      group.appendChild(slot);
+    }
+    svg.appendChild(group);
+  }
+  const bottom = top + causes.length * rowHeight + 18;
+  svg.appendChild(svgElement("text", {x: left, y: bottom}, "60 min ago"));
+  svg.appendChild(svgElement("text", {x: 595, y: bottom, "text-anchor": "end"}, "now"));
 }
 
 function renderRTT(connections) {
