@@ -7,6 +7,12 @@ PREFIX       ?= /usr/local
 DESTDIR      ?=
 # The binary `make install` installs; built (release, static Swift runtime) unless given.
 BINARY       ?=
+# Where the installed alert rules' runbook_url annotations point (each alert's anchor is added):
+# the installed docs by default; a fleet gives its own page (RUNBOOK_URL=https://wiki.example/vigil).
+RUNBOOK_URL  ?= file://$(PREFIX)/share/doc/vigil/docs/alerts.md
+# The runbook URL as written in monitoring/vigil-alerts.yml, replaced on install.
+SHIPPED_RUNBOOK_URL := file:///usr/local/share/doc/vigil/docs/alerts.md
+VIGILCTL_BIN = $(dir $(or $(BINARY),$(RELEASE_BIN)))vigilctl
 RELEASE_BIN  := .build/release/vigild
 # Packages each target needs on a fresh Debian 12 with Swift (check:package).
 BUILD_PACKAGES := "command -v git:git" "command -v pkg-config:pkg-config" "pkg-config --exists libsystemd:libsystemd-dev"
@@ -14,6 +20,7 @@ TEST_PACKAGES  := "command -v python3:python3" "python3 -c 'import ensurepip':py
                   "command -v systemd-nspawn:systemd-container" "command -v unshare:util-linux" \
                   "test -x /lib/systemd/systemd-journald:systemd" "command -v ip:iproute2" \
                   "command -v iptables:iptables" "command -v tmux:tmux" \
+                  "command -v zsh:zsh" "command -v fish:fish" \
                   "command -v promtool:prometheus" "test -x /lib/systemd/systemd-journal-remote:systemd-journal-remote"
 GO_PACKAGES    := "command -v go:golang-go" \
                   "test -d /usr/share/gocode/src/github.com/gorilla/websocket:golang-github-gorilla-websocket-dev"
@@ -129,7 +136,16 @@ sanitize:
 ## /etc/vigil/vigil.yaml (an existing one is kept). Then: systemctl enable --now vigild
 install: $(if $(BINARY),,release)
 	install -D -m 0755 $(or $(BINARY),$(RELEASE_BIN)) $(DESTDIR)$(PREFIX)/bin/vigild
-	install -D -m 0755 $(dir $(or $(BINARY),$(RELEASE_BIN)))vigilctl $(DESTDIR)$(PREFIX)/bin/vigilctl
+	install -D -m 0755 $(VIGILCTL_BIN) $(DESTDIR)$(PREFIX)/bin/vigilctl
+	@mkdir -p .build/install
+	@for shell in bash zsh fish; do \
+		$(VIGILCTL_BIN) --generate-completion-script $$shell > .build/install/vigilctl.$$shell || exit 1; \
+	done
+	install -D -m 0644 .build/install/vigilctl.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/vigilctl
+	install -D -m 0644 .build/install/vigilctl.zsh $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_vigilctl
+	install -D -m 0644 .build/install/vigilctl.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/vigilctl.fish
+	sed 's|$(SHIPPED_RUNBOOK_URL)|$(subst &,\&,$(subst |,\|,$(RUNBOOK_URL)))|' monitoring/vigil-alerts.yml > .build/install/vigil-alerts.yml
+	install -D -m 0644 .build/install/vigil-alerts.yml $(DESTDIR)$(PREFIX)/share/vigil/monitoring/vigil-alerts.yml
 	install -D -m 0644 -t $(DESTDIR)/etc/systemd/system systemd/vigild.service systemd/vigild.socket systemd/vigild-status.socket
 	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/vigil/README.md
 	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/doc/vigil/docs docs/*.md
@@ -148,6 +164,10 @@ uninstall:
 	fi
 	rm -f $(DESTDIR)$(PREFIX)/bin/vigild $(DESTDIR)$(PREFIX)/bin/vigilctl $(DESTDIR)$(PREFIX)/share/doc/vigil/README.md
 	rm -rf $(DESTDIR)$(PREFIX)/share/doc/vigil/docs
+	rm -f $(DESTDIR)$(PREFIX)/share/bash-completion/completions/vigilctl $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_vigilctl \
+		$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/vigilctl.fish
+	rm -f $(DESTDIR)$(PREFIX)/share/vigil/monitoring/vigil-alerts.yml
+	-rmdir $(DESTDIR)$(PREFIX)/share/vigil/monitoring $(DESTDIR)$(PREFIX)/share/vigil 2>/dev/null
 	rm -f $(DESTDIR)/etc/systemd/system/vigild.service $(DESTDIR)/etc/systemd/system/vigild.socket \
 		$(DESTDIR)/etc/systemd/system/vigild-status.socket
 	-rmdir $(DESTDIR)$(PREFIX)/share/doc/vigil 2>/dev/null

@@ -152,6 +152,7 @@ let package = Package(
             name: "vigilctl",
             dependencies: [
                 "VigilConfig",
+                "VigilSupervisor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FoundationEssentials
+import VigilSupervisor
 
 /// `vigilctl status`: state, uptime, connections, closes by kind (last minute and in all).
 struct Status: AsyncParsableCommand {
@@ -45,7 +46,7 @@ struct Status: AsyncParsableCommand {
 struct Connections: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "The open connections: id, peer, client, age, idle, RTT, messages.")
     @OptionGroup var global: GlobalOptions
-    @Option(help: "Sort by id, age, idle, rtt, messages, client or peer.") var sort = "id"
+    @Option(help: "Sort by id, age, idle, rtt, messages, client or peer.", completion: .list(Self.sortKeys)) var sort = "id"
     @Option(help: "Only connections whose field has this value (client=kiosk-3, leg=target, target=feed); repeatable.")
     var filter: [String] = []
 
@@ -110,11 +111,13 @@ struct Connections: AsyncParsableCommand {
 struct Closes: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Recent closes, newest first; --follow prints new ones as they happen.")
     @OptionGroup var global: GlobalOptions
-    @Option(help: "Only this kind (normal, going_away, abnormal, eof, error).") var kind: String?
-    @Option(help: "Only this cause (pong_timeout, eof, …).") var cause: String?
+    @Option(help: "Only this kind (normal, going_away, abnormal, eof, error).", completion: .list(CloseKind.allCases.map(\.rawValue)))
+    var kind: String?
+    @Option(help: "Only this cause (pong_timeout, eof, …).", completion: .list(CloseCause.allCases.map(\.rawValue)))
+    var cause: String?
     @Option(help: "Only this client name.") var client: String?
     @Option(help: "Only this monitor target.") var target: String?
-    @Option(help: "Only this leg (client, upstream, target).") var leg: String?
+    @Option(help: "Only this leg (client, upstream, target).", completion: .list(["client", "upstream", "target"])) var leg: String?
     @Option(help: "How many (1 to 1000).") var limit = 20
     @Flag(help: "After the recent ones, print each new close as it happens (until interrupted).") var follow = false
 

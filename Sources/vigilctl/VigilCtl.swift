@@ -28,9 +28,11 @@ struct VigilCtl: AsyncParsableCommand {
 
 /// What every command takes.
 struct GlobalOptions: ParsableArguments {
-    @Option(name: .long, help: "The status API: a Unix socket path, or http://HOST:PORT.") var status: String?
-    @Option(name: .long, help: "vigild's config file, to find the status API in.") var config: String?
-    @Option(name: .long, help: "A file holding the bearer token (default: the config's status_token_file).") var tokenFile: String?
+    @Option(name: .long, help: "The status API: a Unix socket path, or http://HOST:PORT.", completion: .file()) var status: String?
+    @Option(name: .long, help: "vigild's config file, to find the status API in.", completion: .file(extensions: ["yaml", "yml", "json"]))
+    var config: String?
+    @Option(name: .long, help: "A file holding the bearer token (default: the config's status_token_file).", completion: .file())
+    var tokenFile: String?
     @Option(name: [.short, .customLong("output")], help: "table, wide or json.") var output: OutputFormat = .table
     @Flag(name: .long, help: "Tables without their header line.") var noHeaders = false
 

@@ -331,7 +331,7 @@ def test_socket_activation_serves_the_first_connection(systemd):
 
 def test_make_install_and_uninstall(tmp_path):
     root = tmp_path / "root"
-    run = lambda *args: subprocess.run(["make", "-s", "-C", ROOT, *args, f"DESTDIR={root}", f"BINARY={VIGILD}"],
+    run = lambda *args: subprocess.run(["make", "-s", "-C", ROOT, f"DESTDIR={root}", f"BINARY={VIGILD}", *args],
                                        capture_output=True, text=True)
     result = run("install")
     assert result.returncode == 0, result.stderr
@@ -344,6 +344,10 @@ def test_make_install_and_uninstall(tmp_path):
         "etc/systemd/system/vigild-status.socket": "0o644",
         "etc/vigil/vigil.yaml": "0o644",
         "usr/local/share/doc/vigil/README.md": "0o644",
+        "usr/local/share/bash-completion/completions/vigilctl": "0o644",
+        "usr/local/share/zsh/site-functions/_vigilctl": "0o644",
+        "usr/local/share/fish/vendor_completions.d/vigilctl.fish": "0o644",
+        "usr/local/share/vigil/monitoring/vigil-alerts.yml": "0o644",
         **{f"usr/local/share/doc/vigil/docs/{name}": "0o644" for name in os.listdir(os.path.join(ROOT, "docs"))
            if name.endswith(".md")},
     }
@@ -354,5 +358,18 @@ def test_make_install_and_uninstall(tmp_path):
     (root / "etc/vigil/vigil.yaml").write_text("ping_interval: 1m\n")
     assert "keeping the existing" in run("install").stdout
     assert (root / "etc/vigil/vigil.yaml").read_text() == "ping_interval: 1m\n"
+    assert "complete -o filenames -F _vigilctl vigilctl" in \
+        (root / "usr/local/share/bash-completion/completions/vigilctl").read_text()
+    # The alert rules point at the installed runbook, or at the fleet's own (RUNBOOK_URL).
+    rules = root / "usr/local/share/vigil/monitoring/vigil-alerts.yml"
+    urls = re.findall(r'runbook_url: "([^"]*)"', rules.read_text())
+    assert urls and all(u.startswith("file:///usr/local/share/doc/vigil/docs/alerts.md#vigil") for u in urls), urls
+    assert run("install", "RUNBOOK_URL=https://wiki.example/ops/vigil?page=a&b|c").returncode == 0
+    fleet = re.findall(r'runbook_url: "([^"]*)"', rules.read_text())
+    assert fleet == [u.replace("file:///usr/local/share/doc/vigil/docs/alerts.md", "https://wiki.example/ops/vigil?page=a&b|c")
+                     for u in urls]
+    check = subprocess.run(["promtool", "check", "rules", str(rules)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
     assert run("uninstall").returncode == 0
     assert sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) == ["etc/vigil/vigil.yaml"]
+    assert not (root / "usr/local/share/vigil").exists()

@@ -248,3 +248,78 @@ def test_colours_on_a_terminal_only_and_never_with_no_color(vigild, tmp_path):
     assert re.search(r"\x1b\[1m\s*CLOSED", coloured), "the header is bold"
     plain = on_tty("env NO_COLOR=1 TERM=xterm-256color")
     assert "normal" in plain and ESCAPE.search(plain) is None, repr(plain)
+
+
+# Completes the last of the given words the way bash calls a completion function
+# (`complete -F`: the command, the word being completed, the word before it).
+BASH_COMPLETE = """
+shopt -s extglob
+source "$1"; shift
+COMP_WORDS=("$@"); COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))
+COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}
+_vigilctl vigilctl "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+printf '%s\\n' "${COMPREPLY[@]}"
+"""
+
+
+def require_shell(name):
+    """zsh and fish come with make test's packages; missing, the test fails rather than skips."""
+    path = shutil.which(name)
+    assert path, f"{name} is missing: make test installs it"
+    return path
+
+
+def completion_script(shell, tmp_path):
+    result = ctl("--generate-completion-script", shell)
+    assert result.returncode == 0, result.stderr
+    path = tmp_path / f"vigilctl.{shell}"
+    path.write_text(result.stdout)
+    return str(path)
+
+
+def test_bash_completes_commands_option_names_and_their_values(tmp_path):
+    script = completion_script("bash", tmp_path)
+
+    def complete(*words):
+        result = subprocess.run(["bash", "-c", BASH_COMPLETE, "complete", script, "vigilctl", *words],
+                                capture_output=True, text=True, timeout=10)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.split()
+
+    assert {"status", "connections", "closes", "targets", "health"} <= set(complete(""))
+    assert complete("tar") == ["targets"]
+    assert set(complete("targets", "")) >= {"list", "is-up"}
+    assert complete("closes", "--kind", "") == ["normal", "going_away", "abnormal", "eof", "error"]
+    assert complete("closes", "--kind", "ab") == ["abnormal"]
+    assert {"pong_timeout", "app_pong_timeout", "truncated_frame", "partner_closed"} <= set(complete("closes", "--cause", ""))
+    assert complete("closes", "--leg", "") == ["client", "upstream", "target"]
+    assert complete("connections", "--sort", "r") == ["rtt"]
+    assert complete("status", "-o", "") == ["table", "wide", "json"]
+    assert "--follow" in complete("closes", "--f")
+
+
+def test_fish_completes_with_descriptions(tmp_path):
+    script = completion_script("fish", tmp_path)
+
+    def complete(line):
+        result = subprocess.run([require_shell("fish"), "--no-config", "-c", f"source {script}; complete -C '{line}'"],
+                                capture_output=True, text=True, timeout=10)
+        assert result.returncode == 0, result.stderr
+        return dict((line.split("\t") + [""])[:2] for line in result.stdout.splitlines())
+
+    commands = complete("vigilctl ")
+    assert commands["health"] == "The health checks; exits 0 pass, 1 warn, 2 fail, 3 unknown."
+    assert set(complete("vigilctl closes --kind ")) == {"normal", "going_away", "abnormal", "eof", "error"}
+    assert set(complete("vigilctl closes --cause pong")) == {"pong_timeout"}
+
+
+def test_zsh_loads_the_completion_and_registers_it_for_vigilctl(tmp_path):
+    """zsh completes only inside its line editor; this checks the script loads in a shell with
+    compinit and is registered for vigilctl, with the kinds among its option values."""
+    script = completion_script("zsh", tmp_path)
+    result = subprocess.run([require_shell("zsh"), "-f", "-c",
+                             f"autoload -U compinit && compinit -u -D && source {script} && print -r -- $_comps[vigilctl]"],
+                            capture_output=True, text=True, timeout=10)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert result.stdout.strip() == "_vigilctl"
+    assert "going_away" in open(script).read()
