@@ -23,7 +23,7 @@ struct OriginPolicy: Sendable {
 
     /// `nil` when the request may go on, else why not (403).
     func check(_ headers: HTTPHeaders) -> HandshakeRejection? {
-        let origins = headers[canonicalForm: "origin"]
+        let origins = headers["origin"]  // lines as sent; a list is not an origin either way
         guard let text = origins.first else {
             guard requireOrigin else { return nil }
             return refusal("a request without Origin, and require_origin is set")

@@ -1,0 +1,43 @@
+import NIOHTTP1
+import Testing
+
+@testable import VigilServer
+
+@Suite("The WebSocket route: request targets, client names and printable values")
+struct WebSocketRouteTests {
+    let route = WebSocketRoute(path: "/ws")
+
+    @Test("the path is compared byte for byte; the client name is percent-decoded")
+    func matching() throws {
+        #expect(try route.match(method: .GET, uri: "/ws?client=kiosk%203&x=1").get() == "kiosk 3")
+        #expect(try route.match(method: .GET, uri: "/ws").get() == nil)
+        #expect(try route.match(method: .GET, uri: "/ws?").get() == nil)
+        #expect(try route.match(method: .GET, uri: "/ws?&&client=a&").get() == "a")
+        for uri in ["/ws/", "/WS", "/w\u{301}s", "/ws#x?client=a"] {
+            #expect(throws: HandshakeRejection.self) { try route.match(method: .GET, uri: uri).get() }
+        }
+        // "é" composed and decomposed are canonically equal Strings but different bytes.
+        let accented = WebSocketRoute(path: "/caf\u{E9}")
+        #expect(throws: HandshakeRejection.self) { try accented.match(method: .GET, uri: "/cafe\u{301}").get() }
+        #expect(try accented.match(method: .GET, uri: "/caf\u{E9}").get() == nil)
+    }
+
+    @Test("query parameters split at & and the first =, values kept as sent")
+    func parameters() {
+        let parsed = WebSocketRoute.parameters("a=1&b&c=x=y&&é=ü").map { [String($0.name), String($0.value)] }
+        #expect(parsed == [["a", "1"], ["b", ""], ["c", "x=y"], ["é", "ü"]])
+    }
+
+    @Test("printable: control characters escaped, at most 80 scalars, marked when cut", arguments: [
+        ("plain", "plain"),
+        ("a\nb\u{1B}[31m", "a\\u{a}b\\u{1b}[31m"),
+        (String(repeating: "x", count: 80), String(repeating: "x", count: 80)),
+        (String(repeating: "x", count: 81), String(repeating: "x", count: 80) + "…"),
+        (String(repeating: "é", count: 100), String(repeating: "é", count: 80) + "…"),
+        (String(repeating: "x", count: 79) + "\u{7F}yz", String(repeating: "x", count: 79) + "\\u{7f}…"),
+        ("", ""),
+    ])
+    func printable(input: String, expected: String) {
+        #expect(WebSocketRoute.printable(input[...]) == expected)
+    }
+}
