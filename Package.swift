@@ -10,7 +10,11 @@ import PackageDescription
 let strict: [SwiftSetting] =
     [.unsafeFlags(["-warnings-as-errors"])]
     + (Context.environment["VIGIL_FUZZ_COVERAGE"] == nil
-        ? [] : [.unsafeFlags(["-sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp"])])
+        ? [] : [.unsafeFlags(
+            // Coverage needs a sanitizer named: AddressSanitizer's build names it on the command
+            // line, the libFuzzer-only build (VIGIL_FUZZ_ADDRESS_SANITIZER=0) names the fuzzer here.
+            (Context.environment["VIGIL_FUZZ_ADDRESS_SANITIZER"] == "0" ? ["-sanitize=fuzzer"] : [])
+                + ["-sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp"])])
 
 let package = Package(
     name: "vigil",

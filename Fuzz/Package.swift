@@ -4,10 +4,13 @@ import PackageDescription
 // libFuzzer targets for vigil, in a package of their own: they are built with
 // -sanitize=fuzzer (libFuzzer supplies main), which the main package's builds must not see.
 // Run them with `make fuzz SECONDS=N` from the repository root.
-// `make fuzz` builds everything with AddressSanitizer and sets VIGIL_FUZZ_COVERAGE, so that
-// vigil's modules carry coverage instrumentation; the targets here add libFuzzer itself.
-let libFuzzer: [SwiftSetting] = [.unsafeFlags(["-sanitize=fuzzer,address"])]
-let libFuzzerLink: [LinkerSetting] = [.unsafeFlags(["-sanitize=fuzzer,address"])]
+// `make fuzz-build` sets VIGIL_FUZZ_COVERAGE, so that vigil's modules carry coverage
+// instrumentation, and builds everything twice: with AddressSanitizer (debug and release), and
+// with libFuzzer alone (VIGIL_FUZZ_ADDRESS_SANITIZER=0), the fast build `make fuzz` runs.
+// VIGIL_FUZZ_ADDRESS_SANITIZER=0 builds the targets with libFuzzer alone (see `make fuzz`).
+let sanitizers = Context.environment["VIGIL_FUZZ_ADDRESS_SANITIZER"] == "0" ? "-sanitize=fuzzer" : "-sanitize=fuzzer,address"
+let libFuzzer: [SwiftSetting] = [.unsafeFlags([sanitizers])]
+let libFuzzerLink: [LinkerSetting] = [.unsafeFlags([sanitizers])]
 
 let package = Package(
     name: "vigil-fuzz",

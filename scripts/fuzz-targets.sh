@@ -14,12 +14,16 @@ export SWIFT_BACKTRACE=enable=no
 # them all.
 FUZZ_ASAN_OPTIONS=malloc_context_size=4
 
-# fuzz_binary CONFIGURATION TARGET
+# fuzz_binary CONFIGURATION TARGET: CONFIGURATION is `release` or `debug` (AddressSanitizer,
+# optimised or with full reports) or `fast` (optimised, libFuzzer alone: Swift's own checks of
+# bounds, overflow and unwrapping stay on, and AddressSanitizer's cost, 60 % of each input, goes).
 fuzz_binary() {
+    local directory=$root/.build-fuzz/$1
+    if [ "$1" = fast ]; then directory=$root/.build-fuzz-fast/release; fi
     case $2 in
-        framing) echo "$root/.build-fuzz/$1/FuzzFraming" ;;
-        connection) echo "$root/.build-fuzz/$1/FuzzConnection" ;;
-        relay) echo "$root/.build-fuzz/$1/FuzzRelay" ;;
+        framing) echo "$directory/FuzzFraming" ;;
+        connection) echo "$directory/FuzzConnection" ;;
+        relay) echo "$directory/FuzzRelay" ;;
     esac
 }
 
@@ -30,13 +34,31 @@ fuzz_binary() {
 # the timer wheel), so an input's allocations and frees need not balance, and libFuzzer took
 # each imbalance for a possible leak and scanned the whole heap (six inputs in seven went to
 # that). LeakSanitizer still checks the whole process when the run ends.
+# The framing and relay targets keep their event loop and timer wheel from input to input too,
+# so the same holds for them.
 fuzz_flags() {
-    local flags="-dict=$FUZZ_ROOT/websocket.dict"
+    local flags="-dict=$FUZZ_ROOT/websocket.dict -detect_leaks=0"
     case $1 in
         framing | relay) flags="$flags -max_len=65536" ;;
-        connection) flags="$flags -max_len=20000 -detect_leaks=0" ;;
+        connection) flags="$flags -max_len=20000" ;;
     esac
     echo "$flags"
+}
+
+# replay_under_asan TARGET DIRECTORY: every input in DIRECTORY once through the debug build
+# (AddressSanitizer, full reports, the per-input leak check on), so that whatever a fast run
+# kept (each input that reached something new) has been checked for memory errors as well.
+replay_under_asan() {
+    local target=$1 directory=$2 log=$FUZZ_WORK/$1-asan-replay.log count
+    count=$(find "$directory" -type f | wc -l)
+    # shellcheck disable=SC2046
+    if ! "$(fuzz_binary debug "$target")" $(fuzz_flags "$target") -detect_leaks=1 -runs=0 \
+            -artifact_prefix="$FUZZ_ARTIFACTS/$target-asan-" "$directory" > "$log" 2>&1; then
+        tail -60 "$log"
+        echo "[fuzz] $target: an input FAILED under AddressSanitizer; it is in $FUZZ_ARTIFACTS"
+        return 1
+    fi
+    echo "[fuzz] $target: all $count inputs of the run replayed under AddressSanitizer (debug build): clean"
 }
 
 # replay_regressions TARGET: every input that once crashed TARGET, through its debug build.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Replays every regression input through the debug build of its target (full AddressSanitizer
-# reports), then runs each libFuzzer target, optimised, for SECONDS seconds from the hand-made
-# seeds and the committed corpus, and prints what it did: inputs, inputs a second, coverage.
+# reports), then runs each libFuzzer target, optimised and without AddressSanitizer, for SECONDS
+# seconds from the hand-made seeds and the committed corpus, prints what it did (inputs, inputs a
+# second, coverage), and replays every input the run kept under AddressSanitizer.
 # Usage: scripts/fuzz.sh SECONDS    (the targets are built by `make fuzz`)
 set -euo pipefail
 seconds=${1:?seconds}
@@ -19,7 +20,7 @@ for target in $FUZZ_TARGETS; do
     echo "[fuzz] $target: ${seconds}s"
     log=$FUZZ_WORK/$target.log
     # shellcheck disable=SC2046
-    if ! "$(fuzz_binary release "$target")" $(fuzz_flags "$target") -max_total_time="$seconds" -print_final_stats=1 \
+    if ! "$(fuzz_binary fast "$target")" $(fuzz_flags "$target") -max_total_time="$seconds" -print_final_stats=1 \
             -artifact_prefix="$FUZZ_ARTIFACTS/$target-" "$work" > "$log" 2>&1; then
         tail -60 "$log"
         echo "[fuzz] $target FAILED: the input is in $FUZZ_ARTIFACTS; add it to Fuzz/regressions/$target, fix the cause, and add a unit test of the fixed behaviour"
@@ -27,5 +28,6 @@ for target in $FUZZ_TARGETS; do
         continue
     fi
     report_run "$target" "$log"
+    replay_under_asan "$target" "$work" || status=1
 done
 exit $status

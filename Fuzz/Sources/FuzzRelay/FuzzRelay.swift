@@ -16,6 +16,15 @@ let policy = SupervisionPolicy(
     pingInterval: .milliseconds(10), pongTimeout: .milliseconds(10), readDeadline: .milliseconds(50),
     closeTimeout: .milliseconds(20), writeTimeout: .milliseconds(30))
 
+/// One event loop, timer wheel and peer address for every input, as in FuzzFraming: the loop's
+/// clock runs on from input to input, and a timer an earlier pair left in the wheel finds its
+/// target gone (the wheel holds targets weakly).
+let loop = EmbeddedEventLoop()
+let clock = ConnectionClock { MonotonicInstant(loop.now) }
+// libFuzzer runs every input on one thread, the loop's, which is the wheel's confinement.
+nonisolated(unsafe) let wheel = TimerWheel(eventLoop: loop, clock: clock)
+let peer = try! SocketAddress(ipAddress: "127.0.0.1", port: 40000)
+
 /// One leg of the pair under test: its channel, and the books its observer keeps.
 final class Leg: ConnectionObserver {
     let name: String
@@ -87,9 +96,6 @@ final class Leg: ConnectionObserver {
 public func fuzzRelay(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
     guard let start, count >= 1 else { return 0 }
     var script = UnsafeBufferPointer(start: start, count: count)[...]
-    let loop = EmbeddedEventLoop()
-    let clock = ConnectionClock { MonotonicInstant(loop.now) }
-    let wheel = TimerWheel(eventLoop: loop, clock: clock)
     let client = Leg(name: "client", role: .server, limits: clientLimits, loop: loop)
     let upstream = Leg(name: "upstream", role: .client, limits: upstreamLimits, loop: loop)
     let sinks = RelaySink.pair(upstreamFailureCode: 1014)
@@ -100,7 +106,7 @@ public func fuzzRelay(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
             configuration.answersPings = false  // a relay passes pings on
             let handler = SupervisedConnectionHandler(
                 configuration: configuration, sink: sink, observer: leg, wheel: wheel, clock: clock, openedAt: clock.now())
-            try leg.channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 40000)).wait()
+            try leg.channel.connect(to: peer).wait()
             let pipeline = leg.channel.pipeline.syncOperations
             try pipeline.addHandler(ByteToMessageHandler(WebSocketFrameStreamDecoder(maxFrameSize: leg.limits.maxFrameSize)))
             try pipeline.addHandler(handler)
@@ -141,6 +147,5 @@ public func fuzzRelay(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
         check(leg.records == 1, "\(leg.name) leg ended with \(leg.records) close records")
         _ = try? leg.channel.finish()
     }
-    try? loop.syncShutdownGracefully()  // drops the wheel's pending tick, which holds the loop
     return 0
 }
