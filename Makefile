@@ -105,9 +105,10 @@ $(MALLOC_COUNT): Benchmarks/malloc-count/malloc_count.c
 
 ## fuzz SECONDS=N: the libFuzzer targets (framing core and shell in both roles; a whole server
 ## connection; both legs of a proxied pair and the relay), each for N seconds (default 60),
-## optimised with AddressSanitizer, after replaying Fuzz/regressions through their debug builds;
-## prints inputs a second and coverage
-## fuzz-campaign HOURS=N: every target for an equal share of N hours on every core, the corpus
+## optimised without AddressSanitizer, after replaying Fuzz/regressions through their debug
+## AddressSanitizer builds; prints inputs a second and coverage, then replays every input the
+## run kept through the debug AddressSanitizer build
+## fuzz-campaign HOURS=N: every target under AddressSanitizer for an equal share of N hours on every core, the corpus
 ## merged and minimised into Fuzz/corpus/ and a summary in Fuzz/CAMPAIGN.md (commit both)
 SECONDS ?= 60
 HOURS ?= 1
