@@ -166,6 +166,16 @@ extension HandshakeRejection {
     /// does: a list is refused either way, and splitting (String indices, grapheme by
     /// grapheme) was a tenth of handling a refused request.
     static func checkHeaders(_ headers: HTTPHeaders) -> HandshakeRejection? {
+        // RFC 6455 4.2.1: `Connection` must name the upgrade. NIO's upgrade handler does not ask,
+        // but NIO's parser (llhttp) stops at the end of the head only when it does: without the
+        // token it parsed on, a request pipelined behind the handshake reached the WebSocket
+        // decoder as HTTP after the 101, and NIO's type check there ended the process.
+        let connection = headers["connection"]
+        guard connection.contains(where: { hasToken("upgrade", in: $0) }) else {
+            return HandshakeRejection(
+                status: .badRequest, reason: "missing_connection_upgrade",
+                message: "Connection \"\(WebSocketRoute.printable(connection.joined(separator: ", ")[...]))\" does not name upgrade, which a WebSocket handshake must (RFC 6455 4.2.1)")
+        }
         let versions = headers["sec-websocket-version"]
         guard versions.count == 1, versions[0] == "13" else {
             return HandshakeRejection(
@@ -180,6 +190,16 @@ extension HandshakeRejection {
                 message: "invalid Sec-WebSocket-Key \"\(WebSocketRoute.printable(keys.joined(separator: ",")[...]))\"; expected the base64 of 16 bytes")
         }
         return nil
+    }
+
+    /// Whether a comma-separated header value lists `token` (ASCII, case-insensitive), with
+    /// optional spaces and tabs around each element.
+    static func hasToken(_ token: String, in value: String) -> Bool {
+        value.utf8.split(separator: UInt8(ascii: ",")).contains { element in
+            let trimmed = element.drop { $0 == 0x20 || $0 == 0x09 }.reversed().drop { $0 == 0x20 || $0 == 0x09 }
+            return trimmed.count == token.utf8.count
+                && zip(trimmed.reversed(), token.utf8).allSatisfy { byte, expected in byte | 0x20 == expected | 0x20 }
+        }
     }
 
     /// 16 bytes in base64: 22 significant characters and `==`.

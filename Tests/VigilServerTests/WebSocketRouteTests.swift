@@ -22,6 +22,23 @@ struct WebSocketRouteTests {
         #expect(try accented.match(method: .GET, uri: "/caf\u{E9}").get() == nil)
     }
 
+    @Test("Connection must list the upgrade token, in any case, alone or among others")
+    func connectionToken() {
+        for value in ["Upgrade", "upgrade", "keep-alive, Upgrade", " UPGRADE\t,close", "a,,upgrade"] {
+            #expect(HandshakeRejection.hasToken("upgrade", in: value), "\(value)")
+        }
+        for value in ["", "Urpgade", "upgrades", "keep-alive upgrade", "\"upgrade\"", "Sec-WebSocket-Version: 13", "upgrad"] {
+            #expect(!HandshakeRejection.hasToken("upgrade", in: value), "\(value)")
+        }
+        var headers = HTTPHeaders([("Upgrade", "websocket"), ("Sec-WebSocket-Key", "MDEyMzQ1Njc4OWFiY2RlZg=="),
+                                   ("Sec-WebSocket-Version", "13")])
+        #expect(HandshakeRejection.checkHeaders(headers)?.reason == "missing_connection_upgrade")
+        headers.add(name: "Connection", value: "keep-alive")
+        #expect(HandshakeRejection.checkHeaders(headers)?.reason == "missing_connection_upgrade")
+        headers.add(name: "Connection", value: "Upgrade")  // a second line naming it
+        #expect(HandshakeRejection.checkHeaders(headers) == nil)
+    }
+
     @Test("query parameters split at & and the first =, values kept as sent")
     func parameters() {
         let parsed = WebSocketRoute.parameters("a=1&b&c=x=y&&é=ü").map { [String($0.name), String($0.value)] }

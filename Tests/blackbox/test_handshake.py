@@ -24,6 +24,8 @@ CASES = [
     ("missing key", handshake_request(key=""), 400, "invalid_key", b"invalid Sec-WebSocket-Key"),
     ("malformed key", handshake_request(key="not-base64"), 400, "invalid_key", b'invalid Sec-WebSocket-Key "not-base64"'),
     ("bad method", handshake_request(method="POST"), 405, "bad_method", b"must use GET, not POST"),
+    ("Connection without upgrade", handshake_request(connection="keep-alive"), 400, "missing_connection_upgrade",
+     b'Connection "keep-alive" does not name upgrade'),
     ("long client name", handshake_request("/ws?client=" + "x" * 65), 400, "bad_client_name", b"client name"),
     ("control bytes in client name", handshake_request("/ws?client=a%01b"), 400, "bad_client_name", b"client name"),
 ]
@@ -43,6 +45,28 @@ def test_refused_handshakes(vigild, name, request_bytes, status, reason, body):
     daemon.wait_for_log(lambda line: line.get("reason") == reason and "rejected handshake" in line["message"])
     assert daemon.closes()["total"] == 0, "a refused handshake is not a connection"
     assert_still_serving(daemon)
+
+
+def test_a_request_pipelined_behind_a_handshake_without_the_upgrade_token_is_refused_not_fatal(vigild):
+    """Found by FuzzConnection (Fuzz/regressions/connection/): `Connection` without the upgrade
+    token, and a second request in the same segment. NIO's parser does not stop after a head
+    that does not name the upgrade in `Connection`, so the second request was parsed as HTTP,
+    vigild answered 101, and that request reached the WebSocket decoder after it: NIO's type
+    check there killed the process, and every live connection with it. Now: 400, and a token in
+    a list (`keep-alive, Upgrade`) still upgrades."""
+    daemon = vigild()
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=5) as sock:
+        sock.sendall(handshake_request("/ws?client=fuzz", host="x", connection="Urpgade")
+                     + b"GET /ws?client=fuzz HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                       b"Connection: Sec-WebSocket-Version: 13\r\n\r\n")
+        status, _, body = read_http_response(sock)
+    assert status == 400 and b'Connection "Urpgade" does not name upgrade' in body, body
+    time.sleep(0.3)
+    assert daemon.proc.poll() is None, "vigild is still running"
+    assert_still_serving(daemon)
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=5) as sock:
+        sock.sendall(handshake_request(connection="keep-alive, Upgrade"))
+        assert read_http_response(sock)[0] == 101
 
 
 def test_non_http_bytes_get_400_and_count(vigild):

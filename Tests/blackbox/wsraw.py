@@ -8,8 +8,8 @@ import struct
 KEY = base64.b64encode(b"vigil-test-key!!").decode()
 
 
-def handshake_request(path="/ws", host="127.0.0.1", key=KEY, version="13", method="GET", extra=""):
-    return (f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+def handshake_request(path="/ws", host="127.0.0.1", key=KEY, version="13", method="GET", extra="", connection="Upgrade"):
+    return (f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: {connection}\r\n"
             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: {version}\r\n{extra}\r\n").encode()
 
 
