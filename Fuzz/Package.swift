@@ -22,7 +22,15 @@ let package = Package(
     ],
     targets: [
         // Hands the process to libFuzzer's driver.
-        .target(name: "FuzzSupport"),
+        .target(
+            name: "FuzzSupport",
+            dependencies: [
+                .product(name: "VigilConnection", package: "vigil"),
+                .product(name: "VigilSupervisor", package: "vigil"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
 
         // Arbitrary bytes as the remote end's stream into the framing core and the supervised
         // shell, in either role.

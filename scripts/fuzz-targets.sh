@@ -52,7 +52,7 @@ replay_under_asan() {
     local target=$1 directory=$2 log=$FUZZ_WORK/$1-asan-replay.log count
     count=$(find "$directory" -type f | wc -l)
     # shellcheck disable=SC2046
-    if ! "$(fuzz_binary debug "$target")" $(fuzz_flags "$target") -detect_leaks=1 -runs=0 \
+    if ! ASAN_OPTIONS= "$(fuzz_binary debug "$target")" $(fuzz_flags "$target") -detect_leaks=1 -runs=0 \
             -artifact_prefix="$FUZZ_ARTIFACTS/$target-asan-" "$directory" > "$log" 2>&1; then
         tail -60 "$log"
         echo "[fuzz] $target: an input FAILED under AddressSanitizer; it is in $FUZZ_ARTIFACTS"

@@ -28,7 +28,9 @@ public final class TimerWheel {
         let dueTick: Int64
     }
 
-    static let tick = Duration.milliseconds(10)
+    /// Deadlines are rounded up to a whole tick (fuzz targets start each input on one, so that
+    /// they round the same whatever ran before).
+    public static let tick = Duration.milliseconds(10)
     /// 1024 slots of 10 ms: one revolution is about 10 s; later deadlines wait in their slot.
     private static let slotCount = 1024
 

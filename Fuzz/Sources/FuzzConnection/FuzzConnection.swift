@@ -37,6 +37,7 @@ let subscription = server.registry.subscribe { _ in records.withLockedValue { $0
 public func fuzzConnection(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
     guard let start, count >= 1 else { return 0 }
     _ = subscription
+    startOnATick(loop)
     let input = UnsafeBufferPointer(start: start, count: count)
     let stream = UnsafeBufferPointer(rebasing: input.dropFirst())
     let cut = Int(input[0]) % (stream.count + 1)

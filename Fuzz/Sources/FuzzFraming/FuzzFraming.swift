@@ -52,6 +52,7 @@ let policy = SupervisionPolicy(
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzFraming(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
     guard let start, count >= 1 else { return 0 }
+    startOnATick(loop)
     let input = UnsafeBufferPointer(start: start, count: count)
     let role: WebSocketRole = input[0] & 1 == 0 ? .server : .client
     let bytes = UnsafeBufferPointer(rebasing: input.dropFirst())

@@ -95,6 +95,7 @@ final class Leg: ConnectionObserver {
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzRelay(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
     guard let start, count >= 1 else { return 0 }
+    startOnATick(loop)
     var script = UnsafeBufferPointer(start: start, count: count)[...]
     let client = Leg(name: "client", role: .server, limits: clientLimits, loop: loop)
     let upstream = Leg(name: "upstream", role: .client, limits: upstreamLimits, loop: loop)
