@@ -113,7 +113,8 @@ $(MALLOC_COUNT): Benchmarks/malloc-count/malloc_count.c
 SECONDS ?= 60
 HOURS ?= 1
 # vigil's own modules carry the coverage instrumentation (VIGIL_FUZZ_COVERAGE, see Package.swift);
-# everything is built with AddressSanitizer; the targets link libFuzzer (Fuzz/Package.swift).
+# the targets link libFuzzer (Fuzz/Package.swift). FUZZ_BUILD: everything with AddressSanitizer
+# (debug for replays, release for the campaign).
 FUZZ_BUILD := cd Fuzz && VIGIL_FUZZ_COVERAGE=1 $(SWIFT) build --scratch-path ../.build-fuzz -Xswiftc -sanitize=address \
               -Xswiftc -Xclang-linker -Xswiftc -fuse-ld=lld
 # The targets `make fuzz` runs: optimised, libFuzzer without AddressSanitizer (what each run
@@ -123,13 +124,13 @@ FUZZ_BUILD_FAST := cd Fuzz && VIGIL_FUZZ_ADDRESS_SANITIZER=0 VIGIL_FUZZ_COVERAGE
 fuzz-build:
 	@scripts/ensure-packages.sh $(BUILD_PACKAGES)
 	$(FUZZ_BUILD_FAST) -c release
-	$(FUZZ_BUILD) -c release
 	$(FUZZ_BUILD) -c debug
 
 fuzz: fuzz-build
 	scripts/fuzz.sh $(SECONDS)
 
 fuzz-campaign: fuzz-build
+	$(FUZZ_BUILD) -c release
 	scripts/fuzz-campaign.sh $(HOURS)
 
 ## sanitize: the Swift test suite once under ThreadSanitizer and once under AddressSanitizer
@@ -143,15 +144,19 @@ sanitize:
 install: $(if $(BINARY),,release)
 	install -D -m 0755 $(or $(BINARY),$(RELEASE_BIN)) $(DESTDIR)$(PREFIX)/bin/vigild
 	install -D -m 0755 $(VIGILCTL_BIN) $(DESTDIR)$(PREFIX)/bin/vigilctl
-	@mkdir -p .build/install
-	@for shell in bash zsh fish; do \
-		$(VIGILCTL_BIN) --generate-completion-script $$shell > .build/install/vigilctl.$$shell || exit 1; \
-	done
-	install -D -m 0644 .build/install/vigilctl.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/vigilctl
-	install -D -m 0644 .build/install/vigilctl.zsh $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_vigilctl
-	install -D -m 0644 .build/install/vigilctl.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/vigilctl.fish
-	sed 's|$(SHIPPED_RUNBOOK_URL)|$(subst &,\&,$(subst |,\|,$(RUNBOOK_URL)))|' monitoring/vigil-alerts.yml > .build/install/vigil-alerts.yml
-	install -D -m 0644 .build/install/vigil-alerts.yml $(DESTDIR)$(PREFIX)/share/vigil/monitoring/vigil-alerts.yml
+	$(if $(findstring ',$(RUNBOOK_URL)),$(error RUNBOOK_URL must be a URL without quotes (percent-encode them): $(RUNBOOK_URL)))
+	@case '$(RUNBOOK_URL)' in *[\\\"\ ]*) \
+		echo "RUNBOOK_URL must be a URL without backslashes, quotes or spaces (percent-encode them): $(RUNBOOK_URL)"; exit 2 ;; \
+	esac
+	@staging=$$(mktemp -d) && trap 'rm -rf "$$staging"' EXIT && \
+	for shell in bash zsh fish; do \
+		$(VIGILCTL_BIN) --generate-completion-script $$shell > $$staging/vigilctl.$$shell || exit 1; \
+	done && \
+	install -D -m 0644 $$staging/vigilctl.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/vigilctl && \
+	install -D -m 0644 $$staging/vigilctl.zsh $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_vigilctl && \
+	install -D -m 0644 $$staging/vigilctl.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/vigilctl.fish && \
+	sed 's|$(SHIPPED_RUNBOOK_URL)|$(subst &,\&,$(subst |,\|,$(RUNBOOK_URL)))|' monitoring/vigil-alerts.yml > $$staging/vigil-alerts.yml && \
+	install -D -m 0644 $$staging/vigil-alerts.yml $(DESTDIR)$(PREFIX)/share/vigil/monitoring/vigil-alerts.yml
 	install -D -m 0644 -t $(DESTDIR)/etc/systemd/system systemd/vigild.service systemd/vigild.socket systemd/vigild-status.socket
 	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/vigil/README.md
 	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/doc/vigil/docs docs/*.md

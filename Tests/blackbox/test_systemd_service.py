@@ -266,6 +266,7 @@ def test_journald_rate_limit_drops_entries_beyond_the_burst_and_the_registry_kee
     for the rest, while /closes and the metrics keep every record: the journal is a copy, not the
     only one."""
     setup, container = systemd
+    since = container.run("date", "+@%s").stdout.strip()
     drop_in = "/run/systemd/system/vigild.service.d"
     container.run("mkdir", "-p", drop_in)
     container.run("sh", "-c", f"printf '[Service]\\nLogRateLimitIntervalSec=3s\\nLogRateLimitBurst=100\\n' > {drop_in}/burst.conf")
@@ -290,7 +291,7 @@ def test_journald_rate_limit_drops_entries_beyond_the_burst_and_the_registry_kee
         container.wait(lambda: setup.get("/status")["closes_total"] == 1001, "the 1001st close")
         container.run("journalctl", "--sync")
         entries = container.journal(f"MESSAGE_ID={MESSAGE_ID}", f"_PID={state['MainPID']}")
-        suppressed = [int(m.group(1)) for e in container.journal("-t", "systemd-journald")
+        suppressed = [int(m.group(1)) for e in container.journal("-t", "systemd-journald", "--since", since)
                       for m in [re.search(r"Suppressed (\d+) messages from vigild.service", e.get("MESSAGE", ""))] if m]
         print(f"1001 closes: {len(entries)} journal entries, journald suppressed {sum(suppressed)}")
         assert suppressed, "journald says what it dropped"
@@ -370,6 +371,15 @@ def test_make_install_and_uninstall(tmp_path):
                      for u in urls]
     check = subprocess.run(["promtool", "check", "rules", str(rules)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
+    refused = run("install", "RUNBOOK_URL=https://wiki.example/a b")
+    assert refused.returncode != 0 and "RUNBOOK_URL must be a URL without" in refused.stdout + refused.stderr
+    # Under another PREFIX, the runbooks are the docs installed under it.
+    assert run("install", "PREFIX=/opt/vigil").returncode == 0
+    opt_urls = re.findall(r'runbook_url: "([^"]*)"', (root / "opt/vigil/share/vigil/monitoring/vigil-alerts.yml").read_text())
+    assert opt_urls == [u.replace("/usr/local/", "/opt/vigil/") for u in urls]
+    assert (root / "opt/vigil/share/doc/vigil/docs/alerts.md").exists()
+    assert (root / "opt/vigil/share/zsh/site-functions/_vigilctl").exists()
+    assert run("uninstall", "PREFIX=/opt/vigil").returncode == 0
     assert run("uninstall").returncode == 0
     assert sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) == ["etc/vigil/vigil.yaml"]
     assert not (root / "usr/local/share/vigil").exists()
