@@ -30,7 +30,7 @@ public struct Failpoints: Sendable, Hashable {
     public init(environment: [String: String]) throws {
         var active = Set<Point>()
         for name in (environment[Self.environmentVariable] ?? "").split(separator: ",") {
-            let trimmed = String(name.filter { $0 != " " })
+            let trimmed = String(name.filter { $0 != " " && $0 != "\t" })
             guard let point = Point(rawValue: trimmed) else {
                 throw StartupError(
                     message: "\(Self.environmentVariable): unknown failpoint \"\(WebSocketRoute.printable(trimmed[...]))\"; known: \(Point.allCases.map(\.rawValue).joined(separator: ", "))")

@@ -23,7 +23,9 @@ struct OriginPolicy: Sendable {
 
     /// `nil` when the request may go on, else why not (403).
     func check(_ headers: HTTPHeaders) -> HandshakeRejection? {
-        let origins = headers["origin"]  // lines as sent; a list is not an origin either way
+        // Lines as sent (a list is not an origin either way); an empty one counts as none, as
+        // it did when the header was read comma-split.
+        let origins = headers["origin"].filter { !$0.isEmpty }
         guard let text = origins.first else {
             guard requireOrigin else { return nil }
             return refusal("a request without Origin, and require_origin is set")

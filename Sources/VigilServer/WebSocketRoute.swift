@@ -192,13 +192,20 @@ extension HandshakeRejection {
         return nil
     }
 
-    /// Whether a comma-separated header value lists `token` (ASCII, case-insensitive), with
-    /// optional spaces and tabs around each element.
+    /// Whether a comma-separated header value lists `token` (ASCII letters, compared without
+    /// regard to case), with optional spaces and tabs around each element. Walks the bytes in
+    /// place: it runs on every handshake.
     static func hasToken(_ token: String, in value: String) -> Bool {
-        value.utf8.split(separator: UInt8(ascii: ",")).contains { element in
-            let trimmed = element.drop { $0 == 0x20 || $0 == 0x09 }.reversed().drop { $0 == 0x20 || $0 == 0x09 }
-            return trimmed.count == token.utf8.count
-                && zip(trimmed.reversed(), token.utf8).allSatisfy { byte, expected in byte | 0x20 == expected | 0x20 }
+        let bytes = value.utf8
+        var start = bytes.startIndex
+        while true {
+            let end = bytes[start...].firstIndex(of: UInt8(ascii: ",")) ?? bytes.endIndex
+            var element = bytes[start..<end]
+            while let first = element.first, first == 0x20 || first == 0x09 { element = element.dropFirst() }
+            while let last = element.last, last == 0x20 || last == 0x09 { element = element.dropLast() }
+            if element.elementsEqual(token.utf8, by: { $0 | 0x20 == $1 | 0x20 }) { return true }
+            guard end != bytes.endIndex else { return false }
+            start = bytes.index(after: end)
         }
     }
 

@@ -210,8 +210,11 @@ def test_accept_failing_on_emfile_pauses_instead_of_spinning_and_resumes(vigild)
     daemon = vigild()
     pid = daemon.proc.pid
     soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
-    in_use = len(os.listdir(f"/proc/{pid}/fd"))
-    resource.prlimit(pid, resource.RLIMIT_NOFILE, (in_use, hard))
+    # The limit bounds descriptor numbers: at the lowest free number, every new one is refused
+    # (those above it stay open).
+    in_use = {int(fd) for fd in os.listdir(f"/proc/{pid}/fd")}
+    lowest_free = next(n for n in range(len(in_use) + 1) if n not in in_use)
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (lowest_free, hard))
     try:
         waiting = [socket.create_connection(("127.0.0.1", daemon.port), timeout=5) for _ in range(5)]
         time.sleep(0.5)

@@ -264,7 +264,7 @@ function drawCauses(minutes, causes) {
   const svg = $("causes-chart");
   svg.replaceChildren();
   // A column of names on the left, then sixty one-minute cells, now at the right.
-  const rowHeight = 24, top = 4, left = 190, cell = (595 - left) / 60;
+  const rowHeight = 24, top = 4, left = 235, cell = (595 - left) / 60;  // room for "app_pong_timeout 12345"
   svg.setAttribute("viewBox", "0 0 600 " + (top + Math.max(1, causes.length) * rowHeight + 24));
   if (!causes.length) {
     svg.appendChild(svgElement("text", {x: left, y: top + 16}, "no closes in the last hour"));
