@@ -4,7 +4,6 @@ the connection slot and the registry entry, leaves no record and no ghost in /co
 in proxy mode closes the upstream leg already open for it (which keeps its own record)."""
 
 import socket
-import time
 
 from conftest import run_vigild
 from test_proxy import Backend
