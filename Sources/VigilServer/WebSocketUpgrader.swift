@@ -41,6 +41,12 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
     }
 
     private var admitted: Admission?
+    /// Why the first attempt failed. NIO's upgrade handler asks again for every further
+    /// `websocket` the request lists in `Upgrade` after a refusal; the first answer stands.
+    /// Asking anew reserved another slot each time (the earlier admission, and its slot, was
+    /// overwritten and never given back) and in proxy mode dialed the upstream again: one
+    /// request listing `websocket` a few times took `max_connections` slots for good.
+    private var firstRefusal: (any Error)?
 
     init(server: ServerContext, handshake: HandshakeHandler) {
         self.server = server
@@ -52,6 +58,17 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
     }
 
     func buildUpgradeResponse(
+        channel: any Channel, upgradeRequest: HTTPRequestHead, initialResponseHeaders: HTTPHeaders
+    ) -> EventLoopFuture<HTTPHeaders> {
+        if let firstRefusal {
+            return channel.eventLoop.makeFailedFuture(firstRefusal)
+        }
+        let answer = firstAttempt(channel: channel, upgradeRequest: upgradeRequest, initialResponseHeaders: initialResponseHeaders)
+        answer.assumeIsolated().whenFailure { error in self.firstRefusal = error }
+        return answer
+    }
+
+    private func firstAttempt(
         channel: any Channel, upgradeRequest: HTTPRequestHead, initialResponseHeaders: HTTPHeaders
     ) -> EventLoopFuture<HTTPHeaders> {
         if let refusal = handshake.admissionRefusal {

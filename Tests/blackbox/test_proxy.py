@@ -317,6 +317,38 @@ def test_refusals_from_the_upstream_are_passed_on(vigild, backend):
     assert "HTTP 403 Forbidden" in line["message"] and "no token, no socket" in line["message"]
 
 
+def test_a_request_listing_websocket_again_and_again_is_answered_once_and_keeps_no_slot(vigild, backend):
+    """`Upgrade: websocket, websocket, …`: NIO's upgrade handler asks vigild again for each
+    listed protocol after a refusal. Before, each ask reserved another connection slot (the
+    earlier one overwritten and never given back) and dialed the upstream again: one such
+    request to a path the upstream refuses, with max_connections 3, got 503 instead of the
+    upstream's 403 and left room for one client. Now: one dial, the upstream's answer, and
+    every slot free."""
+    b = backend()
+    daemon = proxy(vigild, b.url(), "--max-connections", "3")
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=5) as sock:
+        sock.sendall((f"GET /forbidden HTTP/1.1\r\nHost: 127.0.0.1:{daemon.port}\r\nUpgrade: "
+                      + ", ".join(["websocket"] * 5) + "\r\nConnection: Upgrade\r\n"
+                      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        status = sock.recv(64).split(b" ")[1]
+    assert status == b"403", "the upstream's answer"
+    dials = daemon.wait_for_log(lambda e: "refused the upgrade" in e.get("message", "")) and \
+        [line for line in daemon.lines if "refused the upgrade" in line]
+    assert len(dials) == 1, f"the upstream was asked {len(dials)} times for one request"
+    metrics = daemon.metrics()
+    assert metrics['vigil_handshakes_rejected_total{reason="upstream_refused"}'] == 1
+    assert metrics.get('vigil_handshakes_rejected_total{reason="capacity"}', 0) == 0
+
+    async def three_clients():
+        clients = [await connect(daemon, f"/echo{i}") for i in range(3)]
+        for ws in clients:
+            await ws.send("still room")
+            assert await ws.recv() == "still room"
+            await ws.close()
+
+    asyncio.run(three_clients())
+
+
 class RawUpstream:
     """An upstream on a bare socket that refuses every handshake with the bytes a test gives it
     for the request's path: chunked bodies, bodies over 4 KiB."""
