@@ -54,6 +54,16 @@ class Responses:
         return int(lines[0].split(" ")[1]), headers, body
 
 
+def record_closes(daemon, count):
+    """`count` close records on file: vigil-load opens that many connections and is killed."""
+    load = subprocess.Popen([LOAD, "--url", daemon.ws(), "-c", str(count), "--duration", "60s", "--no-close"],
+                            stdout=subprocess.PIPE, text=True)
+    assert json.loads(load.stdout.readline())["connections"] == count
+    load.kill()
+    load.wait()
+    wait_until(lambda: daemon.get_json("/status")["closes_total"] == count, f"{count} closes", 30)
+
+
 def read_response(sock, timeout=10):
     """One response on a socket that carries only one."""
     return Responses(sock).next(timeout)
@@ -131,12 +141,7 @@ def test_a_client_that_pipelines_and_never_reads_costs_one_response_not_all(vigi
     encoding and buffering every answer, other clients are served, and when the client does
     read, every response arrives whole."""
     daemon = vigild("--ping-interval", "0")
-    load = subprocess.Popen([LOAD, "--url", daemon.ws(), "-c", "2000", "--duration", "60s", "--no-close"],
-                            stdout=subprocess.PIPE, text=True)
-    assert json.loads(load.stdout.readline())["connections"] == 2000
-    load.kill()
-    load.wait()
-    wait_until(lambda: daemon.get_json("/status")["closes_total"] == 2000, "2000 closes", 30)
+    record_closes(daemon, 2000)
     before = rss_kib(daemon.proc.pid)
     sock = socket.create_connection(status_endpoint(daemon), timeout=30)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
@@ -344,12 +349,7 @@ def test_heavy_status_encoding_leaves_the_watchdog_keep_alives_on_time(vigild):
     try:
         daemon = vigild("--ping-interval", "100ms", env={**listener.env(), "WATCHDOG_USEC": str(WATCHDOG_MS * 1000)})
         listener.wait_for("READY", "1")
-        churn = subprocess.Popen([LOAD, "--url", daemon.ws(), "-c", "2000", "--duration", "60s", "--no-close"],
-                                 stdout=subprocess.PIPE, text=True)
-        assert json.loads(churn.stdout.readline())["connections"] == 2000
-        churn.kill()
-        churn.wait()
-        wait_until(lambda: daemon.get_json("/status")["closes_total"] == 2000, "2000 closes", 30)
+        record_closes(daemon, 2000)
         live = subprocess.Popen([LOAD, "--url", daemon.ws(), "-c", "200", "--duration", "60s", "--no-close"],
                                 stdout=subprocess.PIPE, text=True)
         assert json.loads(live.stdout.readline())["connections"] == 200
