@@ -23,13 +23,15 @@ TEST_PACKAGES  := "command -v python3:python3" "python3 -c 'import ensurepip':py
                   "command -v zsh:zsh" "command -v fish:fish" \
                   "command -v promtool:prometheus" "test -x /lib/systemd/systemd-journal-remote:systemd-journal-remote"
 GO_PACKAGES    := "command -v go:golang-go" \
-                  "test -d /usr/share/gocode/src/github.com/gorilla/websocket:golang-github-gorilla-websocket-dev"
+                  "test -d /usr/share/gocode/src/github.com/gorilla/websocket:golang-github-gorilla-websocket-dev" \
+                  "test -d /usr/share/gocode/src/golang.org/x/net/websocket:golang-golang-x-net-dev"
 # The real browser the Origin test (and the status page's) drive over the DevTools protocol.
 BROWSER_PACKAGES := "test -x /usr/lib/chromium/chromium:chromium"
 # The proxies the proxy benchmark compares vigild's proxy mode with.
 PROXY_PACKAGES := "test -x /usr/sbin/nginx:nginx" "test -x /usr/sbin/haproxy:haproxy" "test -x /usr/bin/caddy:caddy"
 BASELINE       := .build-go/baseline-gorilla
 LOAD_GO        := .build-go/load-gorilla
+SEED_CLIENT    := .build-go/seed-client
 MALLOC_COUNT   := .build-go/libmalloc_count.so
 GO_ENV         := GOPATH=$(CURDIR)/.build-go/path GOCACHE=$(CURDIR)/.build-go/cache GOPROXY=off GOFLAGS=-mod=mod
 
@@ -56,7 +58,7 @@ test: unit-test blackbox-test conformance
 unit-test: build
 	$(SWIFT) test --skip-build
 
-blackbox-test: build venv baseline
+blackbox-test: build venv baseline $(SEED_CLIENT)
 	@scripts/ensure-packages.sh $(BROWSER_PACKAGES)
 	VIGILD=$(CURDIR)/.build/debug/vigild $(PYTHON) -m pytest -q Tests/blackbox
 
@@ -96,6 +98,11 @@ $(BASELINE): Benchmarks/baseline-gorilla/main.go Benchmarks/baseline-gorilla/go.
 $(LOAD_GO): Benchmarks/load-gorilla/main.go Benchmarks/load-gorilla/go.mod
 	@scripts/ensure-packages.sh $(GO_PACKAGES)
 	cd Benchmarks/load-gorilla && $(GO_ENV) go build -o $(CURDIR)/$(LOAD_GO) .
+
+# The client from vigil's source document (Go, golang.org/x/net/websocket), for the black-box suite.
+$(SEED_CLIENT): Tests/blackbox/seed-client/main.go Tests/blackbox/seed-client/go.mod
+	@scripts/ensure-packages.sh $(GO_PACKAGES)
+	cd Tests/blackbox/seed-client && $(GO_ENV) go build -o $(CURDIR)/$(SEED_CLIENT) .
 
 # The LD_PRELOAD heap allocation counter (counts per round trip and per echoed message).
 $(MALLOC_COUNT): Benchmarks/malloc-count/malloc_count.c

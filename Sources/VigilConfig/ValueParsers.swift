@@ -103,15 +103,23 @@ public enum ValueParsers {
     }
 
     /// `same-origin`, or origins separated by commas: `https://app.example.com`,
-    /// `https://*.example.com`, `*`.
+    /// `https://*.example.com`, `*`; each may end in `/`, and is kept in canonical form.
     static func origins(_ text: String) throws(Failure) -> [OriginPattern]? {
         if text == "same-origin" { return nil }
         var patterns: [OriginPattern] = []
         for item in text.split(separator: ",").map({ String($0.trimmingSpaces) }) {
-            guard let pattern = OriginPattern(item) else {
-                throw Failure(expected: "same-origin, or origins such as https://app.example.com, https://*.example.com or * (\"\(item)\" is not one)")
+            do {
+                patterns.append(try OriginPattern(item))
+            } catch {
+                switch error {
+                case .notAnOrigin:
+                    throw Failure(
+                        expected: "same-origin, or origins such as https://app.example.com, https://*.example.com or * (\"\(item)\" is not one)")
+                case .path(let path):
+                    throw Failure(
+                        expected: "origins without a path, such as https://app.example.com (\"\(item)\" has the path \"\(path)\"; an origin is a scheme, host and port)")
+                }
             }
-            patterns.append(pattern)
         }
         guard !patterns.isEmpty else { throw Failure(expected: "same-origin, or at least one origin") }
         return patterns

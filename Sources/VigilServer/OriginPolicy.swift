@@ -7,7 +7,7 @@ import VigilConfig
 /// choice into the log). Pure, so every rule is a unit test.
 ///
 /// - `allowed_origins` unset: same origin only, as gorilla/websocket does by default: the
-///   `Origin`'s host and port must be the `Host` header's.
+///   `Origin`'s host and port must be the `Host` header's (how both are read: `Origin`).
 /// - Otherwise the `Origin` must match one entry: an exact origin (`https://app.example.com`,
 ///   default ports implied), a wildcard (`https://*.example.com`: any subdomain, not the apex),
 ///   or `*` (any origin).
@@ -35,15 +35,18 @@ struct OriginPolicy: Sendable {
         guard origins.count == 1, let origin = Origin(String(text)) else {
             return refusal(
                 "origin \"\(WebSocketRoute.printable(origins.joined(separator: ", ")[...]))\" is not an origin vigild can check "
-                    + "(\"null\" is a sandboxed page or a file); only allowed_origins: \"*\" admits it")
+                    + "(\"null\" is a sandboxed page or a file; userinfo, a query, a fragment or a scheme other than http(s) "
+                    + "make a URL opaque too); only allowed_origins: \"*\" admits it")
         }
+        // Named as sent (a path and all), so the operator finds the value the client wrote.
+        let sent = WebSocketRoute.printable(text[...])
         if let allowed {
             if allowed.contains(where: { $0.matches(origin) }) { return nil }
-            return refusal("origin \(origin) is not in allowed_origins (\(allowed.map(\.description).joined(separator: ", ")))")
+            return refusal("origin \(sent) is not in allowed_origins (\(allowed.map(\.description).joined(separator: ", ")))")
         }
         guard let host = headers.first(name: "host"), origin.isSameOrigin(asHost: host) else {
             let host = headers.first(name: "host").map { WebSocketRoute.printable($0[...]) } ?? "none"
-            return refusal("origin \(origin) is not the same origin as Host \(host); set allowed_origins to admit it")
+            return refusal("origin \(sent) is not the same origin as Host \(host); set allowed_origins to admit it")
         }
         return nil
     }

@@ -26,6 +26,14 @@ struct OriginPolicyTests {
         ("https://app.example.com", "app.example.com:443", true),
         ("http://app.example.com", "app.example.com:80", true),
         ("http://[::1]:8080", "[::1]:8080", true),
+        ("http://127.0.0.1:8080/", "127.0.0.1:8080", true),
+        ("http://127.0.0.1:8080/server", "127.0.0.1:8080", true),
+        ("http://app.example.com./", "app.example.com", true),
+        ("http://app.example.com", "app.example.com.:80", true),
+        ("http://[0::1]:8080/", "[::1]:8080", true),
+        ("http://127.0.0.1:8080/?x", "127.0.0.1:8080", false),
+        ("http://127.0.0.1:8080/#x", "127.0.0.1:8080", false),
+        ("http://me@127.0.0.1:8080/", "127.0.0.1:8080", false),
         ("http://evil.example", "127.0.0.1:8080", false),
         ("http://127.0.0.1:9999", "127.0.0.1:8080", false),
         ("https://app.example.com", "app.example.com:80", false),
@@ -57,6 +65,10 @@ struct OriginPolicyTests {
         #expect(refused.message == "origin https://evil.example is not the same origin as Host 127.0.0.1:8080; set allowed_origins to admit it")
         let listed = try #require(try policy("https://app.example.com").check(headers(origin: "https://evil.example")))
         #expect(listed.message == "origin https://evil.example is not in allowed_origins (https://app.example.com)")
+        let path = try #require(try policy("https://APP.example.com/").check(headers(origin: "https://evil.example/x")))
+        #expect(path.message == "origin https://evil.example/x is not in allowed_origins (https://app.example.com)", "as sent, and as loaded")
+        let opaque = try #require(try policy().check(headers(origin: "http://127.0.0.1:8080/?q")))
+        #expect(opaque.message.hasPrefix("origin \"http://127.0.0.1:8080/?q\" is not an origin vigild can check"))
     }
 
     @Test("no Origin: a client that is not a browser, admitted unless require_origin")
@@ -65,12 +77,23 @@ struct OriginPolicyTests {
         #expect(try policy(require: true).check(headers(origin: nil))?.message == "a request without Origin, and require_origin is set")
     }
 
-    @Test("bad patterns are configuration errors naming the entry", arguments: ["ftp://x", "https://", "*.example.com", "https://a.com/path"])
+    @Test("bad patterns are configuration errors naming the entry", arguments: ["ftp://x", "https://", "*.example.com", "https://a.com?x"])
     func badPatterns(pattern: String) {
         #expect {
             try SettingsLoader.resolve(flags: ["allowed_origins": pattern], environment: [:], file: nil)
         } throws: { error in
-            "\(error)".contains("allowed_origins") && "\(error)".contains("is not one")
+            "\(error)".contains("allowed_origins") && "\(error)".contains("\"\(pattern)\" is not one")
         }
+    }
+
+    @Test("an entry with a path other than / is a configuration error naming the entry and its path")
+    func pathInPattern() throws {
+        #expect {
+            try SettingsLoader.resolve(flags: ["allowed_origins": "https://ok.example/, https://a.com/app"], environment: [:], file: nil)
+        } throws: { error in
+            "\(error)".contains("allowed_origins") && "\(error)".contains("\"https://a.com/app\" has the path \"/app\"")
+        }
+        let loaded = try SettingsLoader.resolve(flags: ["allowed_origins": "https://OK.example./"], environment: [:], file: nil)
+        #expect(loaded.settings.allowedOrigins?.map(\.description) == ["https://ok.example"])
     }
 }

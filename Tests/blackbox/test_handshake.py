@@ -8,6 +8,7 @@ import time
 import pytest
 import websockets
 
+from conftest import run_vigild
 from wsraw import KEY, handshake_request, read_http_response
 
 
@@ -201,5 +202,71 @@ def test_the_origin_policy_on_the_wire(vigild):
     refused = wild.metrics()['vigil_handshakes_rejected_total{reason="origin"}']
     assert refused == 8
     star = vigild("--allowed-origins", "*")
-    for origin in ("https://anything.example", "null"):
+    for origin in ("https://anything.example", "null", "http://h/?q"):
         assert origin_answer(star, origin)[0] == 101, f"* admits {origin}"
+
+
+# (Origin, Host or None for the daemon's own 127.0.0.1:PORT); PORT stands for the daemon's port.
+SAME_ORIGIN_ADMITTED = [
+    ("http://127.0.0.1:PORT/", None),                  # golang.org/x/net/websocket, as Go code writes it
+    ("http://127.0.0.1:PORT/server/page.html", None),  # a path is ignored, as gorilla ignores it
+    ("HTTP://127.0.0.1:PORT/", None),
+    ("http://localhost:PORT", "LOCALHOST:PORT"),
+    ("http://localhost.:PORT/", "localhost:PORT"),     # one trailing dot names the same host
+    ("http://localhost:PORT", "localhost.:PORT"),
+    ("http://app.example.com", "app.example.com:80"),  # default ports
+    ("https://app.example.com:443/", "app.example.com"),
+    ("http://[::1]:PORT/", "[::1]:PORT"),              # IPv6 in brackets, in any of its spellings
+    ("http://[0:0::1]:PORT", "[::1]:PORT"),
+]
+SAME_ORIGIN_REFUSED = [
+    ("http://127.0.0.1:PORT/?q=1", None),              # a query, a fragment, userinfo: opaque
+    ("http://127.0.0.1:PORT/#top", None),
+    ("http://me@127.0.0.1:PORT/", None),
+    ("http://127.0.0.1:PORT:1/", None),
+    ("ws://127.0.0.1:PORT/", None),
+    ("http://app.example.com", "app.example.com:443"),
+    ("https://app.example.com/", "app.example.com:80"),
+    ("http://localhost..:PORT/", "localhost:PORT"),
+    ("http://[::2]:PORT/", "[::1]:PORT"),
+]
+
+
+def test_origins_as_real_clients_send_them(vigild):
+    """Every form the Origin rules name, admitted and refused, with raw requests: at the defaults
+    (same origin) and with allowed_origins written as an operator would (a trailing /, a trailing
+    dot, upper case), which --print-config shows canonical."""
+    daemon = vigild()
+    fill = lambda text: text.replace("PORT", str(daemon.port)) if text else text
+    for origin, host in SAME_ORIGIN_ADMITTED:
+        assert origin_answer(daemon, fill(origin), fill(host)) == (101, ""), (origin, host)
+    for origin, host in SAME_ORIGIN_REFUSED:
+        status, body = origin_answer(daemon, fill(origin), fill(host))
+        assert status == 403 and fill(origin) in body, (origin, host, body)
+    assert "is not an origin vigild can check" in origin_answer(daemon, fill("http://127.0.0.1:PORT/?q=1"))[1]
+    assert daemon.metrics()['vigil_handshakes_rejected_total{reason="origin"}'] == len(SAME_ORIGIN_REFUSED) + 1
+
+    listed = vigild("--allowed-origins", "https://App.Example.com/, https://*.example.org., http://[0::1]:3000/")
+    for origin in ("https://app.example.com", "https://app.example.com/", "https://APP.EXAMPLE.COM.:443/x",
+                   "https://a.example.org/", "https://b.a.example.org.", "http://[::1]:3000/"):
+        assert origin_answer(listed, origin)[0] == 101, origin
+    for origin in ("http://app.example.com/", "https://app.example.com/?x", "https://example.org/",
+                   "https://a.example.org:8443/", "http://[::1]:3001", "null"):
+        status, body = origin_answer(listed, origin)
+        assert status == 403 and origin in body and "allowed_origins" in body, (origin, body)
+    status, body = origin_answer(listed, "https://evil.example/")
+    assert body == "origin https://evil.example/ is not in allowed_origins " \
+                   "(https://app.example.com, https://*.example.org, http://[::1]:3000)\n", body
+
+
+def test_allowed_origins_are_shown_canonical_and_a_path_is_refused():
+    result = run_vigild("--allowed-origins", "https://App.Example.com/, https://*.example.org.", "--print-config")
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()}
+    assert lines["allowed_origins"] == "https://app.example.com,https://*.example.org"
+    result = run_vigild("--allowed-origins", "https://app.example.com/app")
+    assert result.returncode == 2
+    assert 'invalid value "https://app.example.com/app" for allowed_origins (flag --allowed-origins): ' \
+           'expected origins without a path, such as https://app.example.com ' \
+           '("https://app.example.com/app" has the path "/app"; an origin is a scheme, host and port)' in result.stderr, \
+        result.stderr
