@@ -28,6 +28,7 @@ let package = Package(
         .library(name: "VigilSupervisor", targets: ["VigilSupervisor"]),
         .library(name: "VigilConnection", targets: ["VigilConnection"]),
         .library(name: "VigilServer", targets: ["VigilServer"]),
+        .library(name: "VigilProxy", targets: ["VigilProxy"]),
         .library(name: "VigilConfig", targets: ["VigilConfig"]),
     ],
     dependencies: [
@@ -44,10 +45,15 @@ let package = Package(
         // Sans-IO heartbeat/deadline state machine and close classifier. No NIO, no systemd.
         .target(name: "VigilSupervisor", swiftSettings: strict),
 
+        // Text helpers every program shares: values made safe to quote, percent-encoding,
+        // request targets taken apart, durations as people read them. Imports nothing.
+        .target(name: "VigilText", swiftSettings: strict),
+
         // The framing core shared by the server and client sides.
         .target(
             name: "VigilFraming",
             dependencies: [
+                "VigilSupervisor",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
@@ -87,23 +93,78 @@ let package = Package(
         // Settings with their defaults, parsers and layered sources (flags, environment, file).
         .target(
             name: "VigilConfig",
-            dependencies: ["VigilSupervisor", .product(name: "Yams", package: "Yams")],
+            dependencies: ["VigilSupervisor", "VigilText", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict
         ),
 
-        // NIO bootstrap, WebSocket route, the server's sinks and registry observer, status HTTP API.
+        // What every connection vigild holds shares, whichever part made it: the host (registry,
+        // log, clock, timer wheels, channel directory) and its one factory of a connection's
+        // books (entry, logger, observer), close logging, handshake refusals and HTTP error answers.
+        .target(
+            name: "VigilHost",
+            dependencies: [
+                "VigilSupervisor", "VigilFraming", "VigilConnection", "VigilRegistry", "VigilConfig", "VigilText",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // The status API: its listeners, access rules, routes, JSON, page and close stream. It
+        // reads the registry and the snapshots it is handed (phase, targets), nothing of the server.
+        .target(
+            name: "VigilStatus",
+            dependencies: [
+                "VigilHost", "VigilRegistry", "VigilConfig", "VigilConnection", "VigilSupervisor", "VigilText",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // Proxy mode: the upstream dial, the request sent upstream, the relay between the legs.
+        .target(
+            name: "VigilProxy",
+            dependencies: [
+                "VigilHost", "VigilClient", "VigilConnection", "VigilFraming", "VigilRegistry", "VigilConfig", "VigilSupervisor",
+                "VigilText",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // Outbound monitor targets: dialing, holding, backoff, the application round trip.
+        .target(
+            name: "VigilTargets",
+            dependencies: [
+                "VigilHost", "VigilClient", "VigilConnection", "VigilFraming", "VigilRegistry", "VigilConfig", "VigilSupervisor",
+                "VigilText",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // vigild's server: the WebSocket listener, accept gate and handshake, route, upgrader,
+        // echo and command sinks; lifecycle (start, reload, drain) over the modules above.
         .target(
             name: "VigilServer",
             dependencies: [
                 "VigilSupervisor", "VigilFraming", "VigilConnection", "VigilRegistry", "VigilConfig", "VigilServiceManager",
-                "VigilClient",
+                "VigilHost", "VigilStatus", "VigilProxy", "VigilTargets", "VigilText",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
@@ -127,7 +188,7 @@ let package = Package(
         .target(
             name: "VigilClient",
             dependencies: [
-                "VigilFraming", "VigilConnection", "VigilSupervisor", "VigilConfig",
+                "VigilFraming", "VigilConnection", "VigilSupervisor", "VigilConfig", "VigilText",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -155,8 +216,7 @@ let package = Package(
         .executableTarget(
             name: "vigilctl",
             dependencies: [
-                "VigilConfig",
-                "VigilSupervisor",
+                "VigilConfig", "VigilSupervisor", "VigilText",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -204,10 +264,24 @@ let package = Package(
         ),
         .testTarget(name: "VigilRegistryTests", dependencies: ["VigilRegistry"], swiftSettings: strict),
         .testTarget(name: "VigilConfigTests", dependencies: ["VigilConfig"], swiftSettings: strict),
+        .testTarget(name: "VigilTextTests", dependencies: ["VigilText"], swiftSettings: strict),
+        .testTarget(
+            name: "VigilStatusTests",
+            dependencies: ["VigilStatus", "VigilConfig", .product(name: "NIOHTTP1", package: "swift-nio")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "VigilProxyTests",
+            dependencies: [
+                "VigilProxy", "VigilClient", "VigilConfig", "VigilRegistry", "VigilSupervisor",
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "VigilSystemdTests",
             dependencies: [
-                "VigilSystemd", "VigilServer", "VigilServiceManager", "VigilSupervisor", "VigilConfig", "VigilConnection",
+                "VigilSystemd", "VigilServer", "VigilHost", "VigilServiceManager", "VigilSupervisor", "VigilConfig", "VigilConnection",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -218,8 +292,8 @@ let package = Package(
         .testTarget(
             name: "VigilServerTests",
             dependencies: [
-                "VigilServer", "VigilClient", "VigilConfig", "VigilRegistry", "VigilSupervisor", "VigilFraming",
-                "VigilConnection",
+                "VigilServer", "VigilHost", "VigilClient", "VigilConfig", "VigilRegistry", "VigilSupervisor", "VigilFraming",
+                "VigilConnection", "VigilText",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

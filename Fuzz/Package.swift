@@ -70,7 +70,7 @@ let package = Package(
             name: "FuzzRelay",
             dependencies: [
                 "FuzzSupport",
-                .product(name: "VigilServer", package: "vigil"),
+                .product(name: "VigilProxy", package: "vigil"),
                 .product(name: "VigilConnection", package: "vigil"),
                 .product(name: "VigilFraming", package: "vigil"),
                 .product(name: "VigilSupervisor", package: "vigil"),

@@ -1,4 +1,5 @@
 import NIOCore
+import VigilText
 
 /// Reads a `Transfer-Encoding: chunked` body (RFC 9112 §7.1) as it arrives, keeping at most a
 /// limit of its bytes: the body of an upstream's refusal, which a proxy passes on (a backend
@@ -50,7 +51,7 @@ struct ChunkedBodyReader {
                 guard !digits.isEmpty, digits.count <= 15, digits.allSatisfy(Self.isHexDigit),
                     let size = Int(String(decoding: digits, as: UTF8.self), radix: 16)
                 else {
-                    return .malformed("invalid chunk size \"\(HandshakeResponseDecoder.printable(String(decoding: line, as: UTF8.self)))\"")
+                    return .malformed("invalid chunk size \"\(Printable.escaped(String(decoding: line, as: UTF8.self)))\"")
                 }
                 if size == 0 { return .complete }
                 position = .data(remaining: size)

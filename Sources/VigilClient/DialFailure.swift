@@ -1,4 +1,5 @@
 import VigilConfig
+import VigilText
 
 /// Why a WebSocket connection could not be opened, by the phase that failed: what a proxy
 /// answers its client with (502, 504, or the upstream's own refusal) and what a monitor reports.
@@ -36,7 +37,7 @@ public enum DialFailure: Error, Sendable, Hashable, CustomStringConvertible {
         case .resolution(let host, let reason): "cannot resolve \(host): \(reason)"
         case .connection(let reason): "cannot connect: \(reason)"
         case .tls(let reason): "TLS handshake failed: \(reason)"
-        case .timeout(let phase, let after): "no answer within \(ValueParsers.text(after)) (\(phase))"
+        case .timeout(let phase, let after): "no answer within \(DurationText.setting(after)) (\(phase))"
         case .refused(let refusal): "refused the upgrade with HTTP \(refusal.status)\(refusal.reason.isEmpty ? "" : " \(refusal.reason)")"
         case .badHandshake(let reason): "invalid upgrade response: \(reason)"
         case .closedDuringHandshake: "the connection closed before the WebSocket handshake completed"

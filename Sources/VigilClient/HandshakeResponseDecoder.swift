@@ -2,6 +2,7 @@ import NIOCore
 import NIOHTTP1
 import NIOWebSocket
 import VigilFraming
+import VigilText
 
 /// Reads the server's handshake response and hands every byte after it to the framing core.
 ///
@@ -97,7 +98,7 @@ final class HandshakeResponseDecoder: ByteToMessageDecoder {
             }
             let text = buffer.readString(length: headLength) ?? ""
             guard let head = Self.parseHead(text) else {
-                finish(.badHandshake(reason: "not an HTTP response: \"\(Self.printable(text))\""), context: context)
+                finish(.badHandshake(reason: "not an HTTP response: \"\(Printable.escaped(text))\""), context: context)
                 return .needMoreData
             }
             guard head.status == .switchingProtocols else {
@@ -156,10 +157,10 @@ final class HandshakeResponseDecoder: ByteToMessageDecoder {
             return "Sec-WebSocket-Accept does not match the key sent"
         }
         if let chosen = head.headers.first(name: "sec-websocket-protocol"), !offeredProtocols.contains(chosen) {
-            return "the server chose the subprotocol \"\(Self.printable(chosen))\", which was not offered"
+            return "the server chose the subprotocol \"\(Printable.escaped(chosen))\", which was not offered"
         }
         if let extensions = head.headers.first(name: "sec-websocket-extensions"), !extensions.isEmpty {
-            return "the server answered with extensions (\"\(Self.printable(extensions))\") that were not offered"
+            return "the server answered with extensions (\"\(Printable.escaped(extensions))\") that were not offered"
         }
         return nil
     }
@@ -201,13 +202,6 @@ final class HandshakeResponseDecoder: ByteToMessageDecoder {
         return HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: code, reasonPhrase: reason), headers: headers)
     }
 
-    /// Text safe for an error message: control characters escaped, cut at 80.
-    static func printable(_ text: String) -> String {
-        let escaped = text.prefix(80).unicodeScalars.map { scalar in
-            scalar.value < 0x20 || scalar.value == 0x7F ? "\\u{\(String(scalar.value, radix: 16))}" : String(scalar)
-        }.joined()
-        return text.count > 80 ? escaped + "…" : escaped
-    }
 }
 
 @available(*, unavailable)

@@ -147,9 +147,7 @@ public enum WebSocketDialer {
                             // The codec first: a sink may send as soon as the shell is added
                             // (`connectionOpened`), and its frames need the encoder in place.
                             let pipeline = context.pipeline.syncOperations
-                            try pipeline.addHandler(WebSocketFrameEncoder())
-                            try pipeline.addHandler(
-                                ByteToMessageHandler(WebSocketFrameStreamDecoder(maxFrameSize: limits.maxFrameSize)))
+                            try WebSocketPipeline.addFramingHandlers(to: pipeline, limits: limits)
                             try pipeline.addHandler(handler)
                             result.succeed(
                                 DialedConnection(

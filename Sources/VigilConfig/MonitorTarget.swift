@@ -1,5 +1,6 @@
 import VigilSupervisor
 import Yams
+import VigilText
 
 /// One outbound monitor target: a WebSocket service vigild dials, holds, pings and, when
 /// `command` is set, sends requests to (the `targets` list of the config file).
@@ -75,7 +76,7 @@ public struct MonitorTarget: Sendable, Hashable {
         }
         guard !name.isEmpty, name.count <= maxNameLength, name.utf8.allSatisfy(isNameByte) else {
             throw ConfigurationError(
-                "\(place): name \"\(printable(name))\" must be 1 to \(maxNameLength) of a-z, 0-9, _ and - (it is a label and a journal field)")
+                "\(place): name \"\(Printable.escaped(name, limit: 100))\" must be 1 to \(maxNameLength) of a-z, 0-9, _ and - (it is a label and a journal field)")
         }
         let here = "target \(name) (\(place))"
         if let unknown = fields.keys.sorted().first(where: { !keys.contains($0) }) {
@@ -93,12 +94,12 @@ public struct MonitorTarget: Sendable, Hashable {
             do {
                 return try parse(text)
             } catch {
-                throw ConfigurationError("\(here): invalid value \"\(printable(text))\" for \(key): expected \(error.expected)")
+                throw ConfigurationError("\(here): invalid value \"\(Printable.escaped(text, limit: 100))\" for \(key): expected \(error.expected)")
             }
         }
         guard let urlText = try scalar("url") else { throw ConfigurationError("\(here) needs a url (ws://… or wss://…)") }
         guard let url = WebSocketURL(urlText) else {
-            throw ConfigurationError("\(here): invalid value \"\(printable(urlText))\" for url: expected a ws:// or wss:// URL")
+            throw ConfigurationError("\(here): invalid value \"\(Printable.escaped(urlText, limit: 100))\" for url: expected a ws:// or wss:// URL")
         }
         var target = MonitorTarget(
             name: name, url: url, headers: [], headersFile: nil, subprotocol: nil, pingInterval: nil, pongTimeout: nil,
@@ -120,7 +121,7 @@ public struct MonitorTarget: Sendable, Hashable {
         }
         if let subprotocol = try scalar("subprotocol") {
             guard subprotocol.utf8.allSatisfy(isTokenByte) else {
-                throw ConfigurationError("\(here): subprotocol \"\(printable(subprotocol))\" must be an HTTP token")
+                throw ConfigurationError("\(here): subprotocol \"\(Printable.escaped(subprotocol, limit: 100))\" must be an HTTP token")
             }
             target.subprotocol = subprotocol
         }
@@ -158,7 +159,7 @@ public struct MonitorTarget: Sendable, Hashable {
         func duration(_ key: String) throws(ConfigurationError) -> Duration {
             guard let text = values[key] else { throw ConfigurationError("\(here): command needs \(key)") }
             guard let value = try? ValueParsers.duration(text), value > .zero else {
-                throw ConfigurationError("\(here): invalid value \"\(printable(text))\" for command.\(key): expected a duration above 0 such as 2s")
+                throw ConfigurationError("\(here): invalid value \"\(Printable.escaped(text, limit: 100))\" for command.\(key): expected a duration above 0 such as 2s")
             }
             return value
         }
@@ -197,7 +198,7 @@ public struct MonitorTarget: Sendable, Hashable {
 
     private static func header(_ name: String, _ value: String, in place: String) throws(ConfigurationError) -> Header {
         guard !name.isEmpty, name.utf8.allSatisfy(isTokenByte) else {
-            throw ConfigurationError("\(place): \"\(printable(name))\" is not a header name")
+            throw ConfigurationError("\(place): \"\(Printable.escaped(name, limit: 100))\" is not a header name")
         }
         guard !reservedHeaders.contains(name.lowercased()) else {
             throw ConfigurationError("\(place): \(name) is vigild's own to send (use subprotocol for Sec-WebSocket-Protocol)")
@@ -222,10 +223,5 @@ public struct MonitorTarget: Sendable, Hashable {
             return true
         }
         return "!#$%&'*+-.^_`|~".utf8.contains(byte)
-    }
-
-    /// A value from the file as an error may quote it: control characters as `\u{…}`.
-    private static func printable(_ text: String) -> String {
-        String(text.unicodeScalars.prefix(100).map { $0.value < 0x20 || $0.value == 0x7F ? "\\u{\(String($0.value, radix: 16))}" : String($0) }.joined())
     }
 }

@@ -1,4 +1,5 @@
 import VigilSupervisor
+import VigilText
 
 /// One setting: its key (config file), flag and environment names derive from it, its default
 /// as an operator would write it, a one-line help, whether a reload applies it, and how to
@@ -44,7 +45,7 @@ extension SettingDefinition {
         _ key: String, _ defaultText: String, _ help: String, reloadable: Bool = false,
         _ path: WritableKeyPath<VigilSettings, Duration> & Sendable
     ) -> Self {
-        setting(key, defaultText, help, reloadable: reloadable, path, parse: ValueParsers.duration, render: ValueParsers.text)
+        setting(key, defaultText, help, reloadable: reloadable, path, parse: ValueParsers.duration, render: DurationText.setting)
     }
 
     static func size(_ key: String, _ defaultText: String, _ help: String, _ path: WritableKeyPath<VigilSettings, Int> & Sendable) -> Self {
@@ -170,11 +171,11 @@ public enum SettingCatalog {
         .setting(
             "upstream_ping_interval", "inherit", "Proxy mode: ping the upstream leg this often (inherit: ping_interval)",
             reloadable: true, \.upstreamPingInterval, parse: ValueParsers.inheritedDuration,
-            render: { $0.map(ValueParsers.text) ?? "inherit" }),
+            render: { $0.map(DurationText.setting) ?? "inherit" }),
         .setting(
             "upstream_pong_timeout", "inherit", "Proxy mode: the upstream leg's pong timeout (inherit: pong_timeout)",
             reloadable: true, \.upstreamPongTimeout, parse: ValueParsers.inheritedDuration,
-            render: { $0.map(ValueParsers.text) ?? "inherit" }),
+            render: { $0.map(DurationText.setting) ?? "inherit" }),
         .choice(
             "upstream_failure_code", "1014", "Proxy mode: the close status a client gets when its upstream leg fails",
             reloadable: true, \.upstreamFailureCode),

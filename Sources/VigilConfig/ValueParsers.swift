@@ -212,15 +212,6 @@ public enum ValueParsers {
 
     // MARK: - Canonical text (for --print-config)
 
-    public static func text(_ duration: Duration) -> String {
-        let nanos = duration.inNanoseconds
-        if nanos == 0 { return "0" }
-        if nanos % 60_000_000_000 == 0 { return "\(nanos / 60_000_000_000)m" }
-        if nanos % 1_000_000_000 == 0 { return "\(nanos / 1_000_000_000)s" }
-        if nanos % 1_000_000 == 0 { return "\(nanos / 1_000_000)ms" }
-        return "\(Double(nanos) / 1e6)ms"
-    }
-
     static func text(size: Int) -> String {
         for (suffix, factor) in [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] where size % factor == 0 && size > 0 {
             return "\(size / factor)\(suffix)"

@@ -42,9 +42,8 @@ public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimer
     public let sink: any MessageSink
     private var supervisor: ConnectionSupervisor
     private var assembler: WebSocketMessageAssembler
-    /// Messages longer than this go out in fragments of this size: vigild never sends a frame
-    /// larger than it would accept.
-    private let maxFrameSize: Int
+    /// Frames out, flush batching, and reading paused for backpressure.
+    private let outbound: OutboundWriter
     private let observer: any ConnectionObserver
     private let clock: ConnectionClock
     private let answersPings: Bool
@@ -56,17 +55,6 @@ public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimer
     private var timerToken: UInt64 = 0
     /// Valid between handlerAdded and handlerRemoved; the wheel's callback needs it.
     private var context: ChannelHandlerContext?
-    /// Inside a burst of reads: writes wait for `channelReadComplete` to be flushed together.
-    private var inReadBurst = false
-    /// Whether frames were written since the last flush.
-    private var pendingFlush = false
-    /// The buffer the last ping's payload went out in, kept to be rewritten by the next ping.
-    private var pingBuffer: ByteBuffer?
-    /// Where the client role's masking keys come from.
-    private var maskingKeys = MaskingKeySource()
-    /// Reading is paused (backpressure); a `read` asked for meanwhile waits here.
-    private var readingPaused = false
-    private var readPending = false
 
     public init(
         configuration: Configuration, sink: any MessageSink, observer: any ConnectionObserver,
@@ -78,7 +66,7 @@ public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimer
             policy: configuration.policy, transportCloser: configuration.role == .server ? .localEnd : .remoteEnd,
             openedAt: openedAt, pingSeed: random.next())
         self.assembler = WebSocketMessageAssembler(role: configuration.role, limits: configuration.limits)
-        self.maxFrameSize = configuration.limits.maxFrameSize
+        self.outbound = OutboundWriter(role: configuration.role, maxFrameSize: configuration.limits.maxFrameSize)
         self.sink = sink
         self.observer = observer
         self.wheel = wheel
@@ -111,19 +99,7 @@ public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimer
             promise?.fail(ChannelError.outputClosed)
             return
         }
-        let opcode: WebSocketOpcode = message.kind == .text ? .text : .binary
-        if message.data.readableBytes <= maxFrameSize {
-            write(opcode, message.data, context: context, promise: promise)
-        } else {
-            var rest = message.data
-            var first = true
-            while let fragment = rest.readSlice(length: min(maxFrameSize, rest.readableBytes)) {
-                let fin = rest.readableBytes == 0
-                write(first ? opcode : .continuation, fragment, fin: fin, context: context, promise: fin ? promise : nil)
-                first = false
-                if fin { break }
-            }
-        }
+        outbound.write(message, context: context, promise: promise)
         observer.messageSent(bytes: message.data.readableBytes)
         flushUnlessReading(context: context)
     }
@@ -131,14 +107,14 @@ public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimer
     /// Passes on a ping the partner connection received (a relay). Ignored once closing.
     public func relayPing(_ payload: ByteBuffer) {
         guard let context, supervisor.isOpen else { return }
-        write(.ping, payload, context: context)
+        outbound.write(.ping, payload, context: context)
         flushUnlessReading(context: context)
     }
 
     /// Passes on a pong the partner connection received that was not an answer to its own ping.
     public func relayPong(_ payload: ByteBuffer) {
         guard let context, supervisor.isOpen else { return }
-        write(.pong, payload, context: context)
+        outbound.write(.pong, payload, context: context)
         flushUnlessReading(context: context)
     }
 
@@ -162,16 +138,11 @@ public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimer
     /// read from then on reaches the sink, so there is nothing left to hold back.
     public func pauseReading() {
         guard supervisor.isOpen else { return }
-        readingPaused = true
+        outbound.pauseReading()
     }
 
     public func resumeReading() {
-        guard readingPaused else { return }
-        readingPaused = false
-        if readPending, let context {
-            readPending = false
-            context.read()
-        }
+        outbound.resumeReading(context: context)
     }
 
     // MARK: - Channel events
@@ -194,7 +165,7 @@ public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimer
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !supervisor.isFinished else { return }
-        inReadBurst = true
+        outbound.readBurstBegan()
         let frame = unwrapInboundIn(data)
         let now = clock.now()
         observer.frameReceived(at: now)
@@ -225,7 +196,7 @@ public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimer
             handle(.frameReceived, context: context, at: now)
             observer.pingReceived(payload)
             guard supervisor.isOpen else { return }
-            if answersPings { write(.pong, payload, context: context) }
+            if answersPings { outbound.write(.pong, payload, context: context) }
             sink.pingReceived(payload, from: self)
         case .pong(let payload):
             let action = supervisor.handle(.pongReceived(Self.pingPayload(in: payload)), at: now)
@@ -248,8 +219,7 @@ public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimer
     }
 
     public func channelReadComplete(context: ChannelHandlerContext) {
-        inReadBurst = false
-        flushAndCheckBacklog(context: context)
+        if outbound.readBurstEnded(context: context) { reportBacklog(context: context) }
         context.fireChannelReadComplete()
     }
 
@@ -290,11 +260,7 @@ public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimer
     }
 
     public func read(context: ChannelHandlerContext) {
-        if readingPaused {
-            readPending = true
-        } else {
-            context.read()
-        }
+        outbound.read(context: context)
     }
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -311,7 +277,7 @@ public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimer
 
     private func violation(_ error: FramingError, context: ChannelHandlerContext, at now: MonotonicInstant) {
         observer.violationDetected(error)
-        handle(.protocolViolation(ProtocolViolation(error)), context: context, at: now)
+        handle(.protocolViolation(error.violation), context: context, at: now)
     }
 
     private func handle(_ event: SupervisorEvent, context: ChannelHandlerContext, at now: MonotonicInstant? = nil) {
@@ -324,31 +290,24 @@ public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimer
         case .none, .roundTrip, .appRoundTrip:
             armTimer()
         case .sendAppPing(let text):
-            write(.text, context.channel.allocator.buffer(string: text), context: context)
+            outbound.write(.text, context.channel.allocator.buffer(string: text), context: context)
             observer.appPingSent()
             flushUnlessReading(context: context)
             armTimer()
         case .sendPing(let ping):
-            // The last ping's buffer is rewritten when its write is done (then this is its only
-            // owner and `clear` copies nothing): a ping allocates only NIO's frame box.
-            var payload = pingBuffer ?? context.channel.allocator.buffer(capacity: 8)
-            pingBuffer = nil
-            payload.clear()
-            payload.writeInteger(ping.value)  // big-endian, as pingPayload(in:) reads it
-            pingBuffer = payload
-            write(.ping, payload, context: context)
+            outbound.write(ping, context: context)
             observer.pingSent()
             flushUnlessReading(context: context)
             armTimer()
         case .startClose(let close):
-            writeClose(close, context: context)
-            flushAndCheckBacklog(context: context)
+            outbound.write(close, context: context)
+            flushNow(context: context)
             resumeReading()  // the answer must be read, even if a sink had paused this connection
             armTimer()
         case .finish(let finish):
             if let close = finish.closeFrame {
-                writeClose(close, context: context)
-                flushAndCheckBacklog(context: context)
+                outbound.write(close, context: context)
+                flushNow(context: context)
             }
             observer.connectionClosed(finish.outcome, at: now)
             sink.connectionEnded(finish.outcome, self)
@@ -373,29 +332,12 @@ public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimer
         return payload.getInteger(at: payload.readerIndex, as: UInt64.self).map(PingPayload.init(value:))
     }
 
-    private func writeClose(_ close: OutgoingClose, context: ChannelHandlerContext) {
-        let payload = ClosePayload(code: close.code, reason: close.reason).encode(allocator: context.channel.allocator)
-        write(.connectionClose, payload, context: context)
-    }
-
-    private func write(
-        _ opcode: WebSocketOpcode, _ data: ByteBuffer, fin: Bool = true, context: ChannelHandlerContext,
-        promise: EventLoopPromise<Void>? = nil
-    ) {
-        let frame = WebSocketFrame(fin: fin, opcode: opcode, maskKey: role == .client ? maskingKeys.key() : nil, data: data)
-        context.write(wrapOutboundOut(frame), promise: promise)
-        pendingFlush = true
-    }
-
     private func flushUnlessReading(context: ChannelHandlerContext) {
-        if !inReadBurst { flushAndCheckBacklog(context: context) }
+        if outbound.flushUnlessReading(context: context) { reportBacklog(context: context) }
     }
 
-    private func flushAndCheckBacklog(context: ChannelHandlerContext) {
-        guard pendingFlush else { return }
-        pendingFlush = false
-        context.flush()
-        if !context.channel.isWritable { reportBacklog(context: context) }
+    private func flushNow(context: ChannelHandlerContext) {
+        if outbound.flush(context: context) { reportBacklog(context: context) }
     }
 
     /// Tells the supervisor how much output the kernel has not taken yet and whether the channel

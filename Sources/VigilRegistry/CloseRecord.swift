@@ -3,13 +3,7 @@ import VigilSupervisor
 /// The permanent record of how one connection ended.
 public struct CloseRecord: Sendable, Hashable {
     public var id: UInt64
-    public var peer: String
-    public var client: String?
-    public var path: String
-    public var leg: ConnectionLeg
-    public var pair: PairLink?
-    /// The monitor target's name, for a target connection.
-    public var target: String?
+    public var identity: ConnectionIdentity
     public var outcome: CloseOutcome
     public var openedAt: Timestamp
     public var closedAt: Timestamp
@@ -49,7 +43,8 @@ public struct CloseFilter: Sendable, Hashable {
 
     public func matches(_ record: CloseRecord) -> Bool {
         (kind == nil || record.kind == kind) && (cause == nil || record.cause == cause)
-            && (client == nil || record.client == client) && (pairID == nil || record.pair?.pairID == pairID)
-            && (leg == nil || record.leg == leg) && (target == nil || record.target == target)
+            && (client == nil || record.identity.client == client)
+            && (pairID == nil || record.identity.pair?.pairID == pairID) && (leg == nil || record.identity.leg == leg)
+            && (target == nil || record.identity.target == target)
     }
 }

@@ -44,7 +44,9 @@ public final class ConnectionRegistry: Sendable {
 
     // MARK: - Admission
 
-    /// Takes a connection slot if one is free. Every `true` must be followed by `open` or `release`.
+    /// Takes a connection slot if one is free. Every `true` must be followed by one `release()`,
+    /// when the connection that took it is gone (its socket closed): slots count connections,
+    /// entries (`open`, `close`) describe them.
     public func reserve() -> Bool {
         var current = occupied.load(ordering: .relaxed)
         while current < maxConnections {
@@ -56,14 +58,14 @@ public final class ConnectionRegistry: Sendable {
         return false
     }
 
-    /// Gives back a slot reserved for a handshake that did not complete.
+    /// Gives back a slot taken with `reserve()`.
     public func release() {
         occupied.subtract(1, ordering: .relaxed)
     }
 
-    /// Counts a refused handshake (`reason` becomes a Prometheus label).
-    public func noteRejectedHandshake(reason: String) {
-        metrics.countRejection(reason: reason)
+    /// Counts a refused handshake.
+    public func noteRejectedHandshake(_ reason: HandshakeRejectionReason) {
+        metrics.countRejection(reason)
     }
 
     // MARK: - Lifecycle
@@ -73,25 +75,22 @@ public final class ConnectionRegistry: Sendable {
         nextPairID.wrappingAdd(1, ordering: .relaxed).oldValue
     }
 
-    /// Registers an upgraded connection. A client leg uses a slot taken with `reserve()`
-    /// (`holdsSlot`); a proxy's upstream leg takes none.
+    /// Registers an upgraded connection. (A client leg's `max_connections` slot is taken with
+    /// `reserve()` by whoever accepted it; upstream legs and targets take none.)
     public func open(
-        peer: String, client: String?, path: String, leg: ConnectionLeg = .client, pair: PairLink? = nil,
-        target: String? = nil, holdsSlot: Bool = true, at now: MonotonicInstant, wallClock: Timestamp = .now()
+        _ identity: ConnectionIdentity, at now: MonotonicInstant, wallClock: Timestamp = .now()
     ) -> LiveConnection {
         let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
-        let connection = LiveConnection(
-            id: id, peer: peer, client: client, path: path, leg: leg, pair: pair, target: target, holdsSlot: holdsSlot,
-            openedAt: wallClock, openedMonotonic: now)
+        let connection = LiveConnection(id: id, identity: identity, openedAt: wallClock, openedMonotonic: now)
         shard(for: id).connections.withLockedValue { $0[id] = connection }
         let minute = (now - startedMonotonic).components.seconds / 60
         activity.withLockedValue { $0.noteOpen(atMinute: minute) }
-        metrics.opened[leg].increment()
-        metrics.active[leg].increment()
+        metrics.opened[identity.leg].increment()
+        metrics.active[identity.leg].increment()
         return connection
     }
 
-    /// Moves a connection from the live set to the close log and frees its slot.
+    /// Moves a connection from the live set to the close log.
     @discardableResult
     public func close(
         _ connection: LiveConnection, outcome: CloseOutcome, at now: MonotonicInstant, wallClock: Timestamp = .now()
@@ -100,17 +99,15 @@ public final class ConnectionRegistry: Sendable {
         precondition(removed != nil, "connection \(connection.id) closed twice or never opened")
         let snapshot = connection.snapshot()
         let record = CloseRecord(
-            id: connection.id, peer: connection.peer, client: connection.client, path: connection.path,
-            leg: connection.leg, pair: connection.pair, target: connection.target, outcome: outcome, openedAt: connection.openedAt, closedAt: wallClock,
+            id: connection.id, identity: connection.identity, outcome: outcome, openedAt: connection.openedAt, closedAt: wallClock,
             duration: now - MonotonicInstant(nanoseconds: connection.openedMonotonic),
             lastRoundTrip: snapshot.roundTrip, lastAppRoundTrip: snapshot.appRoundTrip, messagesIn: snapshot.messagesIn, messagesOut: snapshot.messagesOut)
         let second = (now - startedMonotonic).components.seconds
         let stored = log.withLockedValue { $0.append(record, atSecond: second) }
         activity.withLockedValue { $0.noteClose(outcome.kind, outcome.cause, atMinute: second / 60) }
-        metrics.countClose(outcome, leg: connection.leg)
-        if let target = connection.target { metrics.targets.countClose(target: target, outcome) }
-        metrics.active[connection.leg].decrement()
-        if connection.holdsSlot { occupied.subtract(1, ordering: .relaxed) }
+        metrics.countClose(outcome, leg: connection.identity.leg)
+        if let target = connection.identity.target { metrics.targets.countClose(target: target, outcome) }
+        metrics.active[connection.identity.leg].decrement()
         for subscriber in subscribers.withLockedValue({ Array($0.values) }) { subscriber(stored) }
         return stored
     }
@@ -128,15 +125,14 @@ public final class ConnectionRegistry: Sendable {
     }
 
     /// Takes back an entry whose connection never became supervised (its pipeline could not be
-    /// set up): no close record, the slot freed, counted as a refused handshake (`setup_failed`).
+    /// set up): no close record, counted as a refused handshake (`setup_failed`).
     public func abandon(_ connection: LiveConnection) {
         let removed = shard(for: connection.id).connections.withLockedValue { $0.removeValue(forKey: connection.id) }
         guard removed != nil else { return }
         let minute = (MonotonicInstant(nanoseconds: connection.openedMonotonic) - startedMonotonic).components.seconds / 60
         activity.withLockedValue { $0.noteAbandoned(openedAtMinute: minute) }
-        metrics.active[connection.leg].decrement()
-        if connection.holdsSlot { occupied.subtract(1, ordering: .relaxed) }
-        metrics.countRejection(reason: "setup_failed")
+        metrics.active[connection.identity.leg].decrement()
+        metrics.countRejection(.setupFailed)
     }
 
     /// Records a ping round trip in its leg's histogram.

@@ -1,46 +1,13 @@
 import Synchronization
 import VigilSupervisor
 
-/// Which side of vigild a connection faces: a client that connected to vigild, the upstream
-/// vigild dialed for a proxied pair, or a monitor target vigild dialed and holds.
-public enum ConnectionLeg: String, Sendable, Hashable, CaseIterable {
-    case client
-    case upstream
-    case target
-
-    /// Who opened the connection: `inbound` (a client of vigild's) or `outbound` (vigild dialed).
-    public var direction: String { self == .client ? "inbound" : "outbound" }
-}
-
-/// The proxy facts of a connection: the pair it belongs to and the upstream URL.
-public struct PairLink: Sendable, Hashable {
-    public var pairID: UInt64
-    public var upstream: String
-
-    public init(pairID: UInt64, upstream: String) {
-        self.pairID = pairID
-        self.upstream = upstream
-    }
-}
-
 /// One open WebSocket connection as the registry and the status API see it.
 ///
 /// Its counters are relaxed atomics written only by the connection's own event loop and read by
 /// the status API, so updating them on every message takes no lock.
 public final class LiveConnection: Sendable {
     public let id: UInt64
-    /// `address:port` of the peer as seen by vigild.
-    public let peer: String
-    /// The name the client gave itself with `?client=`, if any.
-    public let client: String?
-    public let path: String
-    public let leg: ConnectionLeg
-    /// Set for both legs of a proxied pair.
-    public let pair: PairLink?
-    /// The monitor target's name, for a target connection.
-    public let target: String?
-    /// Whether this connection holds one of the `max_connections` slots (upstream legs do not).
-    let holdsSlot: Bool
+    public let identity: ConnectionIdentity
     public let openedAt: Timestamp
     /// Monotonic nanoseconds at open; converts monotonic times to wall-clock ones.
     let openedMonotonic: Int64
@@ -59,18 +26,9 @@ public final class LiveConnection: Sendable {
     let bytesIn = Atomic<UInt64>(0)
     let bytesOut = Atomic<UInt64>(0)
 
-    init(
-        id: UInt64, peer: String, client: String?, path: String, leg: ConnectionLeg, pair: PairLink?, target: String?,
-        holdsSlot: Bool, openedAt: Timestamp, openedMonotonic: MonotonicInstant
-    ) {
+    init(id: UInt64, identity: ConnectionIdentity, openedAt: Timestamp, openedMonotonic: MonotonicInstant) {
         self.id = id
-        self.peer = peer
-        self.client = client
-        self.path = path
-        self.leg = leg
-        self.pair = pair
-        self.target = target
-        self.holdsSlot = holdsSlot
+        self.identity = identity
         self.openedAt = openedAt
         self.openedMonotonic = openedMonotonic.nanoseconds
         self.lastSeenMonotonic = Atomic(openedMonotonic.nanoseconds)
@@ -119,7 +77,7 @@ public final class LiveConnection: Sendable {
         let appRTT = lastAppRoundTripNanos.load(ordering: .relaxed)
         let seen = lastSeenMonotonic.load(ordering: .relaxed)
         return ConnectionSnapshot(
-            id: id, peer: peer, client: client, path: path, leg: leg, pair: pair, target: target, openedAt: openedAt,
+            id: id, identity: identity, openedAt: openedAt,
             lastSeenAt: Timestamp(nanosecondsSinceEpoch: openedAt.nanosecondsSinceEpoch + (seen - openedMonotonic)),
             roundTrip: rtt < 0 ? nil : .nanoseconds(rtt),
             pingsSent: pingsSent.load(ordering: .relaxed), pongsReceived: pongsReceived.load(ordering: .relaxed),
@@ -133,12 +91,7 @@ public final class LiveConnection: Sendable {
 /// A point-in-time copy of a live connection's state.
 public struct ConnectionSnapshot: Sendable, Hashable {
     public var id: UInt64
-    public var peer: String
-    public var client: String?
-    public var path: String
-    public var leg: ConnectionLeg
-    public var pair: PairLink?
-    public var target: String?
+    public var identity: ConnectionIdentity
     public var openedAt: Timestamp
     public var lastSeenAt: Timestamp
     public var roundTrip: Duration?

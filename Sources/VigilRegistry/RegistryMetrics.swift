@@ -21,7 +21,7 @@ public final class RegistryMetrics: Sendable {
     public let targets: TargetMetrics
     /// Labelled counters are created on first use and cached (creation takes the registry's lock).
     private let closes = NIOLockedValueBox<[KindAndCause: Counter]>([:])
-    private let rejections = NIOLockedValueBox<[String: Counter]>([:])
+    private let rejections = NIOLockedValueBox<[HandshakeRejectionReason: Counter]>([:])
 
     private struct KindAndCause: Hashable {
         var kind: CloseKind
@@ -87,10 +87,10 @@ public final class RegistryMetrics: Sendable {
         ).increment()
     }
 
-    func countRejection(reason: String) {
+    func countRejection(_ reason: HandshakeRejectionReason) {
         counter(
             in: rejections, for: reason, name: "handshakes_rejected", help: "WebSocket handshakes refused, by reason",
-            labels: [("reason", reason)]
+            labels: [("reason", reason.rawValue)]
         ).increment()
     }
 

@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import Synchronization
 import VigilConfig
+import VigilHost
 
 /// Decides, as each TCP connection is accepted on the WebSocket listener, whether it may go on
 /// to its handshake. Connections that have not upgraded yet do not count against
@@ -28,8 +29,6 @@ final class AcceptGate: Sendable {
         case drop
     }
 
-    /// The `reason` of a per-address refusal (logged per address, not per request).
-    static let perAddressReason = "per_ip_limit"
     /// How long a refused connection may take to send the request it is refused.
     static let refusalTimeout = TimeAmount.seconds(2)
     /// How often a refused address is logged, at most.
@@ -66,7 +65,7 @@ final class AcceptGate: Sendable {
             if count > maxPerAddress {
                 return .refuse(
                     HandshakeRejection(
-                        status: .tooManyRequests, reason: Self.perAddressReason,
+                        status: .tooManyRequests, reason: .perIPLimit,
                         message: "\(address) already has \(maxPerAddress) connections (max_connections_per_ip); try again later",
                         extraHeaders: [("Retry-After", "5")]))
             }
@@ -76,7 +75,7 @@ final class AcceptGate: Sendable {
             guard current < maxPending else {
                 return .refuse(
                     HandshakeRejection(
-                        status: .serviceUnavailable, reason: "pending_handshakes",
+                        status: .serviceUnavailable, reason: .pendingHandshakes,
                         message: "vigild has \(maxPending) handshakes in progress (max_pending_handshakes); try again later",
                         extraHeaders: [("Retry-After", "1")]))
             }

@@ -1,3 +1,6 @@
+import VigilHost
+import VigilText
+
 /// Faults a test can switch on in the real binary, for the paths no peer can reach from outside
 /// (`VIGILD_FAILPOINTS=upgrade_pipeline`). With none set — always, outside tests — each check is
 /// one lookup in an empty set at a point that is not on the message path.
@@ -33,7 +36,7 @@ public struct Failpoints: Sendable, Hashable {
             let trimmed = String(name.filter { $0 != " " && $0 != "\t" })
             guard let point = Point(rawValue: trimmed) else {
                 throw StartupError(
-                    message: "\(Self.environmentVariable): unknown failpoint \"\(WebSocketRoute.printable(trimmed[...]))\"; known: \(Point.allCases.map(\.rawValue).joined(separator: ", "))")
+                    message: "\(Self.environmentVariable): unknown failpoint \"\(Printable.escaped(trimmed[...]))\"; known: \(Point.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             active.insert(point)
         }

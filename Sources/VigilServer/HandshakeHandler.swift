@@ -2,8 +2,10 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import VigilConnection
+import VigilHost
 import VigilRegistry
 import VigilSupervisor
+import VigilText
 
 /// Guards a TCP connection until its WebSocket upgrade completes: it enforces the handshake
 /// timeout and answers every request that does not become a WebSocket (a refused handshake, a
@@ -39,7 +41,7 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
         if let refusal = admissionRefusal {
             // A refused connection gets a short while to send the request it is answered on.
             timeout = context.eventLoop.assumeIsolated().scheduleTask(in: AcceptGate.refusalTimeout) {
-                self.settle(reason: refusal.reason)
+                self.settle(refusal.reason)
                 context.close(promise: nil)
             }
             return
@@ -49,7 +51,7 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
             self.server.handshakeLog.log(
                 self.logger, level: .info, "handshake timeout: no completed WebSocket upgrade",
                 metadata: ["timeout_ms": "\(Int64(limit.inMilliseconds))"], on: context.eventLoop)
-            self.settle(reason: "handshake_timeout")
+            self.settle(.handshakeTimeout)
             context.close(promise: nil)
         }
     }
@@ -77,15 +79,13 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
             rejection = refused
         } else if let parseError = error as? HTTPParserError {
             guard !settled else { return }
-            let status = RawHTTPResponse.status(for: parseError)
-            settle(reason: status == .badRequest ? "bad_request" : "headers_too_large")
+            let status = HTTPErrorResponse.status(for: parseError)
+            settle(status == .badRequest ? .badRequest : .headersTooLarge)
             let received = preview.printable
             server.handshakeLog.log(
                 logger, level: .info, "rejected handshake: malformed HTTP (\(parseError)) in \"\(received)\"",
                 metadata: ["status": "\(status.code)", "first_bytes": "\(received)"], on: context.eventLoop)
-            RawHTTPResponse.send(
-                status, contentType: "text/plain; charset=utf-8",
-                body: "malformed HTTP request: \(parseError)\n", context: context)
+            HTTPErrorResponse(status, message: "malformed HTTP request: \(parseError)").send(closing: context)
         } else {
             logger.debug("error before the upgrade", metadata: ["error": "\(error)"])
             context.close(promise: nil)
@@ -95,25 +95,25 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard case .head(let request) = unwrapInboundIn(data), !settled else { return }
         let refusal = rejection ?? admissionRefusal ?? plainRequestRejection(request)
-        settle(reason: refusal.reason)
-        if refusal.reason == AcceptGate.perAddressReason, let address = AcceptGate.key(for: context.channel.remoteAddress) {
+        settle(refusal.reason)
+        if refusal.reason == .perIPLimit, let address = AcceptGate.key(for: context.channel.remoteAddress) {
             server.gate.logAddressRefusal(logger, address: address, message: refusal.message)
         } else {
             server.handshakeLog.log(
                 logger, level: .info, "rejected handshake: \(refusal.message)",
                 metadata: [
-                    "status": "\(refusal.status.code)", "reason": "\(refusal.reason)", "uri": "\(WebSocketRoute.printable(request.uri[...]))",
+                    "status": "\(refusal.status.code)", "reason": "\(refusal.reason.rawValue)", "uri": "\(Printable.escaped(request.uri[...]))",
                 ],
                 on: context.eventLoop)
         }
-        respond(refusal, context: context)
+        refusal.response.send(closing: context)
     }
 
     /// Still here when the connection closes: the upgrade never completed. A peer that hangs up
     /// mid-handshake (or before sending anything, like a TCP health check) is counted, quietly.
     func channelInactive(context: ChannelHandlerContext) {
         if !settled {
-            settle(reason: "closed_during_handshake")
+            settle(.closedDuringHandshake)
             logger.debug("connection closed before the WebSocket handshake completed")
         }
         context.fireChannelInactive()
@@ -121,44 +121,30 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is CloseRequest {
-            if !settled { settle(reason: "shutdown") }
+            if !settled { settle(.shutdown) }
             context.close(promise: nil)
         } else {
             context.fireUserInboundEventTriggered(event)
         }
     }
 
-    private func settle(reason: String) {
+    private func settle(_ reason: HandshakeRejectionReason) {
         settled = true
-        server.registry.noteRejectedHandshake(reason: reason)
+        server.registry.noteRejectedHandshake(reason)
     }
 
     /// A request without `Upgrade: websocket`: 426 on the WebSocket route, 404 elsewhere.
     private func plainRequestRejection(_ request: HTTPRequestHead) -> HandshakeRejection {
-        let (path, _) = WebSocketRoute.split(request.uri)
+        let (path, _) = RequestTarget.split(request.uri)
         if server.route.path.map({ path == $0[...] }) ?? true {
             return HandshakeRejection(
-                status: .upgradeRequired, reason: "not_websocket",
-                message: "\(WebSocketRoute.printable(path)) accepts WebSocket upgrades only (send Upgrade: websocket)",
+                status: .upgradeRequired, reason: .notWebSocket,
+                message: "\(Printable.escaped(path)) accepts WebSocket upgrades only (send Upgrade: websocket)",
                 extraHeaders: [("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13")])
         }
         return HandshakeRejection(
-            status: .notFound, reason: "not_found",
-            message: "no WebSocket route at \(WebSocketRoute.printable(path)); the route is \(server.route.description)")
-    }
-
-    private func respond(_ refusal: HandshakeRejection, context: ChannelHandlerContext) {
-        let (body, contentType) = refusal.body ?? (Array((refusal.message + "\n").utf8), "text/plain; charset=utf-8")
-        var head = HTTPResponseHead(version: .http1_1, status: refusal.status)
-        head.headers.add(name: "Content-Type", value: contentType)
-        head.headers.add(name: "Content-Length", value: "\(body.count)")
-        head.headers.add(name: "Connection", value: "close")
-        for (name, value) in refusal.extraHeaders { head.headers.add(name: name, value: value) }
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
-            context.close(promise: nil)
-        }
+            status: .notFound, reason: .notFound,
+            message: "no WebSocket route at \(Printable.escaped(path)); the route is \(server.route.description)")
     }
 }
 

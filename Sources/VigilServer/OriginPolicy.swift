@@ -1,5 +1,7 @@
 import NIOHTTP1
 import VigilConfig
+import VigilHost
+import VigilText
 
 /// Which pages may open a WebSocket to vigild (cross-site WebSocket hijacking: a page on any site,
 /// open in a browser that can reach the listener, would otherwise connect with the browser's
@@ -34,24 +36,24 @@ struct OriginPolicy: Sendable {
         if let allowed, allowed.contains(.any) { return nil }
         guard origins.count == 1, let origin = Origin(String(text)) else {
             return refusal(
-                "origin \"\(WebSocketRoute.printable(origins.joined(separator: ", ")[...]))\" is not an origin vigild can check "
+                "origin \"\(Printable.escaped(origins.joined(separator: ", ")[...]))\" is not an origin vigild can check "
                     + "(\"null\" is a sandboxed page or a file; userinfo, a query, a fragment or a scheme other than http(s) "
                     + "make a URL opaque too); only allowed_origins: \"*\" admits it")
         }
         // Named as sent (a path and all), so the operator finds the value the client wrote.
-        let sent = WebSocketRoute.printable(text[...])
+        let sent = Printable.escaped(text[...])
         if let allowed {
             if allowed.contains(where: { $0.matches(origin) }) { return nil }
             return refusal("origin \(sent) is not in allowed_origins (\(allowed.map(\.description).joined(separator: ", ")))")
         }
         guard let host = headers.first(name: "host"), origin.isSameOrigin(asHost: host) else {
-            let host = headers.first(name: "host").map { WebSocketRoute.printable($0[...]) } ?? "none"
+            let host = headers.first(name: "host").map { Printable.escaped($0[...]) } ?? "none"
             return refusal("origin \(sent) is not the same origin as Host \(host); set allowed_origins to admit it")
         }
         return nil
     }
 
     private func refusal(_ message: String) -> HandshakeRejection {
-        HandshakeRejection(status: .forbidden, reason: "origin", message: message)
+        HandshakeRejection(status: .forbidden, reason: .origin, message: message)
     }
 }

@@ -2,15 +2,20 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
-import ServiceLifecycle
 import NIOConcurrencyHelpers
+import ServiceLifecycle
 import Synchronization
-import VigilClient
 import VigilConfig
 import VigilConnection
+import VigilFraming
+import VigilHost
+import VigilProxy
 import VigilRegistry
 import VigilServiceManager
+import VigilStatus
 import VigilSupervisor
+import VigilTargets
+import VigilText
 
 #if canImport(Glibc)
 import Glibc
@@ -51,12 +56,15 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
         self.current = NIOLockedValueBox(configuration)
         self.registry = ConnectionRegistry(
             maxConnections: settings.maxConnections, closeHistory: settings.closeHistory, now: now)
+        let host = ConnectionHost(
+            registry: registry, logger: logger, clock: clock,
+            limits: FramingLimits(maxFrameSize: settings.maxFrame, maxMessageSize: settings.maxMessage),
+            policy: settings.supervisionPolicy)
         self.server = ServerContext(
-            settings: settings, registry: registry, logger: logger, proxy: nil,
-            descriptorBudget: Self.descriptorBudget(statusConnections: settings.statusMaxConnections), clock: clock,
-            failpoints: failpoints)
+            settings: settings, host: host,
+            descriptorBudget: Self.descriptorBudget(statusConnections: settings.statusMaxConnections), failpoints: failpoints)
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
-        self.targets = MonitorTargets(server: server, group: self.group)
+        self.targets = MonitorTargets(host: host, group: self.group)
         self.ownsGroup = group == nil
         self.logger = logger
         self.startedAt = now
@@ -73,7 +81,7 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
 
     /// `serving 12 connections; last 60 s: 3 normal, 1 eof`
     public var statusLine: String {
-        StatusLine.text(active: registry.activeCount, lastMinute: registry.summary(at: ConnectionClock.system.now()).lastMinuteByKind)
+        StatusLine.text(active: registry.activeCount, lastMinute: registry.summary(at: server.host.clock.now()).lastMinuteByKind)
     }
 
     /// How ServiceLifecycle names this service in its logs. Without it, it describes the server
@@ -179,31 +187,32 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
         targets.stopAll()  // no more dials; their connections get their 1001 with the others
         let webSocket = listeners.withLockedValue { $0.webSocket }
         try? await webSocket?.close()
-        let open = server.channels.count
+        let channels = server.host.channels
+        let open = channels.count
         let window = current.withLockedValue { $0.settings.drainWindow }
-        let spread = window > .zero ? " over \(ValueParsers.text(window))" : ""
+        let spread = window > .zero ? " over \(DurationText.setting(window))" : ""
         logger.notice("shutting down: closing \(open) connections with 1001\(spread)", metadata: ["connections": "\(open)"])
         if window > .zero {
             // Each connection's 1001 at a random moment of the window, on its own event loop.
-            for channel in server.channels.all {
+            for channel in channels.all {
                 let delay = TimeAmount.nanoseconds(Int64.random(in: 0..<window.inNanoseconds))
                 channel.eventLoop.scheduleTask(in: delay) {
                     channel.pipeline.fireUserInboundEventTriggered(CloseRequest(.shutdown))
                 }
             }
         } else {
-            server.channels.broadcast(CloseRequest(.shutdown))
+            channels.broadcast(CloseRequest(.shutdown))
         }
-        let closeTimeout = server.policy.withLockedValue { $0.closeTimeout }
+        let closeTimeout = server.host.policy.closeTimeout
         let drainLimit = ContinuousClock.now + window + closeTimeout + .seconds(1)
-        while server.channels.count > 0 && ContinuousClock.now < drainLimit {
+        while channels.count > 0 && ContinuousClock.now < drainLimit {
             try? await Task.sleep(for: .milliseconds(10))
         }
-        for channel in server.channels.all {
+        for channel in channels.all {
             try? await channel.close()
         }
         try? await statusListener.withLockedValue({ $0 })?.close()
-        logger.notice("stopped", metadata: ["closes_total": "\(registry.summary(at: ConnectionClock.system.now()).total)"])
+        logger.notice("stopped", metadata: ["closes_total": "\(registry.summary(at: server.host.clock.now()).total)"])
     }
 
     private func releaseEventLoops() async {
@@ -229,62 +238,43 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
     /// fails, in which case the running configuration stays and the error is logged.
     @discardableResult
     public func reload(_ load: () throws -> ResolvedSettings) -> Result<ReloadReport, any Error> {
+        // MONOTONIC_USEC is CLOCK_MONOTONIC's, whatever clock the connections are timed by.
         link?.send(
             .reloading(
                 monotonicMicroseconds: UInt64(ConnectionClock.system.now().nanoseconds / 1000), status: "reloading configuration"))
         defer { link?.send(.ready(mainPID: getpid(), status: statusLine)) }
-        let fresh: ResolvedSettings
-        do {
-            fresh = try load()
-        } catch {
-            logger.error("reload failed; the running configuration stays: \(error)")
-            return .failure(error)
-        }
-        var updated = current.withLockedValue { $0 }
-        for definition in SettingCatalog.all where definition.reloadable { updated.adopt(definition, from: fresh) }
+        let reload: SettingsReload
         let rules: ProxyRules?
         let access: StatusAccess
         let targetChanges: MonitorTargets.Changes
         do {
-            rules = try ProxyRules.make(updated.settings)
-            access = try StatusAccess.make(updated.settings)
+            reload = SettingsReload(running: configuration, fresh: try load())
+            rules = try ProxyRules.make(reload.updated.settings)
+            access = try StatusAccess.make(reload.updated.settings)
             // Targets are reloadable as a whole list: new ones start, removed ones stop, changed
             // ones restart, the others keep their connections.
-            var forTargets = updated.settings
-            forTargets.targets = fresh.settings.targets
-            targetChanges = try targets.reconcile(forTargets)
+            targetChanges = try targets.reconcile(reload.updated.settings)
         } catch {
             logger.error("reload failed; the running configuration stays: \(error)")
             return .failure(error)
         }
-        let report = current.withLockedValue { running in
-            var report = ReloadReport(applied: [], needRestart: [])
-            running.settings.targets = fresh.settings.targets
-            if !targetChanges.isEmpty {
-                let describe = { (what: String, names: [String]) in names.isEmpty ? nil : "\(what) \(names.joined(separator: " "))" }
-                let text = [describe("added", targetChanges.added), describe("removed", targetChanges.removed),
-                            describe("changed", targetChanges.changed)].compactMap { $0 }.joined(separator: "; ")
-                report.applied.append(("targets", "", text))
-            }
-            for definition in SettingCatalog.all {
-                let old = running.text(forKey: definition.key)!
-                let new = fresh.text(forKey: definition.key)!
-                if definition.reloadable {
-                    running.adopt(definition, from: fresh)
-                    if old != new { report.applied.append((definition.key, old, new)) }
-                } else if old != new {
-                    report.needRestart.append((definition.key, old, new))
-                }
-            }
-            return report
+        current.withLockedValue { $0 = reload.updated }
+        var report = ReloadReport(applied: reload.applied, needRestart: reload.needRestart)
+        if !targetChanges.isEmpty {
+            let describe = { (what: String, names: [String]) in names.isEmpty ? nil : "\(what) \(names.joined(separator: " "))" }
+            let text = [
+                describe("added", targetChanges.added), describe("removed", targetChanges.removed),
+                describe("changed", targetChanges.changed),
+            ].compactMap { $0 }.joined(separator: "; ")
+            report.applied.insert(("targets", "", text), at: 0)
         }
-        let (policy, upstreamPolicy) = current.withLockedValue { ($0.settings.supervisionPolicy, $0.settings.upstreamSupervisionPolicy) }
-        server.policy.withLockedValue { $0 = policy }
+        let settings = reload.updated.settings
+        let (policy, upstreamPolicy) = (settings.supervisionPolicy, settings.upstreamSupervisionPolicy)
+        server.host.policy = policy
         server.replaceProxyRules(rules)
-        let origins = current.withLockedValue { OriginPolicy(settings: $0.settings) }
-        server.origins.withLockedValue { $0 = origins }
+        server.origins.withLockedValue { $0 = OriginPolicy(settings: settings) }
         statusListener.withLockedValue { $0 }?.replaceAccess(access)
-        server.channels.broadcast { kind in
+        server.host.channels.broadcast { kind in
             switch kind {
             case .accepted: PolicyUpdate(policy)
             case .upstream: PolicyUpdate(upstreamPolicy)
@@ -305,13 +295,12 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
     // MARK: - Bootstraps
 
     private func webSocketBootstrap() -> ServerBootstrap {
-        let server = self.server
         let maxBacklog = server.settings.maxBacklog
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelInitializer { channel in
-                Self.acceptBackoff(channel).flatMapThrowing {
+                AcceptPause.install(on: channel).flatMapThrowing {
                     try channel.pipeline.syncOperations.addHandler(AcceptThrottle())
                 }
             }
@@ -326,23 +315,26 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
     /// supervised connection handler. Public so a fuzzer can drive the whole per-connection
     /// pipeline on an `EmbeddedChannel`; call on the channel's event loop.
     public func installConnectionPipeline(on channel: any Channel) throws {
-        var logger = server.logger
-        logger[metadataKey: "ws_peer"] = "\(channel.remoteAddress?.endpointDescription ?? "unknown")"
+        var logger = server.host.logger
+        logger[metadataKey: LogKey.peer] = "\(channel.remoteAddress?.endpointDescription ?? "unknown")"
         do {
-            server.channels.add(channel)
-            let address = AcceptGate.key(for: channel.remoteAddress)
-            let decision = server.gate.decide(address: address, openSockets: server.channels.count)
+            let channels = server.host.channels
             let gate = server.gate
-            channel.closeFuture.whenComplete { _ in gate.closed(address: address) }
+            let address = AcceptGate.key(for: channel.remoteAddress)
+            let slot = ConnectionSlot(registry: registry)
+            // Everything this connection holds is given back here, once, when its socket closes.
+            channels.add(channel, kind: .accepted) {
+                gate.closed(address: address)
+                slot.release()
+            }
             let refusal: HandshakeRejection?
-            switch decision {
+            switch gate.decide(address: address, openSockets: channels.count) {
             case .drop:
-                server.registry.noteRejectedHandshake(reason: "descriptors")
-                let budget = server.gate.descriptorBudget ?? 0
-                server.gate.descriptorLog.log(
+                registry.noteRejectedHandshake(.descriptors)
+                gate.descriptorLog.log(
                     logger, level: .warning,
-                    "closing an accepted connection unanswered: \(server.channels.count) sockets open, the most RLIMIT_NOFILE leaves after its reserve for the status API and the service manager is \(budget)",
-                    metadata: ["sockets": "\(server.channels.count)"], on: channel.eventLoop)
+                    "closing an accepted connection unanswered: \(channels.count) sockets open, the most RLIMIT_NOFILE leaves after its reserve for the status API and the service manager is \(gate.descriptorBudget ?? 0)",
+                    metadata: ["sockets": "\(channels.count)"], on: channel.eventLoop)
                 channel.close(promise: nil)
                 return
             case .refuse(let rejection):
@@ -352,7 +344,7 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
             }
             let preview = RequestPreview()
             let handshake = HandshakeHandler(server: server, preview: preview, logger: logger, admissionRefusal: refusal)
-            let upgrader = WebSocketUpgrader(server: server, handshake: handshake)
+            let upgrader = WebSocketUpgrader(server: server, handshake: handshake, slot: slot)
             let pipeline = channel.pipeline.syncOperations
             try pipeline.addHandler(preview)  // in front of the HTTP decoder
             // Parse errors are answered by HandshakeHandler, with a body and a count.
@@ -383,11 +375,11 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
         // The listener lives in this server; its router must not keep the server alive (a cycle
         // that outlives shutdown: LeakSanitizer reports every server a process ever ran).
         return StatusRouter(
-            registry: registry, startedAt: startedAt,
+            registry: registry, startedAt: startedAt, clock: server.host.clock,
             configuration: { [current] in current.withLockedValue { $0 } },
             phase: { [weak self] in self.flatMap { ServerPhase(rawValue: $0.phase.load(ordering: .acquiring)) } ?? .draining },
             pendingHandshakes: { gate.pendingCount },
-            targets: { [targets] in targets.all })
+            targets: { [targets] in targets.reports() })
     }
 
     /// The settings refuse a `status_listen` that is not loopback without a token; an inherited
@@ -399,17 +391,6 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
         guard !ListenAddress(host: ip, port: 0).isLoopback else { return }
         throw StartupError(
             message: "the status API listens on \(address.endpointDescription), which is not a loopback address, so anyone who can reach it could read every connection; set status_token_file (a bearer token for all but /livez and /readyz), or status_insecure: true to serve it openly anyway")
-    }
-
-    /// How long a listener waits before accepting again after accept(2) ran out of resources:
-    /// the connection waits in the kernel's queue meanwhile, instead of the event loop spinning
-    /// on an accept that keeps failing (see `AcceptPause`).
-    static let acceptRetryDelay = TimeAmount.milliseconds(100)
-
-    @Sendable static func acceptBackoff(_ channel: any Channel) -> EventLoopFuture<Void> {
-        channel.eventLoop.makeCompletedFuture {
-            try channel.pipeline.syncOperations.addHandler(AcceptPause(delay: acceptRetryDelay))
-        }
     }
 
     /// Runs `bind` (which binds `address`, or adopts `inherited`, a socket-activated
@@ -431,15 +412,4 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
             throw StartupError(message: "cannot \(inherited == nil ? "bind" : "adopt") the \(what) on \(place): \(error)")
         }
     }
-}
-
-/// A start-up failure worded for the operator.
-public struct StartupError: Error, CustomStringConvertible {
-    public var message: String
-
-    public init(message: String) {
-        self.message = message
-    }
-
-    public var description: String { message }
 }

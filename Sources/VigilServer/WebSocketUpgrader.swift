@@ -2,11 +2,13 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOWebSocket
-import VigilClient
 import VigilConnection
 import VigilFraming
+import VigilHost
+import VigilProxy
 import VigilRegistry
 import VigilSupervisor
+import VigilText
 
 /// vigild's WebSocket upgrader, one per accepted TCP connection.
 ///
@@ -23,21 +25,17 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
 
     private let server: ServerContext
     private let handshake: HandshakeHandler
+    /// This connection's `max_connections` slot, taken when the request is admitted.
+    private let slot: ConnectionSlot
     private let acceptComputer: NIOWebSocketServerUpgrader
 
-    /// An admitted request, holding its `max_connections` slot until the upgrade completes.
+    /// An admitted request, until its upgrade completes.
     private struct Admission {
         var client: String?
         var path: String
-        var holdsSlot = true
+        var upgraded = false
         /// Proxy mode: the upstream leg already open, waiting for this client leg.
-        var relay: Relay?
-    }
-
-    private struct Relay {
-        var pair: PairLink
-        var clientSink: RelaySink
-        var upstreamSink: RelaySink
+        var relay: UpstreamDial.Opened?
     }
 
     private var admitted: Admission?
@@ -48,11 +46,12 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
     /// request listing `websocket` a few times took `max_connections` slots for good.
     private var firstRefusal: (any Error)?
 
-    init(server: ServerContext, handshake: HandshakeHandler) {
+    init(server: ServerContext, handshake: HandshakeHandler, slot: ConnectionSlot) {
         self.server = server
         self.handshake = handshake
+        self.slot = slot
         self.acceptComputer = NIOWebSocketServerUpgrader(
-            maxFrameSize: server.limits.maxFrameSize, automaticErrorHandling: false,
+            maxFrameSize: server.host.limits.maxFrameSize, automaticErrorHandling: false,
             shouldUpgrade: { channel, _ in channel.eventLoop.makeSucceededFuture(HTTPHeaders()) },
             upgradePipelineHandler: { channel, _ in channel.eventLoop.makeSucceededVoidFuture() })
     }
@@ -86,31 +85,35 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
         {
             return channel.eventLoop.makeFailedFuture(rejection)
         }
-        guard server.registry.reserve() else {
+        guard slot.take() else {
             return channel.eventLoop.makeFailedFuture(
                 HandshakeRejection(
-                    status: .serviceUnavailable, reason: "capacity",
+                    status: .serviceUnavailable, reason: .capacity,
                     message: "vigild is at its limit of \(server.registry.maxConnections) connections; try again later",
                     extraHeaders: [("Retry-After", "5")]))
         }
-        let path = String(WebSocketRoute.split(upgradeRequest.uri).path)
-        admitted = Admission(client: client, path: path)
-        // If the connection dies before the upgrade completes, the slot must come back, and an
-        // upstream leg already open for it is closed.
+        admitted = Admission(client: client, path: String(RequestTarget.split(upgradeRequest.uri).path))
+        // If the connection dies before the upgrade completes, an upstream leg already open for
+        // it is closed (its slot comes back with the socket).
         channel.closeFuture.assumeIsolated().whenComplete { _ in
-            guard let admission = self.admitted, admission.holdsSlot else { return }
+            guard let admission = self.admitted, !admission.upgraded else { return }
             self.admitted = nil
-            self.server.registry.release()
-            admission.relay?.upstreamSink.connection?.close(
-                LocalClose(code: CloseStatus.goingAway, reason: "the client went away before its upgrade completed", cause: .partnerClosed))
+            admission.relay?.upstreamSink.connection?.close(Self.clientGone)
         }
         guard let rules = server.proxyRules() else {
             return acceptComputer.buildUpgradeResponse(
                 channel: channel, upgradeRequest: upgradeRequest, initialResponseHeaders: initialResponseHeaders)
         }
-        return dialUpstream(rules, for: upgradeRequest, client: client, channel: channel).assumeIsolated().flatMap { subprotocol in
+        handshake.upstreamDialStarted()
+        let opened = UpstreamDial.open(rules, for: upgradeRequest, client: client, channel: channel, host: server.host)
+        return opened.assumeIsolated().flatMap { relay in
+            if self.admitted == nil {
+                relay.upstreamSink.connection?.close(Self.clientGone)  // it went away while the upstream answered
+            }
+            self.admitted?.relay = relay
+            let subprotocol = relay.subprotocol
             // NIO's upgrader builds its own headers; the upstream's choice is added to them.
-            self.acceptComputer.buildUpgradeResponse(
+            return self.acceptComputer.buildUpgradeResponse(
                 channel: channel, upgradeRequest: upgradeRequest, initialResponseHeaders: initialResponseHeaders
             ).map { headers in
                 var headers = headers
@@ -120,145 +123,52 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
         }.nonisolated()
     }
 
+    private static let clientGone = LocalClose(
+        code: CloseStatus.goingAway, reason: "the client went away before its upgrade completed", cause: .partnerClosed)
+
     func upgrade(context: ChannelHandlerContext, upgradeRequest: HTTPRequestHead) -> EventLoopFuture<Void> {
         let channel = context.channel
-        guard var admission = admitted, admission.holdsSlot, channel.isActive,
+        guard var admission = admitted, !admission.upgraded, channel.isActive,
             let sink = admission.relay?.clientSink ?? server.settings.mode.makeSink()
         else {
-            // Closed before the upgrade could finish: the close callback gives the slot back.
+            // Closed before the upgrade could finish: the slot comes back with the socket.
             return context.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
         }
-        admission.holdsSlot = false  // the registry entry now owns the slot
+        admission.upgraded = true
         admitted = admission
-        let now = server.clock.now()
-        let peer = channel.remoteAddress?.endpointDescription ?? "unknown"
-        let connection = server.registry.open(
-            peer: peer, client: admission.client, path: admission.path, leg: .client, pair: admission.relay?.pair, at: now)
-        var logger = server.logger
-        logger[metadataKey: "ws_conn_id"] = "\(connection.id)"
-        logger[metadataKey: "ws_peer"] = "\(peer)"
-        logger[metadataKey: "ws_client"] = "\(admission.client ?? "")"
-        logger[metadataKey: "ws_path"] = "\(admission.path)"
-        if let pair = admission.relay?.pair {
-            logger[metadataKey: "ws_pair_id"] = "\(pair.pairID)"
-            logger[metadataKey: "ws_leg"] = "client"
-        }
-        logger.debug("connection opened")
-        var configuration = SupervisedConnectionHandler.Configuration(
-            role: .server, policy: server.policy.withLockedValue { $0 }, limits: server.limits)
+        let host = server.host
+        let now = host.clock.now()
+        let identity = ConnectionIdentity(
+            peer: channel.remoteAddress?.endpointDescription ?? "unknown", client: admission.client, path: admission.path,
+            leg: .client, pair: admission.relay?.pair)
+        let books = host.openBooks(identity, at: now)
+        books.logger.debug("connection opened")
+        var configuration = SupervisedConnectionHandler.Configuration(role: .server, policy: host.policy, limits: host.limits)
         // A relay passes the client's pings to the backend instead of answering them itself.
         configuration.answersPings = admission.relay == nil
         let handler = SupervisedConnectionHandler(
-            configuration: configuration,
-            sink: sink,
-            observer: RegistryObserver(connection: connection, registry: server.registry, logger: logger),
-            wheel: server.wheels.wheel(for: context.eventLoop), clock: server.clock, openedAt: now)
+            configuration: configuration, sink: sink, observer: books.observer, wheel: host.wheels.wheel(for: context.eventLoop),
+            clock: host.clock, openedAt: now)
         let relay = admission.relay
         return context.eventLoop.makeCompletedFuture {
             let pipeline = channel.pipeline.syncOperations
             pipeline.removeHandler(handshake.preview, promise: nil)
             pipeline.removeHandler(handshake, promise: nil)
             do {
-                try WebSocketPipeline.addFramingHandlers(to: pipeline, limits: server.limits)
+                try WebSocketPipeline.addFramingHandlers(to: pipeline, limits: host.limits)
                 try server.failpoints.check(.upgradePipeline)
                 try pipeline.addHandler(handler)
             } catch {
                 // Never supervised: no record and no ghost entry; an upstream leg must not wait,
                 // and the socket is closed here (NIO's upgrade handler only passes the error on,
                 // and the handshake deadline left with the handshake handler).
-                server.registry.abandon(connection)
-                logger.warning("cannot set up the upgraded connection: \(error)")
+                host.registry.abandon(books.connection)
+                books.logger.warning("cannot set up the upgraded connection: \(error)")
                 channel.close(promise: nil)
                 relay?.upstreamSink.connection?.close(
                     LocalClose(code: CloseStatus.goingAway, reason: "the client leg could not be set up", cause: .partnerClosed))
                 throw error
             }
-        }
-    }
-
-    // MARK: - Proxy mode
-
-    /// Opens the upstream leg for this client on the client's own event loop, so both legs of
-    /// the pair run on one thread. Succeeds with the subprotocol the upstream chose; fails with
-    /// the rejection the client gets.
-    private func dialUpstream(
-        _ rules: ProxyRules, for request: HTTPRequestHead, client: String?, channel: any Channel
-    ) -> EventLoopFuture<String?> {
-        let server = self.server
-        let eventLoop = channel.eventLoop
-        (try? channel.pipeline.syncOperations.handler(type: HandshakeHandler.self))?.upstreamDialStarted()
-        let pair = PairLink(pairID: server.registry.makePairID(), upstream: rules.upstream.description)
-        let (clientSink, upstreamSink) = RelaySink.pair(upstreamFailureCode: rules.failureCode)
-        let clientAddress = channel.remoteAddress?.ipAddress ?? "unknown"
-        let forwarded = ForwardedRequest.make(for: request, clientAddress: clientAddress, rules: rules)
-        // Backends commonly send a message as one frame: the upstream leg takes frames up to
-        // max_message (still the bound on what one message holds); towards the client vigild
-        // re-frames within max_frame.
-        let upstreamLimits = FramingLimits(
-            maxFrameSize: max(server.limits.maxFrameSize, min(server.limits.maxMessageSize, Int(UInt32.max))),
-            maxMessageSize: server.limits.maxMessageSize)
-        var configuration = SupervisedConnectionHandler.Configuration(
-            role: .client, policy: rules.upstreamPolicy, limits: upstreamLimits)
-        configuration.answersPings = false
-        let sinkBox = NIOLoopBound(upstreamSink, eventLoop: eventLoop)
-        let dialed = WebSocketDialer.dial(
-            forwarded, on: eventLoop, timeout: rules.connectTimeout, tls: rules.tls, configuration: configuration,
-            wheels: server.wheels,
-            makeParts: { upstreamChannel, _ in
-                server.channels.add(upstreamChannel, kind: .upstream)
-                let peer = upstreamChannel.remoteAddress?.endpointDescription ?? rules.upstream.hostHeader
-                let path = String(WebSocketRoute.split(forwarded.target).path)
-                let connection = server.registry.open(
-                    peer: peer, client: client, path: path, leg: .upstream, pair: pair, holdsSlot: false,
-                    at: server.clock.now())
-                var logger = server.logger
-                logger[metadataKey: "ws_conn_id"] = "\(connection.id)"
-                logger[metadataKey: "ws_peer"] = "\(peer)"
-                logger[metadataKey: "ws_client"] = "\(client ?? "")"
-                logger[metadataKey: "ws_path"] = "\(path)"
-                logger[metadataKey: "ws_pair_id"] = "\(pair.pairID)"
-                logger[metadataKey: "ws_leg"] = "upstream"
-                logger.debug("upstream leg opened", metadata: ["upstream": "\(rules.upstream)"])
-                return (sinkBox.value, RegistryObserver(connection: connection, registry: server.registry, logger: logger))
-            })
-        return dialed.assumeIsolated().flatMapErrorThrowing { error in
-            throw Self.rejection(for: error, rules: rules)
-        }.map { connection in
-            self.admitted?.relay = Relay(pair: pair, clientSink: clientSink, upstreamSink: upstreamSink)
-            if self.admitted == nil {
-                // The client went away while the upstream was answering.
-                upstreamSink.connection?.close(
-                    LocalClose(code: CloseStatus.goingAway, reason: "the client went away before its upgrade completed", cause: .partnerClosed))
-            }
-            return connection.subprotocol
-        }.nonisolated()
-    }
-
-    /// What the client hears when the upstream could not be opened: the upstream's own refusal
-    /// (status, `Retry-After`, `WWW-Authenticate`, up to 4 KiB of body), 504 when it did not
-    /// answer in time, 502 for everything else.
-    static func rejection(for error: any Error, rules: ProxyRules) -> HandshakeRejection {
-        let upstream = rules.upstream.description
-        guard let failure = error as? DialFailure else {
-            return HandshakeRejection(status: .badGateway, reason: "upstream_unreachable", message: "upstream \(upstream): \(error)")
-        }
-        switch failure {
-        case .refused(let refusal):
-            var headers: [(String, String)] = []
-            for name in ["Retry-After", "WWW-Authenticate"] {
-                if let value = refusal.header(name) { headers.append((name, value)) }
-            }
-            let preview = String(decoding: refusal.body.prefix(200), as: UTF8.self)
-            return HandshakeRejection(
-                status: HTTPResponseStatus(statusCode: refusal.status, reasonPhrase: refusal.reason),
-                reason: "upstream_refused",
-                message: "upstream \(upstream) refused the upgrade: HTTP \(refusal.status) \(refusal.reason): \"\(WebSocketRoute.printable(preview[...]))\"",
-                extraHeaders: headers,
-                body: (refusal.body, refusal.header("Content-Type") ?? "text/plain; charset=utf-8"))
-        case .timeout:
-            return HandshakeRejection(status: .gatewayTimeout, reason: "upstream_timeout", message: "upstream \(upstream): \(failure)")
-        default:
-            return HandshakeRejection(status: .badGateway, reason: "upstream_unreachable", message: "upstream \(upstream): \(failure)")
         }
     }
 }

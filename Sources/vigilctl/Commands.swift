@@ -1,6 +1,7 @@
 import ArgumentParser
 import FoundationEssentials
 import VigilSupervisor
+import VigilText
 
 /// `vigilctl status`: state, uptime, connections, closes by kind (last minute and in all).
 struct Status: AsyncParsableCommand {
@@ -240,7 +241,7 @@ struct Targets: AsyncParsableCommand {
         func run() async throws {
             let state: String
             do {
-                let (status, body) = try await global.client().get("/targets/" + percentEncoded(name))
+                let (status, body) = try await global.client().get("/targets/" + PercentEncoding.encoded(name))
                 let document = try? JSONValue.parse(body)
                 guard status == 200, let document else {
                     let message = document?["error"].string ?? "vigild answered \(status)"

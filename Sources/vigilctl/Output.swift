@@ -1,3 +1,5 @@
+import VigilText
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -107,14 +109,9 @@ enum Format {
         return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
     }
 
-    /// `850ms`, `12s`, `3m12s`, `2h05m`, `3d4h`.
+    /// `850ms`, `12s`, `3m12s`, `2h05m`, `3d4h` (milliseconds rounded).
     static func duration(seconds: Double) -> String {
-        if seconds < 1 { return "\(Int((seconds * 1000).rounded()))ms" }
-        let total = Int(seconds)
-        if total < 60 { return "\(total)s" }
-        if total < 3600 { return "\(total / 60)m\(pad(total % 60))s" }
-        if total < 86_400 { return "\(total / 3600)h\(pad(total % 3600 / 60))m" }
-        return "\(total / 86_400)d\(total % 86_400 / 3600)h"
+        DurationText.human(.milliseconds(Int64((seconds * 1000).rounded())))
     }
 
     /// How long ago a timestamp was.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import FoundationEssentials
 import VigilConfig
+import VigilText
 
 #if canImport(Glibc)
 import Glibc
@@ -191,20 +192,6 @@ extension OutputFormat: ExpressibleByArgument {}
 
 /// A query string from the filters a command was given.
 func query(_ pairs: [(String, String?)]) -> String {
-    let given = pairs.compactMap { name, value in value.map { "\(name)=\(percentEncoded($0))" } }
+    let given = pairs.compactMap { name, value in value.map { "\(name)=\(PercentEncoding.encoded($0))" } }
     return given.isEmpty ? "" : "?" + given.joined(separator: "&")
-}
-
-func percentEncoded(_ text: String) -> String {
-    var out = ""
-    for byte in text.utf8 {
-        let scalar = Unicode.Scalar(byte)
-        if (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || "-._~".utf8.contains(byte) {
-            out.unicodeScalars.append(scalar)
-        } else {
-            let hex = String(byte, radix: 16, uppercase: true)
-            out += "%" + (hex.count == 1 ? "0" + hex : hex)
-        }
-    }
-    return out
 }

@@ -123,7 +123,7 @@ struct MessageAssemblerTests {
     func protocolErrors(bytes: [UInt8], detail: String) throws {
         let h = try AssemblerHarness()
         let failure = try #require(error(try h.one(bytes)))
-        #expect(failure.kind == .protocolError && failure.detail == detail)
+        #expect(failure.cause == .protocolError && failure.detail == detail)
         #expect(failure.inCloseFrame == detail.contains("close"))
         #expect(failure.closeCode == 1002)
     }
@@ -149,7 +149,7 @@ struct MessageAssemblerTests {
         let results = try h.feed(frameBytes(opcode: 1, payload: [0x41, 0xC0], fin: false))
         #expect(error(results[0]) == FramingError(.invalidUTF8, "text message is not valid UTF-8"))
         let unfinished = try AssemblerHarness()
-        #expect(error(try unfinished.one(frameBytes(opcode: 1, payload: [0xE2, 0x82])))?.kind == .invalidUTF8)
+        #expect(error(try unfinished.one(frameBytes(opcode: 1, payload: [0xE2, 0x82])))?.cause == .invalidUTF8)
         let close = try AssemblerHarness()
         let closeError = try #require(error(try close.one(frameBytes(opcode: 8, payload: [0x03, 0xE8, 0xFF]))))
         #expect(closeError == FramingError(.invalidUTF8, "close reason is not valid UTF-8", inCloseFrame: true))

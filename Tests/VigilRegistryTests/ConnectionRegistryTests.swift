@@ -11,7 +11,7 @@ func outcome(_ kind: CloseKind, _ cause: CloseCause) -> CloseOutcome {
 
 @Suite("Connection registry")
 struct ConnectionRegistryTests {
-    @Test("admission stops at max connections and frees slots on close and release")
+    @Test("admission stops at max connections; slots come back with release, not with close records")
     func admission() {
         let registry = ConnectionRegistry(maxConnections: 2, closeHistory: 10, now: t0)
         #expect(registry.reserve())
@@ -19,8 +19,10 @@ struct ConnectionRegistryTests {
         #expect(!registry.reserve())
         registry.release()
         #expect(registry.reserve())
-        let connection = registry.open(peer: "127.0.0.1:1", client: nil, path: "/ws", at: t0)
+        let connection = registry.open(ConnectionIdentity(peer: "127.0.0.1:1", client: nil, path: "/ws"), at: t0)
         registry.close(connection, outcome: outcome(.eof, .eof), at: t0)
+        #expect(!registry.reserve(), "the record is not the socket: the slot is its owner's to give back")
+        registry.release()
         #expect(registry.reserve())
         #expect(!registry.reserve())
     }
@@ -30,7 +32,7 @@ struct ConnectionRegistryTests {
         let registry = ConnectionRegistry(maxConnections: 10, closeHistory: 10, now: t0)
         _ = registry.reserve()
         let opened = Timestamp(nanosecondsSinceEpoch: 1_700_000_000_000_000_000)
-        let connection = registry.open(peer: "10.0.0.7:51234", client: "kiosk-3", path: "/ws", at: t0, wallClock: opened)
+        let connection = registry.open(ConnectionIdentity(peer: "10.0.0.7:51234", client: "kiosk-3", path: "/ws"), at: t0, wallClock: opened)
         connection.noteMessageIn(bytes: 10)
         connection.noteMessageOut(bytes: 10)
         connection.notePongReceived(roundTrip: .milliseconds(3))
@@ -42,7 +44,7 @@ struct ConnectionRegistryTests {
             connection, outcome: outcome(.abnormal, .pongTimeout), at: t0 + .seconds(192),
             wallClock: Timestamp(nanosecondsSinceEpoch: opened.nanosecondsSinceEpoch + 192_000_000_000))
         #expect(record.duration == .seconds(192))
-        #expect(record.client == "kiosk-3")
+        #expect(record.identity.client == "kiosk-3")
         #expect(record.lastRoundTrip == .milliseconds(3))
         #expect(record.messagesIn == 1 && record.messagesOut == 1)
         #expect(registry.connection(id: connection.id) == nil)
@@ -55,7 +57,7 @@ struct ConnectionRegistryTests {
         var ids: [UInt64] = []
         for index in 0..<5 {
             _ = registry.reserve()
-            let connection = registry.open(peer: "p", client: "c\(index % 2)", path: "/ws", at: t0)
+            let connection = registry.open(ConnectionIdentity(peer: "p", client: "c\(index % 2)", path: "/ws"), at: t0)
             ids.append(connection.id)
             registry.close(connection, outcome: index == 4 ? outcome(.normal, .remoteClose) : outcome(.eof, .eof), at: t0)
         }
@@ -77,7 +79,7 @@ struct ConnectionRegistryTests {
         var open: [LiveConnection] = []
         for _ in 0..<8 {
             _ = registry.reserve()
-            open.append(registry.open(peer: "p", client: nil, path: "/ws", at: t0))
+            open.append(registry.open(ConnectionIdentity(peer: "p", client: nil, path: "/ws"), at: t0))
         }
         // Closed out of id order: the sequence numbers follow the closes, not the ids.
         for index in [5, 1, 7, 0, 3, 2] { registry.close(open[index], outcome: outcome(.eof, .eof), at: t0) }
@@ -98,7 +100,7 @@ struct ConnectionRegistryTests {
         let registry = ConnectionRegistry(maxConnections: 100, closeHistory: 100, now: t0)
         func close(at second: Int64) {
             _ = registry.reserve()
-            let connection = registry.open(peer: "p", client: nil, path: "/ws", at: t0)
+            let connection = registry.open(ConnectionIdentity(peer: "p", client: nil, path: "/ws"), at: t0)
             registry.close(connection, outcome: outcome(.abnormal, .reset), at: t0 + .seconds(second))
         }
         func lastMinute(at second: Int64) -> UInt64? {
@@ -121,7 +123,7 @@ struct ConnectionRegistryTests {
         let registry = ConnectionRegistry(maxConnections: 100, closeHistory: 100, now: t0)
         func open(at second: Int64) -> LiveConnection {
             _ = registry.reserve()
-            return registry.open(peer: "p", client: nil, path: "/ws", at: t0 + .seconds(second))
+            return registry.open(ConnectionIdentity(peer: "p", client: nil, path: "/ws"), at: t0 + .seconds(second))
         }
         let a = open(at: 10), b = open(at: 20), c = open(at: 70)
         registry.close(a, outcome: outcome(.abnormal, .pongTimeout), at: t0 + .seconds(80))
@@ -152,7 +154,7 @@ struct ConnectionRegistryTests {
                 group.addTask {
                     for index in 0..<2000 {
                         #expect(registry.reserve())
-                        let connection = registry.open(peer: "w\(worker)", client: nil, path: "/ws", at: t0)
+                        let connection = registry.open(ConnectionIdentity(peer: "w\(worker)", client: nil, path: "/ws"), at: t0)
                         connection.noteMessageIn(bytes: 1)
                         registry.noteRoundTrip(.milliseconds(1), leg: .client)
                         _ = registry.connections().count
@@ -174,19 +176,19 @@ struct ConnectionRegistryTests {
         let registry = ConnectionRegistry(maxConnections: 10, closeHistory: 10, now: t0)
         for cause in [CloseCause.pongTimeout, .pongTimeout, .reset] {
             _ = registry.reserve()
-            let connection = registry.open(peer: "p", client: nil, path: "/ws", at: t0)
+            let connection = registry.open(ConnectionIdentity(peer: "p", client: nil, path: "/ws"), at: t0)
             registry.close(connection, outcome: outcome(.abnormal, cause), at: t0)
         }
         _ = registry.reserve()
-        _ = registry.open(peer: "p", client: nil, path: "/ws", at: t0)
+        _ = registry.open(ConnectionIdentity(peer: "p", client: nil, path: "/ws"), at: t0)
         let upstream = registry.open(
-            peer: "127.0.0.1:3000", client: nil, path: "/ws", leg: .upstream, pair: PairLink(pairID: 1, upstream: "ws://b"),
-            holdsSlot: false, at: t0)
+            ConnectionIdentity(peer: "127.0.0.1:3000", path: "/ws", leg: .upstream, pair: PairLink(pairID: 1, upstream: "ws://b")),
+            at: t0)
         registry.noteRoundTrip(.milliseconds(3), leg: .client)
         registry.noteRoundTrip(.milliseconds(2), leg: .upstream)
         registry.noteRoundTrip(.milliseconds(4), leg: .upstream)
         registry.close(upstream, outcome: outcome(.eof, .eof), at: t0)
-        registry.noteRejectedHandshake(reason: "capacity")
+        registry.noteRejectedHandshake(.capacity)
         let text = String(decoding: registry.metrics.exposition(), as: UTF8.self)
         #expect(text.contains(#"vigil_closes_total{kind="abnormal",cause="pong_timeout",leg="client"} 2"#))
         #expect(text.contains(#"vigil_closes_total{kind="abnormal",cause="reset",leg="client"} 1"#))

@@ -18,7 +18,7 @@ struct CloseClassificationPipelineTests {
         #expect(await client.remainingEvents().contains(.close(code: 1000, reason: "")))
         let record = try await t.closes()[0]
         #expect(record.outcome == outcome(.normal, 1000, .remoteClose, .remote, clean: true, reason: "bye"))
-        #expect(record.client == "kiosk-3")
+        #expect(record.identity.client == "kiosk-3")
         await t.stop()
     }
 

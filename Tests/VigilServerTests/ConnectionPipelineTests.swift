@@ -91,7 +91,7 @@ struct ConnectionPipelineTests {
             try await t.connect("/ws?client=" + String(repeating: "x", count: 65))
         } throws: { refusalStatus($0) == 400 }
         _ = try await t.connect("/ws?client=kiosk%203")
-        #expect(t.registry.connections().first?.client == "kiosk 3")
+        #expect(t.registry.connections().first?.identity.client == "kiosk 3")
         await t.stop()
     }
 
@@ -116,7 +116,7 @@ struct ConnectionPipelineTests {
         let records = try await t.closes(count: 60)
         #expect(records.count == 60)
         #expect(Set(records.map(\.id)).count == 60)
-        #expect(Set(records.compactMap(\.client)).count == 60)
+        #expect(Set(records.compactMap(\.identity.client)).count == 60)
         let summary = t.registry.summary(at: MonotonicInstant(nanoseconds: 0))
         #expect(summary.byKind[.normal] == 20 && summary.byKind[.eof] == 20 && summary.byCause[.reset] == 20)
         #expect(t.registry.activeCount == 0)

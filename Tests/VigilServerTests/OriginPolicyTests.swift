@@ -61,7 +61,7 @@ struct OriginPolicyTests {
     @Test("the refusal names the origin and the setting")
     func refusal() throws {
         let refused = try #require(try policy().check(headers(origin: "https://evil.example")))
-        #expect(refused.status == .forbidden && refused.reason == "origin")
+        #expect(refused.status == .forbidden && refused.reason == .origin)
         #expect(refused.message == "origin https://evil.example is not the same origin as Host 127.0.0.1:8080; set allowed_origins to admit it")
         let listed = try #require(try policy("https://app.example.com").check(headers(origin: "https://evil.example")))
         #expect(listed.message == "origin https://evil.example is not in allowed_origins (https://app.example.com)")

@@ -3,6 +3,7 @@ import Testing
 import VigilServiceManager
 import VigilSupervisor
 
+@testable import VigilHost
 @testable import VigilServer
 @testable import VigilSystemd
 
@@ -42,14 +43,14 @@ struct JournalEntryTests {
     func fields() {
         let event = LogEvent(
             level: .warning, message: "connection 1 closed", metadata: nil, source: "VigilServer",
-            file: "Sources/VigilServer/CloseLogging.swift", function: "log(_:to:)", line: 42)
+            file: "Sources/VigilHost/CloseLogging.swift", function: "log(_:to:)", line: 42)
         let fields = JournalLogHandler.fields(
             identifier: "vigild", event: event, metadata: ["ws_close_kind": "abnormal", "message_id": "abc"])
         let named = Dictionary(fields.map { ($0.name, $0.value) }, uniquingKeysWith: { first, _ in first })
         #expect(named["MESSAGE"] == "connection 1 closed")
         #expect(named["PRIORITY"] == "4")
         #expect(named["SYSLOG_IDENTIFIER"] == "vigild")
-        #expect(named["CODE_FILE"] == "Sources/VigilServer/CloseLogging.swift")
+        #expect(named["CODE_FILE"] == "Sources/VigilHost/CloseLogging.swift")
         #expect(named["CODE_LINE"] == "42")
         #expect(named["CODE_FUNC"] == "log(_:to:)")
         #expect(named["WS_CLOSE_KIND"] == "abnormal")

@@ -5,7 +5,7 @@ import NIOEmbedded
 import NIOWebSocket
 import VigilConnection
 import VigilFraming
-import VigilServer
+import VigilProxy
 import VigilSupervisor
 
 /// The client leg's limits, and the upstream leg's as proxy mode sets them: the upstream may

@@ -1,0 +1,133 @@
+import NIOCore
+import NIOWebSocket
+import VigilFraming
+import VigilSupervisor
+
+/// The outbound half of a supervised connection, as swift-websocket's `WebSocketOutboundWriter`
+/// is of its handler: frames written (masked when this end is the client, RFC 6455 §5.3;
+/// messages longer than `max_frame` in fragments, so vigild never sends a frame larger than it
+/// would accept), flushes batched while a read burst lasts, and reading paused and resumed for
+/// backpressure. It holds no context: the handler passes its own to each call, on its loop.
+///
+/// A class, not a struct the handler mutates in place: a write goes down the pipeline and can
+/// come back into the handler (a failed write closes the channel), which must find the writer
+/// free to use, not inside a mutating call still in progress.
+final class OutboundWriter {
+    private let role: WebSocketRole
+    private let maxFrameSize: Int
+    /// Where the client role's masking keys come from.
+    private var maskingKeys = MaskingKeySource()
+    /// Inside a burst of reads: writes wait for its end to be flushed together.
+    private var inReadBurst = false
+    /// Whether frames were written since the last flush.
+    private var pendingFlush = false
+    /// The buffer the last ping's payload went out in, kept to be rewritten by the next ping.
+    private var pingBuffer: ByteBuffer?
+    /// Reading is paused (backpressure); a `read` asked for meanwhile waits here.
+    private(set) var readingPaused = false
+    private var readPending = false
+
+    init(role: WebSocketRole, maxFrameSize: Int) {
+        self.role = role
+        self.maxFrameSize = maxFrameSize
+    }
+
+    // MARK: - Frames
+
+    func write(
+        _ opcode: WebSocketOpcode, _ data: ByteBuffer, fin: Bool = true, context: ChannelHandlerContext,
+        promise: EventLoopPromise<Void>? = nil
+    ) {
+        let frame = WebSocketFrame(fin: fin, opcode: opcode, maskKey: role == .client ? maskingKeys.key() : nil, data: data)
+        context.write(NIOAny(frame), promise: promise)
+        pendingFlush = true
+    }
+
+    /// A whole message: one frame, or fragments of `max_frame` bytes. `promise` completes when
+    /// the kernel has taken its last frame.
+    func write(_ message: WebSocketMessage, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        let opcode: WebSocketOpcode = message.kind == .text ? .text : .binary
+        guard message.data.readableBytes > maxFrameSize else {
+            return write(opcode, message.data, context: context, promise: promise)
+        }
+        var rest = message.data
+        var first = true
+        while let fragment = rest.readSlice(length: min(maxFrameSize, rest.readableBytes)) {
+            let fin = rest.readableBytes == 0
+            write(first ? opcode : .continuation, fragment, fin: fin, context: context, promise: fin ? promise : nil)
+            first = false
+            if fin { break }
+        }
+    }
+
+    /// A heartbeat ping. The last ping's buffer is rewritten when its write is done (then this
+    /// is its only owner and `clear` copies nothing): a ping allocates only NIO's frame box.
+    func write(_ ping: PingPayload, context: ChannelHandlerContext) {
+        var payload = pingBuffer ?? context.channel.allocator.buffer(capacity: 8)
+        pingBuffer = nil
+        payload.clear()
+        payload.writeInteger(ping.value)  // big-endian, as `SupervisedConnectionHandler.pingPayload(in:)` reads it
+        pingBuffer = payload
+        write(.ping, payload, context: context)
+    }
+
+    func write(_ close: OutgoingClose, context: ChannelHandlerContext) {
+        let payload = ClosePayload(code: close.code, reason: close.reason).encode(allocator: context.channel.allocator)
+        write(.connectionClose, payload, context: context)
+    }
+
+    // MARK: - Flushing
+
+    func readBurstBegan() {
+        inReadBurst = true
+    }
+
+    /// Ends the read burst and flushes what it wrote. Returns whether the channel is left over
+    /// its high water mark (the handler then tells its supervisor about the backlog).
+    func readBurstEnded(context: ChannelHandlerContext) -> Bool {
+        inReadBurst = false
+        return flush(context: context)
+    }
+
+    /// Flushes now, unless a read burst is under way (its end flushes). Returns whether the
+    /// channel is left over its high water mark.
+    func flushUnlessReading(context: ChannelHandlerContext) -> Bool {
+        inReadBurst ? false : flush(context: context)
+    }
+
+    /// Flushes what was written since the last flush. Returns whether the channel is left over
+    /// its high water mark.
+    func flush(context: ChannelHandlerContext) -> Bool {
+        guard pendingFlush else { return false }
+        pendingFlush = false
+        context.flush()
+        return !context.channel.isWritable
+    }
+
+    // MARK: - Reading (backpressure)
+
+    func pauseReading() {
+        readingPaused = true
+    }
+
+    func resumeReading(context: ChannelHandlerContext?) {
+        guard readingPaused else { return }
+        readingPaused = false
+        if readPending, let context {
+            readPending = false
+            context.read()
+        }
+    }
+
+    /// The pipeline's `read`: passed on, or held while reading is paused.
+    func read(context: ChannelHandlerContext) {
+        if readingPaused {
+            readPending = true
+        } else {
+            context.read()
+        }
+    }
+}
+
+@available(*, unavailable)
+extension OutboundWriter: Sendable {}

@@ -1,0 +1,73 @@
+import NIOHTTP1
+import VigilClient
+import VigilConfig
+import VigilText
+
+/// The upgrade request vigild sends upstream for a client's handshake: the target built by the
+/// `upstream_path` rule, the client's subprotocol offer, its end-to-end headers, and the
+/// `X-Forwarded-*` and `Forwarded` (RFC 7239) headers saying who asked. Pure, so every rule is
+/// a unit test.
+enum ForwardedRequest {
+    /// Hop-by-hop headers (RFC 9110 §7.6.1) and the handshake's own, never forwarded; nor is
+    /// `Sec-WebSocket-Extensions`: vigild does not do permessage-deflate, so it offers nothing.
+    static let notForwarded: Set<String> = [
+        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer",
+        "transfer-encoding", "upgrade", "host", "content-length", "sec-websocket-key", "sec-websocket-version",
+        "sec-websocket-accept", "sec-websocket-protocol", "sec-websocket-extensions", "forwarded",
+    ]
+
+    /// - Parameters:
+    ///   - clientAddress: the client's IP address as vigild saw it.
+    static func make(for request: HTTPRequestHead, clientAddress: String, rules: ProxyRules) -> UpgradeRequest {
+        let upstream = rules.upstream
+        let target: String
+        switch rules.path {
+        case .fixed:
+            target = upstream.requestTarget
+        case .append:
+            let (clientPath, clientQuery) = RequestTarget.split(request.uri)
+            target = appendedTarget(upstream: upstream, clientPath: String(clientPath), clientQuery: String(clientQuery))
+        }
+        let subprotocols = request.headers[canonicalForm: "sec-websocket-protocol"].map(String.init).filter { !$0.isEmpty }
+        // Headers named in Connection are hop-by-hop too.
+        let named = Set(request.headers[canonicalForm: "connection"].map { $0.lowercased() })
+        var headers: [HTTPHeaderField] = []
+        for (name, value) in request.headers {
+            let lower = name.lowercased()
+            guard !notForwarded.contains(lower), !named.contains(lower), !lower.hasPrefix("x-forwarded-") else { continue }
+            headers.append(HTTPHeaderField(name: name, value: value))
+        }
+        let host = request.headers.first(name: "host")
+        let previousFor = request.headers[canonicalForm: "x-forwarded-for"].joined(separator: ", ")
+        headers.append(HTTPHeaderField(name: "X-Forwarded-For", value: previousFor.isEmpty ? clientAddress : "\(previousFor), \(clientAddress)"))
+        headers.append(HTTPHeaderField(name: "X-Forwarded-Proto", value: "http"))
+        if let host { headers.append(HTTPHeaderField(name: "X-Forwarded-Host", value: host)) }
+        var forwarded = request.headers[canonicalForm: "forwarded"].joined(separator: ", ")
+        let element = "for=\(forwardedNode(clientAddress))" + (host.map { ";host=\(quoted($0))" } ?? "") + ";proto=http"
+        forwarded = forwarded.isEmpty ? element : "\(forwarded), \(element)"
+        headers.append(HTTPHeaderField(name: "Forwarded", value: forwarded))
+        return UpgradeRequest(url: upstream, target: target, subprotocols: subprotocols, headers: headers)
+    }
+
+    /// The upstream URL's path, then the client's path (a client asking for `/` adds nothing);
+    /// the upstream URL's query, then the client's, joined with `&`.
+    static func appendedTarget(upstream: WebSocketURL, clientPath: String, clientQuery: String) -> String {
+        let prefix = upstream.path.hasSuffix("/") ? String(upstream.path.dropLast()) : upstream.path
+        let path = clientPath == "/" ? (prefix.isEmpty ? "/" : prefix) : prefix + clientPath
+        let query = [upstream.query, clientQuery].filter { !$0.isEmpty }.joined(separator: "&")
+        return query.isEmpty ? path : "\(path)?\(query)"
+    }
+
+    /// RFC 7239 §6: an IPv6 address is bracketed and quoted.
+    static func forwardedNode(_ address: String) -> String {
+        address.contains(":") ? "\"[\(address)]\"" : address
+    }
+
+    static func quoted(_ value: String) -> String {
+        let token = value.utf8.allSatisfy { byte in
+            (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
+                || "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        }
+        return token ? value : "\"" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+    }
+}

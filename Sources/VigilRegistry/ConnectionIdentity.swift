@@ -1,0 +1,113 @@
+/// Which side of vigild a connection faces: a client that connected to vigild, the upstream
+/// vigild dialed for a proxied pair, or a monitor target vigild dialed and holds.
+public enum ConnectionLeg: String, Sendable, Hashable, CaseIterable {
+    case client
+    case upstream
+    case target
+
+    /// Who opened the connection: `inbound` (a client of vigild's) or `outbound` (vigild dialed).
+    public var direction: String { self == .client ? "inbound" : "outbound" }
+}
+
+/// The proxy facts of a connection: the pair it belongs to and the upstream URL.
+public struct PairLink: Sendable, Hashable {
+    public var pairID: UInt64
+    public var upstream: String
+
+    public init(pairID: UInt64, upstream: String) {
+        self.pairID = pairID
+        self.upstream = upstream
+    }
+}
+
+/// Who a connection is: what is known when it opens and never changes. The live entry, its
+/// snapshots and its close record share it, and `fields` lists it once for the log (each
+/// connection's log lines and its close line) and the status JSON (`/connections`, `/closes`):
+/// a new fact about connections is added here and shows everywhere.
+public struct ConnectionIdentity: Sendable, Hashable {
+    /// `address:port` of the peer as seen by vigild.
+    public var peer: String
+    /// The name the client gave itself with `?client=`, if any.
+    public var client: String?
+    public var path: String
+    public var leg: ConnectionLeg
+    /// Set for both legs of a proxied pair.
+    public var pair: PairLink?
+    /// The monitor target's name, for a target connection.
+    public var target: String?
+
+    public init(
+        peer: String, client: String? = nil, path: String, leg: ConnectionLeg = .client, pair: PairLink? = nil,
+        target: String? = nil
+    ) {
+        self.peer = peer
+        self.client = client
+        self.path = path
+        self.leg = leg
+        self.pair = pair
+        self.target = target
+    }
+
+    /// The longest client name accepted with `?client=`.
+    public static let maxClientNameLength = 64
+
+    /// A client name vigild keeps: 1 to 64 printable ASCII characters.
+    public static func isValidClientName(_ name: String) -> Bool {
+        (1...maxClientNameLength).contains(name.utf8.count) && name.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F }
+    }
+
+    /// One fact as the JSON and the log carry it.
+    public struct Field: Sendable {
+        /// The JSON key; the log's metadata key is `ws_` and this.
+        public var name: String
+        public var value: Value
+        /// Logged as an empty value when unknown (`ws_client`, documented so), rather than left out.
+        public var loggedWhenUnknown: Bool
+
+        init(_ name: String, _ value: Value, loggedWhenUnknown: Bool = false) {
+            self.name = name
+            self.value = value
+            self.loggedWhenUnknown = loggedWhenUnknown
+        }
+
+        /// The log's metadata key.
+        public var logKey: String { "ws_" + name }
+    }
+
+    public enum Value: Sendable, Hashable {
+        case text(String)
+        case number(UInt64)
+        /// Not known for this connection: `null` in JSON.
+        case unknown
+
+        /// As a log field's value: the text or number, empty when unknown.
+        public var logText: String {
+            switch self {
+            case .text(let text): text
+            case .number(let number): String(number)
+            case .unknown: ""
+            }
+        }
+    }
+
+    /// Every fact, in the order the log writes them.
+    public var fields: [Field] {
+        [
+            Field("peer", .text(peer)),
+            Field("client", client.map(Value.text) ?? .unknown, loggedWhenUnknown: true),
+            Field("path", .text(path)),
+            Field("leg", .text(leg.rawValue)),
+            Field("direction", .text(leg.direction)),
+            Field("target", target.map(Value.text) ?? .unknown),
+            Field("pair_id", pair.map { .number($0.pairID) } ?? .unknown),
+            Field("upstream", pair.map { .text($0.upstream) } ?? .unknown),
+        ]
+    }
+
+    /// The fields as log metadata values (`ws_peer` …), leaving out unknown ones but `ws_client`.
+    public var logFields: [(key: String, value: String)] {
+        fields.compactMap { field in
+            field.value == .unknown && !field.loggedWhenUnknown ? nil : (field.logKey, field.value.logText)
+        }
+    }
+}
