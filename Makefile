@@ -35,7 +35,7 @@ SEED_CLIENT    := .build-go/seed-client
 MALLOC_COUNT   := .build-go/libmalloc_count.so
 GO_ENV         := GOPATH=$(CURDIR)/.build-go/path GOCACHE=$(CURDIR)/.build-go/cache GOPROXY=off GOFLAGS=-mod=mod
 
-.PHONY: run build release test unit-test blackbox-test conformance venv bench baseline fuzz fuzz-build fuzz-campaign sanitize install uninstall clean
+.PHONY: run build release test lint format unit-test blackbox-test conformance venv bench baseline fuzz fuzz-build fuzz-campaign sanitize install uninstall clean
 
 ## run: build a release vigild and run it on its embedded defaults (ws://127.0.0.1:8080/ws, status on :9090)
 run: release
@@ -51,9 +51,20 @@ build:
 	@scripts/ensure-packages.sh $(BUILD_PACKAGES)
 	$(SWIFT) build --build-tests
 
-## test: Swift unit and pipeline tests, the black-box suite against the real vigild binary, and
-## Autobahn|Testsuite's conformance run
-test: unit-test blackbox-test conformance
+## test: the formatting check, Swift unit and pipeline tests, the black-box suite against the
+## real vigild binary, and Autobahn|Testsuite's conformance run
+test: lint unit-test blackbox-test conformance
+
+# The Swift files .swift-format covers (4 spaces, lines of at most 120 columns).
+FORMATTED := Sources Tests Package.swift Fuzz/Sources Fuzz/Package.swift
+
+## format: apply .swift-format to every Swift file
+format:
+	$(SWIFT) format format --in-place --recursive --parallel $(FORMATTED)
+
+## lint: fail, naming file and line, on any Swift file that .swift-format would change
+lint:
+	$(SWIFT) format lint --strict --recursive --parallel $(FORMATTED)
 
 unit-test: build
 	$(SWIFT) test --skip-build

@@ -10,11 +10,14 @@ import PackageDescription
 let strict: [SwiftSetting] =
     [.unsafeFlags(["-warnings-as-errors"])]
     + (Context.environment["VIGIL_FUZZ_COVERAGE"] == nil
-        ? [] : [.unsafeFlags(
-            // Coverage needs a sanitizer named: AddressSanitizer's build names it on the command
-            // line, the libFuzzer-only build (VIGIL_FUZZ_ADDRESS_SANITIZER=0) names the fuzzer here.
-            (Context.environment["VIGIL_FUZZ_ADDRESS_SANITIZER"] == "0" ? ["-sanitize=fuzzer"] : [])
-                + ["-sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp"])])
+        ? []
+        : [
+            .unsafeFlags(
+                // Coverage needs a sanitizer named: AddressSanitizer's build names it on the command
+                // line, the libFuzzer-only build (VIGIL_FUZZ_ADDRESS_SANITIZER=0) names the fuzzer here.
+                (Context.environment["VIGIL_FUZZ_ADDRESS_SANITIZER"] == "0" ? ["-sanitize=fuzzer"] : [])
+                    + ["-sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp"])
+        ])
 
 let package = Package(
     name: "vigil",
@@ -131,7 +134,8 @@ let package = Package(
         .target(
             name: "VigilProxy",
             dependencies: [
-                "VigilHost", "VigilClient", "VigilConnection", "VigilFraming", "VigilRegistry", "VigilConfig", "VigilSupervisor",
+                "VigilHost", "VigilClient", "VigilConnection", "VigilFraming", "VigilRegistry", "VigilConfig",
+                "VigilSupervisor",
                 "VigilText",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -143,7 +147,8 @@ let package = Package(
         .target(
             name: "VigilTargets",
             dependencies: [
-                "VigilHost", "VigilClient", "VigilConnection", "VigilFraming", "VigilRegistry", "VigilConfig", "VigilSupervisor",
+                "VigilHost", "VigilClient", "VigilConnection", "VigilFraming", "VigilRegistry", "VigilConfig",
+                "VigilSupervisor",
                 "VigilText",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -157,7 +162,8 @@ let package = Package(
         .target(
             name: "VigilServer",
             dependencies: [
-                "VigilSupervisor", "VigilFraming", "VigilConnection", "VigilRegistry", "VigilConfig", "VigilServiceManager",
+                "VigilSupervisor", "VigilFraming", "VigilConnection", "VigilRegistry", "VigilConfig",
+                "VigilServiceManager",
                 "VigilHost", "VigilStatus", "VigilProxy", "VigilTargets", "VigilText",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -281,7 +287,8 @@ let package = Package(
         .testTarget(
             name: "VigilSystemdTests",
             dependencies: [
-                "VigilSystemd", "VigilServer", "VigilHost", "VigilServiceManager", "VigilSupervisor", "VigilConfig", "VigilConnection",
+                "VigilSystemd", "VigilServer", "VigilHost", "VigilServiceManager", "VigilSupervisor", "VigilConfig",
+                "VigilConnection",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -292,7 +299,8 @@ let package = Package(
         .testTarget(
             name: "VigilServerTests",
             dependencies: [
-                "VigilServer", "VigilHost", "VigilClient", "VigilConfig", "VigilRegistry", "VigilSupervisor", "VigilFraming",
+                "VigilServer", "VigilHost", "VigilClient", "VigilConfig", "VigilRegistry", "VigilSupervisor",
+                "VigilFraming",
                 "VigilConnection", "VigilText",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),

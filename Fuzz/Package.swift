@@ -8,7 +8,8 @@ import PackageDescription
 // instrumentation, and builds everything twice: with AddressSanitizer (debug and release), and
 // with libFuzzer alone (VIGIL_FUZZ_ADDRESS_SANITIZER=0), the fast build `make fuzz` runs.
 // VIGIL_FUZZ_ADDRESS_SANITIZER=0 builds the targets with libFuzzer alone (see `make fuzz`).
-let sanitizers = Context.environment["VIGIL_FUZZ_ADDRESS_SANITIZER"] == "0" ? "-sanitize=fuzzer" : "-sanitize=fuzzer,address"
+let sanitizers =
+    Context.environment["VIGIL_FUZZ_ADDRESS_SANITIZER"] == "0" ? "-sanitize=fuzzer" : "-sanitize=fuzzer,address"
 let libFuzzer: [SwiftSetting] = [.unsafeFlags([sanitizers])]
 let libFuzzerLink: [LinkerSetting] = [.unsafeFlags([sanitizers])]
 

@@ -51,7 +51,8 @@ struct ChunkedBodyReader {
                 guard !digits.isEmpty, digits.count <= 15, digits.allSatisfy(Self.isHexDigit),
                     let size = Int(String(decoding: digits, as: UTF8.self), radix: 16)
                 else {
-                    return .malformed("invalid chunk size \"\(Printable.escaped(String(decoding: line, as: UTF8.self)))\"")
+                    return .malformed(
+                        "invalid chunk size \"\(Printable.escaped(String(decoding: line, as: UTF8.self)))\"")
                 }
                 if size == 0 { return .complete }
                 position = .data(remaining: size)

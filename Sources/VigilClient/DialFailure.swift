@@ -38,7 +38,8 @@ public enum DialFailure: Error, Sendable, Hashable, CustomStringConvertible {
         case .connection(let reason): "cannot connect: \(reason)"
         case .tls(let reason): "TLS handshake failed: \(reason)"
         case .timeout(let phase, let after): "no answer within \(DurationText.setting(after)) (\(phase))"
-        case .refused(let refusal): "refused the upgrade with HTTP \(refusal.status)\(refusal.reason.isEmpty ? "" : " \(refusal.reason)")"
+        case .refused(let refusal):
+            "refused the upgrade with HTTP \(refusal.status)\(refusal.reason.isEmpty ? "" : " \(refusal.reason)")"
         case .badHandshake(let reason): "invalid upgrade response: \(reason)"
         case .closedDuringHandshake: "the connection closed before the WebSocket handshake completed"
         }

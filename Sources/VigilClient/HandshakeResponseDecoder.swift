@@ -92,7 +92,8 @@ final class HandshakeResponseDecoder: ByteToMessageDecoder {
         case .awaitingResponse:
             guard let headLength = Self.headLength(buffer) else {
                 if buffer.readableBytes > Self.maxHeadBytes {
-                    finish(.badHandshake(reason: "response head longer than \(Self.maxHeadBytes) bytes"), context: context)
+                    finish(
+                        .badHandshake(reason: "response head longer than \(Self.maxHeadBytes) bytes"), context: context)
                 }
                 return .needMoreData
             }
@@ -108,12 +109,15 @@ final class HandshakeResponseDecoder: ByteToMessageDecoder {
                 // RFC 9112 §6.3: Transfer-Encoding wins over Content-Length; chunked when it is
                 // the last coding, else the body runs to the end of the connection.
                 let codings = head.headers[canonicalForm: "transfer-encoding"]
-                let length = head.headers.first(name: "content-length").flatMap { Int($0) }.flatMap { $0 >= 0 ? $0 : nil }
+                let length = head.headers.first(name: "content-length").flatMap { Int($0) }.flatMap {
+                    $0 >= 0 ? $0 : nil
+                }
                 refusalSoFar(refusal)
                 if let last = codings.last {
                     state =
                         last.lowercased() == "chunked"
-                        ? .readingChunkedRefusal(refusal, ChunkedBodyReader()) : .readingRefusal(refusal, remaining: nil)
+                        ? .readingChunkedRefusal(refusal, ChunkedBodyReader())
+                        : .readingRefusal(refusal, remaining: nil)
                     return .continue
                 }
                 if length == 0 {
@@ -189,17 +193,21 @@ final class HandshakeResponseDecoder: ByteToMessageDecoder {
         var lines = text.split(separator: "\r\n", omittingEmptySubsequences: true)[...]
         guard let statusLine = lines.popFirst() else { return nil }
         let parts = statusLine.split(separator: " ", maxSplits: 2)
-        guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), let code = Int(parts[1]), (100...999).contains(code) else {
+        guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), let code = Int(parts[1]), (100...999).contains(code)
+        else {
             return nil
         }
         var headers = HTTPHeaders()
         for line in lines {
             guard let colon = line.firstIndex(of: ":") else { return nil }
             let value = line[line.index(after: colon)...].drop { $0 == " " || $0 == "\t" }
-            headers.add(name: String(line[..<colon]), value: String(value.reversed().drop { $0 == " " || $0 == "\t" }.reversed()))
+            headers.add(
+                name: String(line[..<colon]),
+                value: String(value.reversed().drop { $0 == " " || $0 == "\t" }.reversed()))
         }
         let reason = parts.count == 3 ? String(parts[2]) : ""
-        return HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: code, reasonPhrase: reason), headers: headers)
+        return HTTPResponseHead(
+            version: .http1_1, status: HTTPResponseStatus(statusCode: code, reasonPhrase: reason), headers: headers)
     }
 
 }

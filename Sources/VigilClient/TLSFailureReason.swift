@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import NIOSSL
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Why a TLS handshake failed, in words an operator can act on: NIOSSL reports every chain
 /// problem as `CERTIFICATE_VERIFY_FAILED` (with a build path) and a name mismatch on an IP

@@ -59,7 +59,9 @@ public final class WebSocketClient: Sendable {
         }
     }
 
-    private func onShell(_ body: @escaping @Sendable (SupervisedConnectionHandler, EventLoopPromise<Void>) -> Void) async throws {
+    private func onShell(_ body: @escaping @Sendable (SupervisedConnectionHandler, EventLoopPromise<Void>) -> Void)
+        async throws
+    {
         let channel = self.channel
         try await channel.eventLoop.flatSubmit {
             let promise = channel.eventLoop.makePromise(of: Void.self)
@@ -76,7 +78,9 @@ public final class WebSocketClient: Sendable {
 
     /// A ping of the client's own (the shell answers the server's pings itself).
     public func ping(_ payload: [UInt8]) async throws {
-        try await send(frame: WebSocketFrame(fin: true, opcode: .ping, maskKey: .random(), data: channel.allocator.buffer(bytes: payload)))
+        try await send(
+            frame: WebSocketFrame(
+                fin: true, opcode: .ping, maskKey: .random(), data: channel.allocator.buffer(bytes: payload)))
     }
 
     /// Sends any frame as it is, including ones a well-behaved client never would.

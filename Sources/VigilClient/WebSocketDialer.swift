@@ -10,7 +10,7 @@ import VigilFraming
 import VigilSupervisor
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// An upgrade request to send: where, with which request target, subprotocol offer and
@@ -23,7 +23,8 @@ public struct UpgradeRequest: Sendable {
     public var subprotocols: [String]
     public var headers: [HTTPHeaderField]
 
-    public init(url: WebSocketURL, target: String? = nil, subprotocols: [String] = [], headers: [HTTPHeaderField] = []) {
+    public init(url: WebSocketURL, target: String? = nil, subprotocols: [String] = [], headers: [HTTPHeaderField] = [])
+    {
         self.url = url
         self.target = target ?? url.requestTarget
         self.subprotocols = subprotocols
@@ -103,9 +104,10 @@ public enum WebSocketDialer {
         _ request: UpgradeRequest, on eventLoop: any EventLoop, timeout: Duration, tls: TLS?,
         localAddress: SocketAddress? = nil, configuration: SupervisedConnectionHandler.Configuration,
         wheels: TimerWheels,
-        makeParts: @escaping @Sendable (_ channel: any Channel, _ subprotocol: String?) -> (
-            sink: any MessageSink, observer: any ConnectionObserver
-        )
+        makeParts:
+            @escaping @Sendable (_ channel: any Channel, _ subprotocol: String?) -> (
+                sink: any MessageSink, observer: any ConnectionObserver
+            )
     ) -> EventLoopFuture<DialedConnection> {
         precondition(configuration.role == .client, "a dialed connection has the client role")
         let result = eventLoop.makePromise(of: DialedConnection.self)
@@ -152,13 +154,16 @@ public enum WebSocketDialer {
                             result.succeed(
                                 DialedConnection(
                                     channel: context.channel,
-                                    responseHeaders: head.headers.map { HTTPHeaderField(name: $0.name, value: $0.value) },
+                                    responseHeaders: head.headers.map {
+                                        HTTPHeaderField(name: $0.name, value: $0.value)
+                                    },
                                     subprotocol: chosen))
                         },
                         fail: { result.fail($0) },
                         refusalSoFar: { refusal in refusalSoFar.withLockedValue { $0 = refusal } })
                     try pipeline.addHandler(ByteToMessageHandler(decoder))
-                    try pipeline.addHandler(DialErrorCatcher(result: result, tlsTrust: sslContext != nil ? trust : nil, host: url.host))
+                    try pipeline.addHandler(
+                        DialErrorCatcher(result: result, tlsTrust: sslContext != nil ? trust : nil, host: url.host))
                 }
             }
         if let localAddress {
@@ -198,8 +203,10 @@ public enum WebSocketDialer {
                 return .resolution(host: host, reason: reason ?? "no address")
             }
             return .connection(
-                reason: error.connectionErrors.map { "\($0.target.ipAddress ?? "\($0.target)") port \($0.target.port ?? 0): \(describe($0.error))" }
-                    .joined(separator: "; "))
+                reason: error.connectionErrors.map {
+                    "\($0.target.ipAddress ?? "\($0.target)") port \($0.target.port ?? 0): \(describe($0.error))"
+                }
+                .joined(separator: "; "))
         default:
             return .connection(reason: describe(error))
         }
@@ -241,7 +248,8 @@ private final class DialErrorCatcher: ChannelInboundHandler {
         if let tlsTrust, error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError {
             let leaf = try? context.pipeline.syncOperations.nioSSL_peerCertificate()
             result.fail(
-                DialFailure.tls(reason: TLSFailureReason.describe(error, leaf: leaf ?? nil, host: host, trust: tlsTrust)))
+                DialFailure.tls(
+                    reason: TLSFailureReason.describe(error, leaf: leaf ?? nil, host: host, trust: tlsTrust)))
         } else {
             result.fail(DialFailure.connection(reason: WebSocketDialer.describe(error)))
         }

@@ -27,7 +27,9 @@ public struct ConfigFile: Sendable, Hashable {
     /// Keys whose value may be written as a YAML list (the loader reads it as a comma-separated one).
     static let listKeys = Set(SettingCatalog.all.filter(\.list).map(\.key))
 
-    public static func parse(_ text: String, path: String, targets readTargets: Bool = true) throws(ConfigurationError) -> ConfigFile {
+    public static func parse(_ text: String, path: String, targets readTargets: Bool = true) throws(ConfigurationError)
+        -> ConfigFile
+    {
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)
@@ -62,7 +64,8 @@ public struct ConfigFile: Sendable, Hashable {
                 }
                 text = strings.joined(separator: ",")
             } else {
-                throw ConfigurationError("key \(key) in config file \(path) must have a single value, not a list or mapping")
+                throw ConfigurationError(
+                    "key \(key) in config file \(path) must have a single value, not a list or mapping")
             }
             guard !text.isEmpty else {
                 throw ConfigurationError("key \(key) in config file \(path) has no value")

@@ -1,6 +1,6 @@
 import VigilSupervisor
-import Yams
 import VigilText
+import Yams
 
 /// One outbound monitor target: a WebSocket service vigild dials, holds, pings and, when
 /// `command` is set, sends requests to (the `targets` list of the config file).
@@ -54,7 +54,8 @@ public struct MonitorTarget: Sendable, Hashable {
         for (index, item) in items.enumerated() {
             let target = try parse(item, where: "targets[\(index)] in config file \(path)")
             if targets.contains(where: { $0.name == target.name }) {
-                throw ConfigurationError("target \(target.name) appears twice in config file \(path): names must be unique")
+                throw ConfigurationError(
+                    "target \(target.name) appears twice in config file \(path): names must be unique")
             }
             targets.append(target)
         }
@@ -67,7 +68,9 @@ public struct MonitorTarget: Sendable, Hashable {
         }
         var fields: [String: Node] = [:]
         for (keyNode, valueNode) in mapping {
-            guard let key = keyNode.scalar?.string else { throw ConfigurationError("\(place) has a key that is not a plain name") }
+            guard let key = keyNode.scalar?.string else {
+                throw ConfigurationError("\(place) has a key that is not a plain name")
+            }
             guard fields[key] == nil else { throw ConfigurationError("\(place): key \(key) appears twice") }
             fields[key] = valueNode
         }
@@ -76,7 +79,8 @@ public struct MonitorTarget: Sendable, Hashable {
         }
         guard !name.isEmpty, name.count <= maxNameLength, name.utf8.allSatisfy(isNameByte) else {
             throw ConfigurationError(
-                "\(place): name \"\(Printable.escaped(name, limit: 100))\" must be 1 to \(maxNameLength) of a-z, 0-9, _ and - (it is a label and a journal field)")
+                "\(place): name \"\(Printable.escaped(name, limit: 100))\" must be 1 to \(maxNameLength) of a-z, 0-9, _ and - (it is a label and a journal field)"
+            )
         }
         let here = "target \(name) (\(place))"
         if let unknown = fields.keys.sorted().first(where: { !keys.contains($0) }) {
@@ -89,17 +93,25 @@ public struct MonitorTarget: Sendable, Hashable {
             }
             return text
         }
-        func parsed<T>(_ key: String, _ parse: (String) throws(ValueParsers.Failure) -> T) throws(ConfigurationError) -> T? {
+        func parsed<T>(_ key: String, _ parse: (String) throws(ValueParsers.Failure) -> T) throws(ConfigurationError)
+            -> T?
+        {
             guard let text = try scalar(key) else { return nil }
             do {
                 return try parse(text)
             } catch {
-                throw ConfigurationError("\(here): invalid value \"\(Printable.escaped(text, limit: 100))\" for \(key): expected \(error.expected)")
+                throw ConfigurationError(
+                    "\(here): invalid value \"\(Printable.escaped(text, limit: 100))\" for \(key): expected \(error.expected)"
+                )
             }
         }
-        guard let urlText = try scalar("url") else { throw ConfigurationError("\(here) needs a url (ws://… or wss://…)") }
+        guard let urlText = try scalar("url") else {
+            throw ConfigurationError("\(here) needs a url (ws://… or wss://…)")
+        }
         guard let url = WebSocketURL(urlText) else {
-            throw ConfigurationError("\(here): invalid value \"\(Printable.escaped(urlText, limit: 100))\" for url: expected a ws:// or wss:// URL")
+            throw ConfigurationError(
+                "\(here): invalid value \"\(Printable.escaped(urlText, limit: 100))\" for url: expected a ws:// or wss:// URL"
+            )
         }
         var target = MonitorTarget(
             name: name, url: url, headers: [], headersFile: nil, subprotocol: nil, pingInterval: nil, pongTimeout: nil,
@@ -121,7 +133,8 @@ public struct MonitorTarget: Sendable, Hashable {
         }
         if let subprotocol = try scalar("subprotocol") {
             guard subprotocol.utf8.allSatisfy(isTokenByte) else {
-                throw ConfigurationError("\(here): subprotocol \"\(Printable.escaped(subprotocol, limit: 100))\" must be an HTTP token")
+                throw ConfigurationError(
+                    "\(here): subprotocol \"\(Printable.escaped(subprotocol, limit: 100))\" must be an HTTP token")
             }
             target.subprotocol = subprotocol
         }
@@ -149,7 +162,8 @@ public struct MonitorTarget: Sendable, Hashable {
         for (keyNode, valueNode) in mapping {
             guard let key = keyNode.scalar?.string, commandKeys.contains(key) else {
                 throw ConfigurationError(
-                    "\(here): unknown key command.\(keyNode.scalar?.string ?? "?"); keys: " + commandKeys.joined(separator: ", "))
+                    "\(here): unknown key command.\(keyNode.scalar?.string ?? "?"); keys: "
+                        + commandKeys.joined(separator: ", "))
             }
             guard let value = valueNode.scalar?.string, !value.isEmpty else {
                 throw ConfigurationError("\(here): command.\(key) must have a single value")
@@ -159,15 +173,19 @@ public struct MonitorTarget: Sendable, Hashable {
         func duration(_ key: String) throws(ConfigurationError) -> Duration {
             guard let text = values[key] else { throw ConfigurationError("\(here): command needs \(key)") }
             guard let value = try? ValueParsers.duration(text), value > .zero else {
-                throw ConfigurationError("\(here): invalid value \"\(Printable.escaped(text, limit: 100))\" for command.\(key): expected a duration above 0 such as 2s")
+                throw ConfigurationError(
+                    "\(here): invalid value \"\(Printable.escaped(text, limit: 100))\" for command.\(key): expected a duration above 0 such as 2s"
+                )
             }
             return value
         }
         guard let message = values["message"] else { throw ConfigurationError("\(here): command needs message") }
         guard message.contains("{{id}}") else {
-            throw ConfigurationError("\(here): command.message must contain {{id}}: the reply is matched by that requestID")
+            throw ConfigurationError(
+                "\(here): command.message must contain {{id}}: the reply is matched by that requestID")
         }
-        return CommandProbe.Rules(every: try duration("every"), replyWithin: try duration("reply_within"), template: message)
+        return CommandProbe.Rules(
+            every: try duration("every"), replyWithin: try duration("reply_within"), template: message)
     }
 
     /// `Name: value` lines; blank lines and lines starting with `#` are skipped. Re-read at
@@ -201,7 +219,8 @@ public struct MonitorTarget: Sendable, Hashable {
             throw ConfigurationError("\(place): \"\(Printable.escaped(name, limit: 100))\" is not a header name")
         }
         guard !reservedHeaders.contains(name.lowercased()) else {
-            throw ConfigurationError("\(place): \(name) is vigild's own to send (use subprotocol for Sec-WebSocket-Protocol)")
+            throw ConfigurationError(
+                "\(place): \(name) is vigild's own to send (use subprotocol for Sec-WebSocket-Protocol)")
         }
         // The value is a secret more often than not: the error names the header, not the value.
         guard value.utf8.allSatisfy({ $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }) else {
@@ -217,7 +236,8 @@ public struct MonitorTarget: Sendable, Hashable {
 
     /// RFC 9110 tchar.
     private static func isTokenByte(_ byte: UInt8) -> Bool {
-        if (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+        if (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+            || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
             || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
         {
             return true

@@ -94,7 +94,8 @@ public struct Origin: Sendable, Hashable, CustomStringConvertible {
     /// RFC 3986's unreserved characters: letters, digits, `-`, `.`, `_`, `~`.
     private static func isUnreserved(_ byte: UInt8) -> Bool {
         switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"):
             true
         case UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"): true
         default: false
@@ -113,7 +114,9 @@ public struct Origin: Sendable, Hashable, CustomStringConvertible {
     /// text is not one (a zone identifier included: browsers never send one).
     private static func canonicalIPv6(_ text: Substring.UTF8View) -> String? {
         guard !text.isEmpty, text.count < Int(INET6_ADDRSTRLEN),
-            text.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0 | 0x20) || $0 == 0x3A || $0 == 0x2E })
+            text.allSatisfy({
+                (0x30...0x39).contains($0) || (0x61...0x66).contains($0 | 0x20) || $0 == 0x3A || $0 == 0x2E
+            })
         else { return nil }
         var address = in6_addr()
         guard inet_pton(AF_INET6, String(decoding: text, as: UTF8.self), &address) == 1 else { return nil }
@@ -125,7 +128,9 @@ public struct Origin: Sendable, Hashable, CustomStringConvertible {
     /// The `Host` header names the same host and port (the port defaulting to this origin's
     /// scheme's, as the browser's request would leave it out).
     public func isSameOrigin(asHost header: String) -> Bool {
-        guard let (host, port) = Self.hostAndPort(header[...].utf8, defaultPort: Self.defaultPort(scheme)) else { return false }
+        guard let (host, port) = Self.hostAndPort(header[...].utf8, defaultPort: Self.defaultPort(scheme)) else {
+            return false
+        }
         return host == self.host && port == self.port
     }
 

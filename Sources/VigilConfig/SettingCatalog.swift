@@ -45,18 +45,27 @@ extension SettingDefinition {
         _ key: String, _ defaultText: String, _ help: String, reloadable: Bool = false,
         _ path: WritableKeyPath<VigilSettings, Duration> & Sendable
     ) -> Self {
-        setting(key, defaultText, help, reloadable: reloadable, path, parse: ValueParsers.duration, render: DurationText.setting)
+        setting(
+            key, defaultText, help, reloadable: reloadable, path, parse: ValueParsers.duration,
+            render: DurationText.setting)
     }
 
-    static func size(_ key: String, _ defaultText: String, _ help: String, _ path: WritableKeyPath<VigilSettings, Int> & Sendable) -> Self {
+    static func size(
+        _ key: String, _ defaultText: String, _ help: String, _ path: WritableKeyPath<VigilSettings, Int> & Sendable
+    ) -> Self {
         setting(key, defaultText, help, path, parse: ValueParsers.size, render: ValueParsers.text(size:))
     }
 
-    static func count(_ key: String, _ defaultText: String, _ help: String, _ path: WritableKeyPath<VigilSettings, Int> & Sendable) -> Self {
+    static func count(
+        _ key: String, _ defaultText: String, _ help: String, _ path: WritableKeyPath<VigilSettings, Int> & Sendable
+    ) -> Self {
         setting(key, defaultText, help, path, parse: ValueParsers.count, render: { String($0) })
     }
 
-    static func address(_ key: String, _ defaultText: String, _ help: String, _ path: WritableKeyPath<VigilSettings, ListenAddress> & Sendable) -> Self {
+    static func address(
+        _ key: String, _ defaultText: String, _ help: String,
+        _ path: WritableKeyPath<VigilSettings, ListenAddress> & Sendable
+    ) -> Self {
         setting(key, defaultText, help, path, parse: ValueParsers.address, render: { $0.description })
     }
 
@@ -65,8 +74,10 @@ extension SettingDefinition {
         _ path: WritableKeyPath<VigilSettings, T> & Sendable
     ) -> Self where T.RawValue == String {
         setting(
-            key, defaultText, help + " (" + T.allCases.map(\.rawValue).joined(separator: "|") + ")", reloadable: reloadable, path,
-            parse: { text throws(ValueParsers.Failure) in try ValueParsers.choice(text, of: T.self) }, render: { $0.rawValue })
+            key, defaultText, help + " (" + T.allCases.map(\.rawValue).joined(separator: "|") + ")",
+            reloadable: reloadable, path,
+            parse: { text throws(ValueParsers.Failure) in try ValueParsers.choice(text, of: T.self) },
+            render: { $0.rawValue })
     }
 }
 
@@ -74,13 +85,15 @@ extension SettingDefinition {
 public enum SettingCatalog {
     public static let all: [SettingDefinition] = [
         .setting(
-            "listen", "127.0.0.1:8080", "WebSocket listener address (none: no listener, vigild only monitors its targets)",
+            "listen", "127.0.0.1:8080",
+            "WebSocket listener address (none: no listener, vigild only monitors its targets)",
             \.listen, parse: ValueParsers.optionalAddress, render: { $0?.description ?? "none" }),
         .setting("path", "/ws", "URL path of the WebSocket route", \.path, parse: ValueParsers.path, render: { $0 }),
         .choice("mode", "echo", "What vigild does with messages", \.mode),
         .address("status_listen", "127.0.0.1:9090", "Status API (HTTP) address", \.statusListen),
         .setting(
-            "status_socket", "none", "Also serve the status API on this Unix socket (access by the socket's mode, owner and group)",
+            "status_socket", "none",
+            "Also serve the status API on this Unix socket (access by the socket's mode, owner and group)",
             \.statusSocket, parse: ValueParsers.filePath, render: { $0 ?? "none" }),
         .setting(
             "status_socket_mode", "0660", "Permissions of status_socket (octal)", \.statusSocketMode,
@@ -96,22 +109,29 @@ public enum SettingCatalog {
             "File holding a bearer token every status request but /livez and /readyz must carry (Authorization: Bearer …) on status_listen",
             reloadable: true, \.statusTokenFile, parse: ValueParsers.filePath, render: { $0 ?? "none" }),
         .setting(
-            "status_insecure", "false", "Serve a status_listen that is not a loopback address without status_token_file",
+            "status_insecure", "false",
+            "Serve a status_listen that is not a loopback address without status_token_file",
             \.statusInsecure, parse: ValueParsers.boolean, render: { $0 ? "true" : "false" }),
         .setting(
             "status_hosts", "none",
             "Host names the status API answers to besides IP addresses and localhost (421 for others: DNS rebinding)",
             list: true, reloadable: true, \.statusHosts, parse: ValueParsers.hostNames,
             render: { $0.isEmpty ? "none" : $0.joined(separator: ",") }),
-        .count("status_max_connections", "64", "Status API connections at most; further ones get HTTP 503", \.statusMaxConnections),
+        .count(
+            "status_max_connections", "64", "Status API connections at most; further ones get HTTP 503",
+            \.statusMaxConnections),
         .duration(
             "status_request_timeout", "5s", "A status request head must arrive within this long (HTTP 408 beyond)",
             \.statusRequestTimeout),
-        .duration("status_idle_timeout", "30s", "Close a keep-alive status connection idle this long", \.statusIdleTimeout),
-        .duration("ping_interval", "30s", "Ping every connection this often; 0 disables pings", reloadable: true, \.pingInterval),
+        .duration(
+            "status_idle_timeout", "30s", "Close a keep-alive status connection idle this long", \.statusIdleTimeout),
+        .duration(
+            "ping_interval", "30s", "Ping every connection this often; 0 disables pings", reloadable: true,
+            \.pingInterval),
         .duration("pong_timeout", "10s", "Close a connection whose pong is this late", reloadable: true, \.pongTimeout),
         .duration(
-            "read_deadline", "0", "Close a connection that sends no frame for this long; 0 disables it", reloadable: true,
+            "read_deadline", "0", "Close a connection that sends no frame for this long; 0 disables it",
+            reloadable: true,
             \.readDeadline),
         .duration(
             "app_ping_interval", "0",
@@ -121,13 +141,17 @@ public enum SettingCatalog {
             "app_pong_timeout", "10s", "Close a client (4000, app_pong_timeout) whose app_pong_message is this late",
             reloadable: true, \.appPongTimeout),
         .setting(
-            "app_ping_message", #"{"type":"ping"}"#, "The application-level ping, sent as a text message", reloadable: true,
+            "app_ping_message", #"{"type":"ping"}"#, "The application-level ping, sent as a text message",
+            reloadable: true,
             \.appPingMessage, parse: ValueParsers.messageText, render: { $0 }),
         .setting(
             "app_pong_message", #"{"type":"pong"}"#,
-            "The text message that answers it, byte for byte; taken out of the stream (not echoed or relayed)", reloadable: true,
+            "The text message that answers it, byte for byte; taken out of the stream (not echoed or relayed)",
+            reloadable: true,
             \.appPongMessage, parse: ValueParsers.messageText, render: { $0 }),
-        .duration("handshake_timeout", "10s", "Drop a TCP connection that has not completed the upgrade by then", \.handshakeTimeout),
+        .duration(
+            "handshake_timeout", "10s", "Drop a TCP connection that has not completed the upgrade by then",
+            \.handshakeTimeout),
         .duration(
             "close_timeout", "5s", "How long a peer has to answer vigild's close frame (also the shutdown drain)",
             reloadable: true, \.closeTimeout),
@@ -141,10 +165,12 @@ public enum SettingCatalog {
             \.maxBacklog),
         .size("max_frame", "64KiB", "Largest frame accepted (1009 beyond)", \.maxFrame),
         .size("max_message", "1MiB", "Largest message accepted, fragments together (1009 beyond)", \.maxMessage),
-        .count("max_connections", "10000", "Open connections at most; further handshakes get HTTP 503", \.maxConnections),
+        .count(
+            "max_connections", "10000", "Open connections at most; further handshakes get HTTP 503", \.maxConnections),
         .count("close_history", "10000", "Close records kept for /closes (counters keep everything)", \.closeHistory),
         .count(
-            "max_pending_handshakes", "1024", "TCP connections waiting for their WebSocket upgrade at most; further ones get HTTP 503",
+            "max_pending_handshakes", "1024",
+            "TCP connections waiting for their WebSocket upgrade at most; further ones get HTTP 503",
             \.maxPendingHandshakes),
         .count(
             "max_connections_per_ip", "0",
@@ -156,20 +182,26 @@ public enum SettingCatalog {
             list: true, reloadable: true, \.allowedOrigins, parse: ValueParsers.origins,
             render: { $0.map { $0.map(\.description).joined(separator: ",") } ?? "same-origin" }),
         .setting(
-            "require_origin", "false", "Refuse handshakes without an Origin header (clients that are not browsers send none)",
+            "require_origin", "false",
+            "Refuse handshakes without an Origin header (clients that are not browsers send none)",
             reloadable: true, \.requireOrigin, parse: ValueParsers.boolean, render: { $0 ? "true" : "false" }),
         .setting(
             "upstream", "none", "Proxy mode: the WebSocket service to relay every connection to (ws:// or wss://)",
             reloadable: true, \.upstream, parse: ValueParsers.webSocketURL, render: { $0?.description ?? "none" }),
-        .choice("upstream_path", "append", "Proxy mode: the upstream path then the client's, or always the upstream's own", reloadable: true, \.upstreamPath),
+        .choice(
+            "upstream_path", "append", "Proxy mode: the upstream path then the client's, or always the upstream's own",
+            reloadable: true, \.upstreamPath),
         .duration(
-            "upstream_connect_timeout", "5s", "Proxy mode: how long the upstream has to answer the handshake (HTTP 504 beyond)",
+            "upstream_connect_timeout", "5s",
+            "Proxy mode: how long the upstream has to answer the handshake (HTTP 504 beyond)",
             reloadable: true, \.upstreamConnectTimeout),
         .setting(
-            "upstream_ca_file", "none", "Proxy mode: PEM certificates trusted for a wss:// upstream, besides the system's",
+            "upstream_ca_file", "none",
+            "Proxy mode: PEM certificates trusted for a wss:// upstream, besides the system's",
             reloadable: true, \.upstreamCAFile, parse: ValueParsers.filePath, render: { $0 ?? "none" }),
         .setting(
-            "upstream_ping_interval", "inherit", "Proxy mode: ping the upstream leg this often (inherit: ping_interval)",
+            "upstream_ping_interval", "inherit",
+            "Proxy mode: ping the upstream leg this often (inherit: ping_interval)",
             reloadable: true, \.upstreamPingInterval, parse: ValueParsers.inheritedDuration,
             render: { $0.map(DurationText.setting) ?? "inherit" }),
         .setting(
@@ -180,14 +212,17 @@ public enum SettingCatalog {
             "upstream_failure_code", "1014", "Proxy mode: the close status a client gets when its upstream leg fails",
             reloadable: true, \.upstreamFailureCode),
         .duration(
-            "reconnect_max", "1m", "Monitor targets: the longest wait between dial attempts", reloadable: true, \.reconnectMax),
+            "reconnect_max", "1m", "Monitor targets: the longest wait between dial attempts", reloadable: true,
+            \.reconnectMax),
         .duration(
             "reconnect_reset_after", "1m", "Monitor targets: a connection up this long resets the backoff",
             reloadable: true, \.reconnectResetAfter),
         .duration(
             "drain_window", "0", "Spread the 1001s of a stop over this long instead of one burst (0: all at once)",
             reloadable: true, \.drainWindow),
-        .choice("log", "auto", "Where logs go: the journal when stderr is connected to it or it is reachable, else stderr", \.log),
+        .choice(
+            "log", "auto", "Where logs go: the journal when stderr is connected to it or it is reachable, else stderr",
+            \.log),
         .choice("log_format", "text", "Log line format on stderr", \.logFormat),
         .choice("log_level", "info", "Lowest level logged", \.logLevel),
     ]
@@ -212,7 +247,8 @@ public enum SettingCatalog {
     public static var helpText: String {
         all.map { definition in
             let value = "<" + dashed(definition.key) + ">"
-            let text = "\(definition.help) (default: \(definition.defaultText); env \(definition.environmentVariable)"
+            let text =
+                "\(definition.help) (default: \(definition.defaultText); env \(definition.environmentVariable)"
                 + (definition.reloadable ? "; reloadable" : "") + ")"
             return "  \(definition.flag) \(value)\n" + wrapped(text, indent: 8, width: 79)
         }.joined(separator: "\n")

@@ -154,7 +154,8 @@ public enum SettingsLoader {
             throw ConfigurationError("unknown setting \(key) given as a flag")
         }
         let knownVariables = Set(SettingCatalog.all.map(\.environmentVariable) + [configEnvironmentVariable])
-        if let name = environment.keys.sorted().first(where: { $0.hasPrefix("VIGIL_") && !knownVariables.contains($0) }) {
+        if let name = environment.keys.sorted().first(where: { $0.hasPrefix("VIGIL_") && !knownVariables.contains($0) })
+        {
             throw ConfigurationError(
                 "unknown environment variable \(name)=\"\(environment[name]!)\": vigild reads only "
                     + knownVariables.sorted().joined(separator: ", "))
@@ -174,18 +175,25 @@ public enum SettingsLoader {
                 "invalid value \"\(resolved.text(forKey: key)!)\" for \(key) (\(resolved.sources[key]!)): \(rule)")
         }
         if s.pingInterval > .zero && s.pongTimeout == .zero {
-            throw fail("pong_timeout", "must be more than 0 while pings are enabled (ping_interval \(resolved.text(forKey: "ping_interval")!))")
+            throw fail(
+                "pong_timeout",
+                "must be more than 0 while pings are enabled (ping_interval \(resolved.text(forKey: "ping_interval")!))"
+            )
         }
         if s.appPingInterval > .zero && s.appPongTimeout == .zero {
             throw fail(
                 "app_pong_timeout",
-                "must be more than 0 while the application-level heartbeat runs (app_ping_interval \(resolved.text(forKey: "app_ping_interval")!))")
+                "must be more than 0 while the application-level heartbeat runs (app_ping_interval \(resolved.text(forKey: "app_ping_interval")!))"
+            )
         }
         if s.appPingMessage.utf8.count > s.maxFrame {
-            throw fail("app_ping_message", "must fit in one frame of max_frame (\(resolved.text(forKey: "max_frame")!))")
+            throw fail(
+                "app_ping_message", "must fit in one frame of max_frame (\(resolved.text(forKey: "max_frame")!))")
         }
         if s.appPingInterval > .zero && s.mode == .echo && s.appPingMessage == s.appPongMessage {
-            throw fail("app_pong_message", "must differ from app_ping_message in echo mode: every client's echo would answer it")
+            throw fail(
+                "app_pong_message",
+                "must differ from app_ping_message in echo mode: every client's echo would answer it")
         }
         if s.handshakeTimeout == .zero { throw fail("handshake_timeout", "must be more than 0") }
         if s.closeTimeout == .zero { throw fail("close_timeout", "must be more than 0") }
@@ -193,10 +201,15 @@ public enum SettingsLoader {
         if s.maxFrame > Int(UInt32.max) { throw fail("max_frame", "must be below 4GiB") }
         if s.maxMessage < 1 { throw fail("max_message", "must be at least 1 byte") }
         if s.maxBacklog < 1024 { throw fail("max_backlog", "must be at least 1KiB") }
-        if !(1...1_000_000).contains(s.maxConnections) { throw fail("max_connections", "must be between 1 and 1000000") }
+        if !(1...1_000_000).contains(s.maxConnections) {
+            throw fail("max_connections", "must be between 1 and 1000000")
+        }
         if !(1...1_000_000).contains(s.closeHistory) { throw fail("close_history", "must be between 1 and 1000000") }
         if s.mode == .proxy && s.upstream == nil {
-            throw fail("upstream", "is required in proxy mode (mode \(resolved.text(forKey: "mode")!)): the ws:// or wss:// URL to relay to")
+            throw fail(
+                "upstream",
+                "is required in proxy mode (mode \(resolved.text(forKey: "mode")!)): the ws:// or wss:// URL to relay to"
+            )
         }
         if s.mode != .proxy && s.upstream != nil {
             throw fail("upstream", "is used only in proxy mode, and mode is \(s.mode.rawValue) (set mode: proxy)")
@@ -210,13 +223,20 @@ public enum SettingsLoader {
         if !s.statusListen.isLoopback && s.statusTokenFile == nil && !s.statusInsecure {
             throw fail(
                 "status_listen",
-                "is not a loopback address, so anyone who can reach it could read every connection; set status_token_file (a bearer token for all but /livez and /readyz), or status_insecure: true to serve it openly anyway")
+                "is not a loopback address, so anyone who can reach it could read every connection; set status_token_file (a bearer token for all but /livez and /readyz), or status_insecure: true to serve it openly anyway"
+            )
         }
-        if !(1...10_000).contains(s.statusMaxConnections) { throw fail("status_max_connections", "must be between 1 and 10000") }
+        if !(1...10_000).contains(s.statusMaxConnections) {
+            throw fail("status_max_connections", "must be between 1 and 10000")
+        }
         if s.statusRequestTimeout == .zero { throw fail("status_request_timeout", "must be more than 0") }
         if s.statusIdleTimeout == .zero { throw fail("status_idle_timeout", "must be more than 0") }
-        if !(1...1_000_000).contains(s.maxPendingHandshakes) { throw fail("max_pending_handshakes", "must be between 1 and 1000000") }
-        if s.maxConnectionsPerIP > 1_000_000 { throw fail("max_connections_per_ip", "must be at most 1000000 (0: no limit)") }
+        if !(1...1_000_000).contains(s.maxPendingHandshakes) {
+            throw fail("max_pending_handshakes", "must be between 1 and 1000000")
+        }
+        if s.maxConnectionsPerIP > 1_000_000 {
+            throw fail("max_connections_per_ip", "must be at most 1000000 (0: no limit)")
+        }
         if let listen = s.listen, listen == s.statusListen && listen.port != 0 {
             throw fail("status_listen", "must differ from listen (\(listen))")
         }
@@ -229,7 +249,8 @@ public enum SettingsLoader {
             let policy = target.supervisionPolicy(global: s.supervisionPolicy)
             if policy.pingInterval > .zero && policy.pongTimeout == .zero {
                 throw ConfigurationError(
-                    "target \(target.name): pong_timeout must be more than 0 while it is pinged (set pong_timeout on the target, or the global one)")
+                    "target \(target.name): pong_timeout must be more than 0 while it is pinged (set pong_timeout on the target, or the global one)"
+                )
             }
         }
     }

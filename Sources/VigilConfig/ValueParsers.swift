@@ -86,9 +86,11 @@ public enum ValueParsers {
 
     /// A text message vigild sends or matches: 1 to 1024 bytes of UTF-8 without control characters.
     static func messageText(_ text: String) throws(Failure) -> String {
-        guard (1...1024).contains(text.utf8.count), !text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F })
+        guard (1...1024).contains(text.utf8.count),
+            !text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F })
         else {
-            throw Failure(expected: "a text message of 1 to 1024 bytes without control characters, such as {\"type\":\"ping\"}")
+            throw Failure(
+                expected: "a text message of 1 to 1024 bytes without control characters, such as {\"type\":\"ping\"}")
         }
         return text
     }
@@ -114,10 +116,14 @@ public enum ValueParsers {
                 switch error {
                 case .notAnOrigin:
                     throw Failure(
-                        expected: "same-origin, or origins such as https://app.example.com, https://*.example.com or * (\"\(item)\" is not one)")
+                        expected:
+                            "same-origin, or origins such as https://app.example.com, https://*.example.com or * (\"\(item)\" is not one)"
+                    )
                 case .path(let path):
                     throw Failure(
-                        expected: "origins without a path, such as https://app.example.com (\"\(item)\" has the path \"\(path)\"; an origin is a scheme, host and port)")
+                        expected:
+                            "origins without a path, such as https://app.example.com (\"\(item)\" has the path \"\(path)\"; an origin is a scheme, host and port)"
+                    )
                 }
             }
         }
@@ -127,7 +133,8 @@ public enum ValueParsers {
 
     /// Permission bits in octal, `0600` to `0777`.
     static func fileMode(_ text: String) throws(Failure) -> UInt32 {
-        guard (3...4).contains(text.count), text.allSatisfy({ ("0"..."7").contains($0) }), let mode = UInt32(text, radix: 8),
+        guard (3...4).contains(text.count), text.allSatisfy({ ("0"..."7").contains($0) }),
+            let mode = UInt32(text, radix: 8),
             mode <= 0o777
         else { throw Failure(expected: "permission bits in octal, such as 0660") }
         guard mode & 0o600 == 0o600 else {
@@ -141,7 +148,8 @@ public enum ValueParsers {
         if text == "none" { return nil }
         guard (1...32).contains(text.count),
             text.unicodeScalars.allSatisfy({
-                ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "_-.".unicodeScalars.contains($0)
+                ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0)
+                    || "_-.".unicodeScalars.contains($0)
             }),
             text.first != "-"
         else { throw Failure(expected: "a user or group name such as vigil (or a numeric id, or none)") }
@@ -158,10 +166,14 @@ public enum ValueParsers {
             guard (1...253).contains(name.count),
                 labels.allSatisfy({ label in
                     (1...63).contains(label.count) && label.first != "-" && label.last != "-"
-                        && label.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }
+                        && label.unicodeScalars.allSatisfy {
+                            ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-"
+                        }
                 })
             else {
-                throw Failure(expected: "none, or host names separated by commas such as status.example.com (\"\(item)\" is not one)")
+                throw Failure(
+                    expected:
+                        "none, or host names separated by commas such as status.example.com (\"\(item)\" is not one)")
             }
             names.append(name)
         }
@@ -188,7 +200,9 @@ public enum ValueParsers {
     /// An absolute file path, or `none`.
     static func filePath(_ text: String) throws(Failure) -> String? {
         if text == "none" { return nil }
-        guard text.hasPrefix("/"), !text.contains("\0") else { throw Failure(expected: "an absolute file path (or none)") }
+        guard text.hasPrefix("/"), !text.contains("\0") else {
+            throw Failure(expected: "an absolute file path (or none)")
+        }
         return text
     }
 
@@ -213,7 +227,8 @@ public enum ValueParsers {
     // MARK: - Canonical text (for --print-config)
 
     static func text(size: Int) -> String {
-        for (suffix, factor) in [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] where size % factor == 0 && size > 0 {
+        for (suffix, factor) in [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)]
+        where size % factor == 0 && size > 0 {
             return "\(size / factor)\(suffix)"
         }
         return "\(size)"

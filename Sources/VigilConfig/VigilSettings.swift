@@ -98,7 +98,8 @@ public struct VigilSettings: Sendable, Hashable {
     /// The application-level heartbeat of connections made to vigild (and proxies' client legs).
     public var appHeartbeat: AppHeartbeat? {
         guard appPingInterval > .zero else { return nil }
-        return AppHeartbeat(interval: appPingInterval, timeout: appPongTimeout, ping: appPingMessage, pong: appPongMessage)
+        return AppHeartbeat(
+            interval: appPingInterval, timeout: appPongTimeout, ping: appPingMessage, pong: appPongMessage)
     }
 }
 

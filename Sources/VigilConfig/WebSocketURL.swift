@@ -62,7 +62,8 @@ public struct WebSocketURL: Sendable, Hashable, CustomStringConvertible {
             (path, query) = (target, "")
         }
         self.init(
-            secure: secure, host: String(host), port: port, path: path.isEmpty ? "/" : String(path), query: String(query))
+            secure: secure, host: String(host), port: port, path: path.isEmpty ? "/" : String(path),
+            query: String(query))
     }
 
     private static func port(_ text: Substring) -> Int? {

@@ -1,7 +1,7 @@
 import NIOWebSocket
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Masking keys for a client-role connection's frames, drawn from the kernel's random source

@@ -38,7 +38,8 @@ final class OutboundWriter {
         _ opcode: WebSocketOpcode, _ data: ByteBuffer, fin: Bool = true, context: ChannelHandlerContext,
         promise: EventLoopPromise<Void>? = nil
     ) {
-        let frame = WebSocketFrame(fin: fin, opcode: opcode, maskKey: role == .client ? maskingKeys.key() : nil, data: data)
+        let frame = WebSocketFrame(
+            fin: fin, opcode: opcode, maskKey: role == .client ? maskingKeys.key() : nil, data: data)
         context.write(NIOAny(frame), promise: promise)
         pendingFlush = true
     }

@@ -1,5 +1,5 @@
-import NIOCore
 import NIOConcurrencyHelpers
+import NIOCore
 import VigilSupervisor
 
 /// Something a `TimerWheel` calls back when its deadline comes.
@@ -75,7 +75,9 @@ public final class TimerWheel {
     private func slot(of tick: Int64) -> Int { Int(tick % Int64(Self.slotCount)) }
 
     private func wakeUp(at tick: Int64) {
-        let task = eventLoop.assumeIsolated().scheduleTask(deadline: .uptimeNanoseconds(UInt64(max(0, tick * tickNanos)))) {
+        let task = eventLoop.assumeIsolated().scheduleTask(
+            deadline: .uptimeNanoseconds(UInt64(max(0, tick * tickNanos)))
+        ) {
             self.advance()
         }
         wake = (tick, task)

@@ -7,7 +7,8 @@ public struct FramingLimits: Sendable, Hashable {
     public var maxMessageSize: Int
 
     public init(maxFrameSize: Int = 64 * 1024, maxMessageSize: Int = 1024 * 1024) {
-        precondition(maxFrameSize > 0 && maxFrameSize <= Int(UInt32.max), "max frame size out of range: \(maxFrameSize)")
+        precondition(
+            maxFrameSize > 0 && maxFrameSize <= Int(UInt32.max), "max frame size out of range: \(maxFrameSize)")
         precondition(maxMessageSize > 0, "max message size out of range: \(maxMessageSize)")
         self.maxFrameSize = maxFrameSize
         self.maxMessageSize = maxMessageSize

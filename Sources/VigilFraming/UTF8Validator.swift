@@ -51,12 +51,20 @@ public struct UTF8Validator: Sendable {
     private mutating func startScalar(_ lead: UInt8) -> Bool {
         switch lead {
         case 0xC2...0xDF: pending = 1
-        case 0xE0: pending = 2; lower = 0xA0
+        case 0xE0:
+            pending = 2
+            lower = 0xA0
         case 0xE1...0xEC, 0xEE...0xEF: pending = 2
-        case 0xED: pending = 2; upper = 0x9F  // no UTF-16 surrogates
-        case 0xF0: pending = 3; lower = 0x90
+        case 0xED:
+            pending = 2
+            upper = 0x9F  // no UTF-16 surrogates
+        case 0xF0:
+            pending = 3
+            lower = 0x90
         case 0xF1...0xF3: pending = 3
-        case 0xF4: pending = 3; upper = 0x8F  // nothing above U+10FFFF
+        case 0xF4:
+            pending = 3
+            upper = 0x8F  // nothing above U+10FFFF
         default: return false  // a stray continuation byte, an overlong lead or 0xF5...0xFF
         }
         return true

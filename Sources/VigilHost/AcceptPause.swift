@@ -1,7 +1,7 @@
 import NIOCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Stops a listener from spinning when accept(2) fails for want of resources (EMFILE when the

@@ -57,9 +57,12 @@ public enum CloseLogging {
         let identity = record.identity
         let client = identity.client.map { " (client=\(quotedIfNeeded($0)))" } ?? ""
         let pair =
-            identity.target.map { " (target \($0))" } ?? identity.pair.map { " (pair \($0.pairID), \(identity.leg.rawValue) leg)" } ?? ""
+            identity.target.map { " (target \($0))" } ?? identity.pair.map {
+                " (pair \($0.pairID), \(identity.leg.rawValue) leg)"
+            } ?? ""
         let direction = identity.leg == .client ? "from" : "to"
-        return "connection \(record.id)\(pair) \(direction) \(identity.peer)\(client) closed: \(record.kind.rawValue) (\(record.cause.rawValue)) after \(DurationText.human(record.duration))"
+        return
+            "connection \(record.id)\(pair) \(direction) \(identity.peer)\(client) closed: \(record.kind.rawValue) (\(record.cause.rawValue)) after \(DurationText.human(record.duration))"
     }
 
     /// A client name as it stands in a message: bare when it is letters, digits and `.-_:@`,
@@ -71,7 +74,8 @@ public enum CloseLogging {
                 || ".-_:@".unicodeScalars.contains(scalar)
         }
         if plain { return name }
-        return "\"" + name.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        return "\"" + name.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            + "\""
     }
 
 }

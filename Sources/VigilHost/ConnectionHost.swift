@@ -22,7 +22,10 @@ public final class ConnectionHost: Sendable {
     public let limits: FramingLimits
     private let currentPolicy: NIOLockedValueBox<SupervisionPolicy>
 
-    public init(registry: ConnectionRegistry, logger: Logger, clock: ConnectionClock, limits: FramingLimits, policy: SupervisionPolicy) {
+    public init(
+        registry: ConnectionRegistry, logger: Logger, clock: ConnectionClock, limits: FramingLimits,
+        policy: SupervisionPolicy
+    ) {
         self.registry = registry
         self.logger = logger
         self.clock = clock
@@ -46,7 +49,8 @@ public final class ConnectionHost: Sendable {
         logger[metadataKey: LogKey.connectionID] = "\(connection.id)"
         for (key, value) in identity.logFields { logger[metadataKey: key] = "\(value)" }
         return ConnectionBooks(
-            connection: connection, logger: logger, observer: RegistryObserver(connection: connection, registry: registry, logger: logger))
+            connection: connection, logger: logger,
+            observer: RegistryObserver(connection: connection, registry: registry, logger: logger))
     }
 }
 

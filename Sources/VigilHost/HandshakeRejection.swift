@@ -14,7 +14,8 @@ public struct HandshakeRejection: Error, Sendable {
     public var body: (bytes: [UInt8], contentType: String)?
 
     public init(
-        status: HTTPResponseStatus, reason: HandshakeRejectionReason, message: String, extraHeaders: [(String, String)] = [],
+        status: HTTPResponseStatus, reason: HandshakeRejectionReason, message: String,
+        extraHeaders: [(String, String)] = [],
         body: (bytes: [UInt8], contentType: String)? = nil
     ) {
         self.status = status

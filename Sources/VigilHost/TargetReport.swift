@@ -48,7 +48,8 @@ public struct TargetReport: Sendable {
     public init(
         name: String, url: String, critical: Bool, state: String, since: Timestamp, nextAttemptAt: Timestamp?,
         nextAttemptRule: String?, connection: ConnectionSnapshot?, lastReply: Duration?, commandTimeouts: UInt64,
-        lastClose: CloseRecord?, lastDialError: DialError?, consecutiveFailures: Int, attempts: UInt64, reconnects: UInt64,
+        lastClose: CloseRecord?, lastDialError: DialError?, consecutiveFailures: Int, attempts: UInt64,
+        reconnects: UInt64,
         uptimeRatio: Double
     ) {
         self.name = name

@@ -26,20 +26,28 @@ enum ForwardedRequest {
             target = upstream.requestTarget
         case .append:
             let (clientPath, clientQuery) = RequestTarget.split(request.uri)
-            target = appendedTarget(upstream: upstream, clientPath: String(clientPath), clientQuery: String(clientQuery))
+            target = appendedTarget(
+                upstream: upstream, clientPath: String(clientPath), clientQuery: String(clientQuery))
         }
-        let subprotocols = request.headers[canonicalForm: "sec-websocket-protocol"].map(String.init).filter { !$0.isEmpty }
+        let subprotocols = request.headers[canonicalForm: "sec-websocket-protocol"].map(String.init).filter {
+            !$0.isEmpty
+        }
         // Headers named in Connection are hop-by-hop too.
         let named = Set(request.headers[canonicalForm: "connection"].map { $0.lowercased() })
         var headers: [HTTPHeaderField] = []
         for (name, value) in request.headers {
             let lower = name.lowercased()
-            guard !notForwarded.contains(lower), !named.contains(lower), !lower.hasPrefix("x-forwarded-") else { continue }
+            guard !notForwarded.contains(lower), !named.contains(lower), !lower.hasPrefix("x-forwarded-") else {
+                continue
+            }
             headers.append(HTTPHeaderField(name: name, value: value))
         }
         let host = request.headers.first(name: "host")
         let previousFor = request.headers[canonicalForm: "x-forwarded-for"].joined(separator: ", ")
-        headers.append(HTTPHeaderField(name: "X-Forwarded-For", value: previousFor.isEmpty ? clientAddress : "\(previousFor), \(clientAddress)"))
+        headers.append(
+            HTTPHeaderField(
+                name: "X-Forwarded-For", value: previousFor.isEmpty ? clientAddress : "\(previousFor), \(clientAddress)"
+            ))
         headers.append(HTTPHeaderField(name: "X-Forwarded-Proto", value: "http"))
         if let host { headers.append(HTTPHeaderField(name: "X-Forwarded-Host", value: host)) }
         var forwarded = request.headers[canonicalForm: "forwarded"].joined(separator: ", ")
@@ -68,6 +76,9 @@ enum ForwardedRequest {
             (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
                 || "!#$%&'*+-.^_`|~".utf8.contains(byte)
         }
-        return token ? value : "\"" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        return token
+            ? value
+            : "\"" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+                + "\""
     }
 }

@@ -20,9 +20,12 @@ public struct ProxyRules: Sendable {
         guard settings.mode == .proxy, let upstream = settings.upstream else { return nil }
         let tls: WebSocketDialer.TLS?
         do {
-            tls = upstream.secure || settings.upstreamCAFile != nil ? try WebSocketDialer.TLS(caFile: settings.upstreamCAFile) : nil
+            tls =
+                upstream.secure || settings.upstreamCAFile != nil
+                ? try WebSocketDialer.TLS(caFile: settings.upstreamCAFile) : nil
         } catch {
-            throw StartupError(message: "cannot use upstream_ca_file \(settings.upstreamCAFile ?? "none") for \(upstream): \(error)")
+            throw StartupError(
+                message: "cannot use upstream_ca_file \(settings.upstreamCAFile ?? "none") for \(upstream): \(error)")
         }
         return ProxyRules(
             upstream: upstream, path: settings.upstreamPath, connectTimeout: settings.upstreamConnectTimeout, tls: tls,

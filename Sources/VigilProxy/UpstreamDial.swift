@@ -38,15 +38,18 @@ public enum UpstreamDial {
         let upstreamLimits = FramingLimits(
             maxFrameSize: max(host.limits.maxFrameSize, min(host.limits.maxMessageSize, Int(UInt32.max))),
             maxMessageSize: host.limits.maxMessageSize)
-        var configuration = SupervisedConnectionHandler.Configuration(role: .client, policy: rules.upstreamPolicy, limits: upstreamLimits)
+        var configuration = SupervisedConnectionHandler.Configuration(
+            role: .client, policy: rules.upstreamPolicy, limits: upstreamLimits)
         configuration.answersPings = false  // the client's pings go through to the backend
         let sinkBox = NIOLoopBound(upstreamSink, eventLoop: eventLoop)
         let dialed = WebSocketDialer.dial(
-            forwarded, on: eventLoop, timeout: rules.connectTimeout, tls: rules.tls, configuration: configuration, wheels: host.wheels,
+            forwarded, on: eventLoop, timeout: rules.connectTimeout, tls: rules.tls, configuration: configuration,
+            wheels: host.wheels,
             makeParts: { upstreamChannel, _ in
                 host.channels.add(upstreamChannel, kind: .upstream)
                 let identity = ConnectionIdentity(
-                    peer: upstreamChannel.remoteAddress?.endpointDescription ?? rules.upstream.hostHeader, client: client,
+                    peer: upstreamChannel.remoteAddress?.endpointDescription ?? rules.upstream.hostHeader,
+                    client: client,
                     path: String(RequestTarget.split(forwarded.target).path), leg: .upstream, pair: pair)
                 let books = host.openBooks(identity, at: host.clock.now())
                 books.logger.debug("upstream leg opened", metadata: ["upstream": "\(rules.upstream)"])
@@ -65,7 +68,8 @@ public enum UpstreamDial {
     public static func rejection(for error: any Error, rules: ProxyRules) -> HandshakeRejection {
         let upstream = rules.upstream.description
         guard let failure = error as? DialFailure else {
-            return HandshakeRejection(status: .badGateway, reason: .upstreamUnreachable, message: "upstream \(upstream): \(error)")
+            return HandshakeRejection(
+                status: .badGateway, reason: .upstreamUnreachable, message: "upstream \(upstream): \(error)")
         }
         switch failure {
         case .refused(let refusal):
@@ -77,13 +81,16 @@ public enum UpstreamDial {
             return HandshakeRejection(
                 status: HTTPResponseStatus(statusCode: refusal.status, reasonPhrase: refusal.reason),
                 reason: .upstreamRefused,
-                message: "upstream \(upstream) refused the upgrade: HTTP \(refusal.status) \(refusal.reason): \"\(Printable.escaped(preview))\"",
+                message:
+                    "upstream \(upstream) refused the upgrade: HTTP \(refusal.status) \(refusal.reason): \"\(Printable.escaped(preview))\"",
                 extraHeaders: headers,
                 body: (refusal.body, refusal.header("Content-Type") ?? "text/plain; charset=utf-8"))
         case .timeout:
-            return HandshakeRejection(status: .gatewayTimeout, reason: .upstreamTimeout, message: "upstream \(upstream): \(failure)")
+            return HandshakeRejection(
+                status: .gatewayTimeout, reason: .upstreamTimeout, message: "upstream \(upstream): \(failure)")
         default:
-            return HandshakeRejection(status: .badGateway, reason: .upstreamUnreachable, message: "upstream \(upstream): \(failure)")
+            return HandshakeRejection(
+                status: .badGateway, reason: .upstreamUnreachable, message: "upstream \(upstream): \(failure)")
         }
     }
 }

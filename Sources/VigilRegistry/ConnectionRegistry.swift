@@ -99,9 +99,11 @@ public final class ConnectionRegistry: Sendable {
         precondition(removed != nil, "connection \(connection.id) closed twice or never opened")
         let snapshot = connection.snapshot()
         let record = CloseRecord(
-            id: connection.id, identity: connection.identity, outcome: outcome, openedAt: connection.openedAt, closedAt: wallClock,
+            id: connection.id, identity: connection.identity, outcome: outcome, openedAt: connection.openedAt,
+            closedAt: wallClock,
             duration: now - MonotonicInstant(nanoseconds: connection.openedMonotonic),
-            lastRoundTrip: snapshot.roundTrip, lastAppRoundTrip: snapshot.appRoundTrip, messagesIn: snapshot.messagesIn, messagesOut: snapshot.messagesOut)
+            lastRoundTrip: snapshot.roundTrip, lastAppRoundTrip: snapshot.appRoundTrip, messagesIn: snapshot.messagesIn,
+            messagesOut: snapshot.messagesOut)
         let second = (now - startedMonotonic).components.seconds
         let stored = log.withLockedValue { $0.append(record, atSecond: second) }
         activity.withLockedValue { $0.noteClose(outcome.kind, outcome.cause, atMinute: second / 60) }
@@ -129,7 +131,8 @@ public final class ConnectionRegistry: Sendable {
     public func abandon(_ connection: LiveConnection) {
         let removed = shard(for: connection.id).connections.withLockedValue { $0.removeValue(forKey: connection.id) }
         guard removed != nil else { return }
-        let minute = (MonotonicInstant(nanoseconds: connection.openedMonotonic) - startedMonotonic).components.seconds / 60
+        let minute =
+            (MonotonicInstant(nanoseconds: connection.openedMonotonic) - startedMonotonic).components.seconds / 60
         activity.withLockedValue { $0.noteAbandoned(openedAtMinute: minute) }
         metrics.active[connection.identity.leg].decrement()
         metrics.countRejection(.setupFailed)
@@ -196,7 +199,9 @@ public final class ConnectionRegistry: Sendable {
 
     /// The last hour minute by minute (fewer minutes while vigild is younger), oldest first;
     /// `startedAt` converts minute numbers to wall-clock times.
-    public func history(at now: MonotonicInstant, wallClock: Timestamp = .now()) -> (startedAt: Timestamp, minutes: [MinuteActivity]) {
+    public func history(at now: MonotonicInstant, wallClock: Timestamp = .now()) -> (
+        startedAt: Timestamp, minutes: [MinuteActivity]
+    ) {
         let elapsed = now - startedMonotonic
         let minutes = activity.withLockedValue { $0.report(nowMinute: elapsed.components.seconds / 60) }
         return (Timestamp(nanosecondsSinceEpoch: wallClock.nanosecondsSinceEpoch - elapsed.inNanoseconds), minutes)

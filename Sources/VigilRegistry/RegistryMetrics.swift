@@ -1,9 +1,10 @@
-import Prometheus
-#if canImport(Glibc)
-import Glibc
-#endif
 import NIOConcurrencyHelpers
+import Prometheus
 import VigilSupervisor
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The Prometheus side of the registry: a private collector registry per `ConnectionRegistry`
 /// (no global bootstrap, so several servers can live in one test process).
@@ -96,12 +97,14 @@ public final class RegistryMetrics: Sendable {
 
     /// `vigil_<name>_total{labels}`, created on first use and cached.
     private func counter<Key: Hashable & Sendable>(
-        in cache: NIOLockedValueBox<[Key: Counter]>, for key: Key, name: String, help: String, labels: [(String, String)]
+        in cache: NIOLockedValueBox<[Key: Counter]>, for key: Key, name: String, help: String,
+        labels: [(String, String)]
     ) -> Counter {
         cache.withLockedValue { cache in
             if let counter = cache[key] { return counter }
             let counter = collectors.makeCounter(
-                descriptor: .init(namespace: "vigil", metricName: name, unitName: "total", helpText: help), labels: labels)
+                descriptor: .init(namespace: "vigil", metricName: name, unitName: "total", helpText: help),
+                labels: labels)
             cache[key] = counter
             return counter
         }

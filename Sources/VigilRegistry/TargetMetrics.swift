@@ -59,7 +59,8 @@ public final class TargetMetrics: Sendable {
     /// `http`, `handshake`).
     public func countAttempt(target: String, result: String) {
         counter(
-            target, ["attempt", result], name: "target_connect_attempts", help: "Monitor target dial attempts by result",
+            target, ["attempt", result], name: "target_connect_attempts",
+            help: "Monitor target dial attempts by result",
             labels: [("target", target), ("result", result)]
         )?.increment()
     }
@@ -107,12 +108,15 @@ public final class TargetMetrics: Sendable {
 
     /// A counter of the target's, created on first use; `nil` once the target was removed (its
     /// last connection's close arrives after the removal and must not bring the series back).
-    private func counter(_ target: String, _ key: [String], name: String, help: String, labels: [(String, String)]) -> Counter? {
+    private func counter(_ target: String, _ key: [String], name: String, help: String, labels: [(String, String)])
+        -> Counter?
+    {
         guard let owner = series.withLockedValue({ $0[target] }) else { return nil }
         return owner.counters.withLockedValue { counters in
             if let existing = counters[key] { return existing }
             let created = collectors.makeCounter(
-                descriptor: .init(namespace: "vigil", metricName: name, unitName: "total", helpText: help), labels: labels)
+                descriptor: .init(namespace: "vigil", metricName: name, unitName: "total", helpText: help),
+                labels: labels)
             counters[key] = created
             return created
         }

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A wall-clock time (nanoseconds since the Unix epoch), printed as RFC 3339 UTC with milliseconds.
@@ -25,7 +25,8 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
 
     /// `2026-11-22T05:11:20.123Z`
     public var rfc3339: String {
-        let millisTotal = nanosecondsSinceEpoch >= 0
+        let millisTotal =
+            nanosecondsSinceEpoch >= 0
             ? nanosecondsSinceEpoch / 1_000_000 : (nanosecondsSinceEpoch - 999_999) / 1_000_000
         var seconds = time_t(millisTotal >= 0 ? millisTotal / 1000 : (millisTotal - 999) / 1000)
         let millis = Int(millisTotal - Int64(seconds) * 1000)

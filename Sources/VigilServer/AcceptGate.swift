@@ -66,7 +66,8 @@ final class AcceptGate: Sendable {
                 return .refuse(
                     HandshakeRejection(
                         status: .tooManyRequests, reason: .perIPLimit,
-                        message: "\(address) already has \(maxPerAddress) connections (max_connections_per_ip); try again later",
+                        message:
+                            "\(address) already has \(maxPerAddress) connections (max_connections_per_ip); try again later",
                         extraHeaders: [("Retry-After", "5")]))
             }
         }
@@ -76,10 +77,13 @@ final class AcceptGate: Sendable {
                 return .refuse(
                     HandshakeRejection(
                         status: .serviceUnavailable, reason: .pendingHandshakes,
-                        message: "vigild has \(maxPending) handshakes in progress (max_pending_handshakes); try again later",
+                        message:
+                            "vigild has \(maxPending) handshakes in progress (max_pending_handshakes); try again later",
                         extraHeaders: [("Retry-After", "1")]))
             }
-            if pending.compareExchange(expected: current, desired: current + 1, ordering: .relaxed).exchanged { return .admit }
+            if pending.compareExchange(expected: current, desired: current + 1, ordering: .relaxed).exchanged {
+                return .admit
+            }
         }
     }
 

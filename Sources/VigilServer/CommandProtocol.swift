@@ -22,7 +22,8 @@ enum CommandProtocol {
                 self = .string(value)
             } else {
                 throw DecodingError.typeMismatch(
-                    RequestID.self, .init(codingPath: container.codingPath, debugDescription: "requestID must be a number or a string"))
+                    RequestID.self,
+                    .init(codingPath: container.codingPath, debugDescription: "requestID must be a number or a string"))
             }
         }
 
@@ -72,7 +73,8 @@ enum CommandProtocol {
         let response: Response
         do {
             let request = try decoder.decode(Request.self, from: bytes)
-            response = Response(requestID: request.requestID, success: true, result: "command '\(request.command)' processed")
+            response = Response(
+                requestID: request.requestID, success: true, result: "command '\(request.command)' processed")
         } catch {
             let id = try? decoder.decode(IDOnly.self, from: bytes).requestID
             response = Response(requestID: id, success: false, error: explain(error))

@@ -36,7 +36,9 @@ public struct Failpoints: Sendable, Hashable {
             let trimmed = String(name.filter { $0 != " " && $0 != "\t" })
             guard let point = Point(rawValue: trimmed) else {
                 throw StartupError(
-                    message: "\(Self.environmentVariable): unknown failpoint \"\(Printable.escaped(trimmed[...]))\"; known: \(Point.allCases.map(\.rawValue).joined(separator: ", "))")
+                    message:
+                        "\(Self.environmentVariable): unknown failpoint \"\(Printable.escaped(trimmed[...]))\"; known: \(Point.allCases.map(\.rawValue).joined(separator: ", "))"
+                )
             }
             active.insert(point)
         }

@@ -102,7 +102,8 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
             server.handshakeLog.log(
                 logger, level: .info, "rejected handshake: \(refusal.message)",
                 metadata: [
-                    "status": "\(refusal.status.code)", "reason": "\(refusal.reason.rawValue)", "uri": "\(Printable.escaped(request.uri[...]))",
+                    "status": "\(refusal.status.code)", "reason": "\(refusal.reason.rawValue)",
+                    "uri": "\(Printable.escaped(request.uri[...]))",
                 ],
                 on: context.eventLoop)
         }

@@ -16,20 +16,25 @@ extension HandshakeRejection {
         guard connection.contains(where: { hasToken("upgrade", in: $0) }) else {
             return HandshakeRejection(
                 status: .badRequest, reason: .missingConnectionUpgrade,
-                message: "Connection \"\(Printable.escaped(connection.joined(separator: ", ")[...]))\" does not name upgrade, which a WebSocket handshake must (RFC 6455 4.2.1)")
+                message:
+                    "Connection \"\(Printable.escaped(connection.joined(separator: ", ")[...]))\" does not name upgrade, which a WebSocket handshake must (RFC 6455 4.2.1)"
+            )
         }
         let versions = headers["sec-websocket-version"]
         guard versions.count == 1, versions[0] == "13" else {
             return HandshakeRejection(
                 status: .upgradeRequired, reason: .unsupportedVersion,
-                message: "unsupported Sec-WebSocket-Version \"\(Printable.escaped(versions.joined(separator: ",")[...]))\"; this server speaks version 13",
+                message:
+                    "unsupported Sec-WebSocket-Version \"\(Printable.escaped(versions.joined(separator: ",")[...]))\"; this server speaks version 13",
                 extraHeaders: [("Sec-WebSocket-Version", "13")])
         }
         let keys = headers["sec-websocket-key"]
         guard keys.count == 1, isValidKey(keys[0][...]) else {
             return HandshakeRejection(
                 status: .badRequest, reason: .invalidKey,
-                message: "invalid Sec-WebSocket-Key \"\(Printable.escaped(keys.joined(separator: ",")[...]))\"; expected the base64 of 16 bytes")
+                message:
+                    "invalid Sec-WebSocket-Key \"\(Printable.escaped(keys.joined(separator: ",")[...]))\"; expected the base64 of 16 bytes"
+            )
         }
         return nil
     }
@@ -56,8 +61,10 @@ extension HandshakeRejection {
         let bytes = Array(key.utf8)
         guard bytes.count == 24, bytes[22] == UInt8(ascii: "="), bytes[23] == UInt8(ascii: "=") else { return false }
         return bytes[..<22].allSatisfy { byte in
-            (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
-                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "/")
+            (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "+")
+                || byte == UInt8(ascii: "/")
         }
     }
 }

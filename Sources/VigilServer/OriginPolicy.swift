@@ -44,7 +44,8 @@ struct OriginPolicy: Sendable {
         let sent = Printable.escaped(text[...])
         if let allowed {
             if allowed.contains(where: { $0.matches(origin) }) { return nil }
-            return refusal("origin \(sent) is not in allowed_origins (\(allowed.map(\.description).joined(separator: ", ")))")
+            return refusal(
+                "origin \(sent) is not in allowed_origins (\(allowed.map(\.description).joined(separator: ", ")))")
         }
         guard let host = headers.first(name: "host"), origin.isSameOrigin(asHost: host) else {
             let host = headers.first(name: "host").map { Printable.escaped($0[...]) } ?? "none"

@@ -1,8 +1,8 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
-import NIOConcurrencyHelpers
 import ServiceLifecycle
 import Synchronization
 import VigilConfig
@@ -18,7 +18,7 @@ import VigilTargets
 import VigilText
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// vigild's server: the WebSocket listener with supervised connections and the status API
@@ -62,7 +62,8 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
             policy: settings.supervisionPolicy)
         self.server = ServerContext(
             settings: settings, host: host,
-            descriptorBudget: Self.descriptorBudget(statusConnections: settings.statusMaxConnections), failpoints: failpoints)
+            descriptorBudget: Self.descriptorBudget(statusConnections: settings.statusMaxConnections),
+            failpoints: failpoints)
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         self.targets = MonitorTargets(host: host, group: self.group)
         self.ownsGroup = group == nil
@@ -81,7 +82,8 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
 
     /// `serving 12 connections; last 60 s: 3 normal, 1 eof`
     public var statusLine: String {
-        StatusLine.text(active: registry.activeCount, lastMinute: registry.summary(at: server.host.clock.now()).lastMinuteByKind)
+        StatusLine.text(
+            active: registry.activeCount, lastMinute: registry.summary(at: server.host.clock.now()).lastMinuteByKind)
     }
 
     /// How ServiceLifecycle names this service in its logs. Without it, it describes the server
@@ -93,7 +95,8 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
         let settings = server.settings
         server.replaceProxyRules(try ProxyRules.make(settings))
         let inherited = manager.inheritedSockets
-        let statusListener = StatusListener(router: statusRouter(), settings: settings, access: try StatusAccess.make(settings))
+        let statusListener = StatusListener(
+            router: statusRouter(), settings: settings, access: try StatusAccess.make(settings))
         self.statusListener.withLockedValue { $0 = statusListener }
         let status: any Channel
         let webSocket: (any Channel)?
@@ -123,13 +126,19 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
         }
         listeners.withLockedValue { $0.webSocket = webSocket }
         phase.store(ServerPhase.ready.rawValue, ordering: .releasing)
-        let wsURL = webSocket.map { "ws://\($0.localAddress?.endpointDescription ?? "?")\(settings.mode == .proxy ? "/" : settings.path)" } ?? "none"
+        let wsURL =
+            webSocket.map {
+                "ws://\($0.localAddress?.endpointDescription ?? "?")\(settings.mode == .proxy ? "/" : settings.path)"
+            } ?? "none"
         let statusURL =
-            "http://\(status.localAddress?.endpointDescription ?? "?")" + (settings.statusSocket.map { " status_socket=\($0)" } ?? "")
+            "http://\(status.localAddress?.endpointDescription ?? "?")"
+            + (settings.statusSocket.map { " status_socket=\($0)" } ?? "")
         // Like close lines, the ready line is written whatever the log level: it says where vigild listens.
         var lifecycle = logger
         if lifecycle.logLevel > .notice { lifecycle.logLevel = .notice }
-        let upstream = (settings.upstream.map { " upstream=\($0)" } ?? "") + (settings.targets.isEmpty ? "" : " targets=\(settings.targets.count)")
+        let upstream =
+            (settings.upstream.map { " upstream=\($0)" } ?? "")
+            + (settings.targets.isEmpty ? "" : " targets=\(settings.targets.count)")
         lifecycle.notice(
             "vigild ready ws=\(wsURL) status=\(statusURL)\(upstream)",
             metadata: ["mode": "\(settings.mode.rawValue)", "socket_activated": "\(inherited != nil)"])
@@ -142,7 +151,9 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
         if phase.load(ordering: .acquiring) == ServerPhase.starting.rawValue {
             try await start()
         }
-        let liveness = manager.watchdogInterval.map { EventLoopLiveness(group: group, beatEvery: WatchdogGate(interval: $0).beatPeriod) }
+        let liveness = manager.watchdogInterval.map {
+            EventLoopLiveness(group: group, beatEvery: WatchdogGate(interval: $0).beatPeriod)
+        }
         link?.send(.ready(mainPID: getpid(), status: statusLine))
         await withTaskGroup(of: Void.self) { tasks in
             if let link {
@@ -153,7 +164,8 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
             }
             try? await gracefulShutdown()
             targets.stopAll()
-            link?.send(.stopping(status: "stopping: closing \(registry.activeCount) connections with 1001", needs: drainLimit))
+            link?.send(
+                .stopping(status: "stopping: closing \(registry.activeCount) connections with 1001", needs: drainLimit))
             await drain()
             tasks.cancelAll()
         }
@@ -191,7 +203,8 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
         let open = channels.count
         let window = current.withLockedValue { $0.settings.drainWindow }
         let spread = window > .zero ? " over \(DurationText.setting(window))" : ""
-        logger.notice("shutting down: closing \(open) connections with 1001\(spread)", metadata: ["connections": "\(open)"])
+        logger.notice(
+            "shutting down: closing \(open) connections with 1001\(spread)", metadata: ["connections": "\(open)"])
         if window > .zero {
             // Each connection's 1001 at a random moment of the window, on its own event loop.
             for channel in channels.all {
@@ -241,7 +254,8 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
         // MONOTONIC_USEC is CLOCK_MONOTONIC's, whatever clock the connections are timed by.
         link?.send(
             .reloading(
-                monotonicMicroseconds: UInt64(ConnectionClock.system.now().nanoseconds / 1000), status: "reloading configuration"))
+                monotonicMicroseconds: UInt64(ConnectionClock.system.now().nanoseconds / 1000),
+                status: "reloading configuration"))
         defer { link?.send(.ready(mainPID: getpid(), status: statusLine)) }
         let reload: SettingsReload
         let rules: ProxyRules?
@@ -261,7 +275,9 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
         current.withLockedValue { $0 = reload.updated }
         var report = ReloadReport(applied: reload.applied, needRestart: reload.needRestart)
         if !targetChanges.isEmpty {
-            let describe = { (what: String, names: [String]) in names.isEmpty ? nil : "\(what) \(names.joined(separator: " "))" }
+            let describe = { (what: String, names: [String]) in
+                names.isEmpty ? nil : "\(what) \(names.joined(separator: " "))"
+            }
             let text = [
                 describe("added", targetChanges.added), describe("removed", targetChanges.removed),
                 describe("changed", targetChanges.changed),
@@ -281,13 +297,16 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
             case .target(let target): PolicyUpdate(target.supervisionPolicy(global: policy))
             }
         }
-        let changes = report.applied.map { $0.key == "targets" ? "targets: \($0.new)" : "\($0.key) \($0.old) → \($0.new)" }.joined(separator: ", ")
+        let changes = report.applied.map {
+            $0.key == "targets" ? "targets: \($0.new)" : "\($0.key) \($0.old) → \($0.new)"
+        }.joined(separator: ", ")
         logger.notice(
             "configuration reloaded: \(changes.isEmpty ? "nothing to change" : changes)",
             metadata: ["connections": "\(registry.activeCount)"])
         for change in report.needRestart {
             logger.warning(
-                "\(change.key) changed from \(change.old) to \(change.new) in the configuration, but takes effect only after a restart")
+                "\(change.key) changed from \(change.old) to \(change.new) in the configuration, but takes effect only after a restart"
+            )
         }
         return .success(report)
     }
@@ -343,7 +362,8 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
                 refusal = nil
             }
             let preview = RequestPreview()
-            let handshake = HandshakeHandler(server: server, preview: preview, logger: logger, admissionRefusal: refusal)
+            let handshake = HandshakeHandler(
+                server: server, preview: preview, logger: logger, admissionRefusal: refusal)
             let upgrader = WebSocketUpgrader(server: server, handshake: handshake, slot: slot)
             let pipeline = channel.pipeline.syncOperations
             try pipeline.addHandler(preview)  // in front of the HTTP decoder
@@ -377,7 +397,9 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
         return StatusRouter(
             registry: registry, startedAt: startedAt, clock: server.host.clock,
             configuration: { [current] in current.withLockedValue { $0 } },
-            phase: { [weak self] in self.flatMap { ServerPhase(rawValue: $0.phase.load(ordering: .acquiring)) } ?? .draining },
+            phase: { [weak self] in
+                self.flatMap { ServerPhase(rawValue: $0.phase.load(ordering: .acquiring)) } ?? .draining
+            },
             pendingHandshakes: { gate.pendingCount },
             targets: { [targets] in targets.reports() })
     }
@@ -390,7 +412,9 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
         else { return }
         guard !ListenAddress(host: ip, port: 0).isLoopback else { return }
         throw StartupError(
-            message: "the status API listens on \(address.endpointDescription), which is not a loopback address, so anyone who can reach it could read every connection; set status_token_file (a bearer token for all but /livez and /readyz), or status_insecure: true to serve it openly anyway")
+            message:
+                "the status API listens on \(address.endpointDescription), which is not a loopback address, so anyone who can reach it could read every connection; set status_token_file (a bearer token for all but /livez and /readyz), or status_insecure: true to serve it openly anyway"
+        )
     }
 
     /// Runs `bind` (which binds `address`, or adopts `inherited`, a socket-activated
@@ -409,7 +433,8 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
             return channel
         } catch {
             let place = inherited.map { "the inherited socket (fd \($0))" } ?? "\(address)"
-            throw StartupError(message: "cannot \(inherited == nil ? "bind" : "adopt") the \(what) on \(place): \(error)")
+            throw StartupError(
+                message: "cannot \(inherited == nil ? "bind" : "adopt") the \(what) on \(place): \(error)")
         }
     }
 }

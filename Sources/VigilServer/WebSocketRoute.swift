@@ -38,7 +38,9 @@ struct WebSocketRoute {
                 return .failure(
                     HandshakeRejection(
                         status: .badRequest, reason: .badClientName,
-                        message: "client name \"\(Printable.escaped(value))\" must be 1 to \(ConnectionIdentity.maxClientNameLength) printable ASCII characters"))
+                        message:
+                            "client name \"\(Printable.escaped(value))\" must be 1 to \(ConnectionIdentity.maxClientNameLength) printable ASCII characters"
+                    ))
             }
             client = decoded
         }

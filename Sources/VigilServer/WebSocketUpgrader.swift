@@ -62,7 +62,8 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
         if let firstRefusal {
             return channel.eventLoop.makeFailedFuture(firstRefusal)
         }
-        let answer = firstAttempt(channel: channel, upgradeRequest: upgradeRequest, initialResponseHeaders: initialResponseHeaders)
+        let answer = firstAttempt(
+            channel: channel, upgradeRequest: upgradeRequest, initialResponseHeaders: initialResponseHeaders)
         answer.assumeIsolated().whenFailure { error in self.firstRefusal = error }
         return answer
     }
@@ -139,15 +140,18 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
         let host = server.host
         let now = host.clock.now()
         let identity = ConnectionIdentity(
-            peer: channel.remoteAddress?.endpointDescription ?? "unknown", client: admission.client, path: admission.path,
+            peer: channel.remoteAddress?.endpointDescription ?? "unknown", client: admission.client,
+            path: admission.path,
             leg: .client, pair: admission.relay?.pair)
         let books = host.openBooks(identity, at: now)
         books.logger.debug("connection opened")
-        var configuration = SupervisedConnectionHandler.Configuration(role: .server, policy: host.policy, limits: host.limits)
+        var configuration = SupervisedConnectionHandler.Configuration(
+            role: .server, policy: host.policy, limits: host.limits)
         // A relay passes the client's pings to the backend instead of answering them itself.
         configuration.answersPings = admission.relay == nil
         let handler = SupervisedConnectionHandler(
-            configuration: configuration, sink: sink, observer: books.observer, wheel: host.wheels.wheel(for: context.eventLoop),
+            configuration: configuration, sink: sink, observer: books.observer,
+            wheel: host.wheels.wheel(for: context.eventLoop),
             clock: host.clock, openedAt: now)
         let relay = admission.relay
         return context.eventLoop.makeCompletedFuture {
@@ -166,7 +170,9 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
                 books.logger.warning("cannot set up the upgraded connection: \(error)")
                 channel.close(promise: nil)
                 relay?.upstreamSink.connection?.close(
-                    LocalClose(code: CloseStatus.goingAway, reason: "the client leg could not be set up", cause: .partnerClosed))
+                    LocalClose(
+                        code: CloseStatus.goingAway, reason: "the client leg could not be set up", cause: .partnerClosed
+                    ))
                 throw error
             }
         }

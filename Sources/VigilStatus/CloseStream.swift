@@ -44,7 +44,8 @@ final class CloseStream {
         let behind = self.behind
         subscription = registry.subscribe { record in
             guard filter.matches(record) else { return }
-            if behind.count.wrappingAdd(1, ordering: .relaxed).newValue > Self.maxBehind + 1 { return }  // already dropping
+            // Beyond this the reader is being dropped: nothing more is queued for it.
+            if behind.count.wrappingAdd(1, ordering: .relaxed).newValue > Self.maxBehind + 1 { return }
             loop.execute { stream.value.forward(record, context: channel.value) }
         }
     }
@@ -55,7 +56,8 @@ final class CloseStream {
             dropped = true
             var line = context.channel.allocator.buffer(capacity: 200)
             line.writeString(
-                #"{"error":"this reader fell \#(Self.maxBehind) records behind (it does not read fast enough) and was dropped; the records are in /closes"}"# + "\n")
+                #"{"error":"this reader fell \#(Self.maxBehind) records behind (it does not read fast enough) and was dropped; the records are in /closes"}"#
+                    + "\n")
             // The last line goes out behind what the reader has not taken yet: close once it is
             // written, or after `dropLinger` if the reader takes nothing at all.
             let written = context.writeAndFlush(NIOAny(HTTPServerResponsePart.body(.byteBuffer(line))))

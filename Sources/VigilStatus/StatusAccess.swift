@@ -4,7 +4,7 @@ import VigilHost
 import VigilText
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Who may read the status API, checked before a request is routed. Pure, so every rule is a
@@ -57,7 +57,8 @@ public struct StatusAccess: Sendable {
             let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
             if count < 0 && errno == EINTR { continue }
             guard count >= 0 else {
-                throw StartupError(message: "cannot read status_token_file \(path): \(String(cString: strerror(errno)))")
+                throw StartupError(
+                    message: "cannot read status_token_file \(path): \(String(cString: strerror(errno)))")
             }
             if count == 0 { break }
             bytes += chunk[..<count]
@@ -66,13 +67,17 @@ public struct StatusAccess: Sendable {
         let allowed = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=".utf8)
         guard (16...4096).contains(bytes.count), bytes.allSatisfy(allowed.contains) else {
             throw StartupError(
-                message: "status_token_file \(path) must hold one token of 16 to 4096 characters (letters, digits and -._~+/=), e.g. from `openssl rand -hex 32`")
+                message:
+                    "status_token_file \(path) must hold one token of 16 to 4096 characters (letters, digits and -._~+/=), e.g. from `openssl rand -hex 32`"
+            )
         }
         return bytes
     }
 
     /// `nil` when the request may be routed, else the refusal to send.
-    func check(path: Substring, headers: HTTPHeaders, version: HTTPVersion = .http1_1, transport: Transport) -> StatusResponse? {
+    func check(path: Substring, headers: HTTPHeaders, version: HTTPVersion = .http1_1, transport: Transport)
+        -> StatusResponse?
+    {
         guard transport == .tcp else { return nil }
         // RFC 9112 §3.2: an HTTP/1.1 request without Host, or any request with two, is a 400;
         // an HTTP/1.0 request may lack it (it names no host to check).
@@ -80,13 +85,15 @@ public struct StatusAccess: Sendable {
         if hostFields > 1 || (hostFields == 0 && (version.major, version.minor) >= (1, 1)) {
             return .error(
                 .badRequest,
-                hostFields > 1 ? "a request must carry one Host header, not \(hostFields)" : "an HTTP/1.1 request must carry Host")
+                hostFields > 1
+                    ? "a request must carry one Host header, not \(hostFields)" : "an HTTP/1.1 request must carry Host")
         }
         if let host = headers.first(name: "host"), !admits(host: host) {
             return .error(
                 .misdirectedRequest,
                 "this status API does not answer to Host \"\(Printable.escaped(host[...]))\"; it answers to IP addresses, localhost"
-                    + (hosts.isEmpty ? "" : ", " + hosts.sorted().joined(separator: ", ")) + " (status_hosts adds names)")
+                    + (hosts.isEmpty ? "" : ", " + hosts.sorted().joined(separator: ", "))
+                    + " (status_hosts adds names)")
         }
         guard let token, !Self.openEndpoints.contains(path) else { return nil }
         let presented = headers.first(name: "authorization").flatMap(Self.bearerToken)
@@ -96,7 +103,12 @@ public struct StatusAccess: Sendable {
                 presented == nil
                     ? "\(Printable.escaped(path)) needs Authorization: Bearer with the token in status_token_file (/, /livez and /readyz do not)"
                     : "the bearer token is not the one in status_token_file")
-            response.headers = [("WWW-Authenticate", presented == nil ? "Bearer realm=\"vigil\"" : "Bearer realm=\"vigil\", error=\"invalid_token\"")]
+            response.headers = [
+                (
+                    "WWW-Authenticate",
+                    presented == nil ? "Bearer realm=\"vigil\"" : "Bearer realm=\"vigil\", error=\"invalid_token\""
+                )
+            ]
             return response
         }
         return nil
@@ -148,10 +160,12 @@ public struct StatusAccess: Sendable {
 
     private static func isIPv4(_ text: Substring) -> Bool {
         let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        return parts.count == 4 && parts.allSatisfy { !$0.isEmpty && $0.count <= 3 && $0.allSatisfy(\.isNumber) && UInt8($0) != nil }
+        return parts.count == 4
+            && parts.allSatisfy { !$0.isEmpty && $0.count <= 3 && $0.allSatisfy(\.isNumber) && UInt8($0) != nil }
     }
 
     private static func isIPv6(_ text: Substring) -> Bool {
-        !text.isEmpty && text.contains(":") && text.allSatisfy { $0.isASCII && ($0.isHexDigit || $0 == ":" || $0 == ".") }
+        !text.isEmpty && text.contains(":")
+            && text.allSatisfy { $0.isASCII && ($0.isHexDigit || $0 == ":" || $0 == ".") }
     }
 }

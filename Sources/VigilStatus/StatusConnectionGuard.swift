@@ -17,7 +17,9 @@ final class StatusConnectionLimit: Sendable {
         while true {
             let current = open.load(ordering: .relaxed)
             guard current < maximum else { return false }
-            if open.compareExchange(expected: current, desired: current + 1, ordering: .relaxed).exchanged { return true }
+            if open.compareExchange(expected: current, desired: current + 1, ordering: .relaxed).exchanged {
+                return true
+            }
         }
     }
 
@@ -166,12 +168,15 @@ final class StatusConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler
         guard limit.acquire() else {
             phase = .closing
             _ = refusal(
-                .serviceUnavailable, "too many status API connections (status_max_connections \(limit.maximum)); try again later",
+                .serviceUnavailable,
+                "too many status API connections (status_max_connections \(limit.maximum)); try again later",
                 headers: [("Retry-After", "1")]
             ).write(from: context)
             // The client reads the answer and hangs up; one that does not is closed soon after.
             context.close(mode: .output, promise: nil)
-            timer = context.eventLoop.assumeIsolated().scheduleTask(in: Self.refusalLinger) { context.close(promise: nil) }
+            timer = context.eventLoop.assumeIsolated().scheduleTask(in: Self.refusalLinger) {
+                context.close(promise: nil)
+            }
             return
         }
         admitted = true
@@ -191,8 +196,11 @@ final class StatusConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler
         case .readingHead:
             phase = .closing
             let seconds = Double(requestTimeout.nanoseconds) / 1e9
-            refusal(.requestTimeout, "the request head did not arrive within \(seconds.formatted) s (status_request_timeout)")
-                .send(closing: context)
+            refusal(
+                .requestTimeout,
+                "the request head did not arrive within \(seconds.formatted) s (status_request_timeout)"
+            )
+            .send(closing: context)
         case .awaitingRequest:
             phase = .closing
             context.close(promise: nil)  // idle, or never sent anything: nothing to answer
@@ -202,9 +210,13 @@ final class StatusConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     /// A JSON error answer, written from here: this handler is first in the pipeline.
-    private func refusal(_ status: HTTPResponseStatus, _ message: String, headers: [(String, String)] = []) -> HTTPErrorResponse {
+    private func refusal(_ status: HTTPResponseStatus, _ message: String, headers: [(String, String)] = [])
+        -> HTTPErrorResponse
+    {
         let response = StatusResponse.error(status, message)
-        return HTTPErrorResponse(status, body: response.body, contentType: response.contentType, headers: [("Cache-Control", "no-store")] + headers)
+        return HTTPErrorResponse(
+            status, body: response.body, contentType: response.contentType,
+            headers: [("Cache-Control", "no-store")] + headers)
     }
 }
 

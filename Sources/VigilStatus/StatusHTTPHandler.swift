@@ -65,8 +65,10 @@ final class StatusHTTPHandler: ChannelInboundHandler {
             return
         }
         failed = true
-        let response = StatusResponse.error(HTTPErrorResponse.status(for: parseError), "malformed HTTP request: \(parseError)")
-        HTTPErrorResponse(response.status, body: response.body, contentType: response.contentType).send(closing: context)
+        let response = StatusResponse.error(
+            HTTPErrorResponse.status(for: parseError), "malformed HTTP request: \(parseError)")
+        HTTPErrorResponse(response.status, body: response.body, contentType: response.contentType).send(
+            closing: context)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -81,7 +83,8 @@ final class StatusHTTPHandler: ChannelInboundHandler {
     private func respond(to request: HTTPRequestHead, context: ChannelHandlerContext) {
         guard stream == nil else { return }  // a streaming connection takes no more requests
         let path = RequestTarget.split(request.uri).path
-        let refusal = access().check(path: path, headers: request.headers, version: request.version, transport: transport)
+        let refusal = access().check(
+            path: path, headers: request.headers, version: request.version, transport: transport)
         if refusal == nil, path == "/closes/stream", request.method == .GET {
             switch router.streamFilter(uri: request.uri) {
             case .success(let filter):

@@ -70,11 +70,16 @@ struct HistoryJSON: Encodable {
         for minute in minutes {
             var m = list.nestedContainer(keyedBy: MinuteKeys.self)
             try m.encode(
-                Timestamp(nanosecondsSinceEpoch: startedAt.nanosecondsSinceEpoch + minute.minute * 60_000_000_000), forKey: .start)
+                Timestamp(nanosecondsSinceEpoch: startedAt.nanosecondsSinceEpoch + minute.minute * 60_000_000_000),
+                forKey: .start)
             try m.encode(minute.openAtEnd, forKey: .connections)
             try m.encode(minute.opened, forKey: .opened)
-            try m.encode(Dictionary(uniqueKeysWithValues: minute.closesByKind.map { ($0.key.rawValue, $0.value) }), forKey: .closes)
-            try m.encode(Dictionary(uniqueKeysWithValues: minute.closesByCause.map { ($0.key.rawValue, $0.value) }), forKey: .causes)
+            try m.encode(
+                Dictionary(uniqueKeysWithValues: minute.closesByKind.map { ($0.key.rawValue, $0.value) }),
+                forKey: .closes)
+            try m.encode(
+                Dictionary(uniqueKeysWithValues: minute.closesByCause.map { ($0.key.rawValue, $0.value) }),
+                forKey: .causes)
         }
     }
 }

@@ -6,7 +6,7 @@ import VigilConfig
 import VigilHost
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The status API's listeners — TCP (`status_listen`, or an inherited socket) and optionally a
@@ -41,7 +41,9 @@ public final class StatusListener: Sendable {
     public func listenTCP(_ address: ListenAddress, inherited: Int32?) async throws -> any Channel {
         let channel: any Channel
         if let inherited {
-            channel = try await bootstrap(transport: Self.isUnixSocket(inherited) ? .unixSocket : .tcp).withBoundSocket(inherited).get()
+            channel = try await bootstrap(transport: Self.isUnixSocket(inherited) ? .unixSocket : .tcp).withBoundSocket(
+                inherited
+            ).get()
         } else {
             channel = try await bootstrap(transport: .tcp).bind(host: address.host, port: address.port).get()
         }
@@ -53,13 +55,18 @@ public final class StatusListener: Sendable {
     /// one listening) is replaced; a live one is an error, as is any file that is not a socket.
     public func listenUnixSocket(_ path: String) async throws -> any Channel {
         try Self.checkUnused(path)
-        let channel = try await bootstrap(transport: .unixSocket).bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
+        let channel = try await bootstrap(transport: .unixSocket).bind(
+            unixDomainSocketPath: path, cleanupExistingSocketFile: true
+        ).get()
         socketPath.withLockedValue { $0 = path }
         channels.withLockedValue { $0.append(channel) }
         do {
             try Self.setOwnership(path, owner: settings.statusSocketOwner, group: settings.statusSocketGroup)
             guard chmod(path, mode_t(settings.statusSocketMode)) == 0 else {
-                throw StartupError(message: "cannot set status_socket \(path) to mode \(String(settings.statusSocketMode, radix: 8)): \(Self.lastError)")
+                throw StartupError(
+                    message:
+                        "cannot set status_socket \(path) to mode \(String(settings.statusSocketMode, radix: 8)): \(Self.lastError)"
+                )
             }
         } catch {
             try? await close()
@@ -75,7 +82,10 @@ public final class StatusListener: Sendable {
             return channels
         }
         for channel in open { try? await channel.close() }
-        if let path = socketPath.withLockedValue({ path in defer { path = nil }; return path }) {
+        if let path = socketPath.withLockedValue({ path in
+            defer { path = nil }
+            return path
+        }) {
             unlink(path)
         }
     }
@@ -100,7 +110,8 @@ public final class StatusListener: Sendable {
             .childChannelOption(.writeBufferWaterMark, value: Self.writeBufferWaterMark)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let connectionGuard = StatusConnectionGuard(limit: limit, requestTimeout: requestTimeout, idleTimeout: idleTimeout)
+                    let connectionGuard = StatusConnectionGuard(
+                        limit: limit, requestTimeout: requestTimeout, idleTimeout: idleTimeout)
                     let pipeline = channel.pipeline.syncOperations
                     try pipeline.addHandler(connectionGuard)
                     try pipeline.configureHTTPServerPipeline(withErrorHandling: false)
@@ -128,7 +139,8 @@ public final class StatusListener: Sendable {
         var status = stat()
         guard lstat(path, &status) == 0 else { return }  // nothing there
         guard status.st_mode & S_IFMT == S_IFSOCK else {
-            throw StartupError(message: "status_socket \(path) exists and is not a socket; remove it or choose another path")
+            throw StartupError(
+                message: "status_socket \(path) exists and is not a socket; remove it or choose another path")
         }
         let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard probe >= 0 else { return }
@@ -143,7 +155,9 @@ public final class StatusListener: Sendable {
             raw.copyBytes(from: bytes)
         }
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(probe, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(probe, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         if connected == 0 {
             throw StartupError(message: "status_socket \(path) is in use: another process is listening on it")
@@ -174,7 +188,9 @@ public final class StatusListener: Sendable {
         }
         guard chown(path, uid, gid) == 0 else {
             throw StartupError(
-                message: "cannot give status_socket \(path) to owner \(owner ?? "(unchanged)") and group \(group ?? "(unchanged)"): \(lastError)")
+                message:
+                    "cannot give status_socket \(path) to owner \(owner ?? "(unchanged)") and group \(group ?? "(unchanged)"): \(lastError)"
+            )
         }
     }
 }

@@ -14,7 +14,9 @@ struct StatusResponse {
     var body: [UInt8]
     var headers: [(String, String)] = []
 
-    static func json(_ value: some Encodable, status: HTTPResponseStatus = .ok, contentType: String = "application/json") -> StatusResponse {
+    static func json(
+        _ value: some Encodable, status: HTTPResponseStatus = .ok, contentType: String = "application/json"
+    ) -> StatusResponse {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let body = (try? encoder.encode(value)).map { Array($0) + [0x0A] } ?? Array("{}\n".utf8)
@@ -47,7 +49,8 @@ public struct StatusRouter: Sendable {
     public init(
         registry: ConnectionRegistry, startedAt: MonotonicInstant, clock: ConnectionClock,
         configuration: @escaping @Sendable () -> ResolvedSettings, phase: @escaping @Sendable () -> ServerPhase,
-        pendingHandshakes: @escaping @Sendable () -> Int = { 0 }, targets: @escaping @Sendable () -> [TargetReport] = { [] }
+        pendingHandshakes: @escaping @Sendable () -> Int = { 0 },
+        targets: @escaping @Sendable () -> [TargetReport] = { [] }
     ) {
         self.registry = registry
         self.startedAt = startedAt
@@ -59,7 +62,8 @@ public struct StatusRouter: Sendable {
     }
 
     static let endpoints = [
-        "/", "/livez", "/readyz", "/health", "/history", "/connections", "/connections/{id}", "/closes", "/closes/stream", "/targets",
+        "/", "/livez", "/readyz", "/health", "/history", "/connections", "/connections/{id}", "/closes",
+        "/closes/stream", "/targets",
         "/targets/{name}", "/status", "/metrics",
     ]
     /// `/closes` returns this many records unless `limit=` says otherwise.
@@ -71,7 +75,8 @@ public struct StatusRouter: Sendable {
     func respond(method: HTTPMethod, uri: String) -> StatusResponse {
         let (path, query) = RequestTarget.split(uri)
         guard method == .GET else {
-            var response = StatusResponse.error(.methodNotAllowed, "method \(method.rawValue) not allowed; the status API is read-only (GET)")
+            var response = StatusResponse.error(
+                .methodNotAllowed, "method \(method.rawValue) not allowed; the status API is read-only (GET)")
             response.headers = [("Allow", "GET")]
             return response
         }
@@ -90,20 +95,24 @@ public struct StatusRouter: Sendable {
             return acceptOnly([], parameters) ?? .text("ok\n")
         case "/readyz":
             let current = phase()
-            return acceptOnly([], parameters) ?? .text("\(current.name)\n", status: current == .ready ? .ok : .serviceUnavailable)
+            return acceptOnly([], parameters)
+                ?? .text("\(current.name)\n", status: current == .ready ? .ok : .serviceUnavailable)
         case "/health":
             return acceptOnly([], parameters) ?? health()
         case "/connections":
             return acceptOnly(["after_id", "limit"], parameters) ?? connections(parameters)
         case "/closes":
-            return acceptOnly(["kind", "cause", "client", "pair", "leg", "target", "limit", "before_seq"], parameters) ?? closes(parameters)
+            return acceptOnly(["kind", "cause", "client", "pair", "leg", "target", "limit", "before_seq"], parameters)
+                ?? closes(parameters)
         case "/targets":
             return acceptOnly([], parameters) ?? .json(TargetListJSON(targets: targets().map(TargetJSON.init)))
         case "/status":
             return acceptOnly([], parameters) ?? status()
         case "/metrics":
             return acceptOnly([], parameters)
-                ?? StatusResponse(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: registry.metrics.exposition())
+                ?? StatusResponse(
+                    status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8",
+                    body: registry.metrics.exposition())
         default:
             if path.hasPrefix("/connections/") {
                 return acceptOnly([], parameters) ?? connection(idText: path.dropFirst("/connections/".count))
@@ -111,7 +120,9 @@ public struct StatusRouter: Sendable {
             if path.hasPrefix("/targets/") {
                 return acceptOnly([], parameters) ?? target(named: path.dropFirst("/targets/".count))
             }
-            return .error(.notFound, "no endpoint \(Printable.escaped(path)); endpoints: " + Self.endpoints.joined(separator: ", "))
+            return .error(
+                .notFound,
+                "no endpoint \(Printable.escaped(path)); endpoints: " + Self.endpoints.joined(separator: ", "))
         }
     }
 
@@ -128,7 +139,8 @@ public struct StatusRouter: Sendable {
         }
         let (count, page) = registry.connections(after: after, limit: limit + 1)
         let shown = page.prefix(limit)
-        let next = page.count > limit ? Self.link("/connections", parameters, cursor: ("after_id", shown.last!.id)) : nil
+        let next =
+            page.count > limit ? Self.link("/connections", parameters, cursor: ("after_id", shown.last!.id)) : nil
         return .json(ConnectionListJSON(count: count, connections: shown.map(ConnectionJSON.init), next: next))
     }
 
@@ -148,7 +160,8 @@ public struct StatusRouter: Sendable {
             let names = reports.map(\.name)
             return .error(
                 .notFound,
-                "no target \(Printable.escaped(name)); targets: " + (names.isEmpty ? "none configured" : names.joined(separator: ", ")))
+                "no target \(Printable.escaped(name)); targets: "
+                    + (names.isEmpty ? "none configured" : names.joined(separator: ", ")))
         }
         return .json(TargetJSON(report: report))
     }
@@ -169,7 +182,8 @@ public struct StatusRouter: Sendable {
         }
         let (matched, records) = registry.closes(matching: filter, before: before, limit: limit + 1)
         let shown = records.prefix(limit)
-        let next = records.count > limit ? Self.link("/closes", parameters, cursor: ("before_seq", shown.last!.sequence)) : nil
+        let next =
+            records.count > limit ? Self.link("/closes", parameters, cursor: ("before_seq", shown.last!.sequence)) : nil
         return .json(CloseListJSON(total: matched, closes: shown.map(CloseJSON.init), next: next))
     }
 
@@ -194,7 +208,9 @@ public struct StatusRouter: Sendable {
 
     /// The record filter of a `/closes` query.
     static func closeFilter(_ parameters: [String: String]) -> Result<CloseFilter, Refusal> {
-        func refuse(_ message: String) -> Result<CloseFilter, Refusal> { .failure(Refusal(response: .error(.badRequest, message))) }
+        func refuse(_ message: String) -> Result<CloseFilter, Refusal> {
+            .failure(Refusal(response: .error(.badRequest, message)))
+        }
         var filter = CloseFilter()
         if let target = parameters["target"] {
             guard target.count <= MonitorTarget.maxNameLength, target.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
@@ -204,19 +220,25 @@ public struct StatusRouter: Sendable {
         }
         if let text = parameters["kind"] {
             guard let kind = CloseKind(rawValue: text) else {
-                return refuse("unknown kind \"\(Printable.escaped(text[...]))\"; expected one of " + CloseKind.allCases.map(\.rawValue).joined(separator: ", "))
+                return refuse(
+                    "unknown kind \"\(Printable.escaped(text[...]))\"; expected one of "
+                        + CloseKind.allCases.map(\.rawValue).joined(separator: ", "))
             }
             filter.kind = kind
         }
         if let text = parameters["cause"] {
             guard let cause = CloseCause(rawValue: text) else {
-                return refuse("unknown cause \"\(Printable.escaped(text[...]))\"; expected one of " + CloseCause.allCases.map(\.rawValue).joined(separator: ", "))
+                return refuse(
+                    "unknown cause \"\(Printable.escaped(text[...]))\"; expected one of "
+                        + CloseCause.allCases.map(\.rawValue).joined(separator: ", "))
             }
             filter.cause = cause
         }
         if let client = parameters["client"] {
             guard ConnectionIdentity.isValidClientName(client) else {
-                return refuse("client \"\(Printable.escaped(client[...]))\" must be 1 to \(ConnectionIdentity.maxClientNameLength) printable ASCII characters")
+                return refuse(
+                    "client \"\(Printable.escaped(client[...]))\" must be 1 to \(ConnectionIdentity.maxClientNameLength) printable ASCII characters"
+                )
             }
             filter.client = client
         }
@@ -228,7 +250,9 @@ public struct StatusRouter: Sendable {
         }
         if let text = parameters["leg"] {
             guard let leg = ConnectionLeg(rawValue: text) else {
-                return refuse("unknown leg \"\(Printable.escaped(text[...]))\"; expected one of " + ConnectionLeg.allCases.map(\.rawValue).joined(separator: ", "))
+                return refuse(
+                    "unknown leg \"\(Printable.escaped(text[...]))\"; expected one of "
+                        + ConnectionLeg.allCases.map(\.rawValue).joined(separator: ", "))
             }
             filter.leg = leg
         }
@@ -240,12 +264,15 @@ public struct StatusRouter: Sendable {
         guard let text = parameters["limit"] else { return value }
         guard text.count <= 12, let limit = Int(text), (1...maxPage).contains(limit) else {
             throw BadQuery(
-                message: "limit \"\(Printable.escaped(text[...]))\" must be a whole number from 1 to \(maxPage) (follow next for more)")
+                message:
+                    "limit \"\(Printable.escaped(text[...]))\" must be a whole number from 1 to \(maxPage) (follow next for more)"
+            )
         }
         return limit
     }
 
-    private static func cursor(_ name: String, _ parameters: [String: String], what: String) throws(BadQuery) -> UInt64? {
+    private static func cursor(_ name: String, _ parameters: [String: String], what: String) throws(BadQuery) -> UInt64?
+    {
         guard let text = parameters[name] else { return nil }
         guard text.count <= 20, let value = UInt64(text) else {
             throw BadQuery(message: "\(name) \"\(Printable.escaped(text[...]))\" is not \(what)")
@@ -254,10 +281,14 @@ public struct StatusRouter: Sendable {
     }
 
     /// The URL of the next page: the same query with the cursor moved.
-    private static func link(_ path: String, _ parameters: [String: String], cursor: (name: String, value: UInt64)) -> String {
+    private static func link(_ path: String, _ parameters: [String: String], cursor: (name: String, value: UInt64))
+        -> String
+    {
         var query = parameters
         query[cursor.name] = String(cursor.value)
-        return path + "?" + query.sorted { $0.key < $1.key }.map { "\($0.key)=\(PercentEncoding.encoded($0.value))" }.joined(separator: "&")
+        return path + "?"
+            + query.sorted { $0.key < $1.key }.map { "\($0.key)=\(PercentEncoding.encoded($0.value))" }.joined(
+                separator: "&")
     }
 
     private func history() -> StatusResponse {
@@ -269,15 +300,19 @@ public struct StatusRouter: Sendable {
         let now = clock.now()
         let summary = registry.summary(at: now)
         let effective = configuration()
-        let config = Dictionary(uniqueKeysWithValues: SettingCatalog.all.map { ($0.key, effective.text(forKey: $0.key) ?? "") })
+        let config = Dictionary(
+            uniqueKeysWithValues: SettingCatalog.all.map { ($0.key, effective.text(forKey: $0.key) ?? "") })
         return .json(
             StatusJSON(
                 state: phase().name, uptime_s: (now - startedAt).components.seconds, connections: registry.activeCount,
                 handshakes_pending: pendingHandshakes(),
-                closes: Dictionary(uniqueKeysWithValues: CloseKind.allCases.map { ($0.rawValue, summary.byKind[$0] ?? 0) }),
-                causes: Dictionary(uniqueKeysWithValues: CloseCause.allCases.map { ($0.rawValue, summary.byCause[$0] ?? 0) }),
+                closes: Dictionary(
+                    uniqueKeysWithValues: CloseKind.allCases.map { ($0.rawValue, summary.byKind[$0] ?? 0) }),
+                causes: Dictionary(
+                    uniqueKeysWithValues: CloseCause.allCases.map { ($0.rawValue, summary.byCause[$0] ?? 0) }),
                 closes_total: summary.total,
-                closes_last_minute: Dictionary(uniqueKeysWithValues: summary.lastMinuteByKind.map { ($0.key.rawValue, $0.value) }),
+                closes_last_minute: Dictionary(
+                    uniqueKeysWithValues: summary.lastMinuteByKind.map { ($0.key.rawValue, $0.value) }),
                 config: config))
     }
 
@@ -302,8 +337,11 @@ public struct StatusRouter: Sendable {
         let abnormalStatus: HealthJSON.Status = abnormal >= 10 && abnormal * 2 > allRecent ? .warn : .pass
         let drops = HealthJSON.Check(
             status: abnormalStatus, observedValue: .number(abnormal), observedUnit: "closes",
-            output: abnormalStatus == .pass ? nil : "\(abnormal) of \(allRecent) closes in the last minute were abnormal")
-        var checks = ["websocket:listener": [listener], "connections:active": [capacity], "closes:abnormal_last_minute": [drops]]
+            output: abnormalStatus == .pass
+                ? nil : "\(abnormal) of \(allRecent) closes in the last minute were abnormal")
+        var checks = [
+            "websocket:listener": [listener], "connections:active": [capacity], "closes:abnormal_last_minute": [drops],
+        ]
         let monitors = targets()
         if !monitors.isEmpty {
             let down = monitors.filter { !$0.isUp }
@@ -313,7 +351,8 @@ public struct StatusRouter: Sendable {
                     status: status, observedValue: .number(monitors.count - down.count), observedUnit: "targets",
                     output: down.isEmpty
                         ? nil
-                        : "not up: " + down.map { "\($0.name)\($0.critical ? " (critical)" : "")" }.joined(separator: ", "))
+                        : "not up: "
+                            + down.map { "\($0.name)\($0.critical ? " (critical)" : "")" }.joined(separator: ", "))
             ]
         }
         let overall = checks.values.flatMap { $0.map(\.status) }.max()!
@@ -326,7 +365,9 @@ public struct StatusRouter: Sendable {
 
     private func acceptOnly(_ allowed: Set<String>, _ parameters: [String: String]) -> StatusResponse? {
         guard let unknown = parameters.keys.sorted().first(where: { !allowed.contains($0) }) else { return nil }
-        let accepted = allowed.isEmpty ? "this endpoint takes no parameters" : "accepted: " + allowed.sorted().joined(separator: ", ")
+        let accepted =
+            allowed.isEmpty
+            ? "this endpoint takes no parameters" : "accepted: " + allowed.sorted().joined(separator: ", ")
         return .error(.badRequest, "unknown query parameter \"\(Printable.escaped(unknown[...]))\"; \(accepted)")
     }
 

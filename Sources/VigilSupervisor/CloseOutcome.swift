@@ -113,7 +113,8 @@ public struct CloseOutcome: Sendable, Hashable {
     static func remoteClosed(code: UInt16?, reason: String) -> CloseOutcome {
         let status = code ?? CloseStatus.noStatusReceived
         return CloseOutcome(
-            kind: .forStatus(status), code: status, cause: .remoteClose, initiator: .remote, clean: true, reason: reason)
+            kind: .forStatus(status), code: status, cause: .remoteClose, initiator: .remote, clean: true, reason: reason
+        )
     }
 
     /// The connection ended without a close handshake.

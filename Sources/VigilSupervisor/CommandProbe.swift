@@ -99,7 +99,9 @@ public struct CommandProbe: Sendable {
                 continue
             }
             var index = start + key.count
-            func skipSpace() { while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 } }
+            func skipSpace() {
+                while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
+            }
             skipSpace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else {
                 start += 1
@@ -112,7 +114,8 @@ public struct CommandProbe: Sendable {
                 digits.append("-")
                 index += 1
             }
-            while index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]), digits.count < 20 {
+            while index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]), digits.count < 20
+            {
                 digits.append(Character(Unicode.Scalar(bytes[index])))
                 index += 1
             }

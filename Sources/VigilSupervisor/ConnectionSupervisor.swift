@@ -46,7 +46,9 @@ public struct ConnectionSupervisor: Sendable {
 
     /// - Parameter pingSeed: where this connection's ping payloads start (from the system's
     ///   random source in the shell; fixed in tests).
-    public init(policy: SupervisionPolicy, transportCloser: TransportCloser, openedAt now: MonotonicInstant, pingSeed: UInt64) {
+    public init(
+        policy: SupervisionPolicy, transportCloser: TransportCloser, openedAt now: MonotonicInstant, pingSeed: UInt64
+    ) {
         self.policy = policy
         self.payloads = PingPayloads(seed: pingSeed)
         self.transportCloser = transportCloser

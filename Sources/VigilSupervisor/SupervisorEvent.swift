@@ -50,7 +50,8 @@ public struct LocalClose: Sendable, Hashable {
     }
 
     /// vigild stops: 1001 to every connection.
-    public static let shutdown = LocalClose(code: CloseStatus.goingAway, reason: "vigild shutting down", cause: .shutdown)
+    public static let shutdown = LocalClose(
+        code: CloseStatus.goingAway, reason: "vigild shutting down", cause: .shutdown)
 
     var frame: OutgoingClose { OutgoingClose(code: code, reason: reason) }
 

@@ -9,7 +9,9 @@
 /// `ws_close_kind` → `WS_CLOSE_KIND`, `message_id` → `MESSAGE_ID`, `http.status` → `HTTP_STATUS`,
 /// `_secret` → `SECRET`, `2fa` → `F_2FA`.
 public enum JournalFieldName {
-    public static let reserved: Set<String> = ["MESSAGE", "PRIORITY", "SYSLOG_IDENTIFIER", "CODE_FILE", "CODE_LINE", "CODE_FUNC"]
+    public static let reserved: Set<String> = [
+        "MESSAGE", "PRIORITY", "SYSLOG_IDENTIFIER", "CODE_FILE", "CODE_LINE", "CODE_FUNC",
+    ]
     public static let maxLength = 64
 
     public static func from(metadataKey key: String) -> String {

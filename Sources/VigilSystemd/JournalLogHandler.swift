@@ -1,7 +1,7 @@
 import Logging
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A swift-log backend that writes each record as one journal entry: `MESSAGE`, `PRIORITY`
@@ -50,14 +50,20 @@ public struct JournalLogHandler: LogHandler {
             reportDrops: { count in
                 let note = LogEvent(
                     level: .warning,
-                    message: "\(count) log entries were dropped while the journal was not taking them (at most \(JournalQueue.shared.capacity) wait)",
-                    metadata: ["dropped": "\(count)"], source: identifier, file: #fileID, function: #function, line: #line)
-                if !writer.send(Self.fields(identifier: identifier, event: note, metadata: [:])) { fallback.log(event: note) }
+                    message:
+                        "\(count) log entries were dropped while the journal was not taking them (at most \(JournalQueue.shared.capacity) wait)",
+                    metadata: ["dropped": "\(count)"], source: identifier, file: #fileID, function: #function,
+                    line: #line)
+                if !writer.send(Self.fields(identifier: identifier, event: note, metadata: [:])) {
+                    fallback.log(event: note)
+                }
             })
     }
 
     /// The journal entry for one record.
-    public static func fields(identifier: String, event: LogEvent, metadata: Logger.Metadata) -> [(name: String, value: String)] {
+    public static func fields(identifier: String, event: LogEvent, metadata: Logger.Metadata) -> [(
+        name: String, value: String
+    )] {
         var fields: [(name: String, value: String)] = [
             ("MESSAGE", "\(event.message)"),
             ("PRIORITY", "\(priority(event.level))"),

@@ -1,7 +1,7 @@
 import CSystemd
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Writes journal entries with sd_journal_sendv(3), and knows whether they arrived.
@@ -51,7 +51,8 @@ public struct JournalWriter: Sendable {
         func build(_ index: Int) -> R {
             guard index < entries.count else { return vectors.withUnsafeBufferPointer(body) }
             return entries[index].withUnsafeBytes { bytes in
-                vectors.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count))
+                vectors.append(
+                    iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count))
                 return build(index + 1)
             }
         }

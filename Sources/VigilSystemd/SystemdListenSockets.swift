@@ -2,7 +2,7 @@ import CSystemd
 import VigilServiceManager
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// sd_listen_fds_with_names(3): listening sockets passed by socket activation.
@@ -23,7 +23,9 @@ public enum SystemdListenSockets {
         var names: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
         let count = sd_listen_fds_with_names(1, &names)
         guard count >= 0 else {
-            throw Failure(description: "cannot read the sockets passed by socket activation: \(String(cString: strerror(-count)))")
+            throw Failure(
+                description: "cannot read the sockets passed by socket activation: \(String(cString: strerror(-count)))"
+            )
         }
         guard count > 0 else { return nil }
         defer {

@@ -46,7 +46,11 @@ public final class MonitorTargets: Sendable {
             fresh[target.name] = try TargetMonitor(
                 target: target, eventLoop: group.next(), host: host, backoff: settings.reconnectBackoff,
                 connectTimeout: settings.handshakeTimeout)
-            if running[target.name] == nil { changes.added.append(target.name) } else { changes.changed.append(target.name) }
+            if running[target.name] == nil {
+                changes.added.append(target.name)
+            } else {
+                changes.changed.append(target.name)
+            }
         }
         let wanted = Set(settings.targets.map(\.name))
         changes.removed = running.keys.filter { !wanted.contains($0) }.sorted()

@@ -67,7 +67,10 @@ final class TargetMonitor: Sendable {
         var stopped = false
     }
 
-    init(target: MonitorTarget, eventLoop: any EventLoop, host: ConnectionHost, backoff: ReconnectBackoff, connectTimeout: Duration) throws {
+    init(
+        target: MonitorTarget, eventLoop: any EventLoop, host: ConnectionHost, backoff: ReconnectBackoff,
+        connectTimeout: Duration
+    ) throws {
         self.target = target
         self.eventLoop = eventLoop
         self.host = host
@@ -75,7 +78,8 @@ final class TargetMonitor: Sendable {
         do {
             self.tls = target.url.secure ? try WebSocketDialer.TLS(caFile: target.caFile) : nil
         } catch {
-            throw StartupError(message: "target \(target.name): cannot use ca_file \(target.caFile ?? "(none)"): \(error)")
+            throw StartupError(
+                message: "target \(target.name): cannot use ca_file \(target.caFile ?? "(none)"): \(error)")
         }
         var logger = host.logger
         logger[metadataKey: LogKey.target] = "\(target.name)"
@@ -144,10 +148,12 @@ final class TargetMonitor: Sendable {
         if !headers.contains(where: { $0.name.lowercased() == "user-agent" }) {
             headers.append(HTTPHeaderField(name: "User-Agent", value: "vigild (monitor target \(target.name))"))
         }
-        let request = UpgradeRequest(url: target.url, subprotocols: target.subprotocol.map { [$0] } ?? [], headers: headers)
+        let request = UpgradeRequest(
+            url: target.url, subprotocols: target.subprotocol.map { [$0] } ?? [], headers: headers)
         let name = target.name
         WebSocketDialer.dial(
-            request, on: eventLoop, timeout: connectTimeout, tls: tls, configuration: configuration, wheels: host.wheels,
+            request, on: eventLoop, timeout: connectTimeout, tls: tls, configuration: configuration,
+            wheels: host.wheels,
             makeParts: { [self] channel, _ in
                 makeParts(channel: channel)
             }
@@ -168,7 +174,9 @@ final class TargetMonitor: Sendable {
                 if stillWanted { host.registry.metrics.targets.setUp(target: name, true) }
                 logger.notice(
                     "target \(name) up: \(target.url) answered in \(DurationText.setting(elapsed.roundedToMilliseconds)) (attempt \(attempt))",
-                    metadata: [LogKey.peer: "\(dialed.channel.remoteAddress?.endpointDescription ?? target.url.hostHeader)"])
+                    metadata: [
+                        LogKey.peer: "\(dialed.channel.remoteAddress?.endpointDescription ?? target.url.hostHeader)"
+                    ])
                 if !stillWanted {
                     dialed.channel.pipeline.fireUserInboundEventTriggered(CloseRequest(.shutdown))
                 }
@@ -182,7 +190,8 @@ final class TargetMonitor: Sendable {
     private func makeParts(channel: any Channel) -> (sink: any MessageSink, observer: any ConnectionObserver) {
         host.channels.add(channel, kind: .target(target))
         let identity = ConnectionIdentity(
-            peer: channel.remoteAddress?.endpointDescription ?? target.url.hostHeader, path: target.url.path, leg: .target,
+            peer: channel.remoteAddress?.endpointDescription ?? target.url.hostHeader, path: target.url.path,
+            leg: .target,
             target: target.name)
         let books = host.openBooks(identity, at: host.clock.now())
         state.withLockedValue { state in
@@ -203,7 +212,9 @@ final class TargetMonitor: Sendable {
         var status: Int?
         if case .refused(let refusal) = failure {
             status = refusal.status
-            retryAfter = refusal.header("retry-after").flatMap { Int($0.filter { !$0.isWhitespace }) }.map { .seconds($0) }
+            retryAfter = refusal.header("retry-after").flatMap { Int($0.filter { !$0.isWhitespace }) }.map {
+                .seconds($0)
+            }
         }
         let wait = schedule(after: .dialFailed(httpStatus: status, retryAfter: retryAfter), phase: .down) { state in
             state.lastDialError = DialError(at: .now(), failure: failure)
@@ -218,7 +229,9 @@ final class TargetMonitor: Sendable {
     /// The connection's record is stored: dial again after the backoff.
     private func connectionEnded(_ record: CloseRecord) {
         let clean = record.kind == .normal || record.kind == .goingAway
-        let wait = schedule(after: .closed(code: record.outcome.code, upFor: record.duration), phase: clean ? .backingOff : .down) {
+        let wait = schedule(
+            after: .closed(code: record.outcome.code, upFor: record.duration), phase: clean ? .backingOff : .down
+        ) {
             state in
             state.lastClose = record
             state.connection = nil
@@ -229,7 +242,8 @@ final class TargetMonitor: Sendable {
         guard let wait else { return }  // stopped: the metric belongs to the target's successor, if any
         host.registry.metrics.targets.setUp(target: target.name, false)
         logger.info(
-            "target \(target.name): connection \(record.id) ended \(record.kind.rawValue) (\(record.cause.rawValue)); next attempt in \(DurationText.setting(wait.delay.roundedToMilliseconds)) (\(wait.rule.rawValue))")
+            "target \(target.name): connection \(record.id) ended \(record.kind.rawValue) (\(record.cause.rawValue)); next attempt in \(DurationText.setting(wait.delay.roundedToMilliseconds)) (\(wait.rule.rawValue))"
+        )
     }
 
     /// Updates the state with `update`, then schedules the next dial as the backoff says;
@@ -244,9 +258,11 @@ final class TargetMonitor: Sendable {
             let wait = state.backoff.next(after: ending, using: &random)
             state.phase = phase
             state.since = .now()
-            state.nextAttemptAt = Timestamp(nanosecondsSinceEpoch: Timestamp.now().nanosecondsSinceEpoch + wait.delay.inNanoseconds)
+            state.nextAttemptAt = Timestamp(
+                nanosecondsSinceEpoch: Timestamp.now().nanosecondsSinceEpoch + wait.delay.inNanoseconds)
             state.nextAttemptRule = wait.rule
-            state.pendingAttempt = eventLoop.scheduleTask(in: .nanoseconds(wait.delay.inNanoseconds)) { [self] in dial() }
+            state.pendingAttempt = eventLoop.scheduleTask(in: .nanoseconds(wait.delay.inNanoseconds)) { [self] in dial()
+            }
             return wait
         }
     }
@@ -263,7 +279,9 @@ final class TargetMonitor: Sendable {
     }
 
     func noteGivingUp(after timeouts: Int) {
-        logger.warning("target \(target.name): \(timeouts) requests in a row unanswered within \(DurationText.setting(target.command!.replyWithin)); closing as reply_timeout")
+        logger.warning(
+            "target \(target.name): \(timeouts) requests in a row unanswered within \(DurationText.setting(target.command!.replyWithin)); closing as reply_timeout"
+        )
     }
 
     // MARK: - Reports
@@ -274,14 +292,18 @@ final class TargetMonitor: Sendable {
         let dialError = state.lastDialError.map { error in
             var status: Int?
             if case .refused(let refusal) = error.failure { status = refusal.status }
-            return TargetReport.DialError(at: error.at, phase: error.failure.phase, message: error.failure.description, httpStatus: status)
+            return TargetReport.DialError(
+                at: error.at, phase: error.failure.phase, message: error.failure.description, httpStatus: status)
         }
         return TargetReport(
-            name: target.name, url: target.url.description, critical: target.critical, state: state.phase.rawValue, since: state.since,
+            name: target.name, url: target.url.description, critical: target.critical, state: state.phase.rawValue,
+            since: state.since,
             nextAttemptAt: state.nextAttemptAt, nextAttemptRule: state.nextAttemptRule?.rawValue,
-            connection: state.connection?.snapshot(), lastReply: state.lastReply, commandTimeouts: state.commandTimeouts,
+            connection: state.connection?.snapshot(), lastReply: state.lastReply,
+            commandTimeouts: state.commandTimeouts,
             lastClose: state.lastClose, lastDialError: dialError, consecutiveFailures: state.consecutiveFailures,
-            attempts: state.attempts, reconnects: state.reconnects, uptimeRatio: state.uptime.ratio(at: host.clock.now()))
+            attempts: state.attempts, reconnects: state.reconnects,
+            uptimeRatio: state.uptime.ratio(at: host.clock.now()))
     }
 }
 

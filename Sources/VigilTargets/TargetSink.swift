@@ -40,7 +40,9 @@ final class TargetSink: MessageSink {
 
     /// Expires late requests, sends the next one when it is time, and sets the timer again.
     private func due() {
-        guard var probe, let connection, connection.isOpen, let eventLoop = connection.channel?.eventLoop else { return }
+        guard var probe, let connection, connection.isOpen, let eventLoop = connection.channel?.eventLoop else {
+            return
+        }
         let timeoutsBefore = probe.timeouts
         let actions = probe.due(at: clock.now())
         for _ in timeoutsBefore..<probe.timeouts { monitor.noteCommandTimeout() }
@@ -57,7 +59,8 @@ final class TargetSink: MessageSink {
             }
         }
         let wait = probe.nextDeadline - clock.now()
-        timer = eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(max(0, wait.inNanoseconds))) { [self] in due() }
+        timer = eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(max(0, wait.inNanoseconds))) { [self] in due()
+        }
     }
 }
 

@@ -14,9 +14,11 @@ final class LoadStats: Sendable {
     let closeCodes = NIOLockedValueBox<[String: Int]>([:])
     let dropped = Atomic<Int>(0)
     /// Echo round trips, microseconds.
-    let latency = NIOLockedValueBox(Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three))
+    let latency = NIOLockedValueBox(
+        Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three))
     /// From the first unanswered ping to the server's close, microseconds (`--no-pong`).
-    let detection = NIOLockedValueBox(Histogram<UInt64>(highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: .three))
+    let detection = NIOLockedValueBox(
+        Histogram<UInt64>(highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: .three))
     /// Whether echo loops keep sending.
     let echoing = Atomic<Bool>(false)
 

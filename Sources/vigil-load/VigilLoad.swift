@@ -10,7 +10,7 @@ import VigilFraming
 import VigilSupervisor
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `vigil-load`: opens many WebSocket connections to a server and holds them (answering pings
@@ -66,7 +66,8 @@ struct VigilLoad: AsyncParsableCommand {
         var policy = defaults.supervisionPolicy
         policy.pingInterval = .zero
         let limits = FramingLimits(
-            maxFrameSize: try parseSize(maxFrame, "--max-frame"), maxMessageSize: try parseSize(maxMessage, "--max-message"))
+            maxFrameSize: try parseSize(maxFrame, "--max-frame"),
+            maxMessageSize: try parseSize(maxMessage, "--max-message"))
         policy.backlogCeiling = policy.maxBacklog + limits.maxMessageSize
         var configuration = SupervisedConnectionHandler.Configuration(role: .client, policy: policy, limits: limits)
         configuration.answersPings = !noPong
@@ -75,7 +76,8 @@ struct VigilLoad: AsyncParsableCommand {
 
     func validate() throws {
         guard rate.isFinite, rate == 0 || (0.001...10_000_000).contains(rate) else {
-            throw ValidationError("--rate: \(rate) is not a rate; 0 (closed loop) or 0.001 to 10000000 messages a second")
+            throw ValidationError(
+                "--rate: \(rate) is not a rate; 0 (closed loop) or 0.001 to 10000000 messages a second")
         }
     }
 
@@ -105,7 +107,8 @@ struct VigilLoad: AsyncParsableCommand {
                     try? await Task.sleep(for: every)
                     Self.emit([
                         "event": "progress", "open": stats.open.load(ordering: .relaxed),
-                        "pings": stats.pings.load(ordering: .relaxed), "pongs_sent": stats.pongsSent.load(ordering: .relaxed),
+                        "pings": stats.pings.load(ordering: .relaxed),
+                        "pongs_sent": stats.pongsSent.load(ordering: .relaxed),
                         "echoes": stats.echoes.load(ordering: .relaxed),
                     ])
                 }
@@ -132,10 +135,13 @@ struct VigilLoad: AsyncParsableCommand {
             // hour), the connections' phases spread evenly over one interval so the total is steady.
             let interval =
                 rate > 0
-                ? TimeAmount.nanoseconds(Int64(min(3600e9, max(1e3, Double(max(1, channels.count)) / rate * 1e9)))) : nil
+                ? TimeAmount.nanoseconds(Int64(min(3600e9, max(1e3, Double(max(1, channels.count)) / rate * 1e9))))
+                : nil
             let start = NIODeadline.now() + .milliseconds(10)
             for (index, channel) in channels.enumerated() {
-                let phase = interval.map { TimeAmount.nanoseconds($0.nanoseconds * Int64(index) / Int64(max(1, channels.count))) }
+                let phase = interval.map {
+                    TimeAmount.nanoseconds($0.nanoseconds * Int64(index) / Int64(max(1, channels.count)))
+                }
                 channel.eventLoop.execute {
                     let shell = try? channel.pipeline.syncOperations.handler(type: SupervisedConnectionHandler.self)
                     guard let load = shell?.sink as? LoadConnection else { return }
@@ -211,7 +217,9 @@ struct VigilLoad: AsyncParsableCommand {
     }
 
     /// Opens `connections` connections, `concurrency` attempts at a time.
-    private func connectAll(target: WebSocketURL, stats: LoadStats, group: any EventLoopGroup) async throws -> [any Channel] {
+    private func connectAll(target: WebSocketURL, stats: LoadStats, group: any EventLoopGroup) async throws
+        -> [any Channel]
+    {
         let answerPings = !noPong
         let configuration = try configuration()
         let sourceCount = max(1, min(sources, 254))
@@ -223,12 +231,14 @@ struct VigilLoad: AsyncParsableCommand {
                 let index = next
                 next += 1
                 tasks.addTask {
-                    let source = target.host.hasPrefix("127.")
+                    let source =
+                        target.host.hasPrefix("127.")
                         ? try? SocketAddress(ipAddress: "127.0.0.\(1 + index % sourceCount)", port: 0) : nil
                     do {
                         let channel = try await WebSocketClientBootstrap.connect(
                             host: target.host, port: target.port,
-                            target: target.path + "?" + (target.query.isEmpty ? "" : target.query + "&") + "client=load-\(index)",
+                            target: target.path + "?" + (target.query.isEmpty ? "" : target.query + "&")
+                                + "client=load-\(index)",
                             localAddress: source, configuration: configuration, group: group,
                             makeParts: {
                                 let connection = LoadConnection(stats: stats, answerPings: answerPings)
@@ -280,15 +290,19 @@ struct VigilLoad: AsyncParsableCommand {
     private static func json(_ value: Any) -> String {
         switch value {
         case let text as String:
-            return "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+            return "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+                + "\""
         case let number as Double:
             return number.isFinite ? String(number) : "null"
         case let number as Int:
             return String(number)
         case let dictionary as [String: Int]:
-            return "{" + dictionary.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\($0.value)" }.joined(separator: ",") + "}"
+            return "{"
+                + dictionary.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\($0.value)" }.joined(separator: ",") + "}"
         case let dictionary as [String: Double]:
-            return "{" + dictionary.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\(json($0.value))" }.joined(separator: ",") + "}"
+            return "{"
+                + dictionary.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\(json($0.value))" }.joined(separator: ",")
+                + "}"
         default:
             return "\"\(value)\""
         }
@@ -298,7 +312,8 @@ struct VigilLoad: AsyncParsableCommand {
 /// The echo peer's observer: it only says how the connection ended, on stderr.
 final class EchoPeerObserver: ConnectionObserver {
     func connectionClosed(_ outcome: CloseOutcome, at now: MonotonicInstant) {
-        let line = "vigil-load: closed \(outcome.kind.rawValue)/\(outcome.cause.rawValue) code \(outcome.code) by \(outcome.initiator.rawValue)\n"
+        let line =
+            "vigil-load: closed \(outcome.kind.rawValue)/\(outcome.cause.rawValue) code \(outcome.code) by \(outcome.initiator.rawValue)\n"
         _ = line.withCString { write(2, $0, strlen($0)) }
     }
 }

@@ -26,7 +26,10 @@ struct Status: AsyncParsableCommand {
                 ("state", palette.word(status["state"].string ?? "?")),
                 ("uptime", Format.duration(seconds: status["uptime_s"].number ?? 0)),
                 ("endpoint", "\(client.endpoint)"),
-                ("connections", "\(status["connections"].string ?? "?") open, \(status["handshakes_pending"].string ?? "0") handshakes pending"),
+                (
+                    "connections",
+                    "\(status["connections"].string ?? "?") open, \(status["handshakes_pending"].string ?? "0") handshakes pending"
+                ),
                 ("last minute", byKind(status["closes_last_minute"])),
                 ("closes", "\(status["closes_total"].string ?? "0") in all: \(byKind(status["closes"]))"),
             ]
@@ -45,9 +48,11 @@ struct Status: AsyncParsableCommand {
 
 /// `vigilctl connections`: the live connections as a table.
 struct Connections: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "The open connections: id, peer, client, age, idle, RTT, messages.")
+    static let configuration = CommandConfiguration(
+        abstract: "The open connections: id, peer, client, age, idle, RTT, messages.")
     @OptionGroup var global: GlobalOptions
-    @Option(help: "Sort by id, age, idle, rtt, messages, client or peer.", completion: .list(Self.sortKeys)) var sort = "id"
+    @Option(help: "Sort by id, age, idle, rtt, messages, client or peer.", completion: .list(Self.sortKeys)) var sort =
+        "id"
     @Option(help: "Only connections whose field has this value (client=kiosk-3, leg=target, target=feed); repeatable.")
     var filter: [String] = []
 
@@ -67,13 +72,17 @@ struct Connections: AsyncParsableCommand {
             let client = try global.client()
             let (first, all) = try await client.pages("/connections", key: "connections")
             let filters = filter.compactMap(\.keyValue)
-            var connections = all.filter { connection in filters.allSatisfy { connection[$0.key].string ?? "null" == $0.value } }
+            var connections = all.filter { connection in
+                filters.allSatisfy { connection[$0.key].string ?? "null" == $0.value }
+            }
             connections.sort(by: ordering)
             if global.output == .json {
                 return emit(JSONValue.object(["count": first["count"], "connections": .array(connections)]).rendered())
             }
             var table = Table(headers: ["ID", "PEER", "CLIENT", "AGE", "IDLE", "RTT", "IN", "OUT"])
-            if global.output == .wide { table.headers += ["LEG", "TARGET", "PATH", "PINGS", "PONGS", "APP RTT", "BYTES IN", "BYTES OUT"] }
+            if global.output == .wide {
+                table.headers += ["LEG", "TARGET", "PATH", "PINGS", "PONGS", "APP RTT", "BYTES IN", "BYTES OUT"]
+            }
             for c in connections {
                 var row = [
                     c["id"].string ?? "?", c["peer"].string ?? "?",
@@ -83,14 +92,18 @@ struct Connections: AsyncParsableCommand {
                 ]
                 if global.output == .wide {
                     row += [
-                        c["leg"].string ?? "-", c["target"].string ?? "-", c["path"].string ?? "-", c["pings_sent"].string ?? "0",
-                        c["pongs_received"].string ?? "0", Format.milliseconds(c["app_rtt_ms"]), c["bytes_in"].string ?? "0",
+                        c["leg"].string ?? "-", c["target"].string ?? "-", c["path"].string ?? "-",
+                        c["pings_sent"].string ?? "0",
+                        c["pongs_received"].string ?? "0", Format.milliseconds(c["app_rtt_ms"]),
+                        c["bytes_in"].string ?? "0",
                         c["bytes_out"].string ?? "0",
                     ]
                 }
                 table.rows.append(row)
             }
-            if !table.rows.isEmpty || !global.noHeaders { emit(table.render(headers: !global.noHeaders, palette: global.palette)) }
+            if !table.rows.isEmpty || !global.noHeaders {
+                emit(table.render(headers: !global.noHeaders, palette: global.palette))
+            }
         }
     }
 
@@ -101,7 +114,8 @@ struct Connections: AsyncParsableCommand {
         case "idle": return (a["last_seen_at"].string ?? "") < (b["last_seen_at"].string ?? "")
         case "rtt": return number(a, "rtt_ms") > number(b, "rtt_ms")  // slowest first
         case "messages":
-            return number(a, "messages_in") + number(a, "messages_out") > number(b, "messages_in") + number(b, "messages_out")
+            return number(a, "messages_in") + number(a, "messages_out") > number(b, "messages_in")
+                + number(b, "messages_out")
         case "client", "peer": return (a[sort].string ?? "") < (b[sort].string ?? "")
         default: return number(a, "id") < number(b, "id")
         }
@@ -110,19 +124,25 @@ struct Connections: AsyncParsableCommand {
 
 /// `vigilctl closes`: recent close records, newest first; `--follow` prints new ones as they come.
 struct Closes: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Recent closes, newest first; --follow prints new ones as they happen.")
+    static let configuration = CommandConfiguration(
+        abstract: "Recent closes, newest first; --follow prints new ones as they happen.")
     @OptionGroup var global: GlobalOptions
-    @Option(help: "Only this kind (normal, going_away, abnormal, eof, error).", completion: .list(CloseKind.allCases.map(\.rawValue)))
+    @Option(
+        help: "Only this kind (normal, going_away, abnormal, eof, error).",
+        completion: .list(CloseKind.allCases.map(\.rawValue)))
     var kind: String?
     @Option(help: "Only this cause (pong_timeout, eof, …).", completion: .list(CloseCause.allCases.map(\.rawValue)))
     var cause: String?
     @Option(help: "Only this client name.") var client: String?
     @Option(help: "Only this monitor target.") var target: String?
-    @Option(help: "Only this leg (client, upstream, target).", completion: .list(["client", "upstream", "target"])) var leg: String?
+    @Option(help: "Only this leg (client, upstream, target).", completion: .list(["client", "upstream", "target"]))
+    var leg: String?
     @Option(help: "How many (1 to 1000).") var limit = 20
     @Flag(help: "After the recent ones, print each new close as it happens (until interrupted).") var follow = false
 
-    var filters: [(String, String?)] { [("kind", kind), ("cause", cause), ("client", client), ("target", target), ("leg", leg)] }
+    var filters: [(String, String?)] {
+        [("kind", kind), ("cause", cause), ("client", client), ("target", target), ("leg", leg)]
+    }
 
     func run() async throws {
         try await reporting {
@@ -154,28 +174,35 @@ struct Closes: AsyncParsableCommand {
                 } else {
                     emit(Table.line(Self.cells(record, wide: wide, palette: palette), widths: widths))
                 }
-                }
+            }
             if status != 200 { throw Failure(message: "vigild answered \(status) for /closes/stream", exitCode: 1) }
             throw Failure(message: "vigild ended the stream", exitCode: 1)
         }
     }
 
     var headers: [String] {
-        ["CLOSED", "ID", "KIND", "CAUSE", "CODE", "BY", "WHO", "AFTER"] + (global.output == .wide ? ["PEER", "CLEAN", "LEG", "REASON"] : [])
+        ["CLOSED", "ID", "KIND", "CAUSE", "CODE", "BY", "WHO", "AFTER"]
+            + (global.output == .wide ? ["PEER", "CLEAN", "LEG", "REASON"] : [])
     }
 
-    func row(_ record: JSONValue) -> [String] { Self.cells(record, wide: global.output == .wide, palette: global.palette) }
+    func row(_ record: JSONValue) -> [String] {
+        Self.cells(record, wide: global.output == .wide, palette: global.palette)
+    }
 
     static func cells(_ r: JSONValue, wide: Bool, palette: Palette) -> [String] {
         let closed = r["closed_at"].string.map { String($0.dropFirst(11).prefix(12)) } ?? "?"
         let who = r["target"].string.map { "target=\($0)" } ?? r["client"].string.map { "client=\($0)" } ?? "-"
         var cells = [
-            closed, r["id"].string ?? "?", palette.word(r["kind"].string ?? "?"), r["cause"].string ?? "?", r["code"].string ?? "?",
+            closed, r["id"].string ?? "?", palette.word(r["kind"].string ?? "?"), r["cause"].string ?? "?",
+            r["code"].string ?? "?",
             r["initiator"].string ?? "?", who, Format.duration(seconds: (r["duration_ms"].number ?? 0) / 1000),
         ]
         if wide {
             let reason = r["reason"].string ?? ""
-            cells += [r["peer"].string ?? "?", r["clean"].string ?? "?", r["leg"].string ?? "?", reason.isEmpty ? "-" : reason]
+            cells += [
+                r["peer"].string ?? "?", r["clean"].string ?? "?", r["leg"].string ?? "?",
+                reason.isEmpty ? "-" : reason,
+            ]
         }
         return cells
     }
@@ -190,11 +217,13 @@ struct Closes: AsyncParsableCommand {
 /// `vigilctl targets`: the monitor targets; `vigilctl targets is-up NAME` for scripts.
 struct Targets: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "The monitor targets: state, RTT, reply time, failures, uptime.", subcommands: [List.self, IsUp.self],
+        abstract: "The monitor targets: state, RTT, reply time, failures, uptime.",
+        subcommands: [List.self, IsUp.self],
         defaultSubcommand: List.self)
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "list", abstract: "The monitor targets as a table.")
+        static let configuration = CommandConfiguration(
+            commandName: "list", abstract: "The monitor targets as a table.")
         @OptionGroup var global: GlobalOptions
 
         func run() async throws {
@@ -202,17 +231,22 @@ struct Targets: AsyncParsableCommand {
                 let document = try await global.client().document("/targets")
                 if global.output == .json { return emit(document.rendered()) }
                 let palette = global.palette
-                var table = Table(headers: ["NAME", "STATE", "SINCE", "RTT", "REPLY", "FAILURES", "RECONNECTS", "UPTIME 1H", "NEXT"])
+                var table = Table(headers: [
+                    "NAME", "STATE", "SINCE", "RTT", "REPLY", "FAILURES", "RECONNECTS", "UPTIME 1H", "NEXT",
+                ])
                 if global.output == .wide { table.headers += ["URL", "LAST CLOSE", "LAST ERROR"] }
                 for t in document["targets"].array {
-                    let next = t["next_attempt_at"].string.flatMap(Format.epochSeconds).map {
-                        "in " + Format.duration(seconds: max(0, $0 - Format.now())) + " (\(t["next_attempt_rule"].string ?? "?"))"
-                    } ?? "-"
+                    let next =
+                        t["next_attempt_at"].string.flatMap(Format.epochSeconds).map {
+                            "in " + Format.duration(seconds: max(0, $0 - Format.now()))
+                                + " (\(t["next_attempt_rule"].string ?? "?"))"
+                        } ?? "-"
                     let uptime = (t["uptime_ratio_1h"].number ?? 0) * 100
                     var row = [
                         t["name"].string ?? "?", palette.word(t["state"].string ?? "?"), Format.age(t["since"]),
                         Format.milliseconds(t["connection"]["rtt_ms"]), Format.milliseconds(t["reply_ms"]),
-                        t["consecutive_failures"].string ?? "0", t["reconnects"].string ?? "0", Format.format2(uptime) + "%", next,
+                        t["consecutive_failures"].string ?? "0", t["reconnects"].string ?? "0",
+                        Format.format2(uptime) + "%", next,
                     ]
                     if global.output == .wide {
                         let close = t["last_close"]
@@ -224,7 +258,9 @@ struct Targets: AsyncParsableCommand {
                     }
                     table.rows.append(row)
                 }
-                if !table.rows.isEmpty || !global.noHeaders { emit(table.render(headers: !global.noHeaders, palette: palette)) }
+                if !table.rows.isEmpty || !global.noHeaders {
+                    emit(table.render(headers: !global.noHeaders, palette: palette))
+                }
             }
         }
     }
@@ -260,7 +296,8 @@ struct Targets: AsyncParsableCommand {
 
 /// `vigilctl health`: the `/health` checks; the exit status says pass (0), warn (1), fail (2).
 struct Health: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "The health checks; exits 0 pass, 1 warn, 2 fail, 3 unknown.")
+    static let configuration = CommandConfiguration(
+        abstract: "The health checks; exits 0 pass, 1 warn, 2 fail, 3 unknown.")
     @OptionGroup var global: GlobalOptions
 
     /// The status says only the health: 1 and 2 are warn and fail, never an error of vigilctl's
@@ -277,8 +314,12 @@ struct Health: AsyncParsableCommand {
             if case .object(let checks) = document["checks"] {
                 for name in checks.keys.sorted() {
                     for check in checks[name]!.array {
-                        let value = (check["observedValue"].string ?? "-") + (check["observedUnit"].string.map { " " + $0 } ?? "")
-                        table.rows.append([name, palette.word(check["status"].string ?? "?"), value, check["output"].string ?? ""])
+                        let value =
+                            (check["observedValue"].string ?? "-")
+                            + (check["observedUnit"].string.map { " " + $0 } ?? "")
+                        table.rows.append([
+                            name, palette.word(check["status"].string ?? "?"), value, check["output"].string ?? "",
+                        ])
                     }
                 }
             }

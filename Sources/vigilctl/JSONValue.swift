@@ -34,7 +34,11 @@ enum JSONValue: Codable, Sendable, Equatable {
         case .array(let value): try container.encode(value)
         case .string(let value): try container.encode(value)
         case .number(let value):
-            if value.rounded() == value && abs(value) < 1e15 { try container.encode(Int64(value)) } else { try container.encode(value) }
+            if value.rounded() == value && abs(value) < 1e15 {
+                try container.encode(Int64(value))
+            } else {
+                try container.encode(value)
+            }
         case .bool(let value): try container.encode(value)
         case .null: try container.encodeNil()
         }

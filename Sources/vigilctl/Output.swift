@@ -1,7 +1,7 @@
 import VigilText
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// How a command prints: a table (`-o wide` adds columns), or the API's JSON.

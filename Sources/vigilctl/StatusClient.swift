@@ -47,7 +47,9 @@ struct StatusClient: Sendable {
         return try await request(path, onBody: { lines.feed($0) }).status
     }
 
-    private func request(_ path: String, onBody: (@Sendable (ByteBuffer) -> Void)?) async throws -> (status: Int, body: [UInt8]) {
+    private func request(_ path: String, onBody: (@Sendable (ByteBuffer) -> Void)?) async throws -> (
+        status: Int, body: [UInt8]
+    ) {
         let group = MultiThreadedEventLoopGroup.singleton
         let promise = group.next().makePromise(of: (status: Int, body: [UInt8]).self)
         let bootstrap = ClientBootstrap(group: group)
@@ -161,5 +163,5 @@ private final class LineSplitter: Sendable {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif

@@ -4,7 +4,7 @@ import VigilConfig
 import VigilText
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `vigilctl`: vigild's status API for people and scripts.
@@ -29,10 +29,15 @@ struct VigilCtl: AsyncParsableCommand {
 
 /// What every command takes.
 struct GlobalOptions: ParsableArguments {
-    @Option(name: .long, help: "The status API: a Unix socket path, or http://HOST:PORT.", completion: .file()) var status: String?
-    @Option(name: .long, help: "vigild's config file, to find the status API in.", completion: .file(extensions: ["yaml", "yml", "json"]))
+    @Option(name: .long, help: "The status API: a Unix socket path, or http://HOST:PORT.", completion: .file())
+    var status: String?
+    @Option(
+        name: .long, help: "vigild's config file, to find the status API in.",
+        completion: .file(extensions: ["yaml", "yml", "json"]))
     var config: String?
-    @Option(name: .long, help: "A file holding the bearer token (default: the config's status_token_file).", completion: .file())
+    @Option(
+        name: .long, help: "A file holding the bearer token (default: the config's status_token_file).",
+        completion: .file())
     var tokenFile: String?
     @Option(name: [.short, .customLong("output")], help: "table, wide or json.") var output: OutputFormat = .table
     @Flag(name: .long, help: "Tables without their header line.") var noHeaders = false
@@ -69,7 +74,8 @@ struct GlobalOptions: ParsableArguments {
         if token == nil, let tokenPath = settings.statusTokenFile {
             token = try Self.readToken(tokenPath)
         }
-        let host = ["0.0.0.0", "::", ""].contains(settings.statusListen.host) ? "127.0.0.1" : settings.statusListen.host
+        let host =
+            ["0.0.0.0", "::", ""].contains(settings.statusListen.host) ? "127.0.0.1" : settings.statusListen.host
         return StatusClient(endpoint: .tcp(host: host, port: settings.statusListen.port), token: token)
     }
 

@@ -3,7 +3,7 @@ import NIOConcurrencyHelpers
 import VigilRegistry
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The log backends vigild can bootstrap: a human line or a JSON object per record, on stderr.
@@ -53,7 +53,8 @@ struct StderrLogHandler: LogHandler {
     /// `{"ts":"…","level":"notice","label":"vigild","message":"…","key":"value"}`
     static func jsonLine(label: String, event: LogEvent, metadata: Logger.Metadata) -> String {
         var fields = [
-            ("ts", Timestamp.now().rfc3339), ("level", "\(event.level)"), ("label", label), ("message", "\(event.message)"),
+            ("ts", Timestamp.now().rfc3339), ("level", "\(event.level)"), ("label", label),
+            ("message", "\(event.message)"),
         ]
         let reserved = Set(fields.map(\.0))
         for (key, value) in metadata.sorted(by: { $0.key < $1.key }) where !reserved.contains(key) {
@@ -72,7 +73,9 @@ enum StandardError {
         lock.withLockedValue { _ in
             var offset = 0
             while offset < bytes.count {
-                let written = bytes.withUnsafeMutableBytes { Glibc.write(2, $0.baseAddress! + offset, $0.count - offset) }
+                let written = bytes.withUnsafeMutableBytes {
+                    Glibc.write(2, $0.baseAddress! + offset, $0.count - offset)
+                }
                 if written <= 0 {
                     if written < 0 && errno == EINTR { continue }
                     return
@@ -132,7 +135,8 @@ enum LogText {
     /// The bytes of a plain token, by value (any byte of a non-ASCII scalar is ≥ 0x80: not plain).
     private static let isTokenByte: [Bool] = (0..<256).map { byte in
         switch UInt8(byte) {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"):
             true
         default:
             "._:/@+-,[]%".utf8.contains(UInt8(byte))

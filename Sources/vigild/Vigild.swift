@@ -9,7 +9,7 @@ import VigilServiceManager
 import VigilSystemd
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `vigild`: the WebSocket heartbeat and connection-health daemon.
@@ -67,7 +67,8 @@ struct Vigild: AsyncParsableCommand {
             journal = JournalLogHandler.stderrIsJournal(environment: environment) || JournalWriter.isReachable()
         case .journal:
             guard JournalWriter.isReachable() else {
-                StandardError.write("vigild: log is journal, but nothing accepts connections on \(JournalWriter.socketPath)\n")
+                StandardError.write(
+                    "vigild: log is journal, but nothing accepts connections on \(JournalWriter.socketPath)\n")
                 throw ExitCode(2)
             }
             journal = true
@@ -77,7 +78,8 @@ struct Vigild: AsyncParsableCommand {
         checkOpenFileLimit(maxConnections: settings.maxConnections, logger: logger)
         if !failpoints.active.isEmpty {
             logger.warning(
-                "failpoints switched on, for tests only: \(failpoints.active.map(\.rawValue).sorted().joined(separator: ", ")) (\(Failpoints.environmentVariable))")
+                "failpoints switched on, for tests only: \(failpoints.active.map(\.rawValue).sorted().joined(separator: ", ")) (\(Failpoints.environmentVariable))"
+            )
         }
 
         var watchdogInterval: Duration?
@@ -123,7 +125,8 @@ struct Vigild: AsyncParsableCommand {
             var stderr = StderrLogHandler(label: label, format: format)
             stderr.logLevel = level
             guard journal else { return stderr }
-            var handler = JournalLogHandler(identifier: "vigild", fallback: StderrLogHandler(label: label, format: .text))
+            var handler = JournalLogHandler(
+                identifier: "vigild", fallback: StderrLogHandler(label: label, format: .text))
             handler.logLevel = level
             return handler
         }

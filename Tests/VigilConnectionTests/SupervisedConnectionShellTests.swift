@@ -38,7 +38,8 @@ final class Shell {
         channel = EmbeddedChannel(loop: loop)
         opened = clock.now()
         handler = SupervisedConnectionHandler(
-            configuration: .init(role: role, policy: policy, limits: FramingLimits()), sink: recorder, observer: recorder,
+            configuration: .init(role: role, policy: policy, limits: FramingLimits()), sink: recorder,
+            observer: recorder,
             wheel: TimerWheel(eventLoop: loop, clock: clock), clock: clock, openedAt: opened)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         try channel.pipeline.syncOperations.addHandler(handler)
@@ -104,9 +105,12 @@ struct ClientRoleShellTests {
         #expect(frames.count == 1 && frames[0].opcode == .connectionClose && frames[0].maskKey != nil)
         #expect(frames[0].closeCode == 1002)
         #expect(!shell.channel.isActive, "TCP closed without waiting for the server's answer")
-        #expect(shell.recorder.outcomes.map(\.0) == [
-            CloseOutcome(kind: .error, code: 1002, cause: .protocolError, initiator: .local, clean: false, reason: "masked server frame"),
-        ])
+        #expect(
+            shell.recorder.outcomes.map(\.0) == [
+                CloseOutcome(
+                    kind: .error, code: 1002, cause: .protocolError, initiator: .local, clean: false,
+                    reason: "masked server frame")
+            ])
         #expect(shell.recorder.outcomes[0].1 == shell.opened, "recorded at the moment of the violation")
     }
 
@@ -144,9 +148,11 @@ struct ClientRoleShellTests {
         #expect(frames.map(\.closeCode) == [1000] && frames[0].maskKey != nil)
         try shell.receiveClose(1000, masked: false)
         #expect(try shell.written().isEmpty, "no second close frame")
-        #expect(shell.recorder.outcomes.map(\.0) == [
-            CloseOutcome(kind: .normal, code: 1000, cause: .shutdown, initiator: .local, clean: true, reason: "done"),
-        ])
+        #expect(
+            shell.recorder.outcomes.map(\.0) == [
+                CloseOutcome(
+                    kind: .normal, code: 1000, cause: .shutdown, initiator: .local, clean: true, reason: "done")
+            ])
         #expect(shell.channel.isActive)
         shell.channel.pipeline.fireChannelInactive()
         #expect(shell.recorder.outcomes.count == 1)
@@ -154,7 +160,8 @@ struct ClientRoleShellTests {
 
     @Test("pings of the client's own: masked, and the server's pong gives the round trip")
     func clientHeartbeat() throws {
-        let shell = try Shell(role: .client, policy: SupervisionPolicy(pingInterval: .seconds(1), pongTimeout: .seconds(1)))
+        let shell = try Shell(
+            role: .client, policy: SupervisionPolicy(pingInterval: .seconds(1), pongTimeout: .seconds(1)))
         shell.advance(.milliseconds(1010))
         let ping = try #require(try shell.written().first)
         #expect(ping.opcode == .ping && ping.maskKey != nil)
@@ -178,13 +185,16 @@ struct ServerRoleShellTests {
         #expect(!shell.channel.isActive)
     }
 
-    @Test("unmasked client frame, reserved bit, unknown opcode, bad UTF-8: failed at once, no wait for an answer",
-          arguments: [
+    @Test(
+        "unmasked client frame, reserved bit, unknown opcode, bad UTF-8: failed at once, no wait for an answer",
+        arguments: [
             WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: "x")),
             WebSocketFrame(fin: true, rsv1: true, opcode: .text, maskKey: [0, 0, 0, 0], data: ByteBuffer(string: "x")),
-            WebSocketFrame(fin: true, opcode: WebSocketOpcode(encodedWebSocketOpcode: 0x3)!, maskKey: [0, 0, 0, 0], data: ByteBuffer()),
+            WebSocketFrame(
+                fin: true, opcode: WebSocketOpcode(encodedWebSocketOpcode: 0x3)!, maskKey: [0, 0, 0, 0],
+                data: ByteBuffer()),
             WebSocketFrame(fin: true, opcode: .text, maskKey: [0, 0, 0, 0], data: ByteBuffer(bytes: [0xC0, 0xAF])),
-          ])
+        ])
     func failFast(frame: WebSocketFrame) throws {
         let shell = try Shell(role: .server)
         try shell.channel.writeInbound(frame)
@@ -210,7 +220,9 @@ struct ServerRoleShellTests {
 
 extension LocalClose {
     func outcomeForTests(clean: Bool) -> CloseOutcome {
-        CloseOutcome(kind: .forStatus(code ?? 1005), code: code ?? 1005, cause: cause, initiator: .local, clean: clean, reason: reason)
+        CloseOutcome(
+            kind: .forStatus(code ?? 1005), code: code ?? 1005, cause: cause, initiator: .local, clean: clean,
+            reason: reason)
     }
 }
 

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -8,6 +5,10 @@ import Testing
 import VigilSupervisor
 
 @testable import VigilConnection
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 @Suite("Timer wheel", .timeLimit(.minutes(1)))
 struct TimerWheelTests {
@@ -81,7 +82,9 @@ struct TimerWheelTests {
         }.get()
         #expect(earlyFired.count == 1 && lateFired.count == 1)
         if let at = earlyFired.first {
-            #expect(at >= start + .milliseconds(50) && at < start + .milliseconds(350), "the early timer fired at \(at - start)")
+            #expect(
+                at >= start + .milliseconds(50) && at < start + .milliseconds(350),
+                "the early timer fired at \(at - start)")
         }
         // Ticking every 10 ms would have woken about 60 times; two timers need two wakes.
         #expect(wakes <= 4, "the wheel woke \(wakes) times for two timers")

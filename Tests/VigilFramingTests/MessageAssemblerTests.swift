@@ -15,7 +15,9 @@ final class AssemblerHarness {
         _ = try? channel.finish()
     }
 
-    init(role: WebSocketRole = .server, limits: FramingLimits = FramingLimits(maxFrameSize: 1024, maxMessageSize: 4096)) throws {
+    init(role: WebSocketRole = .server, limits: FramingLimits = FramingLimits(maxFrameSize: 1024, maxMessageSize: 4096))
+        throws
+    {
         assembler = WebSocketMessageAssembler(role: role, limits: limits)
         try channel.pipeline.syncOperations.addHandler(
             ByteToMessageHandler(WebSocketFrameStreamDecoder(maxFrameSize: limits.maxFrameSize)))
@@ -67,16 +69,25 @@ struct MessageAssemblerTests {
         #expect(binary.1 == [0, 0xFF, 7])
     }
 
-    @Test("a payload kept by its consumer is not overwritten by the frames after it (the unmasking buffer is reused only when let go)")
+    @Test(
+        "a payload kept by its consumer is not overwritten by the frames after it (the unmasking buffer is reused only when let go)"
+    )
     func keptPayloadsStayIntact() throws {
         let h = try AssemblerHarness()
         var kept: [ByteBuffer] = []
         for index in 0..<5 {
-            guard case .success(.message(let message)) = try h.one(frameBytes(opcode: 2, payload: [UInt8](repeating: UInt8(index), count: 100)))
-            else { Issue.record("message \(index) not delivered"); return }
+            guard
+                case .success(.message(let message)) = try h.one(
+                    frameBytes(opcode: 2, payload: [UInt8](repeating: UInt8(index), count: 100)))
+            else {
+                Issue.record("message \(index) not delivered")
+                return
+            }
             kept.append(message.data)
-            guard case .success(.pong(let pong)) = try h.one(frameBytes(opcode: 10, payload: [9, 9, 9, UInt8(index)])) else {
-                Issue.record("pong \(index) not delivered"); return
+            guard case .success(.pong(let pong)) = try h.one(frameBytes(opcode: 10, payload: [9, 9, 9, UInt8(index)]))
+            else {
+                Issue.record("pong \(index) not delivered")
+                return
             }
             #expect(Array(pong.readableBytesView) == [9, 9, 9, UInt8(index)])
         }
@@ -109,17 +120,19 @@ struct MessageAssemblerTests {
         #expect(!h.assembler.isAssembling)
     }
 
-    @Test("protocol errors name what was wrong", arguments: [
-        (frameBytes(opcode: 1, payload: [0x41], rsv: 4), "reserved bits set without a negotiated extension"),
-        (frameBytes(opcode: 3, payload: []), "unknown opcode 0x3"),
-        (frameBytes(opcode: 0xB, payload: []), "unknown opcode 0xB"),
-        (frameBytes(opcode: 1, payload: [0x41], mask: nil), "unmasked client frame"),
-        (frameBytes(opcode: 0, payload: [0x41]), "continuation frame without a message to continue"),
-        (frameBytes(opcode: 8, payload: [3]), "close frame with a 1-byte payload"),
-        (frameBytes(opcode: 8, payload: [0x03, 0xED]), "invalid close code 1005"),
-        (frameBytes(opcode: 8, payload: [0x03, 0xE7]), "invalid close code 999"),
-        (frameBytes(opcode: 8, payload: [0x13, 0x88]), "invalid close code 5000"),
-    ] as [([UInt8], String)])
+    @Test(
+        "protocol errors name what was wrong",
+        arguments: [
+            (frameBytes(opcode: 1, payload: [0x41], rsv: 4), "reserved bits set without a negotiated extension"),
+            (frameBytes(opcode: 3, payload: []), "unknown opcode 0x3"),
+            (frameBytes(opcode: 0xB, payload: []), "unknown opcode 0xB"),
+            (frameBytes(opcode: 1, payload: [0x41], mask: nil), "unmasked client frame"),
+            (frameBytes(opcode: 0, payload: [0x41]), "continuation frame without a message to continue"),
+            (frameBytes(opcode: 8, payload: [3]), "close frame with a 1-byte payload"),
+            (frameBytes(opcode: 8, payload: [0x03, 0xED]), "invalid close code 1005"),
+            (frameBytes(opcode: 8, payload: [0x03, 0xE7]), "invalid close code 999"),
+            (frameBytes(opcode: 8, payload: [0x13, 0x88]), "invalid close code 5000"),
+        ] as [([UInt8], String)])
     func protocolErrors(bytes: [UInt8], detail: String) throws {
         let h = try AssemblerHarness()
         let failure = try #require(error(try h.one(bytes)))
@@ -131,7 +144,8 @@ struct MessageAssemblerTests {
     @Test("a new data frame inside a fragmented message is a protocol error")
     func interleavedData() throws {
         let h = try AssemblerHarness()
-        let results = try h.feed(frameBytes(opcode: 2, payload: [1], fin: false) + frameBytes(opcode: 1, payload: [0x41]))
+        let results = try h.feed(
+            frameBytes(opcode: 2, payload: [1], fin: false) + frameBytes(opcode: 1, payload: [0x41]))
         #expect(error(results[1])?.detail == "new data frame before the fragmented message finished")
     }
 
@@ -165,7 +179,10 @@ struct MessageAssemblerTests {
     @Test("close frames parse their status and reason")
     func closeFrames() throws {
         let h = try AssemblerHarness()
-        guard case .success(.close(let payload)) = try h.one(frameBytes(opcode: 8, payload: [0x0F, 0xA0] + Array("ciao".utf8))) else {
+        guard
+            case .success(.close(let payload)) = try h.one(
+                frameBytes(opcode: 8, payload: [0x0F, 0xA0] + Array("ciao".utf8)))
+        else {
             Issue.record("not a close")
             return
         }
@@ -201,7 +218,8 @@ struct MessageAssemblerTests {
     func badControlFrames() throws {
         let h = try AssemblerHarness()
         #expect(throws: NIOWebSocketError.multiByteControlFrameLength) {
-            try h.channel.writeInbound(ByteBuffer(bytes: frameBytes(opcode: 9, payload: Array(repeating: 0, count: 126))))
+            try h.channel.writeInbound(
+                ByteBuffer(bytes: frameBytes(opcode: 9, payload: Array(repeating: 0, count: 126))))
         }
         let f = try AssemblerHarness()
         #expect(throws: NIOWebSocketError.fragmentedControlFrame) {
@@ -227,7 +245,8 @@ struct StreamEndTests {
     func run(_ chunks: [[UInt8]]) throws -> EndRecorder {
         let channel = EmbeddedChannel()
         let recorder = EndRecorder()
-        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WebSocketFrameStreamDecoder(maxFrameSize: 1024)))
+        try channel.pipeline.syncOperations.addHandler(
+            ByteToMessageHandler(WebSocketFrameStreamDecoder(maxFrameSize: 1024)))
         try channel.pipeline.syncOperations.addHandler(recorder)
         for chunk in chunks { try channel.writeInbound(ByteBuffer(bytes: chunk)) }
         channel.pipeline.fireChannelInactive()

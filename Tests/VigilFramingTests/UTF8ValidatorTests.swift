@@ -47,14 +47,17 @@ struct UTF8ValidatorTests {
     @Test("agrees with the standard library on every split of pseudo-random byte strings")
     func agreesWithStandardLibrary() {
         var generator = SystemRandomNumberGenerator()
-        let alphabet: [UInt8] = [0x41, 0x7F, 0x80, 0xBF, 0xC2, 0xDF, 0xE0, 0xED, 0xEF, 0xF0, 0xF4, 0xF5, 0x9F, 0xA0, 0x90, 0x8F]
+        let alphabet: [UInt8] = [
+            0x41, 0x7F, 0x80, 0xBF, 0xC2, 0xDF, 0xE0, 0xED, 0xEF, 0xF0, 0xF4, 0xF5, 0x9F, 0xA0, 0x90, 0x8F,
+        ]
         for _ in 0..<3000 {
             let length = Int.random(in: 0...9, using: &generator)
             let bytes = (0..<length).map { _ in alphabet.randomElement(using: &generator)! }
             let expected = String(validating: bytes, as: UTF8.self) != nil
             let split = Int.random(in: 0...length, using: &generator)
             var validator = UTF8Validator()
-            let result = validator.validate(bytes[..<split]) && validator.validate(bytes[split...]) && validator.isComplete
+            let result =
+                validator.validate(bytes[..<split]) && validator.validate(bytes[split...]) && validator.isComplete
             #expect(result == expected, "\(bytes.map { String($0, radix: 16) }) split at \(split)")
         }
     }

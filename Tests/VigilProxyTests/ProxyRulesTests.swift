@@ -1,10 +1,10 @@
 import NIOHTTP1
 import Testing
-@testable import VigilClient
 import VigilConfig
 import VigilRegistry
 import VigilSupervisor
 
+@testable import VigilClient
 @testable import VigilProxy
 
 @Suite("Proxy: what goes upstream, and how one leg's end closes the other")
@@ -16,27 +16,34 @@ struct ProxyRulesTests {
         return try #require(try ProxyRules.make(settings))
     }
 
-    @Test("the target: upstream path, then the client's; upstream query, then the client's", arguments: [
-        ("ws://b:3000/socket", "/", "/socket"),
-        ("ws://b:3000/socket", "/chat?room=1", "/socket/chat?room=1"),
-        ("ws://b:3000/socket/", "/chat", "/socket/chat"),
-        ("ws://b:3000", "/", "/"),
-        ("ws://b:3000", "/ws?client=k", "/ws?client=k"),
-        ("ws://b:3000/s?v=2", "/x?a=1", "/s/x?v=2&a=1"),
-        ("ws://b:3000/s?v=2", "/", "/s?v=2"),
-    ])
+    @Test(
+        "the target: upstream path, then the client's; upstream query, then the client's",
+        arguments: [
+            ("ws://b:3000/socket", "/", "/socket"),
+            ("ws://b:3000/socket", "/chat?room=1", "/socket/chat?room=1"),
+            ("ws://b:3000/socket/", "/chat", "/socket/chat"),
+            ("ws://b:3000", "/", "/"),
+            ("ws://b:3000", "/ws?client=k", "/ws?client=k"),
+            ("ws://b:3000/s?v=2", "/x?a=1", "/s/x?v=2&a=1"),
+            ("ws://b:3000/s?v=2", "/", "/s?v=2"),
+        ])
     func appended(upstream: String, client: String, expected: String) throws {
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: client)
-        #expect(ForwardedRequest.make(for: head, clientAddress: "10.0.0.7", rules: try rules(upstream)).target == expected)
+        #expect(
+            ForwardedRequest.make(for: head, clientAddress: "10.0.0.7", rules: try rules(upstream)).target == expected)
     }
 
     @Test("upstream_path fixed: always the upstream URL's own path and query")
     func fixed() throws {
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/anything?x=1")
-        #expect(ForwardedRequest.make(for: head, clientAddress: "10.0.0.7", rules: try rules("ws://b/s?v=2", path: .fixed)).target == "/s?v=2")
+        #expect(
+            ForwardedRequest.make(for: head, clientAddress: "10.0.0.7", rules: try rules("ws://b/s?v=2", path: .fixed))
+                .target == "/s?v=2")
     }
 
-    @Test("end-to-end headers go upstream; hop-by-hop, handshake and extension headers do not; X-Forwarded-* and Forwarded are added")
+    @Test(
+        "end-to-end headers go upstream; hop-by-hop, handshake and extension headers do not; X-Forwarded-* and Forwarded are added"
+    )
     func headers() throws {
         var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/")
         for (name, value) in [
@@ -51,19 +58,23 @@ struct ProxyRulesTests {
         let request = ForwardedRequest.make(for: head, clientAddress: "2001:db8::1", rules: try rules("ws://b/"))
         #expect(request.subprotocols == ["a", "b", "c"])
         let sent = request.headers.map { "\($0.name): \($0.value)" }
-        #expect(sent == [
-            "Cookie: s=1", "Authorization: Bearer t", "Origin: https://app",
-            "X-Forwarded-For: 203.0.113.9, 2001:db8::1", "X-Forwarded-Proto: http", "X-Forwarded-Host: vigil.example:8080",
-            "Forwarded: for=203.0.113.9, for=\"[2001:db8::1]\";host=\"vigil.example:8080\";proto=http",
-        ])
+        #expect(
+            sent == [
+                "Cookie: s=1", "Authorization: Bearer t", "Origin: https://app",
+                "X-Forwarded-For: 203.0.113.9, 2001:db8::1", "X-Forwarded-Proto: http",
+                "X-Forwarded-Host: vigil.example:8080",
+                "Forwarded: for=203.0.113.9, for=\"[2001:db8::1]\";host=\"vigil.example:8080\";proto=http",
+            ])
     }
 
     @Test("the request head never carries a header that could split it")
     func safeHead() {
         let request = UpgradeRequest(
             url: WebSocketURL(secure: false, host: "b", port: 3000), target: "/x",
-            headers: [HTTPHeaderField(name: "X-Ok", value: "fine"), HTTPHeaderField(name: "X-Bad", value: "a\r\nInjected: 1"),
-                      HTTPHeaderField(name: "Bad Name", value: "v"), HTTPHeaderField(name: "Host", value: "evil")])
+            headers: [
+                HTTPHeaderField(name: "X-Ok", value: "fine"), HTTPHeaderField(name: "X-Bad", value: "a\r\nInjected: 1"),
+                HTTPHeaderField(name: "Bad Name", value: "v"), HTTPHeaderField(name: "Host", value: "evil"),
+            ])
         let head = request.head(key: "key==")
         #expect(head.contains("\r\nX-Ok: fine\r\n"))
         #expect(!head.contains("Injected") && !head.contains("Bad Name") && !head.contains("evil"))
@@ -74,26 +85,37 @@ struct ProxyRulesTests {
     func relayedClose() {
         let client = RelaySink.pair(upstreamFailureCode: 1014).client
         let close = client.closeForPartner(
-            after: CloseOutcome(kind: .error, code: 4000, cause: .remoteClose, initiator: .remote, clean: true, reason: "bye"))
-        #expect(close == LocalClose(code: 4000, reason: "bye", cause: .partnerClosed, partner: PartnerEnding(kind: .error, cause: .remoteClose)))
+            after: CloseOutcome(
+                kind: .error, code: 4000, cause: .remoteClose, initiator: .remote, clean: true, reason: "bye"))
+        #expect(
+            close
+                == LocalClose(
+                    code: 4000, reason: "bye", cause: .partnerClosed,
+                    partner: PartnerEnding(kind: .error, cause: .remoteClose)))
         let empty = client.closeForPartner(
-            after: CloseOutcome(kind: .normal, code: 1005, cause: .remoteClose, initiator: .remote, clean: true, reason: ""))
+            after: CloseOutcome(
+                kind: .normal, code: 1005, cause: .remoteClose, initiator: .remote, clean: true, reason: ""))
         #expect(empty?.code == nil)
     }
 
     @Test("a leg that fails closes its partner with a real code: 1014 to the client, 1001 to the upstream")
     func failures() {
         let (client, upstream) = RelaySink.pair(upstreamFailureCode: 1014)
-        for cause in [CloseCause.eof, .reset, .pongTimeout, .readDeadline, .truncatedFrame, .slowConsumer, .protocolError] {
-            let ending = CloseOutcome(kind: .abnormal, code: 1006, cause: cause, initiator: .local, clean: false, reason: "")
+        for cause in [
+            CloseCause.eof, .reset, .pongTimeout, .readDeadline, .truncatedFrame, .slowConsumer, .protocolError,
+        ] {
+            let ending = CloseOutcome(
+                kind: .abnormal, code: 1006, cause: cause, initiator: .local, clean: false, reason: "")
             #expect(upstream.closeForPartner(after: ending)?.code == 1014)
             #expect(upstream.closeForPartner(after: ending)?.reason == "upstream leg ended: \(cause.rawValue)")
             #expect(client.closeForPartner(after: ending)?.code == 1001)
             #expect(client.closeForPartner(after: ending)?.partner == PartnerEnding(kind: .abnormal, cause: cause))
         }
-        let partner = CloseOutcome(kind: .normal, code: 1000, cause: .partnerClosed, initiator: .local, clean: true, reason: "")
+        let partner = CloseOutcome(
+            kind: .normal, code: 1000, cause: .partnerClosed, initiator: .local, clean: true, reason: "")
         #expect(client.closeForPartner(after: partner) == nil, "the partner started it")
-        let shutdown = CloseOutcome(kind: .goingAway, code: 1001, cause: .shutdown, initiator: .local, clean: true, reason: "")
+        let shutdown = CloseOutcome(
+            kind: .goingAway, code: 1001, cause: .shutdown, initiator: .local, clean: true, reason: "")
         #expect(client.closeForPartner(after: shutdown) == .shutdown)
     }
 
@@ -101,14 +123,19 @@ struct ProxyRulesTests {
     func rejections() throws {
         let rules = try rules("ws://b:3000/")
         let refused = UpstreamDial.rejection(
-            for: DialFailure.refused(HTTPRefusal(status: 401, reason: "Unauthorized", headers: [
-                HTTPHeaderField(name: "WWW-Authenticate", value: "Bearer"), HTTPHeaderField(name: "Set-Cookie", value: "x"),
-                HTTPHeaderField(name: "Content-Type", value: "application/json"),
-            ], body: Array(#"{"error":"no"}"#.utf8))), rules: rules)
+            for: DialFailure.refused(
+                HTTPRefusal(
+                    status: 401, reason: "Unauthorized",
+                    headers: [
+                        HTTPHeaderField(name: "WWW-Authenticate", value: "Bearer"),
+                        HTTPHeaderField(name: "Set-Cookie", value: "x"),
+                        HTTPHeaderField(name: "Content-Type", value: "application/json"),
+                    ], body: Array(#"{"error":"no"}"#.utf8))), rules: rules)
         #expect(refused.status.code == 401 && refused.reason == .upstreamRefused)
         #expect(refused.extraHeaders.map(\.0) == ["WWW-Authenticate"])
         #expect(refused.body?.contentType == "application/json")
-        let timeout = UpstreamDial.rejection(for: DialFailure.timeout(phase: "upgrade", after: .seconds(5)), rules: rules)
+        let timeout = UpstreamDial.rejection(
+            for: DialFailure.timeout(phase: "upgrade", after: .seconds(5)), rules: rules)
         #expect(timeout.status == .gatewayTimeout && timeout.reason == .upstreamTimeout)
         #expect(timeout.message == "upstream ws://b:3000/: no answer within 5s (upgrade)")
         let refusedTCP = UpstreamDial.rejection(for: DialFailure.connection(reason: "Connection refused"), rules: rules)

@@ -32,7 +32,8 @@ struct ConnectionRegistryTests {
         let registry = ConnectionRegistry(maxConnections: 10, closeHistory: 10, now: t0)
         _ = registry.reserve()
         let opened = Timestamp(nanosecondsSinceEpoch: 1_700_000_000_000_000_000)
-        let connection = registry.open(ConnectionIdentity(peer: "10.0.0.7:51234", client: "kiosk-3", path: "/ws"), at: t0, wallClock: opened)
+        let connection = registry.open(
+            ConnectionIdentity(peer: "10.0.0.7:51234", client: "kiosk-3", path: "/ws"), at: t0, wallClock: opened)
         connection.noteMessageIn(bytes: 10)
         connection.noteMessageOut(bytes: 10)
         connection.notePongReceived(roundTrip: .milliseconds(3))
@@ -59,7 +60,8 @@ struct ConnectionRegistryTests {
             _ = registry.reserve()
             let connection = registry.open(ConnectionIdentity(peer: "p", client: "c\(index % 2)", path: "/ws"), at: t0)
             ids.append(connection.id)
-            registry.close(connection, outcome: index == 4 ? outcome(.normal, .remoteClose) : outcome(.eof, .eof), at: t0)
+            registry.close(
+                connection, outcome: index == 4 ? outcome(.normal, .remoteClose) : outcome(.eof, .eof), at: t0)
         }
         let (matched, records) = registry.closes(limit: 10)
         #expect(matched == 3)
@@ -70,7 +72,7 @@ struct ConnectionRegistryTests {
         #expect(summary.byCause[.eof] == 4)
         #expect(registry.closes(matching: CloseFilter(kind: .eof), limit: 10).records.map(\.id) == [ids[3], ids[2]])
         #expect(registry.closes(matching: CloseFilter(client: "c0"), limit: 10).records.map(\.id) == [ids[4], ids[2]])
-        #expect(registry.closes(matching: CloseFilter(kind: .eof), limit: 1) .matched == 2)
+        #expect(registry.closes(matching: CloseFilter(kind: .eof), limit: 1).matched == 2)
     }
 
     @Test("pages: closes by sequence number before a cursor, connections by id after one")
@@ -125,7 +127,9 @@ struct ConnectionRegistryTests {
             _ = registry.reserve()
             return registry.open(ConnectionIdentity(peer: "p", client: nil, path: "/ws"), at: t0 + .seconds(second))
         }
-        let a = open(at: 10), b = open(at: 20), c = open(at: 70)
+        let a = open(at: 10)
+        let b = open(at: 20)
+        let c = open(at: 70)
         registry.close(a, outcome: outcome(.abnormal, .pongTimeout), at: t0 + .seconds(80))
         registry.close(b, outcome: outcome(.eof, .eof), at: t0 + .seconds(130))
         _ = open(at: 150)
@@ -143,7 +147,8 @@ struct ConnectionRegistryTests {
         // Two hours on: the last 60 minutes, all quiet, with what is open now carried back.
         let later = registry.history(at: t0 + .seconds(7200 + 5)).minutes
         #expect(later.count == 60 && later.first?.minute == 61 && later.last?.minute == 120)
-        #expect(later.allSatisfy { $0.openAtEnd == 2 && $0.opened == 0 && $0.closesByKind.values.allSatisfy { $0 == 0 } })
+        #expect(
+            later.allSatisfy { $0.openAtEnd == 2 && $0.opened == 0 && $0.closesByKind.values.allSatisfy { $0 == 0 } })
     }
 
     @Test("concurrent opens and closes from many threads lose nothing")
@@ -154,11 +159,14 @@ struct ConnectionRegistryTests {
                 group.addTask {
                     for index in 0..<2000 {
                         #expect(registry.reserve())
-                        let connection = registry.open(ConnectionIdentity(peer: "w\(worker)", client: nil, path: "/ws"), at: t0)
+                        let connection = registry.open(
+                            ConnectionIdentity(peer: "w\(worker)", client: nil, path: "/ws"), at: t0)
                         connection.noteMessageIn(bytes: 1)
                         registry.noteRoundTrip(.milliseconds(1), leg: .client)
                         _ = registry.connections().count
-                        registry.close(connection, outcome: index % 2 == 0 ? outcome(.eof, .eof) : outcome(.abnormal, .reset), at: t0)
+                        registry.close(
+                            connection, outcome: index % 2 == 0 ? outcome(.eof, .eof) : outcome(.abnormal, .reset),
+                            at: t0)
                     }
                 }
             }
@@ -182,7 +190,8 @@ struct ConnectionRegistryTests {
         _ = registry.reserve()
         _ = registry.open(ConnectionIdentity(peer: "p", client: nil, path: "/ws"), at: t0)
         let upstream = registry.open(
-            ConnectionIdentity(peer: "127.0.0.1:3000", path: "/ws", leg: .upstream, pair: PairLink(pairID: 1, upstream: "ws://b")),
+            ConnectionIdentity(
+                peer: "127.0.0.1:3000", path: "/ws", leg: .upstream, pair: PairLink(pairID: 1, upstream: "ws://b")),
             at: t0)
         registry.noteRoundTrip(.milliseconds(3), leg: .client)
         registry.noteRoundTrip(.milliseconds(2), leg: .upstream)

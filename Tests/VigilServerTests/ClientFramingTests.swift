@@ -24,7 +24,8 @@ struct ClientFramingTests {
             let key = String(decoding: request, as: UTF8.self).split(separator: "\r\n")
                 .first { $0.lowercased().hasPrefix("sec-websocket-key:") }!
                 .dropFirst("sec-websocket-key:".count).trimmingCharacters(in: .whitespaces)
-            let head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            let head =
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 + "Sec-WebSocket-Accept: \(try! acceptValue(for: key, channel: context.channel))\r\n\r\n"
             context.writeAndFlush(NIOAny(context.channel.allocator.buffer(bytes: Array(head.utf8) + response)))
                 .assumeIsolated().whenComplete { _ in context.close(promise: nil) }
@@ -51,7 +52,8 @@ struct ClientFramingTests {
             let client = try await WebSocketClient.connect(
                 host: "127.0.0.1", port: server.localAddress!.port!, group: TestServer.clientGroup)
             let events = await client.remainingEvents()
-            #expect(Array(events.prefix(3)) == [.ping([7, 7]), .text("hi"), .close(code: 1008, reason: "by")], "\(events)")
+            #expect(
+                Array(events.prefix(3)) == [.ping([7, 7]), .text("hi"), .close(code: 1008, reason: "by")], "\(events)")
         }
         try await server.close()
     }
@@ -59,20 +61,32 @@ struct ClientFramingTests {
     @Test("a masked frame from the server is a protocol violation on the client side")
     func maskedServerFrame() async throws {
         let server = try await Self.serve([0x81, 0x82, 1, 2, 3, 4, 0x69 ^ 1, 0x69 ^ 2])
-        let client = try await WebSocketClient.connect(host: "127.0.0.1", port: server.localAddress!.port!, group: TestServer.clientGroup)
+        let client = try await WebSocketClient.connect(
+            host: "127.0.0.1", port: server.localAddress!.port!, group: TestServer.clientGroup)
         let events = await client.remainingEvents()
-        #expect(events == [
-            .violation(.init(.protocolError, "masked server frame")),
-            .ended(CloseOutcome(kind: .error, code: 1002, cause: .protocolError, initiator: .local, clean: false, reason: "masked server frame")),
-        ])
+        #expect(
+            events == [
+                .violation(.init(.protocolError, "masked server frame")),
+                .ended(
+                    CloseOutcome(
+                        kind: .error, code: 1002, cause: .protocolError, initiator: .local, clean: false,
+                        reason: "masked server frame")),
+            ])
         try await server.close()
     }
 
     @Test("a server that stops mid-frame is reported as a truncated stream")
     func truncatedServerFrame() async throws {
         let server = try await Self.serve([0x82, 0x7E, 0x01, 0x00, 1, 2, 3])
-        let client = try await WebSocketClient.connect(host: "127.0.0.1", port: server.localAddress!.port!, group: TestServer.clientGroup)
-        #expect(await client.remainingEvents() == [.ended(CloseOutcome(kind: .abnormal, code: 1006, cause: .truncatedFrame, initiator: .remote, clean: false, reason: ""))])
+        let client = try await WebSocketClient.connect(
+            host: "127.0.0.1", port: server.localAddress!.port!, group: TestServer.clientGroup)
+        #expect(
+            await client.remainingEvents() == [
+                .ended(
+                    CloseOutcome(
+                        kind: .abnormal, code: 1006, cause: .truncatedFrame, initiator: .remote, clean: false,
+                        reason: ""))
+            ])
         try await server.close()
     }
 }

@@ -32,7 +32,9 @@ struct CloseClassificationPipelineTests {
         await t.stop()
     }
 
-    @Test("peer close 1001 → going_away; 4000 → error", arguments: [(UInt16(1001), CloseKind.goingAway), (4000, .error), (1011, .error)])
+    @Test(
+        "peer close 1001 → going_away; 4000 → error",
+        arguments: [(UInt16(1001), CloseKind.goingAway), (4000, .error), (1011, .error)])
     func peerOther(code: UInt16, kind: CloseKind) async throws {
         let t = try await TestServer.start()
         let client = try await t.connect()
@@ -100,18 +102,39 @@ struct CloseClassificationPipelineTests {
         await t.stop()
     }
 
-    @Test("protocol errors → error/1002, the connection failed at once (RFC 6455 §7.1.7)", arguments: [
-        ("reserved bit", WebSocketFrame(fin: true, rsv1: true, opcode: .text, maskKey: .random(), data: ByteBuffer(string: "x")), "reserved bits set without a negotiated extension"),
-        ("unmasked", WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: "x")), "unmasked client frame"),
-        ("unknown opcode", WebSocketFrame(fin: true, opcode: WebSocketOpcode(encodedWebSocketOpcode: 0x3)!, maskKey: .random(), data: ByteBuffer()), "unknown opcode 0x3"),
-        ("bad close code", WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: ByteBuffer(bytes: [0x03, 0xED])), "invalid close code 1005"),
-    ])
+    @Test(
+        "protocol errors → error/1002, the connection failed at once (RFC 6455 §7.1.7)",
+        arguments: [
+            (
+                "reserved bit",
+                WebSocketFrame(fin: true, rsv1: true, opcode: .text, maskKey: .random(), data: ByteBuffer(string: "x")),
+                "reserved bits set without a negotiated extension"
+            ),
+            (
+                "unmasked", WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: "x")),
+                "unmasked client frame"
+            ),
+            (
+                "unknown opcode",
+                WebSocketFrame(
+                    fin: true, opcode: WebSocketOpcode(encodedWebSocketOpcode: 0x3)!, maskKey: .random(),
+                    data: ByteBuffer()), "unknown opcode 0x3"
+            ),
+            (
+                "bad close code",
+                WebSocketFrame(
+                    fin: true, opcode: .connectionClose, maskKey: .random(), data: ByteBuffer(bytes: [0x03, 0xED])),
+                "invalid close code 1005"
+            ),
+        ])
     func protocolError(name: String, frame: WebSocketFrame, detail: String) async throws {
         let t = try await TestServer.start()
         let client = try await t.connect()
         try await client.send(frame: frame)
         #expect(await client.remainingEvents().contains(.close(code: 1002, reason: detail)), "\(name)")
-        #expect(try await t.closes()[0].outcome == outcome(.error, 1002, .protocolError, .local, clean: name == "bad close code", reason: detail))
+        #expect(
+            try await t.closes()[0].outcome
+                == outcome(.error, 1002, .protocolError, .local, clean: name == "bad close code", reason: detail))
         await t.stop()
     }
 
@@ -120,8 +143,12 @@ struct CloseClassificationPipelineTests {
         let t = try await TestServer.start()
         let client = try await t.connect()
         try await client.send(rawBytes: [0x89, 0x80 | 126, 0, 126, 1, 2, 3, 4] + Array(repeating: 0, count: 126))
-        #expect(await client.remainingEvents().contains(.close(code: 1002, reason: "control frame longer than 125 bytes")))
-        #expect(try await t.closes()[0].outcome == outcome(.error, 1002, .protocolError, .local, clean: false, reason: "control frame longer than 125 bytes"))
+        #expect(
+            await client.remainingEvents().contains(.close(code: 1002, reason: "control frame longer than 125 bytes")))
+        #expect(
+            try await t.closes()[0].outcome
+                == outcome(
+                    .error, 1002, .protocolError, .local, clean: false, reason: "control frame longer than 125 bytes"))
         await t.stop()
     }
 
@@ -129,9 +156,13 @@ struct CloseClassificationPipelineTests {
     func invalidUTF8() async throws {
         let t = try await TestServer.start()
         let client = try await t.connect()
-        try await client.send(frame: WebSocketFrame(fin: true, opcode: .text, maskKey: .random(), data: ByteBuffer(bytes: [0x41, 0xC0, 0xAF])))
+        try await client.send(
+            frame: WebSocketFrame(
+                fin: true, opcode: .text, maskKey: .random(), data: ByteBuffer(bytes: [0x41, 0xC0, 0xAF])))
         #expect(await client.remainingEvents().contains(.close(code: 1007, reason: "text message is not valid UTF-8")))
-        #expect(try await t.closes()[0].outcome == outcome(.error, 1007, .invalidUTF8, .local, clean: false, reason: "text message is not valid UTF-8"))
+        #expect(
+            try await t.closes()[0].outcome
+                == outcome(.error, 1007, .invalidUTF8, .local, clean: false, reason: "text message is not valid UTF-8"))
         await t.stop()
     }
 
@@ -143,7 +174,9 @@ struct CloseClassificationPipelineTests {
         try await client.send(frame: WebSocketFrame(fin: false, opcode: .binary, maskKey: .random(), data: half))
         try await client.send(frame: WebSocketFrame(fin: true, opcode: .continuation, maskKey: .random(), data: half))
         #expect(await client.remainingEvents().contains(.close(code: 1009, reason: "message exceeds 1024 bytes")))
-        #expect(try await t.closes()[0].outcome == outcome(.error, 1009, .messageTooBig, .local, clean: false, reason: "message exceeds 1024 bytes"))
+        #expect(
+            try await t.closes()[0].outcome
+                == outcome(.error, 1009, .messageTooBig, .local, clean: false, reason: "message exceeds 1024 bytes"))
         await t.stop()
     }
 
@@ -153,7 +186,9 @@ struct CloseClassificationPipelineTests {
         let client = try await t.connect()
         try await client.send(binary: Array(repeating: 7, count: 2000))
         #expect(await client.remainingEvents().contains(.close(code: 1009, reason: "frame exceeds the size limit")))
-        #expect(try await t.closes()[0].outcome == outcome(.error, 1009, .messageTooBig, .local, clean: false, reason: "frame exceeds the size limit"))
+        #expect(
+            try await t.closes()[0].outcome
+                == outcome(.error, 1009, .messageTooBig, .local, clean: false, reason: "frame exceeds the size limit"))
         await t.stop()
     }
 
@@ -189,7 +224,9 @@ struct CloseClassificationPipelineTests {
         let records = t.registry.closes(limit: 10).records
         #expect(records.count == 2)
         for record in records {
-            #expect(record.outcome == outcome(.goingAway, 1001, .shutdown, .local, clean: true, reason: "vigild shutting down"))
+            #expect(
+                record.outcome
+                    == outcome(.goingAway, 1001, .shutdown, .local, clean: true, reason: "vigild shutting down"))
         }
         #expect(t.registry.activeCount == 0)
     }
@@ -202,6 +239,8 @@ struct CloseClassificationPipelineTests {
         let client = try await t.connect(options: options)
         await t.stop()
         #expect(await client.remainingEvents().contains(.close(code: 1001, reason: "vigild shutting down")))
-        #expect(t.registry.closes(limit: 1).records.first?.outcome == outcome(.goingAway, 1001, .shutdown, .local, clean: false, reason: "vigild shutting down"))
+        #expect(
+            t.registry.closes(limit: 1).records.first?.outcome
+                == outcome(.goingAway, 1001, .shutdown, .local, clean: false, reason: "vigild shutting down"))
     }
 }

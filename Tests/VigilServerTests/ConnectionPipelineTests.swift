@@ -17,8 +17,11 @@ struct ConnectionPipelineTests {
         }
         try await client.send(binary: [0, 1, 2, 255])
         #expect(await client.nextEvent() == .binary([0, 1, 2, 255]))
-        try await client.send(frame: WebSocketFrame(fin: false, opcode: .text, maskKey: .random(), data: ByteBuffer(string: "frag")))
-        try await client.send(frame: WebSocketFrame(fin: true, opcode: .continuation, maskKey: .random(), data: ByteBuffer(string: "mented")))
+        try await client.send(
+            frame: WebSocketFrame(fin: false, opcode: .text, maskKey: .random(), data: ByteBuffer(string: "frag")))
+        try await client.send(
+            frame: WebSocketFrame(
+                fin: true, opcode: .continuation, maskKey: .random(), data: ByteBuffer(string: "mented")))
         #expect(await client.nextEvent() == .text("fragmented"))
         let live = try #require(t.registry.connections().first)
         #expect(live.messagesIn == 202 && live.messagesOut == 202)
@@ -31,13 +34,26 @@ struct ConnectionPipelineTests {
         let t = try await TestServer.start(["mode": "command"])
         let client = try await t.connect()
         try await client.send(text: #"{"requestID": 7, "command": "status"}"#)
-        guard case .text(let reply) = await client.nextEvent() else { Issue.record("no reply"); return }
-        #expect(reply.contains(#""requestID":7"#) && reply.contains(#""success":true"#) && reply.contains(#"command 'status' processed"#))
+        guard case .text(let reply) = await client.nextEvent() else {
+            Issue.record("no reply")
+            return
+        }
+        #expect(
+            reply.contains(#""requestID":7"#) && reply.contains(#""success":true"#)
+                && reply.contains(#"command 'status' processed"#))
         try await client.send(text: "not json")
-        guard case .text(let error) = await client.nextEvent() else { Issue.record("no reply"); return }
-        #expect(error.contains(#""requestID":null"#) && error.contains(#""success":false"#) && error.contains("not valid JSON"))
+        guard case .text(let error) = await client.nextEvent() else {
+            Issue.record("no reply")
+            return
+        }
+        #expect(
+            error.contains(#""requestID":null"#) && error.contains(#""success":false"#)
+                && error.contains("not valid JSON"))
         try await client.send(text: #"{"command": "x"}"#)
-        guard case .text(let missing) = await client.nextEvent() else { Issue.record("no reply"); return }
+        guard case .text(let missing) = await client.nextEvent() else {
+            Issue.record("no reply")
+            return
+        }
         #expect(missing.contains(#"missing \"requestID\""#))
         #expect(t.registry.activeCount == 1)
         await t.stop()
@@ -48,7 +64,10 @@ struct ConnectionPipelineTests {
         let t = try await TestServer.start(["ping_interval": "50ms"])
         let client = try await t.connect()
         let first = await client.nextEvent()
-        guard case .ping(let payload) = first else { Issue.record("expected a ping, got \(String(describing: first))"); return }
+        guard case .ping(let payload) = first else {
+            Issue.record("expected a ping, got \(String(describing: first))")
+            return
+        }
         #expect(payload.count == 8, "an 8-byte payload of vigild's own")
         try await Task.sleep(for: .milliseconds(30))
         let live = try #require(t.registry.connections().first)
@@ -105,7 +124,9 @@ struct ConnectionPipelineTests {
                     try await client.send(text: "hi")
                     _ = await client.nextEvent()
                     switch index % 3 {
-                    case 0: try await client.close(code: 1000); _ = await client.remainingEvents()
+                    case 0:
+                        try await client.close(code: 1000)
+                        _ = await client.remainingEvents()
                     case 1: await client.closeTransport()
                     default: await client.reset()
                     }

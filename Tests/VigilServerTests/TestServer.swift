@@ -28,7 +28,8 @@ struct TestServer {
     var registry: ConnectionRegistry { server.registry }
 
     func connect(_ target: String = "/ws", options: WebSocketClientOptions = .init()) async throws -> WebSocketClient {
-        try await WebSocketClient.connect(host: "127.0.0.1", port: port, target: target, options: options, group: Self.clientGroup)
+        try await WebSocketClient.connect(
+            host: "127.0.0.1", port: port, target: target, options: options, group: Self.clientGroup)
     }
 
     /// Waits (up to `timeout`) until `count` close records exist, and returns them newest first.
@@ -76,7 +77,8 @@ extension WebSocketClient {
 }
 
 func outcome(
-    _ kind: CloseKind, _ code: UInt16, _ cause: CloseCause, _ initiator: CloseInitiator, clean: Bool, reason: String = ""
+    _ kind: CloseKind, _ code: UInt16, _ cause: CloseCause, _ initiator: CloseInitiator, clean: Bool,
+    reason: String = ""
 ) -> CloseOutcome {
     CloseOutcome(kind: kind, code: code, cause: cause, initiator: initiator, clean: clean, reason: reason)
 }

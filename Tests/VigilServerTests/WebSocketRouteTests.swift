@@ -1,7 +1,7 @@
 import NIOHTTP1
 import Testing
-
 import VigilHost
+
 @testable import VigilServer
 
 @Suite("The WebSocket route: request targets and client names")
@@ -28,11 +28,15 @@ struct WebSocketRouteTests {
         for value in ["Upgrade", "upgrade", "keep-alive, Upgrade", " UPGRADE\t,close", "a,,upgrade"] {
             #expect(HandshakeRejection.hasToken("upgrade", in: value), "\(value)")
         }
-        for value in ["", "Urpgade", "upgrades", "keep-alive upgrade", "\"upgrade\"", "Sec-WebSocket-Version: 13", "upgrad"] {
+        for value in [
+            "", "Urpgade", "upgrades", "keep-alive upgrade", "\"upgrade\"", "Sec-WebSocket-Version: 13", "upgrad",
+        ] {
             #expect(!HandshakeRejection.hasToken("upgrade", in: value), "\(value)")
         }
-        var headers = HTTPHeaders([("Upgrade", "websocket"), ("Sec-WebSocket-Key", "MDEyMzQ1Njc4OWFiY2RlZg=="),
-                                   ("Sec-WebSocket-Version", "13")])
+        var headers = HTTPHeaders([
+            ("Upgrade", "websocket"), ("Sec-WebSocket-Key", "MDEyMzQ1Njc4OWFiY2RlZg=="),
+            ("Sec-WebSocket-Version", "13"),
+        ])
         #expect(HandshakeRejection.checkHeaders(headers)?.reason == .missingConnectionUpgrade)
         headers.add(name: "Connection", value: "keep-alive")
         #expect(HandshakeRejection.checkHeaders(headers)?.reason == .missingConnectionUpgrade)

@@ -6,7 +6,8 @@ import Testing
 /// reply within the timeout, or the connection ends `abnormal/app_pong_timeout` with 4000.
 @Suite("Application-level heartbeat")
 struct AppHeartbeatTests {
-    static let heartbeat = AppHeartbeat(interval: .seconds(5), timeout: .seconds(2), ping: #"{"type":"ping"}"#, pong: #"{"type":"pong"}"#)
+    static let heartbeat = AppHeartbeat(
+        interval: .seconds(5), timeout: .seconds(2), ping: #"{"type":"ping"}"#, pong: #"{"type":"pong"}"#)
 
     /// Protocol pings off, so every timer is the app heartbeat's.
     func harness(pings: Bool = false) -> Harness {
@@ -39,7 +40,9 @@ struct AppHeartbeatTests {
         #expect(h.supervisor.lastAppRoundTrip == nil)
     }
 
-    @Test("no reply within the timeout → abnormal/app_pong_timeout, 4000 sent, TCP closed at once, whatever protocol pongs say")
+    @Test(
+        "no reply within the timeout → abnormal/app_pong_timeout, 4000 sent, TCP closed at once, whatever protocol pongs say"
+    )
     func timeout() {
         var h = harness(pings: true)
         let ping = h.fireTimer().ping  // the protocol ping at 5 s
@@ -51,7 +54,11 @@ struct AppHeartbeatTests {
         #expect(h.clock.now == t0 + .seconds(7))
         #expect(action.closeFrame == OutgoingClose(code: 4000, reason: "app pong timeout"))
         #expect(action.closesTransport)
-        #expect(h.records == [CloseOutcome(kind: .abnormal, code: 1006, cause: .appPongTimeout, initiator: .local, clean: false, reason: "")])
+        #expect(
+            h.records == [
+                CloseOutcome(
+                    kind: .abnormal, code: 1006, cause: .appPongTimeout, initiator: .local, clean: false, reason: "")
+            ])
     }
 
     @Test("while the output is stalled an overdue app pong is a slow consumer: the ping may never have left")

@@ -73,7 +73,10 @@ struct CloseTableTests {
     func remoteNormal() {
         var h = Harness()
         let action = h.send(.closeReceived(code: 1000, reason: "bye"))
-        #expect(action.outcome == CloseOutcome(kind: .normal, code: 1000, cause: .remoteClose, initiator: .remote, clean: true, reason: "bye"))
+        #expect(
+            action.outcome
+                == CloseOutcome(
+                    kind: .normal, code: 1000, cause: .remoteClose, initiator: .remote, clean: true, reason: "bye"))
         #expect(action.closeFrame == OutgoingClose(code: 1000, reason: ""))
         #expect(action.closesTransport)
         #expect(h.supervisor.phase == .closed)
@@ -94,18 +97,25 @@ struct CloseTableTests {
         #expect(h.send(.closeReceived(code: 1001, reason: "")).outcome?.kind == .goingAway)
     }
 
-    @Test("remote close with another valid status → error with that code", arguments: [1002, 1003, 1007, 1011, 1014, 3000, 4999] as [UInt16])
+    @Test(
+        "remote close with another valid status → error with that code",
+        arguments: [1002, 1003, 1007, 1011, 1014, 3000, 4999] as [UInt16])
     func remoteError(code: UInt16) {
         var h = Harness()
         let record = h.send(.closeReceived(code: code, reason: "x")).outcome
-        #expect(record == CloseOutcome(kind: .error, code: code, cause: .remoteClose, initiator: .remote, clean: true, reason: "x"))
+        #expect(
+            record
+                == CloseOutcome(
+                    kind: .error, code: code, cause: .remoteClose, initiator: .remote, clean: true, reason: "x"))
     }
 
     @Test("FIN between frames → eof/1006/eof/peer")
     func eof() {
         var h = Harness()
         let action = h.send(.inputEnded(midFrame: false))
-        #expect(action.outcome == CloseOutcome(kind: .eof, code: 1006, cause: .eof, initiator: .remote, clean: false, reason: ""))
+        #expect(
+            action.outcome
+                == CloseOutcome(kind: .eof, code: 1006, cause: .eof, initiator: .remote, clean: false, reason: ""))
         #expect(action.closeFrame == nil)
         #expect(action.closesTransport)
     }
@@ -119,7 +129,10 @@ struct CloseTableTests {
     @Test("reset or read error → abnormal/reset")
     func reset() {
         var h = Harness()
-        #expect(h.send(.transportFailed).outcome == CloseOutcome(kind: .abnormal, code: 1006, cause: .reset, initiator: .remote, clean: false, reason: ""))
+        #expect(
+            h.send(.transportFailed).outcome
+                == CloseOutcome(
+                    kind: .abnormal, code: 1006, cause: .reset, initiator: .remote, clean: false, reason: ""))
     }
 
     @Test("no pong within T → abnormal/pong_timeout/vigild, close frame sent, no waiting")
@@ -129,7 +142,10 @@ struct CloseTableTests {
         #expect(h.clock.now == t0 + .seconds(30))
         let end = h.fireTimer()
         #expect(h.clock.now == t0 + .seconds(40))
-        #expect(end.outcome == CloseOutcome(kind: .abnormal, code: 1006, cause: .pongTimeout, initiator: .local, clean: false, reason: ""))
+        #expect(
+            end.outcome
+                == CloseOutcome(
+                    kind: .abnormal, code: 1006, cause: .pongTimeout, initiator: .local, clean: false, reason: ""))
         #expect(end.closeFrame?.code == 1008)
         #expect(end.closesTransport)
         #expect(h.supervisor.nextDeadline == nil)
@@ -151,14 +167,19 @@ struct CloseTableTests {
         #expect(end.closeFrame?.code == 1008)
     }
 
-    @Test("protocol violations fail the connection at once: close frame, record, TCP closed (RFC 6455 §7.1.7)",
-          arguments: [(CloseCause.protocolError, 1002), (.invalidUTF8, 1007), (.messageTooBig, 1009)] as [(CloseCause, UInt16)])
+    @Test(
+        "protocol violations fail the connection at once: close frame, record, TCP closed (RFC 6455 §7.1.7)",
+        arguments: [(CloseCause.protocolError, 1002), (.invalidUTF8, 1007), (.messageTooBig, 1009)]
+            as [(CloseCause, UInt16)])
     func violationFailsFast(cause: CloseCause, code: UInt16) {
         for closer in [TransportCloser.localEnd, .remoteEnd] {
             var h = Harness(closer: closer)
             let action = h.send(violation(cause))
             #expect(action.closeFrame == OutgoingClose(code: code, reason: "bad"))
-            #expect(action.outcome == CloseOutcome(kind: .error, code: code, cause: cause, initiator: .local, clean: false, reason: "bad"))
+            #expect(
+                action.outcome
+                    == CloseOutcome(
+                        kind: .error, code: code, cause: cause, initiator: .local, clean: false, reason: "bad"))
             #expect(action.closesTransport, "no wait for the answering close, whichever end this is")
             #expect(h.supervisor.phase == .closed)
             #expect(h.send(.closeReceived(code: code, reason: "")) == .none, "a late answer is not processed")
@@ -170,7 +191,11 @@ struct CloseTableTests {
         var h = Harness()
         let action = h.send(violation(.protocolError, "invalid close code 1005", inCloseFrame: true))
         #expect(action.closeFrame == OutgoingClose(code: 1002, reason: "invalid close code 1005"))
-        #expect(action.outcome == CloseOutcome(kind: .error, code: 1002, cause: .protocolError, initiator: .local, clean: true, reason: "invalid close code 1005"))
+        #expect(
+            action.outcome
+                == CloseOutcome(
+                    kind: .error, code: 1002, cause: .protocolError, initiator: .local, clean: true,
+                    reason: "invalid close code 1005"))
         #expect(action.closesTransport)
     }
 
@@ -191,7 +216,11 @@ struct CloseTableTests {
         #expect(start == .startClose(OutgoingClose(code: 1001, reason: "vigild shutting down")))
         #expect(!h.supervisor.isOpen)
         let end = h.send(.closeReceived(code: 1001, reason: ""))
-        #expect(end.outcome == CloseOutcome(kind: .goingAway, code: 1001, cause: .shutdown, initiator: .local, clean: true, reason: "vigild shutting down"))
+        #expect(
+            end.outcome
+                == CloseOutcome(
+                    kind: .goingAway, code: 1001, cause: .shutdown, initiator: .local, clean: true,
+                    reason: "vigild shutting down"))
         #expect(end.closeFrame == nil, "the handshake is complete: no second close frame")
         #expect(end.closesTransport)
     }
@@ -212,7 +241,10 @@ struct CloseTableTests {
         var h = Harness()
         h.send(.closeRequested(LocalClose(code: 4000, reason: "drain", cause: .shutdown)))
         let end = h.send(.inputEnded(midFrame: false))
-        #expect(end.outcome == CloseOutcome(kind: .error, code: 4000, cause: .shutdown, initiator: .local, clean: false, reason: "drain"))
+        #expect(
+            end.outcome
+                == CloseOutcome(
+                    kind: .error, code: 4000, cause: .shutdown, initiator: .local, clean: false, reason: "drain"))
     }
 
     @Test("a reset after a completed close handshake changes nothing")
@@ -240,7 +272,10 @@ struct ClientCloseTests {
         var h = Harness(closer: .remoteEnd)
         let answer = h.send(.closeReceived(code: 1000, reason: "bye"))
         #expect(answer.closeFrame == OutgoingClose(code: 1000, reason: ""))
-        #expect(answer.outcome == CloseOutcome(kind: .normal, code: 1000, cause: .remoteClose, initiator: .remote, clean: true, reason: "bye"))
+        #expect(
+            answer.outcome
+                == CloseOutcome(
+                    kind: .normal, code: 1000, cause: .remoteClose, initiator: .remote, clean: true, reason: "bye"))
         #expect(!answer.closesTransport, "the client waits for the server to close TCP")
         #expect(h.supervisor.phase == .awaitingTransportClose(deadline: h.clock.now + .seconds(5)))
         #expect(h.supervisor.isFinished)
@@ -288,7 +323,8 @@ struct ClientCloseTests {
 
     @Test("deadlines and the heartbeat close a client's connection at once, as a server's")
     func deadlinesCloseAtOnce() {
-        var h = Harness(policy: SupervisionPolicy(pingInterval: .seconds(1), pongTimeout: .seconds(1)), closer: .remoteEnd)
+        var h = Harness(
+            policy: SupervisionPolicy(pingInterval: .seconds(1), pongTimeout: .seconds(1)), closer: .remoteEnd)
         #expect(h.fireTimer().ping != nil)
         let end = h.fireTimer()
         #expect(end.outcome?.cause == .pongTimeout)
@@ -298,7 +334,8 @@ struct ClientCloseTests {
 
 @Suite("Slow consumers: by time unwritable, or at the ceiling")
 struct SlowConsumerTests {
-    let policy = SupervisionPolicy(pingInterval: .zero, writeTimeout: .seconds(10), maxBacklog: 1000, backlogCeiling: 5000)
+    let policy = SupervisionPolicy(
+        pingInterval: .zero, writeTimeout: .seconds(10), maxBacklog: 1000, backlogCeiling: 5000)
 
     @Test("a transport that becomes writable again within the write timeout is fine")
     func drains() {
@@ -320,7 +357,10 @@ struct SlowConsumerTests {
         h.send(.outboundBacklog(bytes: 4000, writable: false))  // still stalled: the clock does not restart
         let end = h.fireTimer()
         #expect(h.clock.now == t0 + .seconds(10))
-        #expect(end.outcome == CloseOutcome(kind: .abnormal, code: 1006, cause: .slowConsumer, initiator: .local, clean: false, reason: ""))
+        #expect(
+            end.outcome
+                == CloseOutcome(
+                    kind: .abnormal, code: 1006, cause: .slowConsumer, initiator: .local, clean: false, reason: ""))
         #expect(end.closeFrame == nil)
         #expect(end.closesTransport)
     }
@@ -351,9 +391,10 @@ struct SlowConsumerTests {
 
     @Test("a pong deadline that passes while the output is stalled is a slow consumer, not a pong timeout")
     func pongBehindTheBacklog() {
-        var h = Harness(policy: SupervisionPolicy(
-            pingInterval: .seconds(1), pongTimeout: .seconds(1), readDeadline: .zero, closeTimeout: .seconds(5),
-            writeTimeout: .seconds(10), maxBacklog: 1000, backlogCeiling: 5000))
+        var h = Harness(
+            policy: SupervisionPolicy(
+                pingInterval: .seconds(1), pongTimeout: .seconds(1), readDeadline: .zero, closeTimeout: .seconds(5),
+                writeTimeout: .seconds(10), maxBacklog: 1000, backlogCeiling: 5000))
         h.advance(.seconds(1))
         guard case .sendPing = h.fireTimer() else {
             Issue.record("expected a ping")
@@ -364,9 +405,10 @@ struct SlowConsumerTests {
         #expect(h.clock.now == t0 + .seconds(2), "at the pong deadline, long before the write timeout")
         #expect(end.outcome?.cause == .slowConsumer && end.closeFrame == nil)
         // Writable again before the deadline: an unanswered ping is a pong timeout as ever.
-        var quiet = Harness(policy: SupervisionPolicy(
-            pingInterval: .seconds(1), pongTimeout: .seconds(1), readDeadline: .zero, closeTimeout: .seconds(5),
-            writeTimeout: .seconds(10), maxBacklog: 1000, backlogCeiling: 5000))
+        var quiet = Harness(
+            policy: SupervisionPolicy(
+                pingInterval: .seconds(1), pongTimeout: .seconds(1), readDeadline: .zero, closeTimeout: .seconds(5),
+                writeTimeout: .seconds(10), maxBacklog: 1000, backlogCeiling: 5000))
         quiet.advance(.seconds(1))
         _ = quiet.fireTimer()
         quiet.send(.outboundBacklog(bytes: 1500, writable: false))
@@ -383,7 +425,8 @@ struct SlowConsumerTests {
 
     @Test("write timeout 0: only the ceiling applies")
     func timeoutOff() {
-        var h = Harness(policy: SupervisionPolicy(pingInterval: .zero, writeTimeout: .zero, maxBacklog: 1000, backlogCeiling: 5000))
+        var h = Harness(
+            policy: SupervisionPolicy(pingInterval: .zero, writeTimeout: .zero, maxBacklog: 1000, backlogCeiling: 5000))
         h.send(.outboundBacklog(bytes: 4000, writable: false))
         #expect(h.supervisor.nextDeadline == nil)
         #expect(h.send(.outboundBacklog(bytes: 6000, writable: false)).outcome?.cause == .slowConsumer)
@@ -393,7 +436,8 @@ struct SlowConsumerTests {
     func stuckWhileClosing() {
         var h = Harness(policy: policy)
         h.send(.closeRequested(.shutdown))
-        #expect(h.send(.outboundBacklog(bytes: 9000, writable: false)).outcome == LocalClose.shutdown.outcome(clean: false))
+        #expect(
+            h.send(.outboundBacklog(bytes: 9000, writable: false)).outcome == LocalClose.shutdown.outcome(clean: false))
     }
 }
 
@@ -472,7 +516,10 @@ struct HeartbeatTests {
 
     @Test("earliest expired deadline explains the close when several pass")
     func earliestDeadlineWins() {
-        var h = Harness(policy: SupervisionPolicy(pingInterval: .seconds(10), pongTimeout: .seconds(10), readDeadline: .seconds(15), writeTimeout: .seconds(12), maxBacklog: 10))
+        var h = Harness(
+            policy: SupervisionPolicy(
+                pingInterval: .seconds(10), pongTimeout: .seconds(10), readDeadline: .seconds(15),
+                writeTimeout: .seconds(12), maxBacklog: 10))
         h.advance(.seconds(1))
         h.send(.outboundBacklog(bytes: 11, writable: false))  // write deadline 13 s
         h.clock.now = t0 + .seconds(10)
@@ -496,20 +543,26 @@ struct HeartbeatTests {
 @Suite("Exactly one record")
 struct ExactlyOnceTests {
     static let allEvents: [SupervisorEvent] = [
-        .frameReceived, .pongReceived(nil), .pongReceived(PingPayload(value: 99)), .closeReceived(code: 1000, reason: ""),
+        .frameReceived, .pongReceived(nil), .pongReceived(PingPayload(value: 99)),
+        .closeReceived(code: 1000, reason: ""),
         .closeReceived(code: nil, reason: ""), violation(.protocolError), violation(.messageTooBig),
         violation(.invalidUTF8, inCloseFrame: true), .inputEnded(midFrame: false), .inputEnded(midFrame: true),
-        .transportFailed, .outboundBacklog(bytes: 2000, writable: false), .outboundBacklog(bytes: 1 << 30, writable: false),
+        .transportFailed, .outboundBacklog(bytes: 2000, writable: false),
+        .outboundBacklog(bytes: 1 << 30, writable: false),
         .outboundBacklog(bytes: 0, writable: true),
         .closeRequested(.shutdown), .timerFired, .transportClosed,
     ]
 
-    @Test("every pair of events followed by the transport closing records exactly once, in both roles", arguments: allEvents)
+    @Test(
+        "every pair of events followed by the transport closing records exactly once, in both roles",
+        arguments: allEvents)
     func pairs(first: SupervisorEvent) {
         for closer in [TransportCloser.localEnd, .remoteEnd] {
             for second in Self.allEvents {
                 var h = Harness(
-                    policy: SupervisionPolicy(pingInterval: .seconds(1), pongTimeout: .seconds(1), readDeadline: .seconds(3), closeTimeout: .seconds(1), writeTimeout: .seconds(1), maxBacklog: 1000, backlogCeiling: 10_000),
+                    policy: SupervisionPolicy(
+                        pingInterval: .seconds(1), pongTimeout: .seconds(1), readDeadline: .seconds(3),
+                        closeTimeout: .seconds(1), writeTimeout: .seconds(1), maxBacklog: 1000, backlogCeiling: 10_000),
                     closer: closer)
                 h.send(first)
                 h.advance(.seconds(1))

@@ -62,10 +62,18 @@ struct ReconnectBackoffTests {
     func httpRefusals() {
         var random = SeededRandom(state: 3)
         var backoff = ReconnectBackoff(maximum: maximum, resetAfter: .seconds(60))
-        #expect(backoff.next(after: .dialFailed(httpStatus: 403, retryAfter: nil), using: &random) == (maximum, .policy))
-        #expect(backoff.next(after: .dialFailed(httpStatus: 401, retryAfter: nil), using: &random) == (maximum, .policy))
-        #expect(backoff.next(after: .dialFailed(httpStatus: 503, retryAfter: .seconds(7)), using: &random) == (.seconds(7), .retryAfter))
-        #expect(backoff.next(after: .dialFailed(httpStatus: 429, retryAfter: .seconds(90)), using: &random) == (.seconds(90), .retryAfter))
+        #expect(
+            backoff.next(after: .dialFailed(httpStatus: 403, retryAfter: nil), using: &random) == (maximum, .policy))
+        #expect(
+            backoff.next(after: .dialFailed(httpStatus: 401, retryAfter: nil), using: &random) == (maximum, .policy))
+        #expect(
+            backoff.next(after: .dialFailed(httpStatus: 503, retryAfter: .seconds(7)), using: &random) == (
+                .seconds(7), .retryAfter
+            ))
+        #expect(
+            backoff.next(after: .dialFailed(httpStatus: 429, retryAfter: .seconds(90)), using: &random) == (
+                .seconds(90), .retryAfter
+            ))
         #expect(
             backoff.next(after: .dialFailed(httpStatus: 503, retryAfter: .seconds(86_400)), using: &random)
                 == (ReconnectBackoff.retryAfterCap, .retryAfter))
@@ -98,7 +106,8 @@ struct ReconnectBackoffTests {
 
 @Suite("Command probe")
 struct CommandProbeTests {
-    let rules = CommandProbe.Rules(every: .seconds(2), replyWithin: .seconds(3), template: #"{"requestID": {{id}}, "command": "status"}"#)
+    let rules = CommandProbe.Rules(
+        every: .seconds(2), replyWithin: .seconds(3), template: #"{"requestID": {{id}}, "command": "status"}"#)
 
     @Test("requests carry fresh ids; a reply is matched by its requestID and timed")
     func roundTrip() {
@@ -133,10 +142,12 @@ struct CommandProbeTests {
         #expect(now <= t0 + .seconds(3 + 2 * 3 + 3), "given up about three periods later")
     }
 
-    @Test("requestID is read as a JSON integer, not a string", arguments: [
-        (#"{"requestID":12}"#, 12 as Int64?), ("{ \"requestID\" :\n -3 }", -3), (#"{"requestID":"12"}"#, nil),
-        (#"{"id": 12}"#, nil), (#"{"requestIDs": 1, "requestID": 5}"#, 5), ("", nil),
-    ])
+    @Test(
+        "requestID is read as a JSON integer, not a string",
+        arguments: [
+            (#"{"requestID":12}"#, 12 as Int64?), ("{ \"requestID\" :\n -3 }", -3), (#"{"requestID":"12"}"#, nil),
+            (#"{"id": 12}"#, nil), (#"{"requestIDs": 1, "requestID": 5}"#, 5), ("", nil),
+        ])
     func parsing(text: String, id: Int64?) {
         #expect(CommandProbe.requestID(in: text) == id)
     }

@@ -9,12 +9,14 @@ import VigilSupervisor
 
 @Suite("Journal field names")
 struct JournalFieldNameTests {
-    @Test("metadata keys map to valid journal field names", arguments: [
-        ("ws_close_kind", "WS_CLOSE_KIND"), ("message_id", "MESSAGE_ID"), ("http.status", "HTTP_STATUS"),
-        ("_secret", "SECRET"), ("__x", "X"), ("2fa", "F_2FA"), ("", "F_"), ("é-key", "KEY"), ("a.é", "A__"),
-        ("message", "META_MESSAGE"), ("priority", "META_PRIORITY"), ("code_line", "META_CODE_LINE"),
-        ("Mixed Case", "MIXED_CASE"),
-    ])
+    @Test(
+        "metadata keys map to valid journal field names",
+        arguments: [
+            ("ws_close_kind", "WS_CLOSE_KIND"), ("message_id", "MESSAGE_ID"), ("http.status", "HTTP_STATUS"),
+            ("_secret", "SECRET"), ("__x", "X"), ("2fa", "F_2FA"), ("", "F_"), ("é-key", "KEY"), ("a.é", "A__"),
+            ("message", "META_MESSAGE"), ("priority", "META_PRIORITY"), ("code_line", "META_CODE_LINE"),
+            ("Mixed Case", "MIXED_CASE"),
+        ])
     func mapping(key: String, expected: String) {
         let name = JournalFieldName.from(metadataKey: key)
         #expect(name == expected)
@@ -76,12 +78,16 @@ struct JournalEntryTests {
 struct NotificationTests {
     @Test("messages in sd_notify's KEY=value format")
     func formatting() {
-        #expect(ServiceNotification.ready(mainPID: 42, status: "serving 0 connections").text
-            == "READY=1\nMAINPID=42\nSTATUS=serving 0 connections")
+        #expect(
+            ServiceNotification.ready(mainPID: 42, status: "serving 0 connections").text
+                == "READY=1\nMAINPID=42\nSTATUS=serving 0 connections")
         #expect(ServiceNotification.status("a").text == "STATUS=a")
-        #expect(ServiceNotification.stopping(status: "bye", needs: .milliseconds(8500)).text == "STOPPING=1\nEXTEND_TIMEOUT_USEC=8500000\nSTATUS=bye")
-        #expect(ServiceNotification.reloading(monotonicMicroseconds: 123_456, status: "r").text
-            == "RELOADING=1\nMONOTONIC_USEC=123456\nSTATUS=r")
+        #expect(
+            ServiceNotification.stopping(status: "bye", needs: .milliseconds(8500)).text
+                == "STOPPING=1\nEXTEND_TIMEOUT_USEC=8500000\nSTATUS=bye")
+        #expect(
+            ServiceNotification.reloading(monotonicMicroseconds: 123_456, status: "r").text
+                == "RELOADING=1\nMONOTONIC_USEC=123456\nSTATUS=r")
         #expect(ServiceNotification.watchdog.text == "WATCHDOG=1")
     }
 
@@ -92,8 +98,9 @@ struct NotificationTests {
 
     @Test("the status line counts connections and the last minute's closes by kind")
     func statusLine() {
-        #expect(StatusLine.text(active: 1234, lastMinute: [.normal: 12, .abnormal: 3, .eof: 1, .error: 0])
-            == "serving 1234 connections; last 60 s: 12 normal, 3 abnormal, 1 eof")
+        #expect(
+            StatusLine.text(active: 1234, lastMinute: [.normal: 12, .abnormal: 3, .eof: 1, .error: 0])
+                == "serving 1234 connections; last 60 s: 12 normal, 3 abnormal, 1 eof")
         #expect(StatusLine.text(active: 1, lastMinute: [:]) == "serving 1 connection; last 60 s: no closes")
     }
 }
@@ -146,9 +153,12 @@ struct ListenSocketTests {
         #expect(sockets == InheritedSockets(webSocket: 4, status: 3))
     }
 
-    @Test("a missing, extra or misnamed socket is an error naming what was passed", arguments: [
-        [(Int32(3), "ws")], [(3, "ws"), (4, "status"), (5, "extra")], [(3, "ws"), (4, "unknown")], [(3, "ws"), (4, "ws")],
-    ])
+    @Test(
+        "a missing, extra or misnamed socket is an error naming what was passed",
+        arguments: [
+            [(Int32(3), "ws")], [(3, "ws"), (4, "status"), (5, "extra")], [(3, "ws"), (4, "unknown")],
+            [(3, "ws"), (4, "ws")],
+        ])
     func wrong(passed: [(Int32, String)]) {
         #expect {
             try SystemdListenSockets.select(passed.map { (fd: $0.0, name: $0.1) })

@@ -1,10 +1,10 @@
 import Foundation
 import Glibc
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
-import NIOConcurrencyHelpers
 import Testing
 import VigilConfig
 import VigilServer
@@ -30,7 +30,9 @@ struct WatchdogStallTests {
                 for (index, byte) in path.utf8.enumerated() { bytes[index] = byte }
             }
             let bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                }
             }
             try #require(bound == 0)
             var timeout = timeval(tv_sec: 0, tv_usec: 100_000)
@@ -73,7 +75,9 @@ struct WatchdogStallTests {
             configuration: configuration, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
             group: group, manager: ServiceManagerContext(notifier: notifier, watchdogInterval: .milliseconds(400)))
         let services = ServiceGroup(
-            configuration: .init(services: [.init(service: server)], logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })))
+            configuration: .init(
+                services: [.init(service: server)],
+                logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })))
         let running = Task { try await services.run() }
 
         // Wait for the keep-alives to flow (start-up can be slow on a loaded machine or under a sanitizer).

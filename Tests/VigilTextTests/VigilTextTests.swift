@@ -9,15 +9,17 @@ struct VigilTextTests {
         #expect(parsed == [["a", "1"], ["b", ""], ["c", "x=y"], ["é", "ü"]])
     }
 
-    @Test("printable: control characters escaped, at most 80 scalars, marked when cut", arguments: [
-        ("plain", "plain"),
-        ("a\nb\u{1B}[31m", "a\\u{a}b\\u{1b}[31m"),
-        (String(repeating: "x", count: 80), String(repeating: "x", count: 80)),
-        (String(repeating: "x", count: 81), String(repeating: "x", count: 80) + "…"),
-        (String(repeating: "é", count: 100), String(repeating: "é", count: 80) + "…"),
-        (String(repeating: "x", count: 79) + "\u{7F}yz", String(repeating: "x", count: 79) + "\\u{7f}…"),
-        ("", ""),
-    ])
+    @Test(
+        "printable: control characters escaped, at most 80 scalars, marked when cut",
+        arguments: [
+            ("plain", "plain"),
+            ("a\nb\u{1B}[31m", "a\\u{a}b\\u{1b}[31m"),
+            (String(repeating: "x", count: 80), String(repeating: "x", count: 80)),
+            (String(repeating: "x", count: 81), String(repeating: "x", count: 80) + "…"),
+            (String(repeating: "é", count: 100), String(repeating: "é", count: 80) + "…"),
+            (String(repeating: "x", count: 79) + "\u{7F}yz", String(repeating: "x", count: 79) + "\\u{7f}…"),
+            ("", ""),
+        ])
     func printable(input: String, expected: String) {
         #expect(Printable.escaped(input[...]) == expected)
     }
@@ -37,11 +39,14 @@ struct VigilTextTests {
         #expect(RequestTarget.split("/ws") == ("/ws", ""))
     }
 
-    @Test("durations for people and for settings", arguments: [
-        (Duration.milliseconds(850), "850ms", "850ms"), (.seconds(12), "12s", "12s"), (.seconds(192), "3m12s", "192s"),
-        (.seconds(7500), "2h05m", "125m"), (.seconds(3 * 86_400 + 4 * 3600), "3d4h", "4560m"), (.zero, "0ms", "0"),
-        (.microseconds(1500), "1ms", "1.5ms"),
-    ])
+    @Test(
+        "durations for people and for settings",
+        arguments: [
+            (Duration.milliseconds(850), "850ms", "850ms"), (.seconds(12), "12s", "12s"),
+            (.seconds(192), "3m12s", "192s"),
+            (.seconds(7500), "2h05m", "125m"), (.seconds(3 * 86_400 + 4 * 3600), "3d4h", "4560m"), (.zero, "0ms", "0"),
+            (.microseconds(1500), "1ms", "1.5ms"),
+        ])
     func durations(duration: Duration, human: String, setting: String) {
         #expect(DurationText.human(duration) == human)
         #expect(DurationText.setting(duration) == setting)

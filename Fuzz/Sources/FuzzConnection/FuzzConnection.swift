@@ -16,8 +16,10 @@ let loop = EmbeddedEventLoop()
 /// pipeline installed on a fresh EmbeddedChannel per input.
 let server: VigilServer = {
     let configuration = try! SettingsLoader.resolve(
-        flags: ["max_frame": "4KiB", "max_message": "16KiB", "max_connections": "4", "close_history": "64",
-                "ping_interval": "10ms", "pong_timeout": "10ms", "read_deadline": "50ms"],
+        flags: [
+            "max_frame": "4KiB", "max_message": "16KiB", "max_connections": "4", "close_history": "64",
+            "ping_interval": "10ms", "pong_timeout": "10ms", "read_deadline": "50ms",
+        ],
         environment: [:], file: nil)
     return VigilServer(
         configuration: configuration, logger: Logger(label: "fuzz", factory: { _ in SwiftLogNoOpLogHandler() }),

@@ -63,7 +63,8 @@ public func fuzzFraming(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
         sink: checker, observer: checker, wheel: wheel, clock: clock, openedAt: clock.now())
     do {
         try channel.connect(to: peer).wait()
-        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WebSocketFrameStreamDecoder(maxFrameSize: limits.maxFrameSize)))
+        try channel.pipeline.syncOperations.addHandler(
+            ByteToMessageHandler(WebSocketFrameStreamDecoder(maxFrameSize: limits.maxFrameSize)))
         try channel.pipeline.syncOperations.addHandler(handler)
         let cut = Int(input[0] >> 1)
         let cuts = [cut % (bytes.count + 1), (cut * 7) % (bytes.count + 1)].sorted()
@@ -90,7 +91,9 @@ public func fuzzFraming(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
 private func checkWritten(_ channel: EmbeddedChannel, role: WebSocketRole) {
     while let frame = try? channel.readOutbound(as: WebSocketFrame.self) {
         check((frame.maskKey != nil) == (role == .client), "masking does not follow the role")
-        if frame.opcode == .connectionClose, let code = frame.data.getInteger(at: frame.data.readerIndex, as: UInt16.self) {
+        if frame.opcode == .connectionClose,
+            let code = frame.data.getInteger(at: frame.data.readerIndex, as: UInt16.self)
+        {
             check(CloseCode.isValidOnWire(code), "sent close code \(code)")
         }
     }

@@ -60,7 +60,9 @@ final class Leg: ConnectionObserver {
             let payload = frame.data  // unmasked: the encoder, after this point, masks it
             switch frame.opcode {
             case .connectionClose, .ping, .pong:
-                check(frame.fin && payload.readableBytes <= 125, "\(name) leg: a control frame fragmented or over 125 bytes")
+                check(
+                    frame.fin && payload.readableBytes <= 125,
+                    "\(name) leg: a control frame fragmented or over 125 bytes")
                 if frame.opcode == .connectionClose {
                     sentClose = true
                     if let code = payload.getInteger(at: payload.readerIndex, as: UInt16.self) {
@@ -103,13 +105,16 @@ public func fuzzRelay(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
     do {
         // The upstream leg first: proxy mode dials it before it answers the client.
         for (leg, sink) in [(upstream, sinks.upstream), (client, sinks.client)] as [(Leg, RelaySink)] {
-            var configuration = SupervisedConnectionHandler.Configuration(role: leg.role, policy: policy, limits: leg.limits)
+            var configuration = SupervisedConnectionHandler.Configuration(
+                role: leg.role, policy: policy, limits: leg.limits)
             configuration.answersPings = false  // a relay passes pings on
             let handler = SupervisedConnectionHandler(
-                configuration: configuration, sink: sink, observer: leg, wheel: wheel, clock: clock, openedAt: clock.now())
+                configuration: configuration, sink: sink, observer: leg, wheel: wheel, clock: clock,
+                openedAt: clock.now())
             try leg.channel.connect(to: peer).wait()
             let pipeline = leg.channel.pipeline.syncOperations
-            try pipeline.addHandler(ByteToMessageHandler(WebSocketFrameStreamDecoder(maxFrameSize: leg.limits.maxFrameSize)))
+            try pipeline.addHandler(
+                ByteToMessageHandler(WebSocketFrameStreamDecoder(maxFrameSize: leg.limits.maxFrameSize)))
             try pipeline.addHandler(handler)
         }
     } catch {
@@ -132,7 +137,8 @@ public func fuzzRelay(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
             if step & 8 == 0 {
                 leg.channel.pipeline.fireUserInboundEventTriggered(WebSocketInputEnded(midFrame: step & 16 != 0))
             } else {
-                leg.channel.pipeline.fireErrorCaught(IOError(errnoCode: ECONNRESET, reason: "read(descriptor:pointer:size:)"))
+                leg.channel.pipeline.fireErrorCaught(
+                    IOError(errnoCode: ECONNRESET, reason: "read(descriptor:pointer:size:)"))
             }
         }
         client.checkWritten()

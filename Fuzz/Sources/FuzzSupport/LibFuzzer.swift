@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import NIOCore
 import NIOEmbedded
 import VigilConnection
 import VigilSupervisor
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// libFuzzer's entry for programs that keep their own main (clang's -fsanitize=fuzzer runtime).
 @_silgen_name("LLVMFuzzerRunDriver")
@@ -35,6 +36,9 @@ public func startOnATick(_ loop: EmbeddedEventLoop) {
 
 /// A fuzz target's assertion. Unlike `precondition`, it names what failed in an optimised build
 /// too, so the crash report says which property an input broke.
-public func check(_ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String, file: StaticString = #file, line: UInt = #line) {
+public func check(
+    _ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String, file: StaticString = #file,
+    line: UInt = #line
+) {
     if !condition() { fatalError(message(), file: file, line: line) }
 }

@@ -8,6 +8,7 @@ enum StatusLine {
             lastMinute[kind].flatMap { $0 > 0 ? "\($0) \(kind.rawValue)" : nil }
         }
         let noun = active == 1 ? "connection" : "connections"
-        return "serving \(active) \(noun); last 60 s: " + (closes.isEmpty ? "no closes" : closes.joined(separator: ", "))
+        return "serving \(active) \(noun); last 60 s: "
+            + (closes.isEmpty ? "no closes" : closes.joined(separator: ", "))
     }
 }
