@@ -160,6 +160,8 @@ sanitize:
 ## install: vigild to $(PREFIX)/bin, the units to /etc/systemd/system, the example config to
 ## /etc/vigil/vigil.yaml (an existing one is kept). Then: systemctl enable --now vigild
 install: $(if $(BINARY),,release)
+	@case '$(PREFIX)' in /*) ;; *) echo "PREFIX must be an absolute path: $(PREFIX)"; exit 2 ;; esac
+	@case '$(PREFIX)' in *[\\\"\ \|\&]*) echo "PREFIX must be a path without spaces, quotes, backslashes, | or &: $(PREFIX)"; exit 2 ;; esac
 	install -D -m 0755 $(or $(BINARY),$(RELEASE_BIN)) $(DESTDIR)$(PREFIX)/bin/vigild
 	install -D -m 0755 $(VIGILCTL_BIN) $(DESTDIR)$(PREFIX)/bin/vigilctl
 	$(if $(findstring ',$(RUNBOOK_URL)),$(error RUNBOOK_URL must be a URL without quotes (percent-encode them): $(RUNBOOK_URL)))
@@ -175,14 +177,18 @@ install: $(if $(BINARY),,release)
 	install -D -m 0644 $$staging/vigilctl.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/vigilctl.fish && \
 	sed 's|$(SHIPPED_RUNBOOK_URL)|$(subst &,\&,$(subst |,\|,$(RUNBOOK_URL)))|' monitoring/vigil-alerts.yml > $$staging/vigil-alerts.yml && \
 	install -D -m 0644 $$staging/vigil-alerts.yml $(DESTDIR)$(PREFIX)/share/vigil/monitoring/vigil-alerts.yml
-	install -D -m 0644 -t $(DESTDIR)/etc/systemd/system systemd/vigild.service systemd/vigild.socket systemd/vigild-status.socket
+	@staging=$$(mktemp -d) && trap 'rm -rf "$$staging"' EXIT && \
+	sed 's|/usr/local/|$(PREFIX)/|g' systemd/vigild.service > $$staging/vigild.service && \
+	install -D -m 0644 -t $(DESTDIR)/etc/systemd/system $$staging/vigild.service systemd/vigild.socket systemd/vigild-status.socket
 	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/vigil/README.md
 	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/doc/vigil/docs docs/*.md
 	install -d -m 0755 $(DESTDIR)/etc/vigil
 	@if [ -e $(DESTDIR)/etc/vigil/vigil.yaml ]; then \
 		echo "keeping the existing $(DESTDIR)/etc/vigil/vigil.yaml (the example is systemd/vigil.yaml)"; \
 	else \
-		install -m 0644 systemd/vigil.yaml $(DESTDIR)/etc/vigil/vigil.yaml; \
+		sed 's|/usr/local/|$(PREFIX)/|g' systemd/vigil.yaml > $(DESTDIR)/etc/vigil/vigil.yaml.new && \
+		install -m 0644 $(DESTDIR)/etc/vigil/vigil.yaml.new $(DESTDIR)/etc/vigil/vigil.yaml && \
+		rm -f $(DESTDIR)/etc/vigil/vigil.yaml.new; \
 	fi
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 

@@ -106,7 +106,7 @@ public enum SettingCatalog {
             parse: ValueParsers.accountName, render: { $0 ?? "none" }),
         .setting(
             "status_token_file", "none",
-            "File holding a bearer token every status request but /livez and /readyz must carry (Authorization: Bearer …) on status_listen",
+            "File holding a bearer token every status request but \(StatusOpenEndpoints.text) must carry (Authorization: Bearer …) on status_listen",
             reloadable: true, \.statusTokenFile, parse: ValueParsers.filePath, render: { $0 ?? "none" }),
         .setting(
             "status_insecure", "false",

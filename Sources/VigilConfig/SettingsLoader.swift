@@ -223,7 +223,7 @@ public enum SettingsLoader {
         if !s.statusListen.isLoopback && s.statusTokenFile == nil && !s.statusInsecure {
             throw fail(
                 "status_listen",
-                "is not a loopback address, so anyone who can reach it could read every connection; set status_token_file (a bearer token for all but /livez and /readyz), or status_insecure: true to serve it openly anyway"
+                "is not a loopback address, so anyone who can reach it could read every connection; set status_token_file (a bearer token for all but \(StatusOpenEndpoints.text)), or status_insecure: true to serve it openly anyway"
             )
         }
         if !(1...10_000).contains(s.statusMaxConnections) {

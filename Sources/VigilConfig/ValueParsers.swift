@@ -24,7 +24,7 @@ public enum ValueParsers {
         else { throw failure }
         let nanos = value * unit.nanos
         guard nanos <= Double(maxDuration.inNanoseconds) else {
-            throw Failure(expected: "a duration of at most 24h")
+            throw Failure(expected: "a duration of at most a day (1440m)")
         }
         guard nanos.rounded() == nanos || nanos >= 1 else { throw failure }
         return .nanoseconds(Int64(nanos.rounded()))
@@ -184,7 +184,7 @@ public enum ValueParsers {
         switch text {
         case "true", "yes", "on": return true
         case "false", "no", "off": return false
-        default: throw Failure(expected: "true or false")
+        default: throw Failure(expected: "true or false (or yes/no, on/off)")
         }
     }
 

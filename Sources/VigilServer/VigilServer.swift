@@ -413,7 +413,7 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
         guard !ListenAddress(host: ip, port: 0).isLoopback else { return }
         throw StartupError(
             message:
-                "the status API listens on \(address.endpointDescription), which is not a loopback address, so anyone who can reach it could read every connection; set status_token_file (a bearer token for all but /livez and /readyz), or status_insecure: true to serve it openly anyway"
+                "the status API listens on \(address.endpointDescription), which is not a loopback address, so anyone who can reach it could read every connection; set status_token_file (a bearer token for all but \(StatusOpenEndpoints.text)), or status_insecure: true to serve it openly anyway"
         )
     }
 

@@ -25,10 +25,8 @@ public struct StatusAccess: Sendable {
         case unixSocket
     }
 
-    /// Endpoints a load balancer or orchestrator probes without credentials.
-    /// No data behind these: probes, and the status page itself (a static document; its
-    /// requests for data carry the token).
-    static let openEndpoints: Set<Substring> = ["/livez", "/readyz", "/"]
+    /// Endpoints that need no token (`StatusOpenEndpoints`).
+    static let openEndpoints = Set(StatusOpenEndpoints.paths.map { Substring($0) })
 
     let token: [UInt8]?
     let hosts: Set<String>
@@ -101,7 +99,7 @@ public struct StatusAccess: Sendable {
             var response = StatusResponse.error(
                 .unauthorized,
                 presented == nil
-                    ? "\(Printable.escaped(path)) needs Authorization: Bearer with the token in status_token_file (/, /livez and /readyz do not)"
+                    ? "\(Printable.escaped(path)) needs Authorization: Bearer with the token in status_token_file (\(StatusOpenEndpoints.text) do not)"
                     : "the bearer token is not the one in status_token_file")
             response.headers = [
                 (

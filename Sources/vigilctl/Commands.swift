@@ -122,10 +122,13 @@ struct Connections: AsyncParsableCommand {
     }
 }
 
-/// `vigilctl closes`: recent close records, newest first; `--follow` prints new ones as they come.
+/// `vigilctl closes`: the most recent close records, oldest first as a log reads; `--follow`
+/// prints new ones as they come.
 struct Closes: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Recent closes, newest first; --follow prints new ones as they happen.")
+        abstract:
+            "The most recent closes, oldest first as a log reads (-o json: the API's answer, newest first); --follow prints new ones as they happen."
+    )
     @OptionGroup var global: GlobalOptions
     @Option(
         help: "Only this kind (normal, going_away, abnormal, eof, error).",

@@ -15,8 +15,11 @@ struct VigilCtl: AsyncParsableCommand {
         abstract: "Ask a running vigild how its connections are, and how they ended.",
         discussion: """
             vigilctl finds vigild's status API in the same config file vigild reads (--config, else \
-            VIGIL_CONFIG, else /etc/vigil/vigil.yaml): its status_socket when it has one, else \
-            status_listen with the token in status_token_file. --status overrides it.
+            VIGIL_CONFIG, else /etc/vigil/vigil.yaml), with the VIGIL_* overrides vigild.service reads \
+            from /etc/vigil/vigild.env (without --config): its status_socket when it has one, else \
+            status_listen with the token in status_token_file. --status overrides it. The options \
+            every command takes (--status, --config, --token-file, -o, --no-headers) may come \
+            before the command or after it.
 
             Exit status: 0 done; 1 vigild answered with an error; 2 a bad --status or configuration; \
             3 vigild could not be reached; 64 a command line vigilctl does not understand. `health`: 0 pass, 1 warn, 2 fail, 3 unknown (vigild \
@@ -25,6 +28,10 @@ struct VigilCtl: AsyncParsableCommand {
             """,
         version: "vigilctl 0.1.0",
         subcommands: [Status.self, Connections.self, Closes.self, Targets.self, Health.self])
+
+    static func main() async {
+        await main(GlobalOptionOrder.reordered(Array(CommandLine.arguments.dropFirst())))
+    }
 }
 
 /// What every command takes.
@@ -46,7 +53,12 @@ struct GlobalOptions: ParsableArguments {
 
     /// The client for the endpoint the options and the config file name.
     func client() throws -> StatusClient {
-        let environment = ProcessInfo.processInfo.environment
+        var environment = ProcessInfo.processInfo.environment
+        if config == nil {
+            // What vigild.service gives vigild (EnvironmentFile=); vigilctl's own VIGIL_* win.
+            let file = try EnvironmentFile.read(path: EnvironmentFile.servicePath)
+            environment.merge(file.filter { $0.key.hasPrefix("VIGIL_") }) { own, _ in own }
+        }
         var token = try tokenFile.map { try Self.readToken($0) }
         if let status {
             return StatusClient(endpoint: try Self.endpoint(status), token: token)

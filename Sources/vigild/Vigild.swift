@@ -22,7 +22,8 @@ struct Vigild: AsyncParsableCommand {
         discussion: """
             Every setting comes from a flag, else a VIGIL_* environment variable, else the config file \
             (--config or VIGIL_CONFIG; YAML or JSON, keys like ping_interval), else its default. \
-            Durations take ms, s or m (500ms, 30s, 2m; 0 turns a timer off); sizes take KiB or MiB.
+            Durations take ms, s or m (500ms, 30s, 2m; 0 turns a timer off; at most 1440m); sizes are \
+            bytes or take KiB, MiB or GiB; switches take true or false (or yes/no, on/off).
 
             SETTINGS:
 

@@ -202,7 +202,7 @@ struct SettingsLoaderTests {
             ("ping_interval", "30", "expected a duration such as 500ms, 30s or 2m (or 0)"),
             ("ping_interval", "30x", "expected a duration"),
             ("ping_interval", "-5s", "expected a duration"),
-            ("ping_interval", "1441m", "at most 24h"),
+            ("ping_interval", "1441m", "at most a day (1440m)"),
             ("ping_interval", ".5s", "expected a duration"),
             ("max_frame", "64KB", "expected a size in bytes, or with KiB, MiB or GiB"),
             ("max_frame", "99999999999GiB", "at most 4GiB"),

@@ -198,3 +198,47 @@ def test_the_example_config_spells_out_every_default():
         assert line.endswith(f"# config file {example}"), f"systemd/vigil.yaml does not set {key}"
     defaults = run_vigild("--print-config").stdout.splitlines()
     assert [line.split()[0] for line in result.stdout.splitlines()] == [line.split()[0] for line in defaults]
+
+
+def test_the_reload_lists_in_the_docs_come_from_the_catalog():
+    """docs/systemd.md and the shipped vigil.yaml list the keys a reload applies; the list is
+    written from the binary's own catalog (scripts/docs-from-code.py), never by hand."""
+    import os
+    import subprocess
+    from conftest import ROOT, VIGILD
+    check = subprocess.run([os.path.join(ROOT, "scripts", "docs-from-code.py"), VIGILD, "--check"],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    yaml = open(os.path.join(ROOT, "systemd", "vigil.yaml"), encoding="utf-8").read()
+    for key in ("allowed_origins", "upstream", "reconnect_max", "drain_window", "status_token_file"):
+        assert key in yaml.split("# (the list comes from")[0].split("these keys apply at once")[1], key
+
+
+def test_every_cross_check_of_the_loader_is_documented():
+    """Each key SettingsLoader.validate refuses is named in docs/configuration.md's cross-checks."""
+    import os
+    import re
+    from conftest import ROOT
+    source = open(os.path.join(ROOT, "Sources", "VigilConfig", "SettingsLoader.swift"), encoding="utf-8").read()
+    validate = source.split("private static func validate(", 1)[1]
+    keys = set(re.findall(r'throw fail\(\s*"(\w+)"', validate))
+    assert len(keys) >= 20, keys
+    doc = open(os.path.join(ROOT, "docs", "configuration.md"), encoding="utf-8").read()
+    cross_checks = doc.split("The loader's cross-checks", 1)[1].split("## ", 1)[0]
+    missing = sorted(key for key in keys if f"`{key}`" not in cross_checks)
+    assert not missing, f"docs/configuration.md's cross-checks leave out {missing}"
+
+
+def test_what_help_says_the_values_take_is_what_they_take():
+    """--help's value rules against the parser: GiB sizes, yes/no/on/off switches, and the
+    longest duration in a unit that exists (it said 24h, and h is not a unit)."""
+    help_text = " ".join(run_vigild("--help").stdout.split())
+    assert "sizes are bytes or take KiB, MiB or GiB" in help_text and "yes/no, on/off" in help_text
+    result = run_vigild("--max-message", "1GiB", "--require-origin", "yes", "--status-insecure", "off",
+                        "--close-timeout", "1440m", "--print-config")
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()}
+    assert (lines["max_message"], lines["require_origin"], lines["status_insecure"]) == ("1GiB", "true", "false")
+    too_long = run_vigild("--close-timeout", "1441m")
+    assert too_long.returncode == 2 and "at most a day (1440m)" in too_long.stderr, too_long.stderr
+    assert run_vigild("--close-timeout", "24h").returncode == 2

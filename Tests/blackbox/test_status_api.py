@@ -149,3 +149,35 @@ def test_readyz_is_503_while_draining(vigild):
 
     asyncio.run(scenario())
     assert daemon.stop() == 0
+
+
+def _doc_example(doc, title):
+    """The JSON of the example under `title` in docs/status-api.md."""
+    block = doc.split(title, 1)[1].split("```json", 1)[1].split("```", 1)[0]
+    return json.loads(block)
+
+
+def test_the_documented_examples_have_the_fields_the_api_answers_with(vigild):
+    """docs/status-api.md's examples against live answers: the same keys (they once lacked
+    handshakes_pending, leg, direction, target, pair_id, upstream and app_*)."""
+    import os
+    from conftest import ROOT
+    doc = open(os.path.join(ROOT, "docs", "status-api.md"), encoding="utf-8").read()
+    daemon = vigild()
+
+    async def one_connection():
+        async with websockets.connect(daemon.ws("?client=doc")) as ws:
+            await ws.send("x")
+            await ws.recv()
+            return daemon.get_json("/connections")
+
+    live_connections = asyncio.run(one_connection())
+    daemon.wait_closes(1)
+    documented = _doc_example(doc, "`GET /connections` (while the first was open)")
+    assert set(documented) == set(live_connections)
+    assert set(documented["connections"][0]) == set(live_connections["connections"][0])
+    documented = _doc_example(doc, "`GET /closes?limit=2`")
+    live = daemon.get_json("/closes?limit=2")
+    assert set(documented) == set(live) and set(documented["closes"][0]) == set(live["closes"][0])
+    documented = _doc_example(doc, "`GET /status` (configuration abridged)")
+    assert set(documented) == set(daemon.get_json("/status"))

@@ -193,7 +193,13 @@ def test_a_bearer_token_guards_all_but_the_probes_and_a_reload_rotates_it(vigild
     token_file = tmp_path / "token"
     token_file.write_text("first-token-0123456789\n")
     daemon = vigild("--status-token-file", str(token_file))
-    assert daemon.get("/livez")[0] == 200 and daemon.get("/readyz")[0] == 200
+    assert daemon.get("/livez")[0] == 200 and daemon.get("/readyz")[0] == 200 and daemon.get("/")[0] == 200
+    # What is open is said alike wherever the token is explained (it once left out /).
+    open_paths = "/, /livez and /readyz"
+    assert open_paths in " ".join(run_vigild("--help").stdout.split())
+    assert f"but {open_paths} must carry" in " ".join(run_vigild("--help").stdout.split())
+    assert f"({open_paths} do not)" in json.loads(request(daemon, "/status")[2])["error"]
+    assert f"{open_paths} stay open" in open(os.path.join(ROOT, "systemd", "vigil.yaml")).read()
     code, headers, body = request(daemon, "/status")
     assert code == 401 and headers["www-authenticate"] == 'Bearer realm="vigil"'
     assert "status_token_file" in json.loads(body)["error"]
@@ -241,6 +247,7 @@ def test_a_non_loopback_status_listener_needs_a_token_or_status_insecure(tmp_pat
     result = run_vigild("--listen", "127.0.0.1:0", "--status-listen", "0.0.0.0:0")
     assert result.returncode != 0
     assert "status_listen" in result.stderr and "status_token_file" in result.stderr and "status_insecure" in result.stderr
+    assert "a bearer token for all but /, /livez and /readyz" in result.stderr, result.stderr
     token = tmp_path / "token"
     token.write_text("a-token-of-some-length\n")
     for extra in (["--status-insecure", "true"], ["--status-token-file", str(token)]):

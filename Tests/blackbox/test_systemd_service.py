@@ -374,8 +374,17 @@ def test_make_install_and_uninstall(tmp_path):
     assert check.returncode == 0, check.stdout + check.stderr
     refused = run("install", "RUNBOOK_URL=https://wiki.example/a b")
     assert refused.returncode != 0 and "RUNBOOK_URL must be a URL without" in refused.stdout + refused.stderr
-    # Under another PREFIX, the runbooks are the docs installed under it.
+    unit = (root / "etc/systemd/system/vigild.service").read_text()
+    assert "ExecStart=/usr/local/bin/vigild --config /etc/vigil/vigil.yaml" in unit
+    # Under another PREFIX, the unit starts the binary installed there (it named /usr/local's,
+    # which PREFIX=/usr left missing) and the runbooks are the docs installed under it.
     assert run("install", "PREFIX=/opt/vigil").returncode == 0
+    unit = (root / "etc/systemd/system/vigild.service").read_text()
+    assert "ExecStart=/opt/vigil/bin/vigild --config /etc/vigil/vigil.yaml" in unit, unit
+    assert "Documentation=file:/opt/vigil/share/doc/vigil/README.md" in unit and "/usr/local" not in unit
+    for prefix in ("opt/vigil", "/opt/my vigil"):
+        refused = run("install", f"PREFIX={prefix}")
+        assert refused.returncode != 0 and "PREFIX must be" in refused.stdout + refused.stderr, prefix
     opt_urls = re.findall(r'runbook_url: "([^"]*)"', (root / "opt/vigil/share/vigil/monitoring/vigil-alerts.yml").read_text())
     assert opt_urls == [u.replace("/usr/local/", "/opt/vigil/") for u in urls]
     assert (root / "opt/vigil/share/doc/vigil/docs/alerts.md").exists()

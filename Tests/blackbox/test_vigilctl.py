@@ -323,3 +323,41 @@ def test_zsh_loads_the_completion_and_registers_it_for_vigilctl(tmp_path):
     assert result.returncode == 0 and result.stderr == "", result.stderr
     assert result.stdout.strip() == "_vigilctl"
     assert "going_away" in open(script).read()
+
+
+def test_options_every_command_takes_may_come_before_the_command(vigild):
+    """kubectl, systemctl and docker take global options before the command; vigilctl said
+    "Unknown option '--status'" to `vigilctl --status URL status`."""
+    daemon = vigild()
+    before = ctl("--status", daemon.status_url, "-o", "json", "status")
+    assert before.returncode == 0, before.stderr
+    after = ctl("status", "--status", daemon.status_url, "-o", "json")
+    assert json.loads(before.stdout)["state"] == json.loads(after.stdout)["state"] == "ready"
+    mixed = ctl(f"--status={daemon.status_url}", "--no-headers", "targets", "is-up", "nothing")
+    assert mixed.returncode == 3 and "nothing" in mixed.stdout + mixed.stderr, mixed.stdout + mixed.stderr
+    unknown = ctl("--bogus", "status")
+    assert unknown.returncode == 64 and "--bogus" in unknown.stderr
+
+
+def test_vigilctl_reads_the_units_environment_file(vigild, tmp_path):
+    """vigild.service takes VIGIL_* overrides from /etc/vigil/vigild.env (EnvironmentFile=), and
+    configuration.md points them there; vigilctl, finding vigild without --config, reads them
+    too. Run in a mount namespace with /etc/vigil of the test's own."""
+    daemon = vigild()
+    etc = tmp_path / "etc-vigil"
+    etc.mkdir()
+    os.makedirs("/etc/vigil", exist_ok=True)
+
+    def in_namespace(*args):
+        command = f"mount --bind {etc} /etc/vigil && exec {VIGILCTL} " + " ".join(args)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
+        return subprocess.run(["unshare", "-m", "sh", "-c", command], capture_output=True, text=True, env=env,
+                              timeout=15)
+
+    endpoint = daemon.status_url.split("//", 1)[1]
+    (etc / "vigild.env").write_text(f'# as the unit reads it\nVIGIL_STATUS_LISTEN="{endpoint}"\n; VIGIL_MODE=echo\n')
+    found = in_namespace("status", "-o", "json")
+    assert found.returncode == 0 and json.loads(found.stdout)["state"] == "ready", found.stderr
+    (etc / "vigild.env").write_text("VIGIL_STATUS_LISTEN=127.0.0.1:9\n")
+    unreachable = in_namespace("status")
+    assert unreachable.returncode == 3 and "127.0.0.1:9" in unreachable.stderr, unreachable.stderr
