@@ -3,6 +3,7 @@
 import asyncio
 import json
 import socket
+import time
 
 import pytest
 import websockets
@@ -181,3 +182,41 @@ def test_the_documented_examples_have_the_fields_the_api_answers_with(vigild):
     assert set(documented) == set(live) and set(documented["closes"][0]) == set(live["closes"][0])
     documented = _doc_example(doc, "`GET /status` (configuration abridged)")
     assert set(documented) == set(daemon.get_json("/status"))
+
+
+def test_every_metric_is_documented_and_every_documented_metric_exists(vigild, tmp_path):
+    """The metric families /metrics exposes (with a close, a refused handshake and a monitor
+    target, so that the series made on first use exist) against the names docs/status-api.md
+    and docs/targets.md give, both ways."""
+    import os
+    import re
+    from conftest import ROOT
+    service = vigild("--mode", "command")
+    config = tmp_path / "vigil.yaml"
+    config.write_text(f"targets:\n  - name: service\n    url: {service.ws()}\n    command:\n      every: 200ms\n"
+                      "      message: '{\"requestID\": {{id}}, \"command\": \"status\"}'\n      reply_within: 1s\n")
+    daemon = vigild("--config", str(config))
+
+    async def one_close():
+        async with websockets.connect(daemon.ws()) as ws:
+            await ws.send("x")
+            await ws.recv()
+
+    asyncio.run(one_close())
+    with socket.create_connection(("127.0.0.1", daemon.port)) as sock:
+        sock.sendall(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.recv(4096)
+    daemon.wait_closes(1)
+    time.sleep(0.5)  # a reply or two from the target's command
+    service.stop()  # the target's connection ends: its close counter's series appears
+    exposed = set()
+    for _ in range(100):
+        text = daemon.get("/metrics")[2].decode()
+        exposed = set(re.findall(r"^# TYPE (\w+) ", text, re.M))
+        if {"vigil_target_reply_seconds", "vigil_target_closes_total"} <= exposed:
+            break
+        time.sleep(0.1)
+    docs = "".join(open(os.path.join(ROOT, "docs", name), encoding="utf-8").read() for name in ("status-api.md", "targets.md"))
+    documented = {name for name in re.findall(r"`(vigil_[a-z_]+)", docs)}
+    assert exposed - documented == set(), f"not documented: {sorted(exposed - documented)}"
+    assert documented - exposed == set(), f"documented but not exposed: {sorted(documented - exposed)}"
