@@ -263,6 +263,52 @@ def idle_memory(b, sizes, workdir):
     return rows
 
 
+BUDGET_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "memory-budget.json")
+
+
+def memory_budget(b, workdir):
+    """vigild's RSS per idle connection and per idle proxied pair, at the sizes the budget file
+    names, against the budget (a quick run fails above it)."""
+    with open(BUDGET_FILE) as f:
+        budget = json.load(f)
+    n = budget["connections"]
+    server = Server("vigild", b, "30s", "10s", workdir)
+    try:
+        time.sleep(1)
+        before = server.rss()
+        load = Load(b.load, server.url, "-c", str(n), "--duration", "600s", "--no-close")
+        try:
+            connected = load.event("connected", 300)
+            time.sleep(3)  # let allocations settle
+            after = server.rss()
+        finally:
+            load.kill()
+    finally:
+        server.stop()
+    connection = {"n": n, "connected": connected["connections"], "kib": (after - before) / n / 1024,
+                  "budget_kib": budget["idle_connection_kib"]}
+    import proxy_bench  # noqa: PLC0415 - proxy_bench imports this module
+    pair = proxy_bench.memory_run("vigild", b, budget["pairs"], workdir, budget["pairs"])
+    pair = {"n": pair["n"], "connected": pair["connected"], "backend_legs": pair["backend_legs"],
+            "kib": pair["per_pair"] / 1024, "budget_kib": budget["idle_proxy_pair_kib"]}
+    log(f"memory budget: {connection['kib']:.2f} KiB per idle connection (budget {connection['budget_kib']}), "
+        f"{pair['kib']:.2f} KiB per idle proxied pair (budget {pair['budget_kib']})")
+    return {"connection": connection, "pair": pair}
+
+
+def budget_problems(result):
+    problems = []
+    for key, what in (("connection", "idle connection"), ("pair", "idle proxied pair")):
+        entry = result[key]
+        if entry["connected"] != entry["n"] or entry.get("backend_legs", entry["n"]) != entry["n"]:
+            problems.append(f"memory budget: {entry['connected']} of {entry['n']} {what}s connected")
+        elif entry["kib"] > entry["budget_kib"]:
+            problems.append(f"memory budget: {entry['kib']:.2f} KiB per {what} is over the budget of "
+                            f"{entry['budget_kib']} KiB (Benchmarks/memory-budget.json; raise it in a commit "
+                            "that says why)")
+    return problems
+
+
 def scale(b, n, ping, workdir):
     """The fd limit's worth of supervised connections at the default ping interval, held until
     every connection has been pinged: does vigild keep up?"""
@@ -796,6 +842,13 @@ def report(results, args, commands, plot_name):
         lines.append(f"| {kind} | {slope / 1024:.2f} | {(intercept + slope * 100_000) / 2**30:.2f} GiB | "
                      f"{(intercept + slope * 1_000_000) / 2**30:.2f} GiB |")
     results["fits"] = {k: {"slope_bytes": v[0], "intercept_bytes": v[1]} for k, v in fits.items()}
+    budget = results.get("budget")
+    if budget:
+        c, p = budget["connection"], budget["pair"]
+        lines += ["", "The idle-memory budget (`Benchmarks/memory-budget.json`; a run over it fails):", "",
+                  "| | measured at | KiB | budget KiB |", "|---|---|---|---|",
+                  f"| per idle connection | {c['n']} connections | {c['kib']:.2f} | {c['budget_kib']} |",
+                  f"| per idle proxied pair | {p['n']} pairs | {p['kib']:.2f} | {p['budget_kib']} |"]
 
     sc = results["scale"]
     lines += ["", f"At the fd limit: {sc['connected']} connections held by vigild with a ping every {sc['ping_interval']} "
@@ -1203,6 +1256,7 @@ def main():
         "crosscheck": lambda: {"crosscheck": crosscheck(binaries, echo_s, workdir)},
         "burst": lambda: {"burst": close_burst(binaries, burst_n, workdir)},
         "proxy": lambda: {"proxy": proxies(binaries, proxy_sizes, echo_s, workdir, args.quick)},
+        "budget": lambda: {"budget": memory_budget(binaries, workdir)},
     }
     if args.only:
         for name in args.only.split(","):
@@ -1237,12 +1291,14 @@ def main():
     with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
         json.dump(results, f, indent=1, default=str)
     print(text)
+    problems = budget_problems(results["budget"])
     if args.quick:
-        problems = check_quick(results)
-        if problems:
-            print("\n".join(["quick run problems:"] + problems), file=sys.stderr)
-            sys.exit(1)
-        log("quick run: every scenario ran and produced numbers")
+        problems += check_quick(results)
+    if problems:
+        print("\n".join(["bench problems:"] + problems), file=sys.stderr)
+        sys.exit(1)
+    if args.quick:
+        log("quick run: every scenario ran and produced numbers, inside the memory budget")
 
 
 if __name__ == "__main__":

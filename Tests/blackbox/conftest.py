@@ -153,6 +153,28 @@ def rfc3339_ns(text):
     return int(round(moment.timestamp() * 1000)) * 1_000_000
 
 
+def stalled_at(daemon, client, timeout=60):
+    """When vigild last read from `client` (its `last_seen_at`, in epoch seconds), once that has
+    stopped moving for a second: the stall, which write_timeout counts from (give or take the
+    reads already under way when it began). How long a peer
+    takes to fill the kernel's buffers up to it depends on how busy the machine is (0.8 s on a
+    quiet one, over 5 s with eight busy loops beside it): the tests measure from vigild's own
+    account of the stall, not from the connection's opening."""
+    deadline = time.monotonic() + timeout
+    last, steady_since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        live = [c for c in daemon.get_json("/connections")["connections"] if c["client"] == client]
+        if not live:
+            return last
+        seen = (live[0]["last_seen_at"], live[0]["bytes_in"])
+        if seen != last:
+            last, steady_since = seen, time.monotonic()
+        elif time.monotonic() - steady_since >= 1.0:
+            return rfc3339_ns(seen[0]) / 1e9
+        time.sleep(0.1)
+    raise AssertionError(f"{client} still being read after {timeout} s")
+
+
 def run_vigild(*args, env=None, timeout=10):
     """Runs vigild to completion (for start-up errors and --print-config)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}

@@ -48,6 +48,11 @@ def rst(host, port, n):
 def noread(host, port):
     peer = RawPeer(port, "/ws?client=noread", host=host)
     peer.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    # Block for as long as vigild does not read: with RawPeer's 10 s timeout the peer gave up
+    # and exited (its kernel resetting the connection) 10 s after it blocked, racing vigild's
+    # 10 s write timeout, which had started only a few milliseconds earlier: under load the peer
+    # sometimes won, and the close was recorded as reset.
+    peer.sock.settimeout(None)
     chunk = b"\x82\xfe\x40\x00" + b"\x00\x00\x00\x00" + b"z" * 16384
     print("ready", flush=True)
     try:

@@ -21,7 +21,7 @@ Wants=systemd-journald.socket systemd-journald.service
 
 
 class Container:
-    def __init__(self, workdir, units_dir, name):
+    def __init__(self, workdir, units_dir, name, binds=()):
         self.name = name
         with open(os.path.join(units_dir, "test.target"), "w") as f:
             f.write(TARGET)
@@ -32,6 +32,7 @@ class Container:
                 os.makedirs(f"/sys/fs/cgroup/systemd/{group}", exist_ok=True)
         args = ["systemd-nspawn", "-D", "/", "--volatile=yes", "--register=no", "--keep-unit", "-M", name,
                 f"--bind={workdir}:/mnt/t", f"--bind-ro={units_dir}:/etc/systemd/system", "--console=pipe"]
+        args += [f"--bind-ro={source}:{target}" for source, target in binds]
         if os.path.isdir("/opt/swift"):
             args.append("--bind-ro=/opt/swift")  # the toolchain's runtime, for a debug build of vigild
         args += ["-b", "--", "--unit=test.target"] + (["--log-level=debug"] if os.environ.get("NSPAWN_DEBUG") else [])

@@ -10,7 +10,7 @@ import time
 
 import websockets
 
-from conftest import rfc3339_ns, rss_kib
+from conftest import rfc3339_ns, rss_kib, stalled_at
 from wsraw import RawPeer, frame
 
 MIB = 1 << 20
@@ -89,28 +89,6 @@ def flood_without_reading(daemon, client):
 
     threading.Thread(target=flood, daemon=True).start()
     return peer, sent
-
-
-def stalled_at(daemon, client, timeout=60):
-    """When vigild last read from `client` (its `last_seen_at`, in epoch seconds), once that has
-    stopped moving for a second: the stall, which write_timeout counts from (give or take the
-    reads already under way when it began). How long a peer
-    takes to fill the kernel's buffers up to it depends on how busy the machine is (0.8 s on a
-    quiet one, over 5 s with eight busy loops beside it): the tests measure from vigild's own
-    account of the stall, not from the connection's opening."""
-    deadline = time.monotonic() + timeout
-    last, steady_since = None, time.monotonic()
-    while time.monotonic() < deadline:
-        live = [c for c in daemon.get_json("/connections")["connections"] if c["client"] == client]
-        if not live:
-            return last
-        seen = (live[0]["last_seen_at"], live[0]["bytes_in"])
-        if seen != last:
-            last, steady_since = seen, time.monotonic()
-        elif time.monotonic() - steady_since >= 1.0:
-            return rfc3339_ns(seen[0]) / 1e9
-        time.sleep(0.1)
-    raise AssertionError(f"{client} still being read after {timeout} s")
 
 
 def test_a_peer_that_never_reads_is_closed_after_the_write_timeout_with_bounded_memory(vigild):

@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 
@@ -18,7 +19,8 @@ from websockets.exceptions import ConnectionClosed
 
 from conftest import ROOT, VIGILD
 from nspawn import Container
-from systemd_support import require_root
+from systemd_support import require_root, wait_until
+from test_faults import Namespace
 
 UNITS = os.path.join(ROOT, "systemd")
 MESSAGE_ID = "5bfe117f0f644f8c8afabe45870ad1cb"
@@ -54,6 +56,12 @@ class Setup:
         self.drop_in("vigild.socket", f"[Socket]\nListenStream=\nListenStream=127.0.0.1:{self.ws_port}\n")
         self.drop_in("vigild-status.socket", f"[Socket]\nListenStream=\nListenStream=127.0.0.1:{self.status_port}\n")
 
+    HOSTS = "127.0.0.1 localhost\n::1 localhost\n"
+
+    @property
+    def hosts(self):
+        return self.work / "hosts"
+
     def drop_in(self, unit, text):
         directory = self.units / f"{unit}.d"
         directory.mkdir(exist_ok=True)
@@ -81,7 +89,10 @@ def systemd(tmp_path_factory):
     if shutil.which("systemd-nspawn") is None:
         pytest.fail("systemd-nspawn is missing: make test installs systemd-container")
     setup = Setup(tmp_path_factory.mktemp("nspawn"))
-    container = Container(str(setup.work), str(setup.units), f"vigil-{os.getpid()}")
+    # The container's /etc is empty (--volatile=yes): its own hosts file, which a test may name
+    # hosts in, as DNS would.
+    setup.hosts.write_text(Setup.HOSTS)
+    container = Container(str(setup.work), str(setup.units), f"vigil-{os.getpid()}", binds=[(str(setup.hosts), "/etc/hosts")])
     try:
         yield setup, container
     finally:
@@ -329,6 +340,36 @@ def test_socket_activation_serves_the_first_connection(systemd):
     assert any(m.startswith("socket-activated") for m in messages)
     assert setup.get("/closes?client=first")["total"] == 1
     container.run("systemctl", "stop", "vigild.service", "vigild.socket", "vigild-status.socket")
+
+
+def test_a_monitor_target_named_by_dns_on_another_host(systemd):
+    """The unit's network policy (docs/systemd.md#network): under the shipped hardening vigild
+    resolves a target's host name and dials it on another host (a network namespace behind a
+    veth pair, as a remote service is). IPAddressAllow= cannot name hosts, so the unit has no IP
+    filter; this sandbox does not enforce one anyway (read back in the hardening test), so what
+    holds here is name resolution and an off-loopback dial from inside the unit."""
+    setup, container = systemd
+    namespace = Namespace()
+    backend = None
+    try:
+        backend = namespace.popen(sys.executable, os.path.join(os.path.dirname(__file__), "backend.py"), "0",
+                                  env={**os.environ, "BACKEND_HOST": namespace.peer_ip}, stdout=subprocess.PIPE,
+                                  text=True)
+        port = int(backend.stdout.readline().split()[1])
+        setup.hosts.write_text(Setup.HOSTS + f"{namespace.peer_ip} feed.vigil.test\n")
+        setup.write_config(f"ping_interval: 10s\ntargets:\n  - name: feed\n    url: ws://feed.vigil.test:{port}/feed\n")
+        container.run("systemctl", "restart", "vigild.service")
+        wait_until(lambda: setup.get("/targets/feed")["state"] == "up", "the target up", 20)
+        target = setup.get("/targets/feed")
+        assert target["connection"]["peer"] == f"{namespace.peer_ip}:{port}", target
+        assert target["url"] == f"ws://feed.vigil.test:{port}/feed"
+    finally:
+        if backend:
+            backend.kill()
+        namespace.delete()
+        setup.hosts.write_text(Setup.HOSTS)
+        setup.write_config("ping_interval: 10s\n")
+        container.run("systemctl", "stop", "vigild.service", check=False)
 
 
 def test_make_install_and_uninstall(tmp_path):
