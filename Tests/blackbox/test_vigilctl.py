@@ -361,3 +361,13 @@ def test_vigilctl_reads_the_units_environment_file(vigild, tmp_path):
     (etc / "vigild.env").write_text("VIGIL_STATUS_LISTEN=127.0.0.1:9\n")
     unreachable = in_namespace("status")
     assert unreachable.returncode == 3 and "127.0.0.1:9" in unreachable.stderr, unreachable.stderr
+
+
+def test_the_help_says_what_the_commands_do():
+    """vigilctl closes' help said newest first while the table is oldest first; targets list
+    was undocumented."""
+    closes = " ".join(ctl("closes", "--help").stdout.split())
+    assert "oldest first" in closes and "newest first" in closes.split("-o json")[1], closes
+    doc = open(os.path.join(ROOT, "docs", "vigilctl.md"), encoding="utf-8").read()
+    assert "vigilctl targets list" in doc
+    assert ctl("targets", "list", "--help").returncode == 0
