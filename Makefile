@@ -15,7 +15,8 @@ SHIPPED_RUNBOOK_URL := file:///usr/local/share/doc/vigil/docs/alerts.md
 VIGILCTL_BIN = $(dir $(or $(BINARY),$(RELEASE_BIN)))vigilctl
 RELEASE_BIN  := .build/release/vigild
 # Packages each target needs on a fresh Debian 12 with Swift (check:package).
-BUILD_PACKAGES := "command -v git:git" "command -v pkg-config:pkg-config" "pkg-config --exists libsystemd:libsystemd-dev"
+BUILD_PACKAGES := "command -v git:git" "command -v pkg-config:pkg-config" "pkg-config --exists libsystemd:libsystemd-dev" \
+                  "test -f /usr/include/zlib.h:zlib1g-dev"
 TEST_PACKAGES  := "command -v python3:python3" "python3 -c 'import ensurepip':python3-venv" \
                   "command -v systemd-nspawn:systemd-container" "command -v unshare:util-linux" \
                   "test -x /lib/systemd/systemd-journald:systemd" "command -v ip:iproute2" \
@@ -32,10 +33,11 @@ PROXY_PACKAGES := "test -x /usr/sbin/nginx:nginx" "test -x /usr/sbin/haproxy:hap
 BASELINE       := .build-go/baseline-gorilla
 LOAD_GO        := .build-go/load-gorilla
 SEED_CLIENT    := .build-go/seed-client
+GORILLA_DEFLATE := .build-go/gorilla-deflate-client
 MALLOC_COUNT   := .build-go/libmalloc_count.so
 GO_ENV         := GOPATH=$(CURDIR)/.build-go/path GOCACHE=$(CURDIR)/.build-go/cache GOPROXY=off GOFLAGS=-mod=mod
 
-.PHONY: run build release test lint format unit-test blackbox-test conformance venv bench baseline fuzz fuzz-build fuzz-campaign sanitize install uninstall clean
+.PHONY: run build release release-load test lint format unit-test blackbox-test conformance conformance-full venv bench baseline fuzz fuzz-build fuzz-campaign sanitize install uninstall clean
 
 ## run: build a release vigild and run it on its embedded defaults (ws://127.0.0.1:8080/ws, status on :9090)
 run: release
@@ -69,14 +71,24 @@ lint:
 unit-test: build
 	$(SWIFT) test --skip-build
 
-blackbox-test: build venv baseline $(SEED_CLIENT)
+blackbox-test: build venv baseline $(SEED_CLIENT) $(GORILLA_DEFLATE)
 	@scripts/ensure-packages.sh $(BROWSER_PACKAGES)
 	VIGILD=$(CURDIR)/.build/debug/vigild $(PYTHON) -m pytest -q Tests/blackbox
 
-## conformance: Autobahn|Testsuite, all groups but 12 and 13, against both sides: the fuzzingclient
-## against vigild in echo mode, the fuzzingserver against vigil-load --echo-peer (the client shell)
-conformance: build venv
-	$(PYTHON) Tests/conformance/run_autobahn.py $(CURDIR)/.build/debug/vigild $(CURDIR)/.build/debug/vigil-load
+## conformance: Autobahn|Testsuite against both sides and the proxy (the fuzzingclient against
+## vigild in echo mode and in proxy mode, the fuzzingserver against vigil-load --echo-peer --deflate),
+## every group, of 12 and 13 (permessage-deflate) the cases up to 16 KiB; optimised binaries
+## conformance-full: the same with every case of 12 and 13 (messages up to 128 KiB; about 30 minutes)
+conformance: release-load venv
+	$(PYTHON) Tests/conformance/run_autobahn.py $(CURDIR)/$(RELEASE_BIN) $(CURDIR)/.build/release/vigil-load
+
+conformance-full: release-load venv
+	$(PYTHON) Tests/conformance/run_autobahn.py $(CURDIR)/$(RELEASE_BIN) $(CURDIR)/.build/release/vigil-load --full
+
+# vigild and vigil-load optimised, as they ship: Autobahn's compression cases move about 1 GiB
+# per side, which unoptimised frame unmasking takes minutes over.
+release-load: release
+	$(SWIFT) build -c release --static-swift-stdlib --product vigil-load
 
 venv: $(VENV)/.installed
 
@@ -89,10 +101,9 @@ $(VENV)/.installed: Tests/blackbox/requirements.txt
 ## bench: vigild against the gorilla baseline side by side, and its proxy mode against nginx, HAProxy
 ## and Caddy; writes BENCHMARKS.md and its plot.
 ## bench QUICK=1: small sizes, report under out/ (CI runs it: the scenarios ran and gave numbers)
-bench: release baseline $(LOAD_GO) $(MALLOC_COUNT) venv
+bench: release-load baseline $(LOAD_GO) $(MALLOC_COUNT) venv
 	@scripts/ensure-packages.sh $(PROXY_PACKAGES) "command -v strace:strace" "command -v callgrind_control:valgrind" \
 		"command -v objcopy:binutils"
-	$(SWIFT) build -c release --static-swift-stdlib --product vigil-load
 	$(PYTHON) -m pip install -q --disable-pip-version-check -r Benchmarks/requirements.txt
 	$(PYTHON) Benchmarks/bench.py --vigild $(RELEASE_BIN) --load .build/release/vigil-load --baseline $(BASELINE) \
 		--load-go $(LOAD_GO) --malloc-count $(MALLOC_COUNT) \
@@ -114,6 +125,11 @@ $(LOAD_GO): Benchmarks/load-gorilla/main.go Benchmarks/load-gorilla/go.mod
 $(SEED_CLIENT): Tests/blackbox/seed-client/main.go Tests/blackbox/seed-client/go.mod
 	@scripts/ensure-packages.sh $(GO_PACKAGES)
 	cd Tests/blackbox/seed-client && $(GO_ENV) go build -o $(CURDIR)/$(SEED_CLIENT) .
+
+# gorilla/websocket with compression on, a permessage-deflate peer for the black-box suite.
+$(GORILLA_DEFLATE): Tests/blackbox/gorilla-deflate-client/main.go Tests/blackbox/gorilla-deflate-client/go.mod
+	@scripts/ensure-packages.sh $(GO_PACKAGES)
+	cd Tests/blackbox/gorilla-deflate-client && $(GO_ENV) go build -o $(CURDIR)/$(GORILLA_DEFLATE) .
 
 # The LD_PRELOAD heap allocation counter (counts per round trip and per echoed message).
 $(MALLOC_COUNT): Benchmarks/malloc-count/malloc_count.c

@@ -106,7 +106,7 @@ def wait_until(predicate, what, timeout):
 class Server:
     """One server process under test: vigild or the baseline."""
 
-    def __init__(self, kind, binaries, ping, pong, workdir, port=0, env=None, wrapper=()):
+    def __init__(self, kind, binaries, ping, pong, workdir, port=0, env=None, wrapper=(), extra=()):
         self.kind = kind
         self.output = open(os.path.join(workdir, f"{kind}-{time.monotonic_ns()}.log"), "w+")
         if kind == "vigild":
@@ -115,6 +115,7 @@ class Server:
                     "--close-history", "20000", "--ping-interval", ping, "--pong-timeout", pong]
         else:
             args = [binaries.baseline, "-addr", f"127.0.0.1:{port}", "-ping-interval", ping, "-pong-timeout", pong]
+        args += extra
         self.started = time.monotonic()
         self.proc = subprocess.Popen([*wrapper, *args], stdout=self.output, stderr=self.output,
                                      env={**os.environ, **(env or {})})
@@ -742,6 +743,18 @@ def proxies(b, sizes, seconds, workdir, quick):
     return proxy_bench.proxy_comparison(b, sizes, seconds, workdir, quick)
 
 
+def compression(b, quick, seconds, workdir):
+    """permessage-deflate against gorilla's and through the proxy against nginx:
+    Benchmarks/compression_bench.py, which imports this file's helpers (hence imported here)."""
+    import compression_bench
+    return compression_bench.compression(b, quick, seconds, workdir)
+
+
+def compression_problems(result):
+    import compression_bench
+    return compression_bench.problems(result)
+
+
 def parse_seconds(text):
     match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m)", text)
     value, unit = float(match.group(1)), match.group(2)
@@ -936,6 +949,8 @@ def report(results, args, commands, plot_name):
 
     if "proxy" in results:
         lines += ["", "## 7. Proxy mode against nginx, HAProxy and Caddy", ""] + proxy_section(results["proxy"], results.get("date"))
+    if "compression" in results:
+        lines += ["", "## 8. permessage-deflate", ""] + compression_section(results["compression"])
 
     x = results["crosscheck"]
     lines += ["", "## Cross-check of the load generator", "",
@@ -1015,6 +1030,55 @@ def proxy_section(p, run_date=None):
         added = "(reference)" if target == "direct" else f"{fmt(e['added_p50_ms'], 3)} / {fmt(e['added_p99_ms'], 3)}"
         cpu = "n/a" if target == "direct" else fmt(e["cpu_ms_per_1000"], 2)
         lines.append(f"| {labels[target]} | {e['p50_ms']} / {e['p99_ms']} | {added} | {e['rate']:.0f} | {cpu} |")
+    return lines
+
+
+def compression_section(c):
+    """Section 8: what compression costs and saves, against gorilla's and through the proxy."""
+    e, mem, p = c["echo"], c["memory"], c["proxy"]
+    lines = [f"{e['n']} connections echoing {e['size']}-byte JSON text (`vigil-load --payload json`: price quotes, "
+             "compressible as real traffic; `--deflate` offers permessage-deflate), one message in flight each, "
+             f"{e['seconds']} s. The baseline runs with `-compression` (gorilla's EnableCompression, flate level 1, "
+             "vigild's default level); both end up with no context takeover either way. Bytes per round trip: "
+             "everything the load process read and wrote (/proc/PID/io), i.e. both directions of the client's link, "
+             "headers included. CPU: the server's, per 1000 echoed messages.", "",
+             "| | CPU ms per 1000 | bytes per round trip | round trips/s | p50 / p99 ms |", "|---|---|---|---|---|"]
+    for key, label in (("vigild_plain", "vigild, uncompressed"), ("vigild_deflate", "vigild, permessage-deflate"),
+                       ("baseline_plain", "baseline, uncompressed"),
+                       ("baseline_deflate", "baseline, permessage-deflate")):
+        r = e[key]
+        lines.append(f"| {label} | {fmt(r['cpu_ms_per_1000'], 1)} | {r['link_bytes_per_round_trip']:.0f} | "
+                     f"{r['rate']:.0f} | {r['p50_ms']} / {r['p99_ms']} |")
+    lines += ["", f"CPU ratio with compression, vigild / baseline: "
+              f"{fmt_ratio(ratio(e['vigild_deflate']['cpu_ms_per_1000'], e['baseline_deflate']['cpu_ms_per_1000']))}; "
+              f"bytes on the link, compressed / uncompressed: vigild "
+              f"{fmt_ratio(ratio(e['vigild_deflate']['link_bytes_per_round_trip'], e['vigild_plain']['link_bytes_per_round_trip']))}, "
+              f"baseline {fmt_ratio(ratio(e['baseline_deflate']['link_bytes_per_round_trip'], e['baseline_plain']['link_bytes_per_round_trip']))}.",
+              "", f"Memory: vigild's RSS per connection with {mem['n']} idle connections, minus RSS before, over N: "
+              "connections that have sent nothing (`vigil-load --mode hold`), and connections that have each made "
+              f"one {mem['size']}-byte round trip (`--mode greet`; the uncompressed ones moved more bytes, and NIO "
+              "keeps a larger read buffer for them).", "",
+              "| | KiB/conn | more than uncompressed |", "|---|---|---|",
+              f"| uncompressed, no message yet | {kib(mem['plain']['per_conn'])} | |",
+              f"| permessage-deflate negotiated, no message yet | {kib(mem['deflate']['per_conn'])} | "
+              f"{mem['extra_kib']:.2f} KiB |",
+              f"| uncompressed, after one round trip | {kib(mem['plain_used']['per_conn'])} | |",
+              f"| permessage-deflate at the defaults (no context takeover: one zlib stream per event loop), after one "
+              f"round trip | {kib(mem['deflate_used']['per_conn'])} | {mem['used_extra_kib']:.2f} KiB |",
+              f"| permessage-deflate, `compression_context_takeover: true` (streams per connection), after one round "
+              f"trip | {kib(mem['deflate_context_takeover_used']['per_conn'])} | "
+              f"{mem['context_takeover_extra_kib']:.2f} KiB |",
+              "", f"Through a proxy to the baseline with `-compression`, the same compressed echo ({p['n']} connections, "
+              f"{p['size']}-byte JSON, {p['seconds']} s): vigild passes compressed messages through as they are, nginx "
+              "tunnels the upgraded stream. CPU: the proxy's processes, per 1000 relayed messages (two per round trip).",
+              "", "| | bytes per round trip on the client's link | proxy CPU ms per 1000 relayed | round trips/s |",
+              "|---|---|---|---|"]
+    for target, r in p["targets"].items():
+        if "error" in r:
+            lines.append(f"| {target} | could not run: {r['error'].replace('|', '/')} | | |")
+            continue
+        cpu = "n/a (no proxy)" if target == "direct" else fmt(r["cpu_ms_per_1000"], 2)
+        lines.append(f"| {target} | {r['link_bytes_per_round_trip']:.0f} | {cpu} | {r['rate']:.0f} |")
     return lines
 
 
@@ -1135,6 +1199,26 @@ def targets(r):
             f"{frozen['max_s'] * 1000:.0f} ms vs 2050 ms" if frozen["closed_in_window"] == frozen["n"] else
             f"{frozen['closed_in_window']} of {frozen['n']}",
             frozen["closed_in_window"] == frozen["n"] and frozen["max_s"] <= 2.05)
+    c = r.get("compression")
+    if c:
+        mem = c["memory"]
+        row("compression: an idle compressed connection ≤ 1 KiB more than an uncompressed one",
+            f"{mem['extra_kib']:.2f} KiB negotiated, {mem['used_extra_kib']:.2f} KiB after a round trip",
+            mem["extra_kib"] <= 1 and mem["used_extra_kib"] <= 1)
+        e = c["echo"]
+        ce = ratio(e["vigild_deflate"]["cpu_ms_per_1000"], e["baseline_deflate"]["cpu_ms_per_1000"])
+        row("compression: echo CPU per 1000 messages ≤ baseline's with compression", fmt_ratio(ce),
+            ce is not None and ce <= 1)
+        pt = c["proxy"]["targets"]
+        if "cpu_ms_per_1000" in pt.get("vigild", {}) and "cpu_ms_per_1000" in pt.get("nginx", {}):
+            row("compression: proxy CPU per relayed compressed message ≤ nginx's",
+                f"{fmt(pt['vigild']['cpu_ms_per_1000'], 2)} vs {fmt(pt['nginx']['cpu_ms_per_1000'], 2)} ms per 1000",
+                pt["vigild"]["cpu_ms_per_1000"] <= pt["nginx"]["cpu_ms_per_1000"])
+            direct = pt.get("direct", {}).get("link_bytes_per_round_trip")
+            if direct:
+                through = pt["vigild"]["link_bytes_per_round_trip"]
+                row("compression: bytes on the client's link through vigild within 10 % of direct",
+                    f"{ratio(through, direct):.3f}×", through <= 1.1 * direct)
     return rows
 
 
@@ -1142,7 +1226,7 @@ def check_quick(results):
     """What a quick run must show: every scenario ran, produced numbers, and counted exactly."""
     problems = []
     for key in ("memory", "scale", "heartbeat", "counts", "detection_nopong", "detection_frozen", "echo", "startup", "burst",
-                "crosscheck", "proxy"):
+                "crosscheck", "proxy", "compression"):
         if key not in results:
             problems.append(f"scenario {key} did not run")
     for row in results.get("memory", []):
@@ -1218,7 +1302,7 @@ def main():
     parser.add_argument("--out", required=True)
     parser.add_argument("--plots", help="directory for the PNG plot (relative links from --out)")
     parser.add_argument("--only", help="comma-separated scenarios to run (memory, scale, heartbeat, counts, detection, echo, "
-                        "startup, burst, crosscheck, proxy); prints their results instead of writing a report")
+                        "startup, burst, crosscheck, proxy, budget, compression); prints their results instead of writing a report")
     args = parser.parse_args()
     if args.report_from:
         with open(args.report_from) as f:
@@ -1257,6 +1341,7 @@ def main():
         "burst": lambda: {"burst": close_burst(binaries, burst_n, workdir)},
         "proxy": lambda: {"proxy": proxies(binaries, proxy_sizes, echo_s, workdir, args.quick)},
         "budget": lambda: {"budget": memory_budget(binaries, workdir)},
+        "compression": lambda: {"compression": compression(binaries, args.quick, echo_s, workdir)},
     }
     if args.only:
         for name in args.only.split(","):
@@ -1291,7 +1376,7 @@ def main():
     with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
         json.dump(results, f, indent=1, default=str)
     print(text)
-    problems = budget_problems(results["budget"])
+    problems = budget_problems(results["budget"]) + compression_problems(results["compression"])
     if args.quick:
         problems += check_quick(results)
     if problems:

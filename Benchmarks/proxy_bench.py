@@ -182,8 +182,8 @@ def versions():
 class Setup:
     """Starts the backend and, in front of it, one target: `proxy` is None for direct."""
 
-    def __init__(self, target, binaries, workdir, pairs, ping="30s", pong="10s"):
-        self.backend = Server("baseline", binaries, "1h", "1h", workdir)
+    def __init__(self, target, binaries, workdir, pairs, ping="30s", pong="10s", backend_extra=()):
+        self.backend = Server("baseline", binaries, "1h", "1h", workdir, extra=backend_extra)
         self.proxy = None
         self.check = None
         self.tmp = os.path.join(workdir, f"{target}-{time.monotonic_ns()}")

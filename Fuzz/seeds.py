@@ -4,16 +4,21 @@ Fuzz/seeds/TARGET/. `make fuzz` and `make fuzz-campaign` start from them togethe
 committed corpus (Fuzz/corpus/, what campaigns found); rerun this after changing an input format.
 
 Input formats (the targets' doc comments say the same):
-- framing: byte 0 = role (bit 0: 1 = client, facing a server's unmasked frames) and where the
-  stream is cut (bits 1-7); then the remote end's bytes.
+- framing: byte 0 = role (bit 0: 1 = client, facing a server's unmasked frames), permessage-deflate
+  agreed (bit 1; bit 2: the remote end keeps its context; both windows 8 bits) and where the
+  stream is cut (bits 3-7); then the remote end's bytes.
 - connection: byte 0 = where the stream is cut; then what a client sends to vigild's listener.
 - relay: a script of steps; a step's low two bits: 0/1 = the next two bytes give a length and that
   many bytes arrive on the client (0) / upstream (1) leg; 2 = time passes (upper six bits, ms);
   3 = a leg's input ends (bit 2: upstream; bit 3: reset instead of FIN; bit 4: mid-frame).
+  Both legs have permessage-deflate agreed (passed through); the client leg runs the app
+  heartbeat ("ping" every 10 ms, "pong" within 40 ms) and pings every 20 ms, the upstream leg
+  every 10 ms (pong timeout 10 ms both).
 """
 import os
 import struct
 import sys
+import zlib
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seeds")
 KEY = b"\x01\x02\x03\x04"
@@ -40,6 +45,48 @@ def frame(opcode, payload=b"", fin=True, masked=True, rsv=0, length=None):
 def close(code=None, reason=b"", masked=True):
     payload = b"" if code is None else struct.pack(">H", code) + reason
     return frame(CLOSE, payload, masked=masked)
+
+
+def deflated(*messages, window=9, keep_context=False):
+    """Each message as permessage-deflate sends it (RFC 7692 §7.2.1): raw deflate, sync-flushed,
+    the final 00 00 ff ff taken off; one compressor for all when the sender keeps its context.
+    Window 9 is what a sender declaring 8 bits deflates with (zlib's smallest)."""
+    out, compressor = [], None
+    for message in messages:
+        if compressor is None or not keep_context:
+            compressor = zlib.compressobj(6, zlib.DEFLATED, -window)
+        data = compressor.compress(message) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        assert data.endswith(b"\x00\x00\xff\xff")
+        out.append(data[:-4])
+    return out
+
+
+QUOTE = b'{"symbol":"VGL","bid":101.25,"ask":101.27,"venue":"XNYS","ts":"2026-12-07T17:00:00Z"}'
+
+
+def compressed_streams(masked):
+    """The remote end's streams once permessage-deflate is agreed: one per Autobahn 12/13 shape
+    (sizes, fragmentation, binary, context kept or not) and per way a compressed message fails."""
+    m = masked
+    one, = deflated(QUOTE * 4)
+    first, second = deflated(QUOTE, QUOTE, keep_context=True)
+    bomb, = deflated(b"\x00" * 40000)
+    binary, = deflated(bytes(range(256)) * 8)
+    return {
+        "deflate-text": frame(TEXT, one, masked=m, rsv=4) + close(1000, b"", m),
+        "deflate-binary": frame(BINARY, binary, masked=m, rsv=4),
+        "deflate-empty": frame(TEXT, b"\x00", masked=m, rsv=4),
+        "deflate-fragmented": frame(TEXT, one[:10], fin=False, masked=m, rsv=4) + frame(PING, b"", masked=m)
+        + frame(CONT, one[10:20], fin=False, masked=m) + frame(CONT, one[20:], masked=m),
+        "deflate-context-kept": frame(TEXT, first, masked=m, rsv=4) + frame(TEXT, second, masked=m, rsv=4),
+        "deflate-mixed": frame(TEXT, b"plain", masked=m) + frame(TEXT, one, masked=m, rsv=4),
+        "deflate-bomb": frame(BINARY, bomb, masked=m, rsv=4),
+        "deflate-garbage": frame(BINARY, b"\xff\xff\xff\xff", masked=m, rsv=4),
+        "deflate-bad-utf8": frame(TEXT, deflated(b"\xc3\x28" * 20)[0], masked=m, rsv=4),
+        "deflate-rsv1-continuation": frame(TEXT, one[:5], fin=False, masked=m, rsv=4) + frame(CONT, one[5:], masked=m, rsv=4),
+        "deflate-rsv1-ping": frame(PING, b"p", masked=m, rsv=4),
+        "deflate-window-15": frame(TEXT, deflated(QUOTE * 30, window=15)[0], masked=m, rsv=4),
+    }
 
 
 def streams(masked):
@@ -84,7 +131,13 @@ def framing():
         # The wrong masking for the role: an unmasked frame to a server, a masked one to a client.
         seeds[f"{role}-wrong-masking"] = bytes([0 if role == "server" else 1]) + frame(TEXT, b"x", masked=not masked)
         # The same stream cut inside a header, to reach partial frames.
-        seeds[f"{role}-cut"] = bytes([(5 << 1) | (0 if role == "server" else 1)]) + streams(masked)["fragments"]
+        seeds[f"{role}-cut"] = bytes([(5 << 3) | (0 if role == "server" else 1)]) + streams(masked)["fragments"]
+        # permessage-deflate agreed (bit 1), with the remote end keeping its context (bit 2) for
+        # the stream that needs it; and one compressed frame where nothing was agreed.
+        for name, data in compressed_streams(masked).items():
+            keep = 4 if name == "deflate-context-kept" else 0
+            seeds[f"{role}-{name}"] = bytes([2 | keep | (0 if role == "server" else 1)]) + data
+        seeds[f"{role}-deflate-not-agreed"] = bytes([0 if role == "server" else 1]) + compressed_streams(masked)["deflate-text"]
     return seeds
 
 
@@ -108,6 +161,15 @@ def connection():
         "garbage": b"\x00\x16\x03\x01\x02\x00\x01\x00",
         "split-head": b"\x20" + upgrade() + frame(TEXT, b"hello") + close(1000),
         "pipelined": b"\x00" + upgrade() + upgrade(),
+        "deflate-offered": b"\xff" + upgrade(extra=b"Sec-WebSocket-Extensions: permessage-deflate; "
+                                              b"client_max_window_bits\r\n")
+        + frame(TEXT, deflated(QUOTE * 4)[0], rsv=4) + close(1000),
+        "deflate-offers": b"\xff" + upgrade(extra=b"Sec-WebSocket-Extensions: x-webkit-deflate-frame, "
+                                             b"permessage-deflate; server_max_window_bits=8, permessage-deflate\r\n")
+        + frame(BINARY, deflated(QUOTE * 4)[0], rsv=4),
+        "deflate-malformed-offer": b"\xff" + upgrade(extra=b"Sec-WebSocket-Extensions: permessage-deflate; "
+                                                      b"server_max_window_bits=7; foo\r\n")
+        + frame(TEXT, deflated(QUOTE)[0], rsv=4),
     })
     return seeds
 
@@ -147,6 +209,15 @@ def relay():
         "pings-relayed": c(frame(PING, b"from client")) + u(frame(PONG, b"from client", masked=False))
         + u(frame(PING, b"from backend", masked=False)) + c(frame(PONG, b"from backend")),
         "backend-1005-on-wire": u(close(1005, masked=False)),
+        "deflate-both-ways": c(frame(TEXT, deflated(QUOTE * 4)[0], rsv=4))
+        + u(frame(TEXT, deflated(QUOTE * 4)[0], masked=False, rsv=4)),
+        "deflate-fragmented": c(frame(BINARY, b"\x01\x02", fin=False, rsv=4) + frame(CONT, b"\x03")),
+        # The app ping goes at 10 ms; the client leg's first protocol ping, unanswered, ends it at 30.
+        "deflate-compressed-pong": wait(12) + c(frame(TEXT, deflated(b"not the pong")[0], rsv=4))
+        + c(frame(TEXT, deflated(b"pong")[0], rsv=4)) + c(frame(TEXT, deflated(b"pong")[0], rsv=4)),
+        "deflate-rsv1-continuation": u(frame(TEXT, b"a", fin=False, masked=False, rsv=4)
+                                        + frame(CONT, b"b", masked=False, rsv=4)),
+        "deflate-rsv1-ping": c(frame(PING, b"x", rsv=4)),
     }
 
 

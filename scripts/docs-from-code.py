@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Writes the parts of the docs that come from the code, between their markers, from the real
-vigild binary: the settings a reload applies (docs/systemd.md, systemd/vigil.yaml). With
+vigild binary: the settings a reload applies (docs/systemd.md, systemd/vigil.yaml) and the
+compression settings' table (docs/compression.md). With
 --check it changes nothing and fails, naming the file, when one is out of date (make test runs
 that through Tests/blackbox/test_config.py).
 
@@ -16,14 +17,31 @@ import textwrap
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def settings(vigild):
+    """(key, description, default, reloadable) of every setting `vigild --help` lists, in the
+    catalog's order."""
+    help_text = subprocess.run([vigild, "--help"], capture_output=True, text=True, check=True).stdout
+    found = []
+    for flag, body in re.findall(r"^  --([a-z0-9-]+) <[^>]*>\n((?:        .*\n)+)", help_text, re.M):
+        text = " ".join(body.split())
+        match = re.fullmatch(r"(.*) \(default: (.*?); env \w+(; reloadable)?\)", text)
+        if match:
+            found.append((flag.replace("-", "_"), match.group(1), match.group(2), bool(match.group(3))))
+    return found
+
+
 def reloadable_keys(vigild):
     """The keys `vigild --help` marks reloadable, in the catalog's order."""
-    help_text = subprocess.run([vigild, "--help"], capture_output=True, text=True, check=True).stdout
-    keys = []
-    for flag, body in re.findall(r"^  --([a-z0-9-]+) <[^>]*>\n((?:        .*\n)+)", help_text, re.M):
-        if "reloadable)" in " ".join(body.split()):
-            keys.append(flag.replace("-", "_"))
-    return keys
+    return [key for key, _, _, reloadable in settings(vigild) if reloadable]
+
+
+def settings_table(vigild, prefix):
+    """A Markdown table of the settings whose key starts with `prefix`."""
+    rows = ["| key | default | meaning |", "|---|---|---|"]
+    for key, description, default, reloadable in settings(vigild):
+        if key.startswith(prefix):
+            rows.append(f"| `{key}` | `{default}` | {description}{' (reloadable)' if reloadable else ''} |")
+    return "\n".join(rows)
 
 
 def blocks(vigild):
@@ -36,6 +54,8 @@ def blocks(vigild):
                             f"{markdown} apply at once"),
         "systemd/vigil.yaml": ("# `systemctl reload vigild` re-reads this file; these keys apply at once (the others need a restart):",
                                "# (the list comes from the settings catalog: scripts/docs-from-code.py)", yaml),
+        "docs/compression.md": ("<!-- compression settings: scripts/docs-from-code.py -->", "<!-- end -->",
+                                "\n" + settings_table(vigild, "compression") + "\n"),
     }
 
 

@@ -33,6 +33,8 @@ var (
 	pingInterval = flag.Duration("ping-interval", 30*time.Second, "how often to ping (P)")
 	pongTimeout  = flag.Duration("pong-timeout", 10*time.Second, "how late a pong may be (T)")
 	maxMessage   = flag.Int64("max-message", 1<<20, "largest message accepted")
+	compression  = flag.Bool("compression", false, "negotiate permessage-deflate (gorilla's EnableCompression) and compress what it echoes")
+	level        = flag.Int("compression-level", 1, "flate level when -compression is on (vigild's default is 1)")
 	writeWait    = 10 * time.Second
 )
 
@@ -82,6 +84,12 @@ func serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer conn.Close()
+	if *compression {
+		conn.EnableWriteCompression(true)
+		if err := conn.SetCompressionLevel(*level); err != nil {
+			log.Fatal(err)
+		}
+	}
 	conn.SetReadLimit(*maxMessage)
 	deadline := *pingInterval + *pongTimeout
 	conn.SetReadDeadline(time.Now().Add(deadline))
@@ -123,6 +131,7 @@ func serve(w http.ResponseWriter, r *http.Request) {
 
 func main() {
 	flag.Parse()
+	upgrader.EnableCompression = *compression
 	http.HandleFunc(*path, serve)
 	listener, err := net.Listen("tcp", *addr)
 	if err != nil {

@@ -134,6 +134,9 @@ final class HandshakeResponseDecoder: ByteToMessageDecoder {
             state = .upgraded
             do {
                 try installFraming(context, head)
+            } catch let failure as DialFailure {
+                finish(failure, context: context)
+                return .needMoreData
             } catch {
                 finish(.badHandshake(reason: "cannot set up the connection: \(error)"), context: context)
                 return .needMoreData
@@ -163,10 +166,7 @@ final class HandshakeResponseDecoder: ByteToMessageDecoder {
         if let chosen = head.headers.first(name: "sec-websocket-protocol"), !offeredProtocols.contains(chosen) {
             return "the server chose the subprotocol \"\(Printable.escaped(chosen))\", which was not offered"
         }
-        if let extensions = head.headers.first(name: "sec-websocket-extensions"), !extensions.isEmpty {
-            return "the server answered with extensions (\"\(Printable.escaped(extensions))\") that were not offered"
-        }
-        return nil
+        return nil  // extensions: the dialer checks them against what it offered (`WebSocketDialer.settle`)
     }
 
     private func finish(_ failure: DialFailure, context: ChannelHandlerContext) {

@@ -2,6 +2,7 @@ import NIOCore
 import NIOPosix
 import VigilConfig
 import VigilConnection
+import VigilFraming
 
 /// Opens a plain `ws://` client-role connection on vigil's framing core and supervised shell:
 /// the same `SupervisedConnectionHandler` vigild runs for its own connections, here with
@@ -10,6 +11,8 @@ import VigilConnection
 public enum WebSocketClientBootstrap {
     /// Timer wheels for client connections, one per event loop.
     public static let wheels = TimerWheels()
+    /// The zlib streams client connections share, one set per event loop.
+    public static let deflateStreams = DeflateStreams()
 
     /// How long a test or load connection may take to connect and upgrade.
     public static let timeout = Duration.seconds(30)
@@ -25,9 +28,11 @@ public enum WebSocketClientBootstrap {
     public static func connect(
         host: String, port: Int, target: String, localAddress: SocketAddress? = nil,
         configuration: SupervisedConnectionHandler.Configuration, group: any EventLoopGroup,
+        extensions: UpgradeRequest.ExtensionOffer = .none,
         makeParts: @escaping @Sendable () -> (sink: any MessageSink, observer: any ConnectionObserver)
     ) async throws -> any Channel {
-        let request = UpgradeRequest(url: WebSocketURL(secure: false, host: host, port: port), target: target)
+        let request = UpgradeRequest(
+            url: WebSocketURL(secure: false, host: host, port: port), target: target, extensions: extensions)
         return try await WebSocketDialer.dial(
             request, on: group.next(), timeout: timeout, tls: nil, localAddress: localAddress,
             configuration: configuration, wheels: wheels, makeParts: { _, _ in makeParts() }

@@ -8,6 +8,7 @@ import VigilConfig
 import VigilConnection
 import VigilFraming
 import VigilSupervisor
+import VigilText
 
 #if canImport(Glibc)
     import Glibc
@@ -22,13 +23,36 @@ public struct UpgradeRequest: Sendable {
     public var target: String
     public var subprotocols: [String]
     public var headers: [HTTPHeaderField]
+    /// What to offer in `Sec-WebSocket-Extensions`, and what to do with the answer.
+    public var extensions: ExtensionOffer
 
-    public init(url: WebSocketURL, target: String? = nil, subprotocols: [String] = [], headers: [HTTPHeaderField] = [])
-    {
+    public init(
+        url: WebSocketURL, target: String? = nil, subprotocols: [String] = [], headers: [HTTPHeaderField] = [],
+        extensions: ExtensionOffer = .none
+    ) {
         self.url = url
         self.target = target ?? url.requestTarget
         self.subprotocols = subprotocols
         self.headers = headers
+        self.extensions = extensions
+    }
+
+    /// The extensions a dial offers.
+    public enum ExtensionOffer: Sendable {
+        case none
+        /// permessage-deflate, which this end then does itself (a monitor target, vigil-load).
+        case deflate(PerMessageDeflate.Configuration, DeflateOptions, DeflateStreams)
+        /// A proxy's upstream leg: its client's own permessage-deflate offers, passed on; what the
+        /// upstream agrees to is relayed, compressed messages as they are.
+        case forwarded([String])
+
+        var headerValue: String? {
+            switch self {
+            case .none: nil
+            case .deflate(let configuration, _, _): PerMessageDeflate.offerHeader(configuration: configuration)
+            case .forwarded(let offers): offers.isEmpty ? nil : offers.joined(separator: ", ")
+            }
+        }
     }
 
     /// Header names the dialer writes itself.
@@ -45,6 +69,7 @@ public struct UpgradeRequest: Sendable {
             "Sec-WebSocket-Key: \(key)", "Sec-WebSocket-Version: 13",
         ]
         if !subprotocols.isEmpty { lines.append("Sec-WebSocket-Protocol: " + subprotocols.joined(separator: ", ")) }
+        if let offer = extensions.headerValue { lines.append("Sec-WebSocket-Extensions: " + offer) }
         for field in headers where !Self.ownHeaders.contains(field.name.lowercased()) && Self.isSafe(field) {
             lines.append("\(field.name): \(field.value)")
         }
@@ -64,6 +89,16 @@ public struct DialedConnection: Sendable {
     public var responseHeaders: [HTTPHeaderField]
     /// The subprotocol the server chose, if any.
     public var subprotocol: String?
+    /// The permessage-deflate the server agreed to, if any.
+    public var compression: PerMessageDeflate.Agreement?
+}
+
+/// What the server's 101 settled, as `makeParts` is told it.
+public struct HandshakeAnswer: Sendable {
+    /// The subprotocol the server chose, if any.
+    public var subprotocol: String?
+    /// The permessage-deflate the server agreed to, if any.
+    public var compression: PerMessageDeflate.Agreement?
 }
 
 /// Dials WebSocket servers: TCP, TLS for `wss://` (swift-nio-ssl, the system's trust store plus
@@ -105,7 +140,7 @@ public enum WebSocketDialer {
         localAddress: SocketAddress? = nil, configuration: SupervisedConnectionHandler.Configuration,
         wheels: TimerWheels,
         makeParts:
-            @escaping @Sendable (_ channel: any Channel, _ subprotocol: String?) -> (
+            @escaping @Sendable (_ channel: any Channel, _ answer: HandshakeAnswer) -> (
                 sink: any MessageSink, observer: any ConnectionObserver
             )
     ) -> EventLoopFuture<DialedConnection> {
@@ -141,11 +176,15 @@ public enum WebSocketDialer {
                         offeredProtocols: request.subprotocols,
                         installFraming: { context, head in
                             let chosen = head.headers.first(name: "sec-websocket-protocol")
-                            let parts = makeParts(context.channel, chosen)
+                            let (agreement, compression) = try settle(
+                                request.extensions, answer: head.headers["sec-websocket-extensions"],
+                                eventLoop: context.eventLoop)
+                            let parts = makeParts(
+                                context.channel, HandshakeAnswer(subprotocol: chosen, compression: agreement))
                             let handler = SupervisedConnectionHandler(
                                 configuration: configuration, sink: parts.sink, observer: parts.observer,
                                 wheel: wheels.wheel(for: context.eventLoop), clock: wheels.clock,
-                                openedAt: wheels.clock.now())
+                                openedAt: wheels.clock.now(), compression: compression)
                             // The codec first: a sink may send as soon as the shell is added
                             // (`connectionOpened`), and its frames need the encoder in place.
                             let pipeline = context.pipeline.syncOperations
@@ -157,7 +196,7 @@ public enum WebSocketDialer {
                                     responseHeaders: head.headers.map {
                                         HTTPHeaderField(name: $0.name, value: $0.value)
                                     },
-                                    subprotocol: chosen))
+                                    subprotocol: chosen, compression: agreement))
                         },
                         fail: { result.fail($0) },
                         refusalSoFar: { refusal in refusalSoFar.withLockedValue { $0 = refusal } })
@@ -217,6 +256,40 @@ public enum WebSocketDialer {
             return String(cString: strerror(error.errnoCode))
         }
         return "\(error)"
+    }
+
+    /// What the server's `Sec-WebSocket-Extensions` answer settles, checked against the offer
+    /// (RFC 7692 §5: an answer vigil cannot accept fails the connection).
+    static func settle(_ offer: UpgradeRequest.ExtensionOffer, answer: [String], eventLoop: any EventLoop) throws
+        -> (PerMessageDeflate.Agreement?, MessageCompression)
+    {
+        do {
+            switch offer {
+            case .none:
+                let named = answer.filter { !$0.allSatisfy { $0 == " " || $0 == "\t" } }
+                guard named.isEmpty else {
+                    throw PerMessageDeflate.Refusal(
+                        description:
+                            "the server answered with extensions (\"\(Printable.escaped(named.joined(separator: ", ")))\") that were not offered"
+                    )
+                }
+                return (nil, .off)
+            case .deflate(let configuration, let options, let streams):
+                guard let agreement = try PerMessageDeflate.agreement(inAnswer: answer, configuration: configuration)
+                else {
+                    return (nil, .off)
+                }
+                let deflate = MessageDeflate(
+                    agreement: agreement, role: .client, options: options, streams: streams, eventLoop: eventLoop)
+                return (agreement, .endpoint(deflate))
+            case .forwarded(let offers):
+                let agreement = try PerMessageDeflate.agreement(
+                    inAnswer: answer, forOffers: PerMessageDeflate.offers(in: offers))
+                return (agreement, agreement == nil ? .off : .relayed(pongReader: nil))
+            }
+        } catch let refusal as PerMessageDeflate.Refusal {
+            throw DialFailure.badHandshake(reason: refusal.description)
+        }
     }
 
     static func isIPAddress(_ host: String) -> Bool {

@@ -211,6 +211,28 @@ public enum SettingCatalog {
         .choice(
             "upstream_failure_code", "1014", "Proxy mode: the close status a client gets when its upstream leg fails",
             reloadable: true, \.upstreamFailureCode),
+        .setting(
+            "compression", "on",
+            "permessage-deflate: answered when a client offers it (echo and command modes compress themselves; proxy mode passes the offers upstream and relays compressed messages as they are) and offered to monitor targets; off: no extension anywhere",
+            \.compression, parse: ValueParsers.boolean, render: { $0 ? "on" : "off" }),
+        .setting(
+            "compression_level", "1", "The zlib level of what vigild compresses, 1 (fastest) to 9 (smallest)",
+            \.compressionLevel,
+            parse: { text throws(ValueParsers.Failure) in try ValueParsers.number(text, in: 1...9) },
+            render: { String($0) }),
+        .setting(
+            "compression_window_bits", "15",
+            "The largest window vigild compresses with, 9 to 15 (a peer may ask for less, down to 8)",
+            \.compressionWindowBits,
+            parse: { text throws(ValueParsers.Failure) in try ValueParsers.number(text, in: 9...15) },
+            render: { String($0) }),
+        .size(
+            "compression_min_size", "128", "Messages shorter than this (in bytes) are sent uncompressed",
+            \.compressionMinSize),
+        .setting(
+            "compression_context_takeover", "false",
+            "Keep deflate contexts across messages (smaller output for small, similar messages; each connection that uses compression then holds zlib streams of its own, about 300 KiB allocated); false: vigild and its peer reset them per message, and one compressor per event loop serves every connection",
+            \.compressionContextTakeover, parse: ValueParsers.boolean, render: { $0 ? "true" : "false" }),
         .duration(
             "reconnect_max", "1m", "Monitor targets: the longest wait between dial attempts", reloadable: true,
             \.reconnectMax),

@@ -44,6 +44,16 @@ public enum ValueParsers {
         return bytes
     }
 
+    /// A whole number within `range`.
+    static func number(_ text: String, in range: ClosedRange<Int>) throws(Failure) -> Int {
+        guard text.count <= 3, text.allSatisfy({ $0.isASCII && $0.isNumber }), let value = Int(text),
+            range.contains(value)
+        else {
+            throw Failure(expected: "a whole number from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return value
+    }
+
     static func count(_ text: String) throws(Failure) -> Int {
         guard text.count <= 12, text.allSatisfy({ $0.isASCII && $0.isNumber }), let value = Int(text) else {
             throw Failure(expected: "a whole number")

@@ -53,6 +53,12 @@ public struct VigilSettings: Sendable, Hashable {
     public var upstreamPingInterval: Duration?
     public var upstreamPongTimeout: Duration?
     public var upstreamFailureCode = UpstreamFailureCode.badGateway
+    /// permessage-deflate on the listener (docs/compression.md).
+    public var compression = true
+    public var compressionLevel = 1
+    public var compressionWindowBits = 15
+    public var compressionMinSize = 128
+    public var compressionContextTakeover = false
     public var reconnectMax = Duration.zero
     public var reconnectResetAfter = Duration.zero
     /// The config file's `targets`, in its order (not a catalog setting: a list of mappings).

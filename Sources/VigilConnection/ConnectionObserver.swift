@@ -14,6 +14,10 @@ public protocol ConnectionObserver: AnyObject {
     func messageReceived(_ message: WebSocketMessage)
     /// A message went out (`bytes` of payload).
     func messageSent(bytes: Int)
+    /// The message just received came compressed (permessage-deflate), relayed or inflated.
+    func compressedMessageReceived()
+    /// The message just sent went out compressed.
+    func compressedMessageSent()
     func pingReceived(_ payload: ByteBuffer)
     func pingSent()
     /// A pong arrived; `roundTrip` when it answered this end's outstanding ping.
@@ -37,6 +41,8 @@ extension ConnectionObserver {
     public func frameReceived(at now: MonotonicInstant) {}
     public func messageReceived(_ message: WebSocketMessage) {}
     public func messageSent(bytes: Int) {}
+    public func compressedMessageReceived() {}
+    public func compressedMessageSent() {}
     public func pingReceived(_ payload: ByteBuffer) {}
     public func pingSent() {}
     public func pongReceived(_ payload: ByteBuffer, roundTrip: Duration?) {}

@@ -15,6 +15,8 @@ import VigilSupervisor
 final class OutboundWriter {
     private let role: WebSocketRole
     private let maxFrameSize: Int
+    /// Compresses what this end sends, when it is a permessage-deflate endpoint.
+    private let deflate: MessageDeflate?
     /// Where the client role's masking keys come from.
     private var maskingKeys = MaskingKeySource()
     /// Inside a burst of reads: writes wait for its end to be flushed together.
@@ -27,38 +29,50 @@ final class OutboundWriter {
     private(set) var readingPaused = false
     private var readPending = false
 
-    init(role: WebSocketRole, maxFrameSize: Int) {
+    init(role: WebSocketRole, maxFrameSize: Int, deflate: MessageDeflate?) {
         self.role = role
         self.maxFrameSize = maxFrameSize
+        self.deflate = deflate
     }
 
     // MARK: - Frames
 
     func write(
-        _ opcode: WebSocketOpcode, _ data: ByteBuffer, fin: Bool = true, context: ChannelHandlerContext,
-        promise: EventLoopPromise<Void>? = nil
+        _ opcode: WebSocketOpcode, _ data: ByteBuffer, fin: Bool = true, rsv1: Bool = false,
+        context: ChannelHandlerContext, promise: EventLoopPromise<Void>? = nil
     ) {
         let frame = WebSocketFrame(
-            fin: fin, opcode: opcode, maskKey: role == .client ? maskingKeys.key() : nil, data: data)
+            fin: fin, rsv1: rsv1, opcode: opcode, maskKey: role == .client ? maskingKeys.key() : nil, data: data)
         context.write(NIOAny(frame), promise: promise)
         pendingFlush = true
     }
 
-    /// A whole message: one frame, or fragments of `max_frame` bytes. `promise` completes when
-    /// the kernel has taken its last frame.
-    func write(_ message: WebSocketMessage, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+    /// A whole message: one frame, or fragments of `max_frame` bytes; compressed (RSV1 on its
+    /// first frame) when it came compressed (a relay) or this end deflates it. `promise`
+    /// completes when the kernel has taken its last frame. Returns whether it went compressed.
+    @discardableResult
+    func write(_ message: WebSocketMessage, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) -> Bool {
         let opcode: WebSocketOpcode = message.kind == .text ? .text : .binary
-        guard message.data.readableBytes > maxFrameSize else {
-            return write(opcode, message.data, context: context, promise: promise)
+        var payload = message.data
+        var compressed = message.compressed
+        if !compressed, let deflate, let deflated = deflate.deflate(payload, allocator: context.channel.allocator) {
+            payload = deflated
+            compressed = true
         }
-        var rest = message.data
+        guard payload.readableBytes > maxFrameSize else {
+            write(opcode, payload, rsv1: compressed, context: context, promise: promise)
+            return compressed
+        }
         var first = true
-        while let fragment = rest.readSlice(length: min(maxFrameSize, rest.readableBytes)) {
-            let fin = rest.readableBytes == 0
-            write(first ? opcode : .continuation, fragment, fin: fin, context: context, promise: fin ? promise : nil)
+        while let fragment = payload.readSlice(length: min(maxFrameSize, payload.readableBytes)) {
+            let fin = payload.readableBytes == 0
+            write(
+                first ? opcode : .continuation, fragment, fin: fin, rsv1: first && compressed, context: context,
+                promise: fin ? promise : nil)
             first = false
             if fin { break }
         }
+        return compressed
     }
 
     /// A heartbeat ping. The last ping's buffer is rewritten when its write is done (then this

@@ -46,6 +46,13 @@ public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimer
     private let outbound: OutboundWriter
     private let observer: any ConnectionObserver
     private let clock: ConnectionClock
+    /// Inflates compressed messages as they arrive, when this end is a permessage-deflate endpoint.
+    private let deflate: MessageDeflate?
+    /// A relay's reader of small compressed messages that may be the application pong.
+    private let pongReader: MessageDeflate?
+    private let maxMessageSize: Int
+    /// Whether the application heartbeat may run on this connection (`MessageCompression.allowsAppHeartbeat`).
+    private let allowsAppHeartbeat: Bool
     private let answersPings: Bool
     private let answersClose: Bool
 
@@ -56,17 +63,27 @@ public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimer
     /// Valid between handlerAdded and handlerRemoved; the wheel's callback needs it.
     private var context: ChannelHandlerContext?
 
+    /// - Parameters:
+    ///   - compression: what the handshake settled about permessage-deflate.
     public init(
         configuration: Configuration, sink: any MessageSink, observer: any ConnectionObserver,
-        wheel: TimerWheel, clock: ConnectionClock = .system, openedAt: MonotonicInstant
+        wheel: TimerWheel, clock: ConnectionClock = .system, openedAt: MonotonicInstant,
+        compression: MessageCompression = .off
     ) {
         self.role = configuration.role
+        self.allowsAppHeartbeat = compression.allowsAppHeartbeat
         var random = SystemRandomNumberGenerator()
         self.supervisor = ConnectionSupervisor(
-            policy: configuration.policy, transportCloser: configuration.role == .server ? .localEnd : .remoteEnd,
+            policy: Self.effective(configuration.policy, allowsAppHeartbeat: compression.allowsAppHeartbeat),
+            transportCloser: configuration.role == .server ? .localEnd : .remoteEnd,
             openedAt: openedAt, pingSeed: random.next())
-        self.assembler = WebSocketMessageAssembler(role: configuration.role, limits: configuration.limits)
-        self.outbound = OutboundWriter(role: configuration.role, maxFrameSize: configuration.limits.maxFrameSize)
+        self.assembler = WebSocketMessageAssembler(
+            role: configuration.role, limits: configuration.limits, compressionAgreed: compression.isAgreed)
+        self.deflate = compression.deflate
+        self.pongReader = compression.pongReader
+        self.maxMessageSize = configuration.limits.maxMessageSize
+        self.outbound = OutboundWriter(
+            role: configuration.role, maxFrameSize: configuration.limits.maxFrameSize, deflate: compression.deflate)
         self.sink = sink
         self.observer = observer
         self.wheel = wheel
@@ -99,7 +116,7 @@ public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimer
             promise?.fail(ChannelError.outputClosed)
             return
         }
-        outbound.write(message, context: context, promise: promise)
+        if outbound.write(message, context: context, promise: promise) { observer.compressedMessageSent() }
         observer.messageSent(bytes: message.data.readableBytes)
         flushUnlessReading(context: context)
     }
@@ -177,10 +194,22 @@ public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimer
             return
         }
         switch inbound {
-        case .message(let message):
+        case .message(var message):
             handle(.frameReceived, context: context, at: now)
+            if message.compressed { observer.compressedMessageReceived() }
+            if message.compressed, let deflate {
+                do {
+                    message.data = try deflate.inflate(
+                        message.data, limit: maxMessageSize, allocator: context.channel.allocator)
+                    message.compressed = false
+                    if message.kind == .text { try WebSocketMessageAssembler.validateText(message.data) }
+                } catch {
+                    violation(error, context: context, at: now)
+                    return
+                }
+            }
             if message.kind == .text, let heartbeat = supervisor.policy.appHeartbeat,
-                heartbeat.isPong(message.data.readableBytesView)
+                isAppPong(message, heartbeat, allocator: context.channel.allocator)
             {
                 // The application-level heartbeat's reply: the heartbeat's, not the sink's.
                 let action = supervisor.handle(.appPongReceived, at: now)
@@ -240,7 +269,7 @@ public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimer
         case let request as CloseRequest:
             handle(.closeRequested(request.close), context: context)
         case let update as PolicyUpdate:
-            supervisor.update(policy: update.policy)
+            supervisor.update(policy: Self.effective(update.policy, allowsAppHeartbeat: allowsAppHeartbeat))
             armTimer()
         default:
             context.fireUserInboundEventTriggered(event)
@@ -322,6 +351,26 @@ public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimer
             disarmTimer()
             context.close(promise: nil)
         }
+    }
+
+    /// `policy` as this connection runs it: without the application heartbeat where it cannot run.
+    static func effective(_ policy: SupervisionPolicy, allowsAppHeartbeat: Bool) -> SupervisionPolicy {
+        guard !allowsAppHeartbeat, policy.appHeartbeat != nil else { return policy }
+        var policy = policy
+        policy.appHeartbeat = nil
+        return policy
+    }
+
+    /// Whether a text message is the application heartbeat's pong: as it is, or, relayed
+    /// compressed, small enough to be one and while a pong is awaited, once inflated.
+    private func isAppPong(_ message: WebSocketMessage, _ heartbeat: AppHeartbeat, allocator: ByteBufferAllocator)
+        -> Bool
+    {
+        guard message.compressed else { return heartbeat.isPong(message.data.readableBytesView) }
+        guard let pongReader, message.data.readableBytes <= 64, supervisor.awaitsAppPong,
+            let inflated = try? pongReader.inflate(message.data, limit: 256, allocator: allocator)
+        else { return false }
+        return heartbeat.isPong(inflated.readableBytesView)
     }
 
     /// A pong's payload read as one of our ping payloads (8 bytes, big-endian); nil otherwise.

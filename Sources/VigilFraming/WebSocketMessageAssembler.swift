@@ -9,12 +9,16 @@ public struct WebSocketMessage: Sendable {
     }
 
     public var kind: Kind
-    /// The unmasked payload. For text messages it is valid UTF-8.
+    /// The unmasked payload. For text messages it is valid UTF-8, unless `compressed`.
     public var data: ByteBuffer
+    /// The payload is permessage-deflate data (the message's first frame had RSV1): a relay
+    /// passes it on as it came; an endpoint inflates it first.
+    public var compressed: Bool
 
-    public init(kind: Kind, data: ByteBuffer) {
+    public init(kind: Kind, data: ByteBuffer, compressed: Bool = false) {
         self.kind = kind
         self.data = data
+        self.compressed = compressed
     }
 }
 
@@ -33,14 +37,22 @@ public enum WebSocketInbound: Sendable {
 /// decoder leaves to its user: reserved bits, known opcodes, masking by role, fragment ordering,
 /// the message size limit, UTF-8 of text messages and close reasons, and close codes.
 ///
+/// With permessage-deflate agreed, RSV1 on a data message's first frame marks the message
+/// compressed (RFC 7692 §6); anywhere else (a continuation, a control frame, a connection that
+/// agreed no extension) it is a protocol error, as RSV2 and RSV3 always are. A compressed
+/// message's size limit is checked on what arrives; its UTF-8 and inflated size are the
+/// inflating end's to check (`MessageDeflate`).
+///
 /// A plain value owned by one channel handler. A thrown error leaves no half-assembled state
 /// behind that could confuse control frames, so after a violation the owner can keep feeding it
 /// until the peer's close reply arrives (further data frames may be refused again; ignore them).
 public struct WebSocketMessageAssembler: Sendable {
     private let role: WebSocketRole
     private let limits: FramingLimits
+    /// permessage-deflate was agreed: RSV1 may mark a message compressed.
+    private let compressionAgreed: Bool
     /// The message being assembled from fragments, if any.
-    private var partial: (kind: WebSocketMessage.Kind, data: ByteBuffer)?
+    private var partial: (kind: WebSocketMessage.Kind, data: ByteBuffer, compressed: Bool)?
     private var validator = UTF8Validator()
     /// Masked payloads are unmasked into this buffer, kept for the next frame. Once whoever got
     /// the last payload has let it go (an echo written, a pong read), it is rewritten in place,
@@ -51,17 +63,26 @@ public struct WebSocketMessageAssembler: Sendable {
     private var spare: ByteBuffer?
     static let spareLimit = 256
 
-    public init(role: WebSocketRole, limits: FramingLimits) {
+    public init(role: WebSocketRole, limits: FramingLimits, compressionAgreed: Bool = false) {
         self.role = role
         self.limits = limits
+        self.compressionAgreed = compressionAgreed
     }
 
     /// Whether a fragmented message is partly received.
     public var isAssembling: Bool { partial != nil }
 
     public mutating func receive(_ frame: WebSocketFrame) throws(FramingError) -> WebSocketInbound {
-        guard frame.reservedBits.isEmpty else {
-            throw FramingError(.protocolError, "reserved bits set without a negotiated extension")
+        if !frame.reservedBits.isEmpty {
+            guard compressionAgreed else {
+                throw FramingError(.protocolError, "reserved bits set without a negotiated extension")
+            }
+            guard frame.reservedBits == .rsv1, frame.opcode == .text || frame.opcode == .binary else {
+                throw FramingError(
+                    .protocolError,
+                    frame.reservedBits == .rsv1
+                        ? "RSV1 on a frame that does not start a message" : "RSV2 or RSV3 set (no extension uses them)")
+            }
         }
         switch role {
         case .server where frame.maskKey == nil:
@@ -97,16 +118,17 @@ public struct WebSocketMessageAssembler: Sendable {
             throw FramingError(.protocolError, "new data frame before the fragmented message finished")
         }
         try checkSize(frame.length)
+        let compressed = frame.rsv1
         // A first fragment gets a buffer of its own: the fragments after it are appended to it.
         let data = frame.fin ? payload(of: frame) : frame.unmaskedData
-        if kind == .text {
+        if kind == .text && !compressed {
             validator = UTF8Validator()
             try validate(data, final: frame.fin)
         }
         if frame.fin {
-            return .message(WebSocketMessage(kind: kind, data: data))
+            return .message(WebSocketMessage(kind: kind, data: data, compressed: compressed))
         }
-        partial = (kind, data)
+        partial = (kind, data, compressed)
         return .fragment
     }
 
@@ -117,12 +139,12 @@ public struct WebSocketMessageAssembler: Sendable {
         }
         try checkSize(current.data.readableBytes + frame.length)
         var data = payload(of: frame)
-        if current.kind == .text {
+        if current.kind == .text && !current.compressed {
             try validate(data, final: frame.fin)
         }
         current.data.writeBuffer(&data)
         if frame.fin {
-            return .message(WebSocketMessage(kind: current.kind, data: current.data))
+            return .message(WebSocketMessage(kind: current.kind, data: current.data, compressed: current.compressed))
         }
         partial = current
         return .fragment
@@ -145,6 +167,15 @@ public struct WebSocketMessageAssembler: Sendable {
     private func checkSize(_ size: Int) throws(FramingError) {
         guard size <= limits.maxMessageSize else {
             throw FramingError(.messageTooBig, "message exceeds \(limits.maxMessageSize) bytes")
+        }
+    }
+
+    /// An inflated text message's UTF-8, checked whole.
+    public static func validateText(_ data: ByteBuffer) throws(FramingError) {
+        var validator = UTF8Validator()
+        let valid = data.withUnsafeReadableBytes { validator.validate($0) }
+        guard valid, validator.isComplete else {
+            throw FramingError(.invalidUTF8, "text message is not valid UTF-8")
         }
     }
 

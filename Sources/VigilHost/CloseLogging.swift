@@ -40,6 +40,10 @@ public enum CloseLogging {
             LogKey.messagesOut: "\(record.messagesOut)",
         ]
         for (key, value) in record.identity.logFields { metadata[key] = "\(value)" }
+        if record.identity.compression != nil {  // permessage-deflate agreed: what went compressed
+            metadata[LogKey.compressedIn] = "\(record.compressedIn)"
+            metadata[LogKey.compressedOut] = "\(record.compressedOut)"
+        }
         if let appRoundTrip = record.lastAppRoundTrip {
             metadata[LogKey.appRoundTrip] = "\(appRoundTrip.inMilliseconds)"
         }

@@ -18,6 +18,8 @@ public final class ConnectionHost: Sendable {
     public let clock: ConnectionClock
     public let wheels: TimerWheels
     public let channels = ChannelDirectory()
+    /// The zlib streams each event loop shares among its connections (permessage-deflate).
+    public let deflateStreams = DeflateStreams()
     /// `max_frame` and `max_message`.
     public let limits: FramingLimits
     private let currentPolicy: NIOLockedValueBox<SupervisionPolicy>
@@ -47,7 +49,7 @@ public final class ConnectionHost: Sendable {
         let connection = registry.open(identity, at: now)
         var logger = self.logger
         logger[metadataKey: LogKey.connectionID] = "\(connection.id)"
-        for (key, value) in identity.logFields { logger[metadataKey: key] = "\(value)" }
+        for (key, value) in identity.everyLineLogFields { logger[metadataKey: key] = "\(value)" }
         return ConnectionBooks(
             connection: connection, logger: logger,
             observer: RegistryObserver(connection: connection, registry: registry, logger: logger))

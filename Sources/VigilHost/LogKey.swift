@@ -19,6 +19,8 @@ public enum LogKey {
     public static let appRoundTrip = "ws_app_rtt_ms"
     public static let messagesIn = "ws_messages_in"
     public static let messagesOut = "ws_messages_out"
+    public static let compressedIn = "ws_compressed_in"
+    public static let compressedOut = "ws_compressed_out"
     public static let partnerKind = "ws_partner_kind"
     public static let partnerCause = "ws_partner_cause"
 }

@@ -35,6 +35,14 @@ public final class RegistryObserver: ConnectionObserver {
         connection.noteMessageOut(bytes: bytes)
     }
 
+    public func compressedMessageReceived() {
+        connection.noteCompressedIn()
+    }
+
+    public func compressedMessageSent() {
+        connection.noteCompressedOut()
+    }
+
     public func pingSent() {
         connection.notePingSent()
     }

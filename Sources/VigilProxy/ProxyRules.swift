@@ -14,6 +14,13 @@ public struct ProxyRules: Sendable {
     public let upstreamPolicy: SupervisionPolicy
     /// The status a client hears when its upstream leg fails.
     public let failureCode: UInt16
+    /// Pass the client's permessage-deflate offers upstream and relay compressed messages
+    /// (`compression`); off, the offers go nowhere and no extension is agreed.
+    public let compression: Bool
+    /// The client legs run the application heartbeat: their agreement tells the client to reset
+    /// its compressor per message, so that vigild can read a compressed pong without disturbing
+    /// the backend's context.
+    public let appHeartbeat: Bool
 
     /// `nil` unless in proxy mode. Throws when the CA file cannot be used, naming it.
     public static func make(_ settings: VigilSettings) throws -> ProxyRules? {
@@ -29,6 +36,7 @@ public struct ProxyRules: Sendable {
         }
         return ProxyRules(
             upstream: upstream, path: settings.upstreamPath, connectTimeout: settings.upstreamConnectTimeout, tls: tls,
-            upstreamPolicy: settings.upstreamSupervisionPolicy, failureCode: settings.upstreamFailureCode.code)
+            upstreamPolicy: settings.upstreamSupervisionPolicy, failureCode: settings.upstreamFailureCode.code,
+            compression: settings.compression, appHeartbeat: settings.appPingInterval > .zero)
     }
 }

@@ -19,6 +19,9 @@ public enum UpstreamDial {
         public let upstreamSink: RelaySink
         /// What the upstream chose of the client's `Sec-WebSocket-Protocol` offer.
         public let subprotocol: String?
+        /// The permessage-deflate the upstream agreed to, as the client is told it: both legs
+        /// relay compressed messages as they are.
+        public let compression: PerMessageDeflate.Agreement?
     }
 
     /// Dials the upstream for the client's `request` on the client's own event loop (`channel`),
@@ -31,7 +34,14 @@ public enum UpstreamDial {
         let pair = PairLink(pairID: host.registry.makePairID(), upstream: rules.upstream.description)
         let (clientSink, upstreamSink) = RelaySink.pair(upstreamFailureCode: rules.failureCode)
         let clientAddress = channel.remoteAddress?.ipAddress ?? "unknown"
-        let forwarded = ForwardedRequest.make(for: request, clientAddress: clientAddress, rules: rules)
+        var upgrade = ForwardedRequest.make(for: request, clientAddress: clientAddress, rules: rules)
+        if rules.compression {
+            // Only the permessage-deflate offers vigild can parse: vigild must know what every
+            // RSV bit means on both legs, so other extensions are not passed on.
+            upgrade.extensions = .forwarded(
+                PerMessageDeflate.offers(in: request.headers["sec-websocket-extensions"]).map(\.headerValue))
+        }
+        let forwarded = upgrade
         // Backends commonly send a message as one frame: the upstream leg takes frames up to
         // max_message (still the bound on what one message holds); towards the client vigild
         // re-frames within max_frame.
@@ -45,12 +55,12 @@ public enum UpstreamDial {
         let dialed = WebSocketDialer.dial(
             forwarded, on: eventLoop, timeout: rules.connectTimeout, tls: rules.tls, configuration: configuration,
             wheels: host.wheels,
-            makeParts: { upstreamChannel, _ in
+            makeParts: { upstreamChannel, answer in
                 host.channels.add(upstreamChannel, kind: .upstream)
                 let identity = ConnectionIdentity(
                     peer: upstreamChannel.remoteAddress?.endpointDescription ?? rules.upstream.hostHeader,
-                    client: client,
-                    path: String(RequestTarget.split(forwarded.target).path), leg: .upstream, pair: pair)
+                    client: client, path: String(RequestTarget.split(forwarded.target).path), leg: .upstream,
+                    pair: pair, compression: answer.compression?.headerValue)
                 let books = host.openBooks(identity, at: host.clock.now())
                 books.logger.debug("upstream leg opened", metadata: ["upstream": "\(rules.upstream)"])
                 return (sinkBox.value, books.observer)
@@ -58,7 +68,11 @@ public enum UpstreamDial {
         return dialed.assumeIsolated().flatMapErrorThrowing { error in
             throw rejection(for: error, rules: rules)
         }.map { connection in
-            Opened(pair: pair, clientSink: clientSink, upstreamSink: upstreamSink, subprotocol: connection.subprotocol)
+            var compression = connection.compression
+            if rules.appHeartbeat { compression?.clientNoContextTakeover = true }
+            return Opened(
+                pair: pair, clientSink: clientSink, upstreamSink: upstreamSink, subprotocol: connection.subprotocol,
+                compression: compression)
         }.nonisolated()
     }
 

@@ -12,6 +12,8 @@ public struct CloseRecord: Sendable, Hashable {
     public var lastAppRoundTrip: Duration?
     public var messagesIn: UInt64
     public var messagesOut: UInt64
+    public var compressedIn: UInt64 = 0
+    public var compressedOut: UInt64 = 0
     /// Its place among all closes since vigild started (1 for the first), set as it is logged:
     /// the cursor `/closes?before_seq=` pages with.
     public var sequence: UInt64 = 0

@@ -103,7 +103,8 @@ public final class ConnectionRegistry: Sendable {
             closedAt: wallClock,
             duration: now - MonotonicInstant(nanoseconds: connection.openedMonotonic),
             lastRoundTrip: snapshot.roundTrip, lastAppRoundTrip: snapshot.appRoundTrip, messagesIn: snapshot.messagesIn,
-            messagesOut: snapshot.messagesOut)
+            messagesOut: snapshot.messagesOut, compressedIn: snapshot.compressedIn,
+            compressedOut: snapshot.compressedOut)
         let second = (now - startedMonotonic).components.seconds
         let stored = log.withLockedValue { $0.append(record, atSecond: second) }
         activity.withLockedValue { $0.noteClose(outcome.kind, outcome.cause, atMinute: second / 60) }

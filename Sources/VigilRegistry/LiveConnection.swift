@@ -23,6 +23,9 @@ public final class LiveConnection: Sendable {
     let pongsReceived = Atomic<UInt64>(0)
     let messagesIn = Atomic<UInt64>(0)
     let messagesOut = Atomic<UInt64>(0)
+    /// Of those, the ones that went over the wire compressed (permessage-deflate).
+    let compressedIn = Atomic<UInt64>(0)
+    let compressedOut = Atomic<UInt64>(0)
     let bytesIn = Atomic<UInt64>(0)
     let bytesOut = Atomic<UInt64>(0)
 
@@ -49,6 +52,14 @@ public final class LiveConnection: Sendable {
     public func noteMessageOut(bytes: Int) {
         messagesOut.add(1, ordering: .relaxed)
         bytesOut.add(UInt64(bytes), ordering: .relaxed)
+    }
+
+    public func noteCompressedIn() {
+        compressedIn.add(1, ordering: .relaxed)
+    }
+
+    public func noteCompressedOut() {
+        compressedOut.add(1, ordering: .relaxed)
     }
 
     public func notePingSent() {
@@ -84,6 +95,7 @@ public final class LiveConnection: Sendable {
             appRoundTrip: appRTT < 0 ? nil : .nanoseconds(appRTT), appPingsSent: appPingsSent.load(ordering: .relaxed),
             appPongsReceived: appPongsReceived.load(ordering: .relaxed),
             messagesIn: messagesIn.load(ordering: .relaxed), messagesOut: messagesOut.load(ordering: .relaxed),
+            compressedIn: compressedIn.load(ordering: .relaxed), compressedOut: compressedOut.load(ordering: .relaxed),
             bytesIn: bytesIn.load(ordering: .relaxed), bytesOut: bytesOut.load(ordering: .relaxed))
     }
 }
@@ -103,6 +115,8 @@ public struct ConnectionSnapshot: Sendable, Hashable {
     public var appPongsReceived: UInt64
     public var messagesIn: UInt64
     public var messagesOut: UInt64
+    public var compressedIn: UInt64
+    public var compressedOut: UInt64
     public var bytesIn: UInt64
     public var bytesOut: UInt64
 }

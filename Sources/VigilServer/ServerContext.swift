@@ -1,6 +1,7 @@
 import NIOConcurrencyHelpers
 import Synchronization
 import VigilConfig
+import VigilFraming
 import VigilHost
 import VigilProxy
 import VigilRegistry
@@ -20,6 +21,10 @@ final class ServerContext: Sendable {
     let handshakeLog = RateLimitedLog(perSecond: 20, what: "rejected or timed-out handshakes")
     /// Faults switched on by a test (none otherwise).
     let failpoints: Failpoints
+    /// permessage-deflate: how the listener negotiates it (`nil`: compression off) and
+    /// compresses.
+    let deflate: PerMessageDeflate.Configuration?
+    let deflateOptions: DeflateOptions
     /// Proxy mode's rules for new pairs (a reload replaces them); `nil` in the other modes.
     private let proxy = NIOLockedValueBox<ProxyRules?>(nil)
 
@@ -30,6 +35,12 @@ final class ServerContext: Sendable {
         self.gate = AcceptGate(settings: settings, descriptorBudget: descriptorBudget)
         self.route = WebSocketRoute(path: settings.mode == .proxy ? nil : settings.path)
         self.origins = NIOLockedValueBox(OriginPolicy(settings: settings))
+        self.deflate =
+            settings.compression
+            ? PerMessageDeflate.Configuration(
+                maxWindowBits: settings.compressionWindowBits, noContextTakeover: !settings.compressionContextTakeover,
+                requestPeerNoContextTakeover: !settings.compressionContextTakeover) : nil
+        self.deflateOptions = DeflateOptions(level: settings.compressionLevel, minimumSize: settings.compressionMinSize)
     }
 
     var registry: ConnectionRegistry { host.registry }

@@ -36,6 +36,8 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
         var upgraded = false
         /// Proxy mode: the upstream leg already open, waiting for this client leg.
         var relay: UpstreamDial.Opened?
+        /// Echo and command modes: the permessage-deflate this end agreed to, if any.
+        var deflate: PerMessageDeflate.Agreement?
     }
 
     private var admitted: Admission?
@@ -102,8 +104,19 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
             admission.relay?.upstreamSink.connection?.close(Self.clientGone)
         }
         guard let rules = server.proxyRules() else {
+            let agreement = server.deflate.flatMap { configuration in
+                PerMessageDeflate.accept(
+                    PerMessageDeflate.offers(in: upgradeRequest.headers["sec-websocket-extensions"]),
+                    configuration: configuration)
+            }
+            admitted?.deflate = agreement
             return acceptComputer.buildUpgradeResponse(
-                channel: channel, upgradeRequest: upgradeRequest, initialResponseHeaders: initialResponseHeaders)
+                channel: channel, upgradeRequest: upgradeRequest, initialResponseHeaders: initialResponseHeaders
+            ).map { headers in
+                var headers = headers
+                if let agreement { headers.add(name: "Sec-WebSocket-Extensions", value: agreement.headerValue) }
+                return headers
+            }
         }
         handshake.upstreamDialStarted()
         let opened = UpstreamDial.open(rules, for: upgradeRequest, client: client, channel: channel, host: server.host)
@@ -113,12 +126,14 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
             }
             self.admitted?.relay = relay
             let subprotocol = relay.subprotocol
-            // NIO's upgrader builds its own headers; the upstream's choice is added to them.
+            let compression = relay.compression
+            // NIO's upgrader builds its own headers; the upstream's choices are added to them.
             return self.acceptComputer.buildUpgradeResponse(
                 channel: channel, upgradeRequest: upgradeRequest, initialResponseHeaders: initialResponseHeaders
             ).map { headers in
                 var headers = headers
                 if let subprotocol { headers.add(name: "Sec-WebSocket-Protocol", value: subprotocol) }
+                if let compression { headers.add(name: "Sec-WebSocket-Extensions", value: compression.headerValue) }
                 return headers
             }
         }.nonisolated()
@@ -142,17 +157,35 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
         let identity = ConnectionIdentity(
             peer: channel.remoteAddress?.endpointDescription ?? "unknown", client: admission.client,
             path: admission.path,
-            leg: .client, pair: admission.relay?.pair)
+            leg: .client, pair: admission.relay?.pair,
+            compression: (admission.deflate ?? admission.relay?.compression)?.headerValue)
         let books = host.openBooks(identity, at: now)
         books.logger.debug("connection opened")
         var configuration = SupervisedConnectionHandler.Configuration(
             role: .server, policy: host.policy, limits: host.limits)
         // A relay passes the client's pings to the backend instead of answering them itself.
         configuration.answersPings = admission.relay == nil
+        let compression: MessageCompression =
+            admission.relay?.compression.map { agreement in
+                // A client that resets its context may have its compressed app pong read and
+                // taken out (the heartbeat on, or turned on by a reload); one that keeps it may not.
+                .relayed(
+                    pongReader: agreement.clientNoContextTakeover
+                        ? MessageDeflate(
+                            agreement: agreement, role: .server, options: server.deflateOptions,
+                            streams: host.deflateStreams, eventLoop: context.eventLoop) : nil)
+            }
+            ?? admission.deflate.map { agreement in
+                .endpoint(
+                    MessageDeflate(
+                        agreement: agreement, role: .server, options: server.deflateOptions,
+                        streams: host.deflateStreams,
+                        eventLoop: context.eventLoop))
+            } ?? .off
         let handler = SupervisedConnectionHandler(
             configuration: configuration, sink: sink, observer: books.observer,
             wheel: host.wheels.wheel(for: context.eventLoop),
-            clock: host.clock, openedAt: now)
+            clock: host.clock, openedAt: now, compression: compression)
         let relay = admission.relay
         return context.eventLoop.makeCompletedFuture {
             let pipeline = channel.pipeline.syncOperations

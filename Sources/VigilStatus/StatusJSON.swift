@@ -51,6 +51,8 @@ struct ConnectionJSON: Encodable {
         try c.put("app_pongs_received", s.appPongsReceived)
         try c.put("messages_in", s.messagesIn)
         try c.put("messages_out", s.messagesOut)
+        try c.put("compressed_in", s.compressedIn)
+        try c.put("compressed_out", s.compressedOut)
         try c.put("bytes_in", s.bytesIn)
         try c.put("bytes_out", s.bytesOut)
     }
@@ -125,6 +127,8 @@ struct CloseJSON: Encodable {
         try c.put("last_app_rtt_ms", r.lastAppRoundTrip.map(\.inMilliseconds))
         try c.put("messages_in", r.messagesIn)
         try c.put("messages_out", r.messagesOut)
+        try c.put("compressed_in", r.compressedIn)
+        try c.put("compressed_out", r.compressedOut)
     }
 }
 
@@ -201,7 +205,7 @@ struct HealthJSON: Encodable {
 struct TargetJSON: Encodable {
     var report: TargetReport
 
-    enum ConnectionKeys: String, CodingKey { case id, peer, opened_at, rtt_ms, pings_sent, pongs_received }
+    enum ConnectionKeys: String, CodingKey { case id, peer, opened_at, rtt_ms, pings_sent, pongs_received, compression }
     enum DialErrorKeys: String, CodingKey { case at, phase, error, http_status }
 
     func encode(to encoder: any Encoder) throws {
@@ -222,6 +226,7 @@ struct TargetJSON: Encodable {
             try nested.encode(snapshot.roundTrip.map(\.inMilliseconds), forKey: .rtt_ms)
             try nested.encode(snapshot.pingsSent, forKey: .pings_sent)
             try nested.encode(snapshot.pongsReceived, forKey: .pongs_received)
+            try nested.encode(snapshot.identity.compression, forKey: .compression)
         } else {
             try c.encodeNil(forKey: JSONKey("connection"))
         }

@@ -39,6 +39,9 @@ public struct ConnectionSupervisor: Sendable {
     private var lastAppPingAt: MonotonicInstant?
     /// When the unanswered app ping went out.
     private var outstandingAppPing: MonotonicInstant?
+    /// Whether an application ping awaits its pong (a relay inflates a compressed message to
+    /// look for the pong only then).
+    public var awaitsAppPong: Bool { outstandingAppPing != nil }
     /// Since when the transport has not been writable, if it is not.
     private var stalledSince: MonotonicInstant?
     private var payloads: PingPayloads

@@ -2,6 +2,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import VigilConfig
+import VigilFraming
 import VigilHost
 import VigilRegistry
 
@@ -45,7 +46,17 @@ public final class MonitorTargets: Sendable {
             }
             fresh[target.name] = try TargetMonitor(
                 target: target, eventLoop: group.next(), host: host, backoff: settings.reconnectBackoff,
-                connectTimeout: settings.handshakeTimeout)
+                connectTimeout: settings.handshakeTimeout,
+                deflate: settings.compression
+                    ? (
+                        PerMessageDeflate.Configuration(
+                            maxWindowBits: settings.compressionWindowBits,
+                            noContextTakeover: !settings.compressionContextTakeover,
+                            // A client takes what the server agrees to: demanding that it reset
+                            // its context would fail a dial a server may rightly answer otherwise.
+                            requestPeerNoContextTakeover: false),
+                        DeflateOptions(level: settings.compressionLevel, minimumSize: settings.compressionMinSize)
+                    ) : nil)
             if running[target.name] == nil {
                 changes.added.append(target.name)
             } else {

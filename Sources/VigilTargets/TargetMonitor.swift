@@ -4,6 +4,7 @@ import NIOCore
 import VigilClient
 import VigilConfig
 import VigilConnection
+import VigilFraming
 import VigilHost
 import VigilRegistry
 import VigilSupervisor
@@ -22,6 +23,8 @@ final class TargetMonitor: Sendable {
     private let host: ConnectionHost
     private let tls: WebSocketDialer.TLS?
     private let connectTimeout: Duration
+    /// permessage-deflate offered on each dial (`compression`), and how vigild compresses.
+    private let deflate: (PerMessageDeflate.Configuration, DeflateOptions)?
     private let logger: Logger
     private let state: NIOLockedValueBox<State>
 
@@ -69,8 +72,9 @@ final class TargetMonitor: Sendable {
 
     init(
         target: MonitorTarget, eventLoop: any EventLoop, host: ConnectionHost, backoff: ReconnectBackoff,
-        connectTimeout: Duration
+        connectTimeout: Duration, deflate: (PerMessageDeflate.Configuration, DeflateOptions)?
     ) throws {
+        self.deflate = deflate
         self.target = target
         self.eventLoop = eventLoop
         self.host = host
@@ -149,13 +153,14 @@ final class TargetMonitor: Sendable {
             headers.append(HTTPHeaderField(name: "User-Agent", value: "vigild (monitor target \(target.name))"))
         }
         let request = UpgradeRequest(
-            url: target.url, subprotocols: target.subprotocol.map { [$0] } ?? [], headers: headers)
+            url: target.url, subprotocols: target.subprotocol.map { [$0] } ?? [], headers: headers,
+            extensions: deflate.map { .deflate($0.0, $0.1, host.deflateStreams) } ?? .none)
         let name = target.name
         WebSocketDialer.dial(
             request, on: eventLoop, timeout: connectTimeout, tls: tls, configuration: configuration,
             wheels: host.wheels,
-            makeParts: { [self] channel, _ in
-                makeParts(channel: channel)
+            makeParts: { [self] channel, answer in
+                makeParts(channel: channel, compression: answer.compression)
             }
         ).whenComplete { [self] result in
             switch result {
@@ -187,12 +192,13 @@ final class TargetMonitor: Sendable {
     }
 
     /// The connection's sink and observer, once the server said 101.
-    private func makeParts(channel: any Channel) -> (sink: any MessageSink, observer: any ConnectionObserver) {
+    private func makeParts(channel: any Channel, compression: PerMessageDeflate.Agreement?) -> (
+        sink: any MessageSink, observer: any ConnectionObserver
+    ) {
         host.channels.add(channel, kind: .target(target))
         let identity = ConnectionIdentity(
             peer: channel.remoteAddress?.endpointDescription ?? target.url.hostHeader, path: target.url.path,
-            leg: .target,
-            target: target.name)
+            leg: .target, target: target.name, compression: compression?.headerValue)
         let books = host.openBooks(identity, at: host.clock.now())
         state.withLockedValue { state in
             state.connection = books.connection

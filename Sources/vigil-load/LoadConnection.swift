@@ -12,7 +12,7 @@ final class LoadConnection: MessageSink, ConnectionObserver {
     private let answerPings: Bool
     private weak var connection: SupervisedConnectionHandler?
     private var firstUnansweredPing: NIODeadline?
-    private var message: ByteBuffer?
+    private var message: WebSocketMessage?
     private var sentAt: NIODeadline?
     /// Paced echo (`--rate`): when each message in flight was due, oldest first (echoes come
     /// back in order), and when the next one is.
@@ -26,18 +26,20 @@ final class LoadConnection: MessageSink, ConnectionObserver {
     }
 
     /// Starts the echo loop with messages of `size` bytes.
-    func startEcho(messageSize size: Int) {
+    func startEcho(messageSize size: Int, payload: EchoPayload) {
         guard let connection, let allocator = connection.channel?.allocator else { return }
-        message = allocator.buffer(repeating: 0x78, count: size)
+        message = payload.message(size: size, allocator: allocator)
         sendMessage(on: connection)
     }
 
     /// Starts a paced echo: a message every `interval` from `start` on, whether or not the
     /// previous echo is back (open loop), each timed from when it was due, so a late event loop
     /// or a slow server shows in the latency instead of lowering the rate.
-    func startPacedEcho(messageSize size: Int, every interval: TimeAmount, from start: NIODeadline) {
+    func startPacedEcho(
+        messageSize size: Int, payload: EchoPayload, every interval: TimeAmount, from start: NIODeadline
+    ) {
         guard let connection, let allocator = connection.channel?.allocator else { return }
-        message = allocator.buffer(repeating: 0x78, count: size)
+        message = payload.message(size: size, allocator: allocator)
         nextDue = start
         schedulePacedSend(every: interval)
     }
@@ -49,7 +51,7 @@ final class LoadConnection: MessageSink, ConnectionObserver {
                 self.stats.echoing.load(ordering: .relaxed)
             else { return }
             self.due.append(dueAt)
-            connection.send(WebSocketMessage(kind: .binary, data: message))
+            connection.send(message)
             self.nextDue = dueAt + interval
             self.schedulePacedSend(every: interval)
         }
@@ -112,7 +114,7 @@ final class LoadConnection: MessageSink, ConnectionObserver {
     private func sendMessage(on connection: SupervisedConnectionHandler) {
         guard let message else { return }
         sentAt = .now()
-        connection.send(WebSocketMessage(kind: .binary, data: message))
+        connection.send(message)
     }
 }
 

@@ -31,16 +31,24 @@ struct VigilLoad: AsyncParsableCommand {
             """)
 
     enum Mode: String, ExpressibleByArgument, CaseIterable {
-        case hold, echo
+        case hold, echo, greet
     }
 
     @Option(help: "Server URL.") var url = "ws://127.0.0.1:8080/ws"
     @Option(name: [.short, .long], help: "Connections to open.") var connections = 100
-    @Option(help: "hold: keep the connections open; echo: round trips, one message in flight per connection.")
+    @Option(
+        help: """
+            hold: keep the connections open; echo: round trips, one message in flight per connection;             greet: one round trip per connection, then hold (memory of connections that have used             their extensions once).
+            """)
     var mode = Mode.hold
     @Flag(help: "Do not answer pings (a peer that is alive on TCP but dead to the heartbeat).") var noPong = false
     @Option(help: "How long to hold or echo (500ms, 20s, 2m).") var duration = "10s"
     @Option(help: "Echo message size in bytes.") var messageSize = 64
+    @Option(
+        help:
+            "Echo message content: filler (binary, all 'x') or json (text, price quotes, compressible as real traffic)."
+    )
+    var payload = EchoPayload.filler
     @Option(
         help: """
             Echo: messages a second in all, spread evenly over the connections and sent when due \
@@ -56,6 +64,7 @@ struct VigilLoad: AsyncParsableCommand {
     @Flag(help: "Leave the connections open at the end instead of closing them with 1000.") var noClose = false
     @Option(help: "Print a progress line this often (0: never).") var progress = "0"
     @Flag(help: "Connect once to --url and echo every message until the server closes.") var echoPeer = false
+    @Flag(help: "Offer permessage-deflate, and compress and inflate as the server agrees.") var deflate = false
     @Option(help: "Largest frame accepted from the server.") var maxFrame = "16MiB"
     @Option(help: "Largest message accepted from the server.") var maxMessage = "16MiB"
 
@@ -122,7 +131,22 @@ struct VigilLoad: AsyncParsableCommand {
         ])
 
         switch mode {
-        case .hold:
+        case .hold, .greet:
+            if mode == .greet {
+                // One message each; the echo loop is off, so the echo is not answered again.
+                let (size, payload) = (messageSize, payload)
+                for channel in channels {
+                    channel.eventLoop.execute {
+                        let shell = try? channel.pipeline.syncOperations.handler(type: SupervisedConnectionHandler.self)
+                        (shell?.sink as? LoadConnection)?.startEcho(messageSize: size, payload: payload)
+                    }
+                }
+                let greetBy = ContinuousClock.now + .seconds(60)
+                while stats.echoes.load(ordering: .relaxed) < channels.count && ContinuousClock.now < greetBy {
+                    try? await Task.sleep(for: .milliseconds(20))
+                }
+                Self.emit(["event": "greeted", "echoes": stats.echoes.load(ordering: .relaxed)])
+            }
             let end = ContinuousClock.now + holdFor
             while ContinuousClock.now < end && stats.open.load(ordering: .relaxed) > 0 {
                 try? await Task.sleep(for: .milliseconds(50))
@@ -131,6 +155,7 @@ struct VigilLoad: AsyncParsableCommand {
             stats.echoing.store(true, ordering: .relaxed)
             let echoStart = ContinuousClock.now
             let size = messageSize
+            let payload = payload
             // Paced: each connection sends every N/rate seconds (at least 1 µs apart, at most an
             // hour), the connections' phases spread evenly over one interval so the total is steady.
             let interval =
@@ -146,9 +171,9 @@ struct VigilLoad: AsyncParsableCommand {
                     let shell = try? channel.pipeline.syncOperations.handler(type: SupervisedConnectionHandler.self)
                     guard let load = shell?.sink as? LoadConnection else { return }
                     if let interval, let phase {
-                        load.startPacedEcho(messageSize: size, every: interval, from: start + phase)
+                        load.startPacedEcho(messageSize: size, payload: payload, every: interval, from: start + phase)
                     } else {
-                        load.startEcho(messageSize: size)
+                        load.startEcho(messageSize: size, payload: payload)
                     }
                 }
             }
@@ -192,6 +217,14 @@ struct VigilLoad: AsyncParsableCommand {
         try? await group.shutdownGracefully()
     }
 
+    /// `--deflate`: permessage-deflate offered, with vigild's own defaults.
+    private var extensionOffer: UpgradeRequest.ExtensionOffer {
+        deflate
+            ? .deflate(
+                PerMessageDeflate.Configuration(requestPeerNoContextTakeover: false), DeflateOptions(),
+                WebSocketClientBootstrap.deflateStreams) : .none
+    }
+
     /// One connection to `--url` with an echo sink, until the server closes it.
     private func runEchoPeer() async throws {
         guard let target = WebSocketURL(url) else {
@@ -203,7 +236,8 @@ struct VigilLoad: AsyncParsableCommand {
         do {
             let tls = target.secure ? try WebSocketDialer.TLS() : nil
             channel = try await WebSocketDialer.dial(
-                UpgradeRequest(url: target), on: group.next(), timeout: .seconds(30), tls: tls,
+                UpgradeRequest(url: target, extensions: extensionOffer), on: group.next(), timeout: .seconds(30),
+                tls: tls,
                 configuration: configuration, wheels: WebSocketClientBootstrap.wheels,
                 makeParts: { _, _ in (EchoSink(), EchoPeerObserver()) }
             ).get().channel
@@ -240,6 +274,7 @@ struct VigilLoad: AsyncParsableCommand {
                             target: target.path + "?" + (target.query.isEmpty ? "" : target.query + "&")
                                 + "client=load-\(index)",
                             localAddress: source, configuration: configuration, group: group,
+                            extensions: extensionOffer,
                             makeParts: {
                                 let connection = LoadConnection(stats: stats, answerPings: answerPings)
                                 return (connection, connection)

@@ -32,25 +32,30 @@ final class Shell {
     let handler: SupervisedConnectionHandler
     let opened: MonotonicInstant
 
-    init(role: WebSocketRole, policy: SupervisionPolicy = SupervisionPolicy(pingInterval: .zero)) throws {
+    /// - Parameter compression: what the handshake settled, made on the shell's loop.
+    init(
+        role: WebSocketRole, policy: SupervisionPolicy = SupervisionPolicy(pingInterval: .zero),
+        limits: FramingLimits = FramingLimits(), compression: (any EventLoop) -> MessageCompression = { _ in .off }
+    ) throws {
         let loop = self.loop
         let clock = ConnectionClock { MonotonicInstant(loop.now) }
         channel = EmbeddedChannel(loop: loop)
         opened = clock.now()
         handler = SupervisedConnectionHandler(
-            configuration: .init(role: role, policy: policy, limits: FramingLimits()), sink: recorder,
+            configuration: .init(role: role, policy: policy, limits: limits), sink: recorder,
             observer: recorder,
-            wheel: TimerWheel(eventLoop: loop, clock: clock), clock: clock, openedAt: opened)
+            wheel: TimerWheel(eventLoop: loop, clock: clock), clock: clock, openedAt: opened,
+            compression: compression(loop))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         try channel.pipeline.syncOperations.addHandler(handler)
     }
 
     /// A frame from the remote end as NIO's decoder delivers it: masked when it is a client.
-    func receive(_ opcode: WebSocketOpcode, _ bytes: [UInt8] = [], masked: Bool) throws {
+    func receive(_ opcode: WebSocketOpcode, _ bytes: [UInt8] = [], masked: Bool, rsv1: Bool = false) throws {
         var data = ByteBuffer(bytes: bytes)
         let key: WebSocketMaskingKey? = masked ? .random() : nil
         if let key { data.webSocketMask(key) }
-        try channel.writeInbound(WebSocketFrame(fin: true, opcode: opcode, maskKey: key, data: data))
+        try channel.writeInbound(WebSocketFrame(fin: true, rsv1: rsv1, opcode: opcode, maskKey: key, data: data))
     }
 
     func receiveClose(_ code: UInt16, masked: Bool) throws {

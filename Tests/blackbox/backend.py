@@ -18,7 +18,8 @@ Usage: backend.py [PORT [CERT KEY]]   prints "ready PORT" once listening; with C
 - over TLS, each client's server name is printed as `sni NAME` (`sni none` without one).
 
 With BACKEND_PLAIN_ECHO=1 in the environment it only echoes (no commands): the conformance run.
-BACKEND_HOST is the address it listens on (127.0.0.1 by default).
+BACKEND_HOST is the address it listens on (127.0.0.1 by default); with BACKEND_COMPRESSION=1 it
+accepts permessage-deflate (websockets' own defaults), else no extension.
 """
 
 import asyncio
@@ -83,8 +84,9 @@ async def handler(ws):
 
 
 async def main(port, tls):
+    compression = "deflate" if os.environ.get("BACKEND_COMPRESSION") else None
     async with serve(handler, os.environ.get("BACKEND_HOST", "127.0.0.1"), port, process_request=refuse, select_subprotocol=choose,
-                     max_size=None, ping_interval=None, compression=None, ssl=tls) as server:
+                     max_size=None, ping_interval=None, compression=compression, ssl=tls) as server:
         print(f"ready {server.sockets[0].getsockname()[1]}", flush=True)
         await asyncio.Future()
 

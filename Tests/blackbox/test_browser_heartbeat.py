@@ -17,6 +17,8 @@ import urllib.parse
 
 import pytest
 
+from test_proxy import backend  # noqa: F401 - the fixture
+
 
 SNIPPET = (pathlib.Path(__file__).resolve().parents[2] / "clients" / "vigil-heartbeat.js").read_text()
 INTERVAL, TIMEOUT = 1.0, 1.0
@@ -153,3 +155,33 @@ def test_a_no_store_page_says_going_away_at_once(vigild, page, site):
     page.navigate(f"{site}/away.html")
     record = daemon.wait_closes(1, timeout=5)[0]
     assert (record["kind"], record["code"], record["initiator"]) == ("going_away", 1001, "peer"), record
+
+
+def test_through_the_proxy_a_compressing_page_answers_and_the_backend_stays_in_step(vigild, page, site, backend):
+    """permessage-deflate passed through with the app heartbeat on: vigild answers Chromium with
+    the backend's agreement plus client_no_context_takeover, so the page's pongs, which Chromium
+    compresses, can be taken out of the stream (inflated on the client leg, being small, while
+    a ping is out) without the backend's inflater, which keeps its context, losing step: a
+    message the page sends after the pongs still reaches the backend and comes back whole."""
+    upstream = backend(compression=True)
+    daemon = vigild("--mode", "proxy", "--upstream", upstream.url(), "--allowed-origins", site, "--app-ping-interval",
+                    f"{INTERVAL:g}s", "--app-pong-timeout", f"{TIMEOUT:g}s", "--ping-interval", "300ms",
+                    "--pong-timeout", "2s")
+    open_page(page, site, daemon, "compressing")
+    extensions = page.evaluate("window.ws.extensions")
+    assert extensions.startswith("permessage-deflate") and "client_no_context_takeover" in extensions, extensions
+    time.sleep(3 * INTERVAL + 0.5)
+    connection = next(c for c in daemon.pages("/connections") if c["client"] == "compressing" and c["leg"] == "client")
+    assert connection["app_pongs_received"] >= 2, connection
+    assert connection["compressed_in"] >= 1 + connection["app_pongs_received"], "Chromium compressed its pongs"
+    text = "a message after the pongs, compressed with the same inflater on the backend " * 8
+    page.evaluate(f"window.ws.send({text!r}), true")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and len(page.evaluate("window.seen")) < 2:
+        time.sleep(0.05)
+    assert page.evaluate("window.seen") == ["hello", text], "echoed whole; no pong reached the backend"
+    assert daemon.closes()["total"] == 0
+    page.evaluate("window.ws.close(1000, 'done'), true")
+    legs = {r["leg"]: r for r in daemon.wait_closes(2)}
+    assert (legs["client"]["kind"], legs["upstream"]["kind"]) == ("normal", "normal"), legs
+    assert legs["upstream"]["compression"] == extensions.replace("; client_no_context_takeover", ""), legs

@@ -35,7 +35,8 @@ async def ws_close_with(daemon, client, code, reason):
 
 
 async def ws_too_big(daemon, client):
-    async with connect(daemon, client, max_size=None) as ws:
+    # Uncompressed: compressed, 100,000 x would be a small frame (and too big once inflated).
+    async with connect(daemon, client, max_size=None, compression=None) as ws:
         await ws.send(b"x" * 100_000)  # one frame over max_frame (64 KiB)
         try:
             await ws.recv()

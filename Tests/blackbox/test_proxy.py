@@ -31,9 +31,10 @@ MIB = 1 << 20
 class Backend:
     """backend.py in its own process (so it can be killed or frozen); its stdout lines kept."""
 
-    def __init__(self, tls=None, port=0):
+    def __init__(self, tls=None, port=0, compression=False):
         self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "backend.py"), str(port), *(tls or [])],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                     env={**os.environ, **({"BACKEND_COMPRESSION": "1"} if compression else {})})
         first = self.proc.stdout.readline().split()
         if not first or first[0] != "ready":
             self.proc.wait()
@@ -75,8 +76,8 @@ class Backend:
 def backend():
     started = []
 
-    def start(tls=None):
-        b = Backend(tls)
+    def start(tls=None, compression=False):
+        b = Backend(tls, compression=compression)
         started.append(b)
         return b
 
@@ -129,7 +130,8 @@ def test_forwarded_request_subprotocol_and_messages_both_ways(vigild, backend):
     for name, value in [("cookie", "s=1"), ("authorization", "Bearer t"), ("origin", "http://app"), ("x-custom", "yes")]:
         assert headers[name] == [value], name
     assert "keep-alive" not in headers, "hop-by-hop headers stay behind"
-    assert "sec-websocket-extensions" not in headers, "vigild offers no extension upstream (the client offered deflate)"
+    # The client's permessage-deflate offer goes upstream as vigild read it (this backend declines it).
+    assert headers["sec-websocket-extensions"] == ["permessage-deflate; client_max_window_bits"]
     assert headers["x-forwarded-for"] == ["10.9.9.9, 127.0.0.1"]
     assert headers["x-forwarded-proto"] == ["http"]
     assert headers["x-forwarded-host"] == [f"127.0.0.1:{daemon.port}"]
@@ -226,9 +228,11 @@ class RawWebSocketUpstream(FrameStream):
 
     GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-    def __init__(self):
+    def __init__(self, extensions=None):
+        """`extensions`: a Sec-WebSocket-Extensions line to answer with, whatever was offered."""
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
+        self.extensions = extensions
         self.sock = None
         self.head = None
         self.buffer = b""
@@ -244,8 +248,9 @@ class RawWebSocketUpstream(FrameStream):
         self.head = head.decode("latin-1")
         key = re.search(rb"(?im)^sec-websocket-key:[ \t]*(\S+)", head).group(1)
         accept = base64.b64encode(hashlib.sha1(key + self.GUID).digest())
+        answer = f"Sec-WebSocket-Extensions: {self.extensions}\r\n".encode() if self.extensions else b""
         sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+                     b"Sec-WebSocket-Accept: " + accept + b"\r\n" + answer + b"\r\n")
         sock.settimeout(5)
         self.sock = sock
         self.accepted.set()

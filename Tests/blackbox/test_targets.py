@@ -404,3 +404,31 @@ def test_targets_are_checked_at_start_up(tmp_path):
     result = run_vigild("--config", str(config), "--listen", "none", "--status-listen", "127.0.0.1:0")
     assert result.returncode == 2
     assert "target a (targets[0] in config file" in result.stderr and "unknown key ping_intervall" in result.stderr
+
+
+def test_a_target_offers_deflate_and_fails_the_dial_on_an_answer_it_cannot_accept(vigild, tmp_path):
+    """Targets offer permessage-deflate (`compression`, on by default). Python websockets, which
+    accepts it, gives an agreement the target's connection reports; a server answering with a
+    window of 16 bits, which does not exist, fails the dial in the handshake phase with an error
+    naming the parameter (RFC 7692 §5), and the target is down, not connected to a stream it
+    could not read."""
+    service = Backend(compression=True)
+    bad = RawWebSocketUpstream(extensions="permessage-deflate; server_max_window_bits=16")
+    try:
+        daemon, _ = monitor(vigild, tmp_path, f"""  - name: feed
+    url: ws://127.0.0.1:{service.port}/feed
+  - name: odd
+    url: ws://127.0.0.1:{bad.port}/odd
+""")
+        feed = wait_target(daemon, "feed", lambda t: t["state"] == "up", "up")
+        print("feed:", feed["connection"])
+        assert feed["connection"]["compression"].startswith("permessage-deflate"), feed
+        odd = wait_target(daemon, "odd", lambda t: t["last_dial_error"] is not None, "a dial error")
+        offer = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits; client_no_context_takeover"
+        assert offer in bad.head.split("\r\n"), bad.head
+        error = odd["last_dial_error"]
+        assert error["phase"] == "handshake" and "server_max_window_bits 16 is not 8 to 15" in error["error"], error
+        assert odd["state"] == "down", odd
+    finally:
+        bad.close()
+        service.stop()

@@ -28,10 +28,12 @@ final class Checker: MessageSink, ConnectionObserver {
     }
 }
 
-/// The first byte picks the role (bit 0: client, facing a server's unmasked frames) and where
-/// the rest is cut into three chunks (partial frames); the rest is the remote end's byte
-/// stream, through NIO's decoder (wrapped by the stream decoder) into the real supervised
-/// shell: message assembly, the violation mapping, the supervisor, the timer wheel. Checks: no
+/// The first byte picks the role (bit 0: client, facing a server's unmasked frames), whether
+/// permessage-deflate was agreed (bit 1; bit 2: with the remote end keeping its context, so the
+/// connection inflates with a stream of its own) and where the rest is cut into three chunks
+/// (bits 3-7, partial frames); the rest is the remote end's byte stream, through NIO's decoder
+/// (wrapped by the stream decoder) into the real supervised shell: message assembly, inflating
+/// and deflating, the violation mapping, the supervisor, the timer wheel. Checks: no
 /// crash, text delivered is UTF-8, close codes were validated, nothing sent carries a status
 /// that must never be on the wire, masking follows the role, and an ended connection has
 /// exactly one record.
@@ -45,6 +47,9 @@ let clock = ConnectionClock { MonotonicInstant(loop.now) }
 nonisolated(unsafe) let wheel = TimerWheel(eventLoop: loop, clock: clock)
 let peer = try! SocketAddress(ipAddress: "127.0.0.1", port: 40000)
 let limits = FramingLimits(maxFrameSize: 4096, maxMessageSize: 16384)
+let deflateStreams = DeflateStreams()
+/// Small enough that the seeds' messages are deflated on the way back.
+let deflateOptions = DeflateOptions(level: 1, minimumSize: 16)
 let policy = SupervisionPolicy(
     pingInterval: .milliseconds(10), pongTimeout: .milliseconds(10), readDeadline: .milliseconds(50),
     closeTimeout: .milliseconds(20), writeTimeout: .milliseconds(30))
@@ -58,15 +63,27 @@ public func fuzzFraming(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
     let bytes = UnsafeBufferPointer(rebasing: input.dropFirst())
     let channel = EmbeddedChannel(loop: loop)
     let checker = Checker()
+    var compression = MessageCompression.off
+    if input[0] & 2 != 0 {
+        // Both windows 8 bits, the smallest: this end deflates with 9 and inflates with 8.
+        let remoteKeepsContext = input[0] & 4 != 0
+        let agreement = PerMessageDeflate.Agreement(
+            serverNoContextTakeover: role == .server || !remoteKeepsContext,
+            clientNoContextTakeover: role == .client || !remoteKeepsContext,
+            serverMaxWindowBits: 8, clientMaxWindowBits: 8)
+        compression = .endpoint(
+            MessageDeflate(
+                agreement: agreement, role: role, options: deflateOptions, streams: deflateStreams, eventLoop: loop))
+    }
     let handler = SupervisedConnectionHandler(
         configuration: .init(role: role, policy: policy, limits: limits),
-        sink: checker, observer: checker, wheel: wheel, clock: clock, openedAt: clock.now())
+        sink: checker, observer: checker, wheel: wheel, clock: clock, openedAt: clock.now(), compression: compression)
     do {
         try channel.connect(to: peer).wait()
         try channel.pipeline.syncOperations.addHandler(
             ByteToMessageHandler(WebSocketFrameStreamDecoder(maxFrameSize: limits.maxFrameSize)))
         try channel.pipeline.syncOperations.addHandler(handler)
-        let cut = Int(input[0] >> 1)
+        let cut = Int(input[0] >> 3)
         let cuts = [cut % (bytes.count + 1), (cut * 7) % (bytes.count + 1)].sorted()
         for (from, to) in [(0, cuts[0]), (cuts[0], cuts[1]), (cuts[1], bytes.count)] where from < to {
             guard channel.isActive else { break }

@@ -16,6 +16,23 @@ let policy = SupervisionPolicy(
     pingInterval: .milliseconds(10), pongTimeout: .milliseconds(10), readDeadline: .milliseconds(50),
     closeTimeout: .milliseconds(20), writeTimeout: .milliseconds(30))
 
+/// The client leg runs the application heartbeat, as proxy mode's `app_ping_interval` has it, so
+/// that its pong is looked for among compressed messages too: its app ping goes at 10 ms, before
+/// its first protocol ping (20 ms), which nothing answers, ends it 10 ms later.
+let clientPolicy: SupervisionPolicy = {
+    var policy = policy
+    policy.pingInterval = .milliseconds(20)
+    policy.appHeartbeat = AppHeartbeat(
+        interval: .milliseconds(10), timeout: .milliseconds(40), ping: "ping", pong: "pong")
+    return policy
+}()
+
+/// permessage-deflate agreed on both legs, as proxy mode passes it through: compressed messages
+/// are relayed as they came; the client leg inflates small ones only to find its pong (its
+/// agreement says `client_no_context_takeover`, as proxy mode answers with the app heartbeat on).
+let deflateStreams = DeflateStreams()
+let passThrough = PerMessageDeflate.Agreement(clientNoContextTakeover: true)
+
 /// One event loop, timer wheel and peer address for every input, as in FuzzFraming: the loop's
 /// clock runs on from input to input, and a timer an earlier pair left in the wheel finds its
 /// target gone (the wheel holds targets weakly).
@@ -50,14 +67,19 @@ final class Leg: ConnectionObserver {
     }
 
     /// Checks what the relay and the shell wrote on this leg: masked exactly when the leg is the
-    /// client, control frames whole and within 125 bytes, data frames within the leg's
-    /// `max_frame`, text messages UTF-8, no close status that must never be on the wire, and
-    /// nothing after the close frame.
+    /// client, control frames whole, uncompressed and within 125 bytes, data frames within the
+    /// leg's `max_frame`, RSV1 only on a message's first frame, text messages UTF-8 unless
+    /// relayed compressed (the endpoints' business), no close status that must never be on the
+    /// wire, and nothing after the close frame.
     func checkWritten() {
         while let frame = try? channel.readOutbound(as: WebSocketFrame.self) {
             check(!sentClose, "\(name) leg: a \(frame.opcode) frame after its close frame")
             check((frame.maskKey != nil) == (role == .client), "\(name) leg: masking does not follow the role")
             let payload = frame.data  // unmasked: the encoder, after this point, masks it
+            check(!frame.rsv2 && !frame.rsv3, "\(name) leg: RSV2 or RSV3 set")
+            check(
+                !frame.rsv1 || frame.opcode == .text || frame.opcode == .binary,
+                "\(name) leg: RSV1 on a \(frame.opcode) frame")
             switch frame.opcode {
             case .connectionClose, .ping, .pong:
                 check(
@@ -71,7 +93,7 @@ final class Leg: ConnectionObserver {
                 }
             case .text, .binary, .continuation:
                 check(payload.readableBytes <= limits.maxFrameSize, "\(name) leg: a data frame over max_frame")
-                if frame.opcode == .text { outgoingText = [] }
+                if frame.opcode == .text { outgoingText = frame.rsv1 ? nil : [] }
                 if frame.opcode == .binary { outgoingText = nil }
                 if outgoingText != nil { outgoingText! += payload.readableBytesView }
                 if frame.fin, let text = outgoingText {
@@ -106,11 +128,16 @@ public func fuzzRelay(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
         // The upstream leg first: proxy mode dials it before it answers the client.
         for (leg, sink) in [(upstream, sinks.upstream), (client, sinks.client)] as [(Leg, RelaySink)] {
             var configuration = SupervisedConnectionHandler.Configuration(
-                role: leg.role, policy: policy, limits: leg.limits)
+                role: leg.role, policy: leg.role == .server ? clientPolicy : policy, limits: leg.limits)
             configuration.answersPings = false  // a relay passes pings on
+            let pongReader =
+                leg.role == .server
+                ? MessageDeflate(
+                    agreement: passThrough, role: .server, options: DeflateOptions(), streams: deflateStreams,
+                    eventLoop: loop) : nil
             let handler = SupervisedConnectionHandler(
                 configuration: configuration, sink: sink, observer: leg, wheel: wheel, clock: clock,
-                openedAt: clock.now())
+                openedAt: clock.now(), compression: .relayed(pongReader: pongReader))
             try leg.channel.connect(to: peer).wait()
             let pipeline = leg.channel.pipeline.syncOperations
             try pipeline.addHandler(
