@@ -950,7 +950,7 @@ def report(results, args, commands, plot_name):
     if "proxy" in results:
         lines += ["", "## 7. Proxy mode against nginx, HAProxy and Caddy", ""] + proxy_section(results["proxy"], results.get("date"))
     if "compression" in results:
-        lines += ["", "## 8. permessage-deflate", ""] + compression_section(results["compression"])
+        lines += ["", "## 8. permessage-deflate", ""] + compression_section(results["compression"], results.get("date"))
 
     x = results["crosscheck"]
     lines += ["", "## Cross-check of the load generator", "",
@@ -1033,10 +1033,15 @@ def proxy_section(p, run_date=None):
     return lines
 
 
-def compression_section(c):
-    """Section 8: what compression costs and saves, against gorilla's and through the proxy."""
+def compression_section(c, run_date=None):
+    """Section 8: what compression costs and saves, against gorilla's and through the proxy. A
+    section run on its own (`--only compression`) and put into a full run's saved JSON by hand
+    carries "merged_into": the full run's date."""
     e, mem, p = c["echo"], c["memory"], c["proxy"]
-    lines = [f"{e['n']} connections echoing {e['size']}-byte JSON text (`vigil-load --payload json`: price quotes, "
+    rerun = (f"This section comes from a later run of the compression scenario alone ({c['date']}, "
+             "`bench.py --only compression`, merged into the saved results), on the same machine. "
+             if c.get("merged_into") == run_date else "")
+    lines = [rerun + f"{e['n']} connections echoing {e['size']}-byte JSON text (`vigil-load --payload json`: price quotes, "
              "compressible as real traffic; `--deflate` offers permessage-deflate), one message in flight each, "
              f"{e['seconds']} s. The baseline runs with `-compression` (gorilla's EnableCompression, flate level 1, "
              "vigild's default level); both end up with no context takeover either way. Bytes per round trip: "

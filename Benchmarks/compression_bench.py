@@ -135,7 +135,8 @@ def compression(b, quick, seconds, workdir):
     budget: fewer connections would drown one KiB in the RSS's noise)."""
     with open(BUDGET_FILE) as f:
         n = json.load(f)["connections"]
-    return {"echo": echo(b, seconds, workdir), "memory": memory(b, n, workdir), "proxy": proxy(b, seconds, workdir)}
+    return {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "echo": echo(b, seconds, workdir),
+            "memory": memory(b, n, workdir), "proxy": proxy(b, seconds, workdir)}
 
 
 def problems(result):
