@@ -59,6 +59,7 @@ let package = Package(
             name: "VigilFraming",
             dependencies: [
                 "VigilSupervisor",
+                "VigilText",
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -8,10 +8,10 @@ public enum MessageCompression {
     /// Agreed between two other ends, and relayed: a proxy's legs pass compressed messages on
     /// as they came, never inflating them (pings, pongs and closes are never compressed, so
     /// supervision sees them all). What only inflating could check (a compressed text's UTF-8,
-    /// its inflated size) is the endpoints' business. `pongReader`, on a client leg that runs the
-    /// application heartbeat, inflates compressed text messages of at most 64 bytes to
-    /// recognise the client's pong (its agreement says `client_no_context_takeover`, so taking
-    /// a pong out of the stream leaves the backend's decompressor in step).
+    /// its inflated size) is the endpoints' business. `pongReader`, on a client leg whose client
+    /// resets its context (its agreement says `client_no_context_takeover`, so taking a pong out
+    /// of the stream leaves the backend's decompressor in step), inflates a compressed text
+    /// message no longer than the pong allows, while an app ping awaits its pong, to recognise it.
     case relayed(pongReader: MessageDeflate?)
     /// This end is an endpoint of the extension: it inflates what it receives and deflates what
     /// it sends.

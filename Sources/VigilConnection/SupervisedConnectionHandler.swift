@@ -362,13 +362,16 @@ public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimer
     }
 
     /// Whether a text message is the application heartbeat's pong: as it is, or, relayed
-    /// compressed, small enough to be one and while a pong is awaited, once inflated.
+    /// compressed while a pong is awaited and small enough to be one, once inflated (at most
+    /// the pong's length: anything longer is not it). A compressed pong's deflate stream is at
+    /// most a few bytes longer than the pong (a stored block adds five); the margin is generous.
     private func isAppPong(_ message: WebSocketMessage, _ heartbeat: AppHeartbeat, allocator: ByteBufferAllocator)
         -> Bool
     {
         guard message.compressed else { return heartbeat.isPong(message.data.readableBytesView) }
-        guard let pongReader, message.data.readableBytes <= 64, supervisor.awaitsAppPong,
-            let inflated = try? pongReader.inflate(message.data, limit: 256, allocator: allocator)
+        let pongLength = heartbeat.pong.utf8.count
+        guard let pongReader, supervisor.awaitsAppPong, message.data.readableBytes <= pongLength + 64,
+            let inflated = try? pongReader.inflate(message.data, limit: pongLength, allocator: allocator)
         else { return false }
         return heartbeat.isPong(inflated.readableBytesView)
     }

@@ -51,6 +51,21 @@ public final class DeflateStreams: Sendable {
             return created
         }
 
+        /// The chunk zlib inflates into, kept between messages (inflating is synchronous on the
+        /// loop, so one serves all): a message does not allocate 64 KiB to inflate a few bytes.
+        private var scratch: ByteBuffer?
+
+        func takeScratch(allocator: ByteBufferAllocator) -> ByteBuffer {
+            guard var chunk = scratch else { return allocator.buffer(capacity: MessageDeflate.chunkSize) }
+            scratch = nil
+            chunk.clear()
+            return chunk
+        }
+
+        func returnScratch(_ chunk: ByteBuffer) {
+            scratch = chunk
+        }
+
         func decompressor(windowBits: Int) throws -> ZlibDecompressor {
             if let existing = decompressors[windowBits] { return existing }
             let created = try ZlibDecompressor(algorithm: .deflate, windowSize: Int32(windowBits))
@@ -88,9 +103,11 @@ public final class MessageDeflate {
 
     // MARK: - Inflating
 
-    /// The message a compressed payload stands for, at most `limit` bytes: inflated into a
-    /// buffer that grows only up to the limit, so a small frame that would inflate to a
-    /// gigabyte is refused (1009) after `limit` bytes, not after allocating them.
+    /// The message a compressed payload stands for, at most `limit` bytes. zlib inflates into a
+    /// scratch chunk of at most 64 KiB, appended to the message only while the total stays
+    /// within `limit`: a small frame that would inflate to a gigabyte is refused (1009) once it
+    /// passes `limit`, having held no more than `limit` bytes and one chunk. A message that ends
+    /// its deflate stream (a final block, RFC 7692 §7.2.3.3) leaves the stream reset for the next.
     public func inflate(_ payload: ByteBuffer, limit: Int, allocator: ByteBufferAllocator) throws(FramingError)
         -> ByteBuffer
     {
@@ -100,32 +117,57 @@ public final class MessageDeflate {
         } catch {
             throw FramingError(.messageTooBig, "cannot inflate: \(error)")
         }
+        // A shared stream is reset after every message; a connection's own after one that ends
+        // its stream or fails (the connection is failed then anyway).
+        var reset = inbound.noContextTakeover
         defer {
-            if inbound.noContextTakeover { try? decompressor.reset() }
+            if reset { try? decompressor.reset() }
         }
         var input = allocator.buffer(capacity: payload.readableBytes + Self.tail.count)
         var compressed = payload
         input.writeBuffer(&compressed)
         input.writeBytes(Self.tail)
-        var output = allocator.buffer(capacity: min(limit + 1, max(256, payload.readableBytes * 4)))
-        while true {
+        var output = allocator.buffer(capacity: min(limit, max(256, payload.readableBytes * 2)))
+        var chunk = shared.takeScratch(allocator: allocator)
+        defer { shared.returnScratch(chunk) }
+        var done = false
+        while !done {
+            chunk.clear()
             do {
-                try decompressor.inflate(from: &input, to: &output)
-                break  // the input is used up: the message is whole
+                try decompressor.inflate(from: &input, to: &chunk)
+                done = true  // the input is used up, or the stream ended
             } catch let error as CompressNIOError where error == .bufferOverflow {
-                guard output.readableBytes <= limit else { break }
-                output.reserveCapacity(min(limit + 1, output.capacity * 2))
+                // The chunk is full and zlib has more: take it and go on.
             } catch let error as CompressNIOError where error == .inputBufferOverflow {
-                break  // zlib wanted more input after filling the output exactly: done
+                done = true  // nothing left to read: the message is whole
             } catch {
+                reset = true
                 throw FramingError(.protocolError, "compressed message does not inflate (\(error))")
             }
+            guard output.readableBytes + chunk.readableBytes <= limit else {
+                reset = true
+                throw FramingError(.messageTooBig, "message exceeds \(limit) bytes once inflated")
+            }
+            output.writeBuffer(&chunk)
         }
-        guard output.readableBytes <= limit else {
-            throw FramingError(.messageTooBig, "message exceeds \(limit) bytes once inflated")
+        if input.readableBytes > 0 {
+            // The stream ended inside the message: all that may follow is the tail added here.
+            reset = true
+            guard input.readableBytes <= Self.tail.count else {
+                throw FramingError(.protocolError, "compressed message has data after its final deflate block")
+            }
+        }
+        if output.capacity > 2 * max(output.readableBytes, 4096) {
+            // Do not keep a mostly empty buffer alive with the message (it may be echoed, queued).
+            var exact = allocator.buffer(capacity: output.readableBytes)
+            exact.writeBuffer(&output)
+            return exact
         }
         return output
     }
+
+    /// The most zlib inflates at once before its output is counted against the limit.
+    static let chunkSize = 64 * 1024
 
     private func inflater() throws -> ZlibDecompressor {
         if inbound.noContextTakeover { return try shared.decompressor(windowBits: inbound.windowBits) }
@@ -137,11 +179,12 @@ public final class MessageDeflate {
 
     // MARK: - Deflating
 
-    /// The compressed payload to send for `data` (RSV1 set), or `nil` to send it as it is: it is
-    /// shorter than the minimum size, or compressing it would not make it smaller (a context
-    /// kept across messages must then not skip it, so it is always compressed).
+    /// The compressed payload to send for `data` (RSV1 set), or `nil` to send it as it is (RSV1
+    /// clear: it touches neither end's context, RFC 7692 §6): it is shorter than the minimum
+    /// size, or, without context takeover, compressing it would not make it smaller. With
+    /// context takeover a message once deflated is in the context, so it goes compressed.
     public func deflate(_ data: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer? {
-        if outbound.noContextTakeover && data.readableBytes < options.minimumSize { return nil }
+        if data.readableBytes < options.minimumSize { return nil }
         guard let compressor = try? deflater() else { return nil }
         var input = data
         var output = allocator.buffer(capacity: compressor.maxSize(from: input))
@@ -152,6 +195,12 @@ public final class MessageDeflate {
                 output.writeBytes([0x00, 0x00, 0x00, 0xFF, 0xFF])  // RFC 7692 §7.2.3.6: an empty block
             }
         } catch {
+            try? compressor.reset()
+            return nil
+        }
+        guard input.readableBytes == 0 else {
+            // Not all of it went in (deflateBound's room should always do): a cut message must
+            // not go out compressed. A shared or own context is out of step now: start afresh.
             try? compressor.reset()
             return nil
         }

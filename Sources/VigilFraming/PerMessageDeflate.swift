@@ -1,10 +1,13 @@
+import VigilText
+
 /// permessage-deflate (RFC 7692): the offers and answers of its negotiation, for both roles.
 /// Pure, so every rule of §7.1 is a unit test.
 ///
 /// A server picks the first offer it can accept and answers with what it agreed; a malformed
 /// offer is passed over, never a failed handshake (a client's offer cannot cost it the
 /// connection). A client checks the server's answer against what it offered, and an answer
-/// with a parameter it did not offer, or an invalid value, fails the dial (RFC 7692 §5).
+/// it cannot accept (an unknown parameter, an invalid value, more than it offered) fails the
+/// dial (RFC 7692 §5).
 public enum PerMessageDeflate {
     public static let name = "permessage-deflate"
 
@@ -239,53 +242,25 @@ public enum PerMessageDeflate {
 
     /// The agreement in a server's `Sec-WebSocket-Extensions` answer to `offerHeader(configuration:)`;
     /// `nil` when it agreed to no extension. Throws for an answer RFC 7692 §5 says to fail on:
-    /// an extension not offered, a parameter not offered or unknown, an invalid value.
+    /// an extension not offered, an unknown parameter, an invalid value, a window larger than
+    /// offered, or `server_no_context_takeover` missing when vigil asked for it. (A server may
+    /// add `server_no_context_takeover`, `client_no_context_takeover` and `server_max_window_bits`
+    /// unasked, §7.1.1.1, §7.1.1.2, §7.1.2.1.)
     public static func agreement(inAnswer headerLines: [String], configuration: Configuration) throws(Refusal)
         -> Agreement?
     {
-        let answered = extensions(in: headerLines)
-        guard !answered.isEmpty else { return nil }
-        guard answered.count == 1, let (name, parameters) = answered.first, name.lowercased() == Self.name else {
-            throw Refusal(
-                description:
-                    "the server answered with extensions vigil did not offer: \(headerLines.joined(separator: ", "))")
-        }
-        guard let parameters else {
-            throw Refusal(
-                description:
-                    "the server's permessage-deflate answer does not parse: \(headerLines.joined(separator: ", "))")
-        }
-        var agreement = Agreement()
-        var seen = Set<String>()
-        for (parameter, value) in parameters {
-            guard seen.insert(parameter).inserted else {
-                throw Refusal(description: "the server's answer names \(parameter) twice")
-            }
-            switch parameter {
-            case "server_no_context_takeover" where value == nil:
-                agreement.serverNoContextTakeover = true
-            case "client_no_context_takeover" where value == nil:
-                agreement.clientNoContextTakeover = true
-            case "server_max_window_bits":
-                guard let bits = windowBits(value) else {
-                    throw Refusal(
-                        description: "the server's server_max_window_bits \(value ?? "(none)") is not 8 to 15")
-                }
-                agreement.serverMaxWindowBits = bits
-            case "client_max_window_bits":
-                guard let bits = windowBits(value), bits <= configuration.maxWindowBits else {
-                    throw Refusal(
-                        description:
-                            "the server's client_max_window_bits \(value ?? "(none)") is not 8 to \(configuration.maxWindowBits)"
-                    )
-                }
-                agreement.clientMaxWindowBits = bits
-            default:
+        guard let answer = try answer(in: headerLines, from: "the server") else { return nil }
+        var agreement = Agreement(
+            serverNoContextTakeover: answer.serverNoContextTakeover,
+            clientNoContextTakeover: answer.clientNoContextTakeover, serverMaxWindowBits: answer.serverMaxWindowBits)
+        if case .value(let bits) = answer.clientMaxWindowBits {
+            guard bits <= configuration.maxWindowBits else {
                 throw Refusal(
                     description:
-                        "the server's permessage-deflate answer has \(parameter)\(value.map { "=\($0)" } ?? ""), which vigil did not offer"
+                        "the server's client_max_window_bits=\(bits) is over the \(configuration.maxWindowBits) vigil offered"
                 )
             }
+            agreement.clientMaxWindowBits = bits
         }
         if configuration.requestPeerNoContextTakeover && !agreement.serverNoContextTakeover {
             throw Refusal(description: "the server did not agree to server_no_context_takeover, which vigil asked for")
@@ -305,27 +280,72 @@ public enum PerMessageDeflate {
     public static func agreement(inAnswer headerLines: [String], forOffers offers: [Offer]) throws(Refusal)
         -> Agreement?
     {
+        guard let answer = try answer(in: headerLines, from: "the upstream") else { return nil }
+        guard offers.contains(where: answer.fits) else {
+            throw Refusal(
+                description:
+                    "the upstream's answer \"\(Printable.escaped(answer.headerValue))\" fits none of the client's offers"
+            )
+        }
+        var clientBits: Int?
+        if case .value(let bits) = answer.clientMaxWindowBits { clientBits = bits }
+        return Agreement(
+            serverNoContextTakeover: answer.serverNoContextTakeover,
+            clientNoContextTakeover: answer.clientNoContextTakeover,
+            serverMaxWindowBits: answer.serverMaxWindowBits, clientMaxWindowBits: clientBits)
+    }
+
+    /// A server's permessage-deflate answer, every parameter checked, or `nil` when there is
+    /// none; throws a refusal naming what is wrong (the peer's text escaped and cut short).
+    /// `who` names the server in it.
+    static func answer(in headerLines: [String], from who: String) throws(Refusal) -> Offer? {
         let answered = extensions(in: headerLines)
         guard !answered.isEmpty else { return nil }
-        let text = headerLines.joined(separator: ", ")
-        guard answered.count == 1, let (name, parameters) = answered.first, name.lowercased() == Self.name,
-            let parameters
-        else {
-            throw Refusal(description: "the upstream answered with extensions the client did not offer: \(text)")
+        let text = "\"" + Printable.escaped(headerLines.joined(separator: ", ")) + "\""
+        guard answered.count == 1, let (name, parameters) = answered.first, name.lowercased() == Self.name else {
+            throw Refusal(
+                description: "\(who) answered with extensions \(text); only one permessage-deflate was offered")
         }
-        // An answer that names client_max_window_bits gives it a value.
-        guard let answer = offer(parameters), answer.clientMaxWindowBits != .supported else {
-            throw Refusal(description: "the upstream's permessage-deflate answer is not valid: \(text)")
+        guard let parameters else {
+            throw Refusal(description: "\(who)'s permessage-deflate answer \(text) does not parse")
         }
-        for offer in offers where answer.fits(offer) {
-            var clientBits: Int?
-            if case .value(let bits) = answer.clientMaxWindowBits { clientBits = bits }
-            return Agreement(
-                serverNoContextTakeover: answer.serverNoContextTakeover,
-                clientNoContextTakeover: answer.clientNoContextTakeover,
-                serverMaxWindowBits: answer.serverMaxWindowBits, clientMaxWindowBits: clientBits)
+        var answer = Offer()
+        var seen = Set<String>()
+        for (parameter, value) in parameters {
+            let named = Printable.escaped(parameter) + (value.map { "=" + Printable.escaped($0) } ?? "")
+            guard seen.insert(parameter).inserted else {
+                throw Refusal(
+                    description: "\(who)'s permessage-deflate answer names \(Printable.escaped(parameter)) twice")
+            }
+            switch parameter {
+            case "server_no_context_takeover", "client_no_context_takeover":
+                guard value == nil else {
+                    throw Refusal(description: "\(who)'s permessage-deflate answer has \(named): it takes no value")
+                }
+                if parameter == "server_no_context_takeover" {
+                    answer.serverNoContextTakeover = true
+                } else {
+                    answer.clientNoContextTakeover = true
+                }
+            case "server_max_window_bits", "client_max_window_bits":
+                guard let bits = windowBits(value) else {
+                    throw Refusal(
+                        description: value == nil
+                            ? "\(who)'s permessage-deflate answer has \(named) without a value (an answer gives one)"
+                            : "\(who)'s permessage-deflate answer has \(named): window bits are 8 to 15")
+                }
+                if parameter == "server_max_window_bits" {
+                    answer.serverMaxWindowBits = bits
+                } else {
+                    answer.clientMaxWindowBits = .value(bits)
+                }
+            default:
+                throw Refusal(
+                    description:
+                        "\(who)'s permessage-deflate answer has \(named), which permessage-deflate does not define")
+            }
         }
-        throw Refusal(description: "the upstream's permessage-deflate answer fits none of the client's offers: \(text)")
+        return answer
     }
 
     // MARK: - Helpers

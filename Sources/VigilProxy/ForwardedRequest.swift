@@ -8,8 +8,9 @@ import VigilText
 /// `X-Forwarded-*` and `Forwarded` (RFC 7239) headers saying who asked. Pure, so every rule is
 /// a unit test.
 enum ForwardedRequest {
-    /// Hop-by-hop headers (RFC 9110 §7.6.1) and the handshake's own, never forwarded; nor is
-    /// `Sec-WebSocket-Extensions`: vigild does not do permessage-deflate, so it offers nothing.
+    /// Hop-by-hop headers (RFC 9110 §7.6.1) and the handshake's own, never forwarded as they
+    /// came. `Sec-WebSocket-Extensions` goes upstream as vigild parsed it, permessage-deflate
+    /// offers only (`UpstreamDial`): vigild must know what every RSV bit means on both legs.
     static let notForwarded: Set<String> = [
         "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer",
         "transfer-encoding", "upgrade", "host", "content-length", "sec-websocket-key", "sec-websocket-version",

@@ -38,7 +38,9 @@ struct VigilLoad: AsyncParsableCommand {
     @Option(name: [.short, .long], help: "Connections to open.") var connections = 100
     @Option(
         help: """
-            hold: keep the connections open; echo: round trips, one message in flight per connection;             greet: one round trip per connection, then hold (memory of connections that have used             their extensions once).
+            hold: keep the connections open; echo: round trips, one message in flight per connection; \
+            greet: one round trip per connection, then hold (the memory of connections that have used \
+            their extensions once).
             """)
     var mode = Mode.hold
     @Flag(help: "Do not answer pings (a peer that is alive on TCP but dead to the heartbeat).") var noPong = false

@@ -62,8 +62,14 @@ struct PerMessageDeflateTests {
         arguments: [
             ("permessage-deflate; server_no_context_takeover; mystery", "mystery"),
             ("permessage-deflate; server_no_context_takeover; server_max_window_bits=16", "server_max_window_bits"),
-            ("x-webkit-deflate-frame", "did not offer"),
-            ("permessage-deflate, permessage-deflate", "did not offer"),
+            ("x-webkit-deflate-frame", "only one permessage-deflate was offered"),
+            ("permessage-deflate, permessage-deflate", "only one permessage-deflate was offered"),
+            ("permessage-deflate; server_no_context_takeover; client_no_context_takeover=1", "takes no value"),
+            (
+                "permessage-deflate; server_no_context_takeover; server_max_window_bits=9; server_max_window_bits=9",
+                "twice"
+            ),
+            ("permessage-deflate; server_no_context_takeover; x=\u{1B}[31m", "\\u{1b}"),
             ("permessage-deflate", "server_no_context_takeover"),
             ("permessage-deflate; server_no_context_takeover; client_max_window_bits", "client_max_window_bits"),
         ])
@@ -85,6 +91,48 @@ struct PerMessageDeflateTests {
         #expect(
             PerMessageDeflate.offerHeader(configuration: defaults)
                 == "permessage-deflate; client_max_window_bits; client_no_context_takeover; server_no_context_takeover")
+    }
+
+    @Test(
+        "a proxy takes an upstream's answer that fits one of the client's offers, and names what does not fit",
+        arguments: [
+            // (the client's offers, the upstream's answer, the agreement or the refusal's words)
+            (
+                "permessage-deflate; client_max_window_bits",
+                "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12", "ok"
+            ),
+            ("permessage-deflate", "permessage-deflate; server_no_context_takeover; client_no_context_takeover", "ok"),
+            (
+                "permessage-deflate; server_max_window_bits=10", "permessage-deflate; server_max_window_bits=12",
+                "fits none"
+            ),
+            ("permessage-deflate; server_no_context_takeover", "permessage-deflate", "fits none"),
+            ("permessage-deflate", "permessage-deflate; client_max_window_bits=12", "fits none"),
+            (
+                "permessage-deflate; client_max_window_bits=10", "permessage-deflate; client_max_window_bits=12",
+                "fits none"
+            ),
+            (
+                "permessage-deflate; server_max_window_bits=10, permessage-deflate",
+                "permessage-deflate; server_max_window_bits=12", "ok"
+            ),
+            ("permessage-deflate", "permessage-deflate; client_max_window_bits", "without a value"),
+            ("permessage-deflate", "permessage-deflate; mystery", "mystery"),
+            ("permessage-deflate", "x-webkit-deflate-frame", "only one permessage-deflate"),
+        ])
+    func upstreamAnswers(offers: String, answer: String, expected: String) throws {
+        let parsed = PerMessageDeflate.offers(in: [offers])
+        if expected == "ok" {
+            let agreement = try #require(try PerMessageDeflate.agreement(inAnswer: [answer], forOffers: parsed))
+            #expect(agreement.headerValue == PerMessageDeflate.offers(in: [answer]).first?.headerValue)
+        } else {
+            #expect {
+                try PerMessageDeflate.agreement(inAnswer: [answer], forOffers: parsed)
+            } throws: { error in
+                "\(error)".contains(expected)
+            }
+        }
+        #expect(try PerMessageDeflate.agreement(inAnswer: [], forOffers: parsed) == nil)
     }
 
     // MARK: - The codec
@@ -185,5 +233,86 @@ struct PerMessageDeflateTests {
         #expect(
             server.deflate(ByteBuffer(string: String(repeating: "a", count: 128)), allocator: ByteBufferAllocator())
                 != nil)
+    }
+
+    @Test("compression_min_size holds with context takeover too (RSV1 clear touches no context)")
+    func minimumSizeWithTakeover() throws {
+        let (server, client, loop) = codecs(PerMessageDeflate.Agreement(), options: DeflateOptions(minimumSize: 128))
+        defer { try? loop.syncShutdownGracefully() }
+        let allocator = ByteBufferAllocator()
+        #expect(server.deflate(ByteBuffer(string: "short"), allocator: allocator) == nil)
+        // The context is untouched by the skipped message: the next one still round-trips.
+        let text = String(repeating: "context kept ", count: 20)
+        let compressed = try #require(server.deflate(ByteBuffer(string: text), allocator: allocator))
+        #expect(String(buffer: try client.inflate(compressed, limit: 1 << 20, allocator: allocator)) == text)
+    }
+
+    @Test("a message exactly at the limit inflates, one byte more is 1009; what is kept is sized to the message")
+    func limitExactly() throws {
+        let (server, client, loop) = codecs(PerMessageDeflate.Agreement(serverNoContextTakeover: true))
+        defer { try? loop.syncShutdownGracefully() }
+        let allocator = ByteBufferAllocator()
+        let limit = 200_000  // several of inflate's 64 KiB chunks
+        for size in [limit, limit + 1] {
+            let compressed = try #require(
+                server.deflate(ByteBuffer(repeating: 0x61, count: size), allocator: allocator))
+            if size == limit {
+                let inflated = try client.inflate(compressed, limit: limit, allocator: allocator)
+                #expect(inflated.readableBytes == limit)
+                #expect(inflated.capacity <= 2 * limit, "capacity \(inflated.capacity) for \(limit) bytes")
+            } else {
+                #expect {
+                    try client.inflate(compressed, limit: limit, allocator: allocator)
+                } throws: { error in
+                    (error as? FramingError)?.cause == .messageTooBig
+                }
+            }
+        }
+        // Random bytes hardly compress: a message inflated from a large payload keeps no spare room.
+        var random = SystemRandomNumberGenerator()
+        let noise = ByteBuffer(bytes: (0..<300_000).map { _ in UInt8.random(in: 0...255, using: &random) })
+        let inflated = try client.inflate(Self.storedBlocks(noise), limit: 1 << 20, allocator: allocator)
+        #expect(inflated == noise)
+        #expect(inflated.capacity <= 2 * inflated.readableBytes, "capacity \(inflated.capacity)")
+    }
+
+    /// `data` as non-final stored deflate blocks (what a sender that does not compress emits),
+    /// the sync flush's tail left off.
+    static func storedBlocks(_ data: ByteBuffer) -> ByteBuffer {
+        var out = ByteBuffer()
+        var rest = data
+        while let block = rest.readSlice(length: min(65535, rest.readableBytes)), block.readableBytes > 0 {
+            let length = UInt16(block.readableBytes)
+            out.writeInteger(UInt8(0))  // BFINAL 0, BTYPE 00: stored
+            out.writeInteger(length, endianness: .little)
+            out.writeInteger(~length, endianness: .little)
+            out.writeImmutableBuffer(block)
+        }
+        return out
+    }
+
+    @Test("a sender's final deflate block (RFC 7692 §7.2.3.3) ends its stream: the next message starts a new one")
+    func finalBlock() throws {
+        // The client keeps its context: the server inflates with a stream of the connection's own.
+        let loop = EmbeddedEventLoop()
+        defer { try? loop.syncShutdownGracefully() }
+        let server = MessageDeflate(
+            agreement: PerMessageDeflate.Agreement(), role: .server, options: DeflateOptions(),
+            streams: DeflateStreams(),
+            eventLoop: loop)
+        let allocator = ByteBufferAllocator()
+        func storedFinal(_ text: String, then extra: [UInt8] = []) -> ByteBuffer {
+            var buffer = ByteBuffer(bytes: [0x01, UInt8(text.utf8.count), 0x00, ~UInt8(text.utf8.count), 0xFF])
+            buffer.writeString(text)
+            buffer.writeBytes(extra)
+            return buffer
+        }
+        #expect(String(buffer: try server.inflate(storedFinal("hello"), limit: 100, allocator: allocator)) == "hello")
+        #expect(String(buffer: try server.inflate(storedFinal("again"), limit: 100, allocator: allocator)) == "again")
+        #expect {
+            try server.inflate(storedFinal("hello", then: Array("junk!".utf8)), limit: 100, allocator: allocator)
+        } throws: { error in
+            (error as? FramingError)?.cause == .protocolError
+        }
     }
 }

@@ -299,12 +299,32 @@ def test_a_clients_ping_reaches_the_backend_and_only_the_backends_pong_answers_i
     assert legs["client"]["kind"] == legs["upstream"]["kind"] == "normal"
 
 
-def http_status(daemon, path):
+def http_status(daemon, path, extra=""):
     """The status, headers and body vigild answers a handshake with, from a raw socket."""
     from wsraw import handshake_request, read_http_response
     with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as sock:
-        sock.sendall(handshake_request(path))
+        sock.sendall(handshake_request(path, extra=extra))
         return read_http_response(sock)
+
+
+def test_an_upstream_deflate_answer_that_fits_no_offer_is_502_naming_it(vigild):
+    """The client offers permessage-deflate with a 10-bit server window at most; an upstream
+    that answers with 12 bits answered something the client would fail the connection on
+    (RFC 7692 §7.1.2.1): vigild refuses the pair with 502 naming the answer, and the client
+    never gets a stream it could not read."""
+    upstream = RawWebSocketUpstream(extensions="permessage-deflate; server_max_window_bits=12")
+    try:
+        daemon = proxy(vigild, f"ws://127.0.0.1:{upstream.port}/")
+        status, _, body = http_status(daemon, "/", extra="Sec-WebSocket-Extensions: permessage-deflate; "
+                                                         "server_max_window_bits=10\r\n")
+        assert status == 502, (status, body)
+        assert ('the upstream\'s answer "permessage-deflate; server_max_window_bits=12" fits none of the client\'s '
+                "offers") in body.decode(), body
+        assert upstream.accepted.wait(5)
+        assert "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=10" in upstream.head.split("\r\n")
+        assert daemon.metrics()['vigil_handshakes_rejected_total{reason="upstream_unreachable"}'] == 1
+    finally:
+        upstream.close()
 
 
 def test_refusals_from_the_upstream_are_passed_on(vigild, backend):
