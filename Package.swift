@@ -169,8 +169,9 @@ let package = Package(
             dependencies: [
                 "VigilSupervisor", "VigilFraming", "VigilConnection", "VigilRegistry", "VigilConfig",
                 "VigilServiceManager",
-                "VigilHost", "VigilStatus", "VigilProxy", "VigilTargets", "VigilText",
+                "VigilHost", "VigilStatus", "VigilProxy", "VigilTargets", "VigilText", "VigilTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -194,12 +195,27 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // TLS for both roles: the listener's certificates (loaded, checked, chosen by SNI) and the
+        // handlers around its TLS handler; what an operator reads of certificates and TLS errors.
+        .target(
+            name: "VigilTLS",
+            dependencies: [
+                "VigilConfig", "VigilRegistry", "VigilText",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+
         // The client side: a handshake that loses no bytes behind the 101, and a client program's
         // connection on the supervised shell (tests, the load generator).
         .target(
             name: "VigilClient",
             dependencies: [
-                "VigilFraming", "VigilConnection", "VigilSupervisor", "VigilConfig", "VigilText",
+                "VigilFraming", "VigilConnection", "VigilSupervisor", "VigilConfig", "VigilText", "VigilTLS",
+                "VigilRegistry",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -276,6 +292,10 @@ let package = Package(
         .testTarget(name: "VigilRegistryTests", dependencies: ["VigilRegistry"], swiftSettings: strict),
         .testTarget(name: "VigilConfigTests", dependencies: ["VigilConfig"], swiftSettings: strict),
         .testTarget(name: "VigilTextTests", dependencies: ["VigilText"], swiftSettings: strict),
+        .testTarget(
+            name: "VigilTLSTests",
+            dependencies: ["VigilTLS", "VigilRegistry", .product(name: "NIOSSL", package: "swift-nio-ssl")],
+            swiftSettings: strict),
         .testTarget(
             name: "VigilStatusTests",
             dependencies: ["VigilStatus", "VigilConfig", .product(name: "NIOHTTP1", package: "swift-nio")],

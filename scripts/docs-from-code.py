@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the parts of the docs that come from the code, between their markers, from the real
 vigild binary: the settings a reload applies (docs/systemd.md, systemd/vigil.yaml) and the
-compression settings' table (docs/compression.md). With
+compression and TLS settings' tables (docs/compression.md, docs/tls.md). With
 --check it changes nothing and fails, naming the file, when one is out of date (make test runs
 that through Tests/blackbox/test_config.py).
 
@@ -40,7 +40,8 @@ def settings_table(vigild, prefix):
     rows = ["| key | default | meaning |", "|---|---|---|"]
     for key, description, default, reloadable in settings(vigild):
         if key.startswith(prefix):
-            rows.append(f"| `{key}` | `{default}` | {description}{' (reloadable)' if reloadable else ''} |")
+            meaning = description.replace("|", "\\|")  # a choice's `(a|b)` must not end the cell
+            rows.append(f"| `{key}` | `{default}` | {meaning}{' (reloadable)' if reloadable else ''} |")
     return "\n".join(rows)
 
 
@@ -56,6 +57,8 @@ def blocks(vigild):
                                "# (the list comes from the settings catalog: scripts/docs-from-code.py)", yaml),
         "docs/compression.md": ("<!-- compression settings: scripts/docs-from-code.py -->", "<!-- end -->",
                                 "\n" + settings_table(vigild, "compression") + "\n"),
+        "docs/tls.md": ("<!-- tls settings: scripts/docs-from-code.py -->", "<!-- end -->",
+                        "\n" + settings_table(vigild, "tls_") + "\n"),
     }
 
 

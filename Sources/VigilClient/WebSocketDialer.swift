@@ -7,7 +7,9 @@ import NIOWebSocket
 import VigilConfig
 import VigilConnection
 import VigilFraming
+import VigilRegistry
 import VigilSupervisor
+import VigilTLS
 import VigilText
 
 #if canImport(Glibc)
@@ -99,6 +101,8 @@ public struct HandshakeAnswer: Sendable {
     public var subprotocol: String?
     /// The permessage-deflate the server agreed to, if any.
     public var compression: PerMessageDeflate.Agreement?
+    /// A `wss://` connection's TLS: the version agreed and the name sent (SNI).
+    public var tls: TLSFacts?
 }
 
 /// Dials WebSocket servers: TCP, TLS for `wss://` (swift-nio-ssl, the system's trust store plus
@@ -179,8 +183,15 @@ public enum WebSocketDialer {
                             let (agreement, compression) = try settle(
                                 request.extensions, answer: head.headers["sec-websocket-extensions"],
                                 eventLoop: context.eventLoop)
+                            let tls = (try? context.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self))
+                                .map { handler in
+                                    TLSFacts(
+                                        version: handler.tlsVersion.map(TLSNames.text) ?? "TLS",
+                                        serverName: isIPAddress(url.host) ? nil : url.host)
+                                }
                             let parts = makeParts(
-                                context.channel, HandshakeAnswer(subprotocol: chosen, compression: agreement))
+                                context.channel,
+                                HandshakeAnswer(subprotocol: chosen, compression: agreement, tls: tls))
                             let handler = SupervisedConnectionHandler(
                                 configuration: configuration, sink: parts.sink, observer: parts.observer,
                                 wheel: wheels.wheel(for: context.eventLoop), clock: wheels.clock,

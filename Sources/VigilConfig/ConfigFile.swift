@@ -3,18 +3,25 @@ import Yams
 /// A config file's settings as raw text, keyed as in the file (`ping_interval: 30s`).
 ///
 /// YAML or JSON (JSON is read as YAML, of which it is a subset). A mapping of scalars (lists
-/// for the list settings), and `targets`, a list of mappings (`MonitorTarget`): other nesting
+/// for the list settings), `targets`, a list of mappings (`MonitorTarget`), and
+/// `tls_certificates`, another (`TLSCertificateEntry`): other nesting
 /// and empty values are errors naming the key.
 public struct ConfigFile: Sendable, Hashable {
     public var path: String
     public var values: [String: String]
     /// The monitor targets, in the file's order.
     public var targets: [MonitorTarget]
+    /// The listener's certificates chosen by SNI, in the file's order.
+    public var tlsCertificates: [TLSCertificateEntry]
 
-    public init(path: String, values: [String: String], targets: [MonitorTarget] = []) {
+    public init(
+        path: String, values: [String: String], targets: [MonitorTarget] = [],
+        tlsCertificates: [TLSCertificateEntry] = []
+    ) {
         self.path = path
         self.values = values
         self.targets = targets
+        self.tlsCertificates = tlsCertificates
     }
 
     /// Reads and parses the file at `path`.
@@ -42,12 +49,19 @@ public struct ConfigFile: Sendable, Hashable {
         }
         var values: [String: String] = [:]
         var targets: [MonitorTarget]?
+        var certificates: [TLSCertificateEntry]?
         for (keyNode, valueNode) in mapping {
             guard let key = keyNode.scalar?.string else {
                 throw ConfigurationError("config file \(path) has a key that is not a plain name")
             }
-            guard values[key] == nil, key != MonitorTarget.configKey || targets == nil else {
+            guard values[key] == nil, key != MonitorTarget.configKey || targets == nil,
+                key != TLSCertificateEntry.configKey || certificates == nil
+            else {
                 throw ConfigurationError("key \(key) appears twice in config file \(path)")
+            }
+            if key == TLSCertificateEntry.configKey {
+                certificates = try TLSCertificateEntry.parseList(valueNode, path: path)
+                continue
             }
             if key == MonitorTarget.configKey {
                 targets = readTargets ? try MonitorTarget.parseList(valueNode, path: path) : []
@@ -72,6 +86,7 @@ public struct ConfigFile: Sendable, Hashable {
             }
             values[key] = text
         }
-        return ConfigFile(path: path, values: values, targets: targets ?? [])
+        return ConfigFile(
+            path: path, values: values, targets: targets ?? [], tlsCertificates: certificates ?? [])
     }
 }

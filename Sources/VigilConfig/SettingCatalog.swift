@@ -186,6 +186,16 @@ public enum SettingCatalog {
             "Refuse handshakes without an Origin header (clients that are not browsers send none)",
             reloadable: true, \.requireOrigin, parse: ValueParsers.boolean, render: { $0 ? "true" : "false" }),
         .setting(
+            "tls_cert_file", "none",
+            "PEM certificate chain (the certificate, then its intermediates) of TLS on the WebSocket listener, which then serves wss:// only; re-read at every reload",
+            reloadable: true, \.tlsCertFile, parse: ValueParsers.filePath, render: { $0 ?? "none" }),
+        .setting(
+            "tls_key_file", "none", "PEM private key of tls_cert_file; re-read at every reload", reloadable: true,
+            \.tlsKeyFile, parse: ValueParsers.filePath, render: { $0 ?? "none" }),
+        .choice(
+            "tls_min_version", "1.2", "The oldest TLS version the WebSocket listener accepts", reloadable: true,
+            \.tlsMinVersion),
+        .setting(
             "upstream", "none", "Proxy mode: the WebSocket service to relay every connection to (ws:// or wss://)",
             reloadable: true, \.upstream, parse: ValueParsers.webSocketURL, render: { $0?.description ?? "none" }),
         .choice(

@@ -141,6 +141,7 @@ public enum SettingsLoader {
             sources[definition.key] = source
         }
         settings.targets = file?.targets ?? []
+        settings.tlsCertificates = file?.tlsCertificates ?? []
         let resolved = ResolvedSettings(settings: settings, sources: sources)
         try validate(resolved)
         return resolved
@@ -242,6 +243,15 @@ public enum SettingsLoader {
         }
         if s.listen == nil && s.mode == .proxy {
             throw fail("listen", "must be an address in proxy mode: the proxy's clients connect to it")
+        }
+        if (s.tlsCertFile == nil) != (s.tlsKeyFile == nil) {
+            let (given, missing) =
+                s.tlsCertFile == nil ? ("tls_key_file", "tls_cert_file") : ("tls_cert_file", "tls_key_file")
+            throw fail(given, "needs \(missing) too: a certificate is served with its private key")
+        }
+        if s.tls && s.listen == nil {
+            throw ConfigurationError(
+                "TLS (tls_cert_file or tls_certificates) is for the WebSocket listener, and listen is none")
         }
         if s.reconnectMax < .seconds(1) { throw fail("reconnect_max", "must be at least 1s") }
         if s.reconnectResetAfter == .zero { throw fail("reconnect_reset_after", "must be more than 0") }

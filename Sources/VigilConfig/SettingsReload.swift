@@ -1,5 +1,5 @@
 /// What a reload changes: every reloadable setting takes its new value (and the monitor targets
-/// their new list); any other setting that changed keeps its running value until a restart.
+/// and `tls_certificates` their new lists); any other setting that changed keeps its running value until a restart.
 public struct SettingsReload: Sendable {
     /// The configuration to run with from now on.
     public var updated: ResolvedSettings
@@ -12,6 +12,7 @@ public struct SettingsReload: Sendable {
     public init(running: ResolvedSettings, fresh: ResolvedSettings) {
         var updated = running
         updated.settings.targets = fresh.settings.targets  // reconciled as a whole list
+        updated.settings.tlsCertificates = fresh.settings.tlsCertificates  // re-read as a whole, like the files
         var applied: [(key: String, old: String, new: String)] = []
         var needRestart: [(key: String, old: String, new: String)] = []
         for definition in SettingCatalog.all {

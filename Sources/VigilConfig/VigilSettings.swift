@@ -45,6 +45,13 @@ public struct VigilSettings: Sendable, Hashable {
     /// `nil`: same origin only.
     public var allowedOrigins: [OriginPattern]?
     public var requireOrigin = false
+    /// TLS on the WebSocket listener (docs/tls.md): the default certificate and key, `nil` for
+    /// none; with neither these nor `tlsCertificates`, the listener speaks plain TCP.
+    public var tlsCertFile: String?
+    public var tlsKeyFile: String?
+    public var tlsMinVersion = TLSMinimumVersion.tls12
+    /// The config file's `tls_certificates`, chosen by SNI (not a catalog setting: a list of mappings).
+    public var tlsCertificates: [TLSCertificateEntry] = []
     public var upstream: WebSocketURL?
     public var upstreamPath = UpstreamPath.append
     public var upstreamConnectTimeout = Duration.zero
@@ -75,6 +82,9 @@ public struct VigilSettings: Sendable, Hashable {
     }
 
     init() {}
+
+    /// Whether the WebSocket listener terminates TLS.
+    public var tls: Bool { tlsCertFile != nil || !tlsCertificates.isEmpty }
 
     /// The rules each proxied pair's upstream leg is supervised by: the same as a client leg's,
     /// with the upstream's own ping interval and pong timeout when set.

@@ -19,7 +19,10 @@ enum ForwardedRequest {
 
     /// - Parameters:
     ///   - clientAddress: the client's IP address as vigild saw it.
-    static func make(for request: HTTPRequestHead, clientAddress: String, rules: ProxyRules) -> UpgradeRequest {
+    ///   - scheme: how the client reached vigild: `https` over TLS, else `http`.
+    static func make(for request: HTTPRequestHead, clientAddress: String, scheme: String, rules: ProxyRules)
+        -> UpgradeRequest
+    {
         let upstream = rules.upstream
         let target: String
         switch rules.path {
@@ -49,10 +52,11 @@ enum ForwardedRequest {
             HTTPHeaderField(
                 name: "X-Forwarded-For", value: previousFor.isEmpty ? clientAddress : "\(previousFor), \(clientAddress)"
             ))
-        headers.append(HTTPHeaderField(name: "X-Forwarded-Proto", value: "http"))
+        headers.append(HTTPHeaderField(name: "X-Forwarded-Proto", value: scheme))
         if let host { headers.append(HTTPHeaderField(name: "X-Forwarded-Host", value: host)) }
         var forwarded = request.headers[canonicalForm: "forwarded"].joined(separator: ", ")
-        let element = "for=\(forwardedNode(clientAddress))" + (host.map { ";host=\(quoted($0))" } ?? "") + ";proto=http"
+        let element =
+            "for=\(forwardedNode(clientAddress))" + (host.map { ";host=\(quoted($0))" } ?? "") + ";proto=\(scheme)"
         forwarded = forwarded.isEmpty ? element : "\(forwarded), \(element)"
         headers.append(HTTPHeaderField(name: "Forwarded", value: forwarded))
         return UpgradeRequest(url: upstream, target: target, subprotocols: subprotocols, headers: headers)

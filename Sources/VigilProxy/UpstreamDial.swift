@@ -26,15 +26,17 @@ public enum UpstreamDial {
 
     /// Dials the upstream for the client's `request` on the client's own event loop (`channel`),
     /// so both legs of the pair run on one thread. Fails with the `HandshakeRejection` the
-    /// client gets.
+    /// client gets. `overTLS`: the client came over TLS (`https` in the forwarded headers).
     public static func open(
-        _ rules: ProxyRules, for request: HTTPRequestHead, client: String?, channel: any Channel, host: ConnectionHost
+        _ rules: ProxyRules, for request: HTTPRequestHead, client: String?, overTLS: Bool, channel: any Channel,
+        host: ConnectionHost
     ) -> EventLoopFuture<Opened> {
         let eventLoop = channel.eventLoop
         let pair = PairLink(pairID: host.registry.makePairID(), upstream: rules.upstream.description)
         let (clientSink, upstreamSink) = RelaySink.pair(upstreamFailureCode: rules.failureCode)
         let clientAddress = channel.remoteAddress?.ipAddress ?? "unknown"
-        var upgrade = ForwardedRequest.make(for: request, clientAddress: clientAddress, rules: rules)
+        var upgrade = ForwardedRequest.make(
+            for: request, clientAddress: clientAddress, scheme: overTLS ? "https" : "http", rules: rules)
         if rules.compression {
             // Only the permessage-deflate offers vigild can parse: vigild must know what every
             // RSV bit means on both legs, so other extensions are not passed on.
@@ -60,7 +62,7 @@ public enum UpstreamDial {
                 let identity = ConnectionIdentity(
                     peer: upstreamChannel.remoteAddress?.endpointDescription ?? rules.upstream.hostHeader,
                     client: client, path: String(RequestTarget.split(forwarded.target).path), leg: .upstream,
-                    pair: pair, compression: answer.compression?.headerValue)
+                    pair: pair, compression: answer.compression?.headerValue, tls: answer.tls)
                 let books = host.openBooks(identity, at: host.clock.now())
                 books.logger.debug("upstream leg opened", metadata: ["upstream": "\(rules.upstream)"])
                 return (sinkBox.value, books.observer)

@@ -20,6 +20,19 @@ public struct PairLink: Sendable, Hashable {
     }
 }
 
+/// What a TLS connection agreed: the version, and the server name the client asked for (SNI),
+/// if it sent one.
+public struct TLSFacts: Sendable, Hashable {
+    /// `TLSv1.3`
+    public var version: String
+    public var serverName: String?
+
+    public init(version: String, serverName: String?) {
+        self.version = version
+        self.serverName = serverName
+    }
+}
+
 /// Who a connection is: what is known when it opens and never changes. The live entry, its
 /// snapshots and its close record share it, and `fields` lists it once for the log (each
 /// connection's log lines and its close line) and the status JSON (`/connections`, `/closes`):
@@ -37,10 +50,12 @@ public struct ConnectionIdentity: Sendable, Hashable {
     public var target: String?
     /// The permessage-deflate agreed, as the handshake's answer said it (`nil`: none).
     public var compression: String?
+    /// The connection's TLS (`nil`: plain TCP).
+    public var tls: TLSFacts?
 
     public init(
         peer: String, client: String? = nil, path: String, leg: ConnectionLeg = .client, pair: PairLink? = nil,
-        target: String? = nil, compression: String? = nil
+        target: String? = nil, compression: String? = nil, tls: TLSFacts? = nil
     ) {
         self.peer = peer
         self.client = client
@@ -49,6 +64,7 @@ public struct ConnectionIdentity: Sendable, Hashable {
         self.pair = pair
         self.target = target
         self.compression = compression
+        self.tls = tls
     }
 
     /// The longest client name accepted with `?client=`.
@@ -111,6 +127,8 @@ public struct ConnectionIdentity: Sendable, Hashable {
             Field("pair_id", pair.map { .number($0.pairID) } ?? .unknown),
             Field("upstream", pair.map { .text($0.upstream) } ?? .unknown),
             Field("compression", compression.map(Value.text) ?? .unknown, onEveryLine: false),
+            Field("tls", tls.map { .text($0.version) } ?? .unknown, onEveryLine: false),
+            Field("tls_server_name", tls?.serverName.map(Value.text) ?? .unknown, onEveryLine: false),
         ]
     }
 

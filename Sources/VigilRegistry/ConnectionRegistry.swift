@@ -63,6 +63,16 @@ public final class ConnectionRegistry: Sendable {
         occupied.subtract(1, ordering: .relaxed)
     }
 
+    /// A client's TLS handshake on the WebSocket listener failed.
+    public func noteFailedTLSHandshake(_ reason: TLSHandshakeFailureReason) {
+        metrics.countTLSFailure(reason)
+    }
+
+    /// A reload kept the running TLS certificates: a new file was bad.
+    public func noteTLSCertificateReloadFailure() {
+        metrics.countTLSCertificateReloadFailure()
+    }
+
     /// Counts a refused handshake.
     public func noteRejectedHandshake(_ reason: HandshakeRejectionReason) {
         metrics.countRejection(reason)

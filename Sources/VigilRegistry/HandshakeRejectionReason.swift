@@ -13,6 +13,8 @@ public enum HandshakeRejectionReason: String, Sendable, Hashable, CaseIterable {
     case origin
     case badRequest = "bad_request"
     case headersTooLarge = "headers_too_large"
+    /// The TLS handshake failed (`vigil_tls_handshakes_failed_total` says why).
+    case tls
     // vigild's limits
     case capacity
     case pendingHandshakes = "pending_handshakes"

@@ -23,6 +23,9 @@ public final class RegistryMetrics: Sendable {
     /// Labelled counters are created on first use and cached (creation takes the registry's lock).
     private let closes = NIOLockedValueBox<[KindAndCause: Counter]>([:])
     private let rejections = NIOLockedValueBox<[HandshakeRejectionReason: Counter]>([:])
+    private let tlsFailures = NIOLockedValueBox<[TLSHandshakeFailureReason: Counter]>([:])
+    /// Reloads that kept the running TLS certificates because a new file was bad (one key).
+    private let tlsReloadFailures = NIOLockedValueBox<[Bool: Counter]>([:])
 
     private struct KindAndCause: Hashable {
         var kind: CloseKind
@@ -92,6 +95,23 @@ public final class RegistryMetrics: Sendable {
         counter(
             in: rejections, for: reason, name: "handshakes_rejected", help: "WebSocket handshakes refused, by reason",
             labels: [("reason", reason.rawValue)]
+        ).increment()
+    }
+
+    func countTLSFailure(_ reason: TLSHandshakeFailureReason) {
+        counter(
+            in: tlsFailures, for: reason, name: "tls_handshakes_failed",
+            help: "TLS handshakes on the WebSocket listener that failed, by reason",
+            labels: [("reason", reason.rawValue)]
+        ).increment()
+    }
+
+    func countTLSCertificateReloadFailure() {
+        counter(
+            in: tlsReloadFailures, for: true, name: "tls_certificate_reload_failures",
+            help:
+                "Reloads that kept the running TLS certificates because a new file was unreadable, invalid, expired or did not match its key",
+            labels: []
         ).increment()
     }
 

@@ -5,6 +5,7 @@ import VigilConnection
 import VigilHost
 import VigilRegistry
 import VigilSupervisor
+import VigilTLS
 import VigilText
 
 /// Guards a TCP connection until its WebSocket upgrade completes: it enforces the handshake
@@ -28,19 +29,26 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
     let admissionRefusal: HandshakeRejection?
     /// Whether this connection counts against `max_pending_handshakes` until the handler goes.
     private var countsAsPending: Bool
+    /// The connection's TLS handshake, on a TLS listener: its deadline is this handler's.
+    let tls: ListenerTLSSession?
 
-    init(server: ServerContext, preview: RequestPreview, logger: Logger, admissionRefusal: HandshakeRejection? = nil) {
+    init(
+        server: ServerContext, preview: RequestPreview, logger: Logger, admissionRefusal: HandshakeRejection? = nil,
+        tls: ListenerTLSSession? = nil
+    ) {
         self.server = server
         self.preview = preview
         self.logger = logger
         self.admissionRefusal = admissionRefusal
         self.countsAsPending = admissionRefusal == nil
+        self.tls = tls
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         if let refusal = admissionRefusal {
             // A refused connection gets a short while to send the request it is answered on.
             timeout = context.eventLoop.assumeIsolated().scheduleTask(in: AcceptGate.refusalTimeout) {
+                self.tls?.noteDeadlinePassed()
                 self.settle(refusal.reason)
                 context.close(promise: nil)
             }
@@ -51,6 +59,7 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
             self.server.handshakeLog.log(
                 self.logger, level: .info, "handshake timeout: no completed WebSocket upgrade",
                 metadata: ["timeout_ms": "\(Int64(limit.inMilliseconds))"], on: context.eventLoop)
+            self.tls?.noteDeadlinePassed()
             self.settle(.handshakeTimeout)
             context.close(promise: nil)
         }
@@ -114,8 +123,12 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// mid-handshake (or before sending anything, like a TCP health check) is counted, quietly.
     func channelInactive(context: ChannelHandlerContext) {
         if !settled {
-            settle(.closedDuringHandshake)
-            logger.debug("connection closed before the WebSocket handshake completed")
+            if let failure = tls?.failure, failure.reason != .closed {
+                settle(.tls)  // counted and logged by reason as a failed TLS handshake
+            } else {
+                settle(.closedDuringHandshake)
+                logger.debug("connection closed before the WebSocket handshake completed")
+            }
         }
         context.fireChannelInactive()
     }

@@ -5,6 +5,7 @@ import VigilFraming
 import VigilHost
 import VigilProxy
 import VigilRegistry
+import VigilTLS
 
 /// What every connection accepted on the WebSocket listener shares: the connection host
 /// (registry, log, clock, timer wheels, channel directory), the settings it was started with,
@@ -27,6 +28,10 @@ final class ServerContext: Sendable {
     let deflateOptions: DeflateOptions
     /// Proxy mode's rules for new pairs (a reload replaces them); `nil` in the other modes.
     private let proxy = NIOLockedValueBox<ProxyRules?>(nil)
+    /// The listener's TLS for new handshakes (a reload replaces it); `nil`: plain TCP.
+    private let tls = NIOLockedValueBox<ListenerTLS?>(nil)
+    /// Failed TLS handshakes are logged one by one, up to this budget.
+    let tlsLog = RateLimitedLog(perSecond: 10, what: "failed TLS handshakes")
 
     init(settings: VigilSettings, host: ConnectionHost, descriptorBudget: Int?, failpoints: Failpoints = .none) {
         self.settings = settings
@@ -48,6 +53,10 @@ final class ServerContext: Sendable {
     func proxyRules() -> ProxyRules? { proxy.withLockedValue { $0 } }
 
     func replaceProxyRules(_ rules: ProxyRules?) { proxy.withLockedValue { $0 = rules } }
+
+    func listenerTLS() -> ListenerTLS? { tls.withLockedValue { $0 } }
+
+    func replaceListenerTLS(_ new: ListenerTLS?) { tls.withLockedValue { $0 = new } }
 }
 
 /// An accepted connection's `max_connections` slot: taken by its upgrader when the request is

@@ -14,6 +14,7 @@ import VigilRegistry
 import VigilServiceManager
 import VigilStatus
 import VigilSupervisor
+import VigilTLS
 import VigilTargets
 import VigilText
 
@@ -94,6 +95,11 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
     public func start() async throws {
         let settings = server.settings
         server.replaceProxyRules(try ProxyRules.make(settings))
+        do {
+            server.replaceListenerTLS(try ListenerTLS.load(settings))
+        } catch {
+            throw StartupError(message: "cannot serve TLS: \(error)")
+        }
         let inherited = manager.inheritedSockets
         let statusListener = StatusListener(
             router: statusRouter(), settings: settings, access: try StatusAccess.make(settings))
@@ -126,9 +132,10 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
         }
         listeners.withLockedValue { $0.webSocket = webSocket }
         phase.store(ServerPhase.ready.rawValue, ordering: .releasing)
+        let tls = server.listenerTLS()
         let wsURL =
             webSocket.map {
-                "ws://\($0.localAddress?.endpointDescription ?? "?")\(settings.mode == .proxy ? "/" : settings.path)"
+                "\(tls == nil ? "ws" : "wss")://\($0.localAddress?.endpointDescription ?? "?")\(settings.mode == .proxy ? "/" : settings.path)"
             } ?? "none"
         let statusURL =
             "http://\(status.localAddress?.endpointDescription ?? "?")"
@@ -142,6 +149,17 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
         lifecycle.notice(
             "vigild ready ws=\(wsURL) status=\(statusURL)\(upstream)",
             metadata: ["mode": "\(settings.mode.rawValue)", "socket_activated": "\(inherited != nil)"])
+        if let tls { lifecycle.notice("tls: \(Self.describe(tls))") }
+    }
+
+    /// `default /etc/vigil/tls.crt (for a.example.com) until 2027-03-01 00:00:00 UTC; …`: what
+    /// the listener serves, for the ready line and a reload's report.
+    static func describe(_ tls: ListenerTLS) -> String {
+        tls.certificates.map { loaded in
+            let chosen = loaded.serverNames.isEmpty ? "default" : loaded.serverNames.joined(separator: ",")
+            return
+                "\(chosen) \(loaded.certFile) (for \(loaded.certifiedNames)) until \(TLSNames.date(time_t(loaded.notValidAfter)))"
+        }.joined(separator: "; ")
     }
 
     /// Serves until graceful shutdown (SIGTERM/SIGINT under a ServiceGroup), then drains.
@@ -261,10 +279,12 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
         let rules: ProxyRules?
         let access: StatusAccess
         let targetChanges: MonitorTargets.Changes
+        let tls: ListenerTLS?
         do {
             reload = SettingsReload(running: configuration, fresh: try load())
             rules = try ProxyRules.make(reload.updated.settings)
             access = try StatusAccess.make(reload.updated.settings)
+            tls = try reloadedTLS(reload.updated.settings)
             // Targets are reloadable as a whole list: new ones start, removed ones stop, changed
             // ones restart, the others keep their connections.
             targetChanges = try targets.reconcile(reload.updated.settings)
@@ -274,6 +294,11 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
         }
         current.withLockedValue { $0 = reload.updated }
         var report = ReloadReport(applied: reload.applied, needRestart: reload.needRestart)
+        if let tls {
+            // Re-read at every reload, changed or not: rotating a certificate is a new file at the same path.
+            server.replaceListenerTLS(tls)
+            report.applied.insert(("tls", "", Self.describe(tls)), at: 0)
+        }
         if !targetChanges.isEmpty {
             let describe = { (what: String, names: [String]) in
                 names.isEmpty ? nil : "\(what) \(names.joined(separator: " "))"
@@ -298,7 +323,7 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
             }
         }
         let changes = report.applied.map {
-            $0.key == "targets" ? "targets: \($0.new)" : "\($0.key) \($0.old) → \($0.new)"
+            $0.key == "targets" || $0.key == "tls" ? "\($0.key): \($0.new)" : "\($0.key) \($0.old) → \($0.new)"
         }.joined(separator: ", ")
         logger.notice(
             "configuration reloaded: \(changes.isEmpty ? "nothing to change" : changes)",
@@ -309,6 +334,25 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
             )
         }
         return .success(report)
+    }
+
+    /// The listener's TLS from the reloaded settings' files, read anew. A file that cannot be
+    /// served fails the reload (the running certificates stay; counted); so does turning TLS on
+    /// or off, which would change the listener's scheme under its clients.
+    private func reloadedTLS(_ settings: VigilSettings) throws -> ListenerTLS? {
+        let running = server.listenerTLS() != nil
+        guard settings.tls == running else {
+            throw StartupError(
+                message:
+                    "TLS on the WebSocket listener cannot be turned \(running ? "off" : "on") by a reload (tls_cert_file, tls_certificates); restart vigild for that"
+            )
+        }
+        do {
+            return try ListenerTLS.load(settings)
+        } catch {
+            registry.noteTLSCertificateReloadFailure()
+            throw StartupError(message: "the running TLS certificates stay: \(error)")
+        }
     }
 
     // MARK: - Bootstraps
@@ -361,11 +405,21 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
             case .admit:
                 refusal = nil
             }
+            let pipeline = channel.pipeline.syncOperations
+            let tls = try server.listenerTLS().map { listenerTLS in
+                let session = ListenerTLSSession { [server, logger] failure in
+                    server.registry.noteFailedTLSHandshake(failure.reason)
+                    server.tlsLog.log(
+                        logger, level: .info, "TLS handshake failed: \(failure.detail)",
+                        metadata: ["reason": "\(failure.reason.rawValue)"], on: channel.eventLoop)
+                }
+                try listenerTLS.install(on: pipeline, session: session)
+                return session
+            }
             let preview = RequestPreview()
             let handshake = HandshakeHandler(
-                server: server, preview: preview, logger: logger, admissionRefusal: refusal)
+                server: server, preview: preview, logger: logger, admissionRefusal: refusal, tls: tls)
             let upgrader = WebSocketUpgrader(server: server, handshake: handshake, slot: slot)
-            let pipeline = channel.pipeline.syncOperations
             try pipeline.addHandler(preview)  // in front of the HTTP decoder
             // Parse errors are answered by HandshakeHandler, with a body and a count.
             try pipeline.configureHTTPServerPipeline(

@@ -119,7 +119,9 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
             }
         }
         handshake.upstreamDialStarted()
-        let opened = UpstreamDial.open(rules, for: upgradeRequest, client: client, channel: channel, host: server.host)
+        let opened = UpstreamDial.open(
+            rules, for: upgradeRequest, client: client, overTLS: handshake.tls != nil, channel: channel,
+            host: server.host)
         return opened.assumeIsolated().flatMap { relay in
             if self.admitted == nil {
                 relay.upstreamSink.connection?.close(Self.clientGone)  // it went away while the upstream answered
@@ -158,7 +160,8 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
             peer: channel.remoteAddress?.endpointDescription ?? "unknown", client: admission.client,
             path: admission.path,
             leg: .client, pair: admission.relay?.pair,
-            compression: (admission.deflate ?? admission.relay?.compression)?.headerValue)
+            compression: (admission.deflate ?? admission.relay?.compression)?.headerValue,
+            tls: handshake.tls?.facts)
         let books = host.openBooks(identity, at: now)
         books.logger.debug("connection opened")
         var configuration = SupervisedConnectionHandler.Configuration(

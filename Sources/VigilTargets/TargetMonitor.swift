@@ -160,7 +160,7 @@ final class TargetMonitor: Sendable {
             request, on: eventLoop, timeout: connectTimeout, tls: tls, configuration: configuration,
             wheels: host.wheels,
             makeParts: { [self] channel, answer in
-                makeParts(channel: channel, compression: answer.compression)
+                makeParts(channel: channel, answer: answer)
             }
         ).whenComplete { [self] result in
             switch result {
@@ -192,13 +192,13 @@ final class TargetMonitor: Sendable {
     }
 
     /// The connection's sink and observer, once the server said 101.
-    private func makeParts(channel: any Channel, compression: PerMessageDeflate.Agreement?) -> (
+    private func makeParts(channel: any Channel, answer: HandshakeAnswer) -> (
         sink: any MessageSink, observer: any ConnectionObserver
     ) {
         host.channels.add(channel, kind: .target(target))
         let identity = ConnectionIdentity(
             peer: channel.remoteAddress?.endpointDescription ?? target.url.hostHeader, path: target.url.path,
-            leg: .target, target: target.name, compression: compression?.headerValue)
+            leg: .target, target: target.name, compression: answer.compression?.headerValue, tls: answer.tls)
         let books = host.openBooks(identity, at: host.clock.now())
         state.withLockedValue { state in
             state.connection = books.connection

@@ -30,15 +30,18 @@ struct ProxyRulesTests {
     func appended(upstream: String, client: String, expected: String) throws {
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: client)
         #expect(
-            ForwardedRequest.make(for: head, clientAddress: "10.0.0.7", rules: try rules(upstream)).target == expected)
+            ForwardedRequest.make(for: head, clientAddress: "10.0.0.7", scheme: "http", rules: try rules(upstream))
+                .target == expected)
     }
 
     @Test("upstream_path fixed: always the upstream URL's own path and query")
     func fixed() throws {
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/anything?x=1")
         #expect(
-            ForwardedRequest.make(for: head, clientAddress: "10.0.0.7", rules: try rules("ws://b/s?v=2", path: .fixed))
-                .target == "/s?v=2")
+            ForwardedRequest.make(
+                for: head, clientAddress: "10.0.0.7", scheme: "http", rules: try rules("ws://b/s?v=2", path: .fixed)
+            )
+            .target == "/s?v=2")
     }
 
     @Test(
@@ -55,7 +58,8 @@ struct ProxyRulesTests {
         ] {
             head.headers.add(name: name, value: value)
         }
-        let request = ForwardedRequest.make(for: head, clientAddress: "2001:db8::1", rules: try rules("ws://b/"))
+        let request = ForwardedRequest.make(
+            for: head, clientAddress: "2001:db8::1", scheme: "http", rules: try rules("ws://b/"))
         #expect(request.subprotocols == ["a", "b", "c"])
         let sent = request.headers.map { "\($0.name): \($0.value)" }
         #expect(
@@ -65,6 +69,12 @@ struct ProxyRulesTests {
                 "X-Forwarded-Host: vigil.example:8080",
                 "Forwarded: for=203.0.113.9, for=\"[2001:db8::1]\";host=\"vigil.example:8080\";proto=http",
             ])
+        // A client that came over TLS: https in both, whatever an untrusted X-Forwarded-Proto said.
+        let overTLS = ForwardedRequest.make(
+            for: head, clientAddress: "2001:db8::1", scheme: "https", rules: try rules("ws://b/")
+        ).headers.map { "\($0.name): \($0.value)" }
+        #expect(overTLS.contains("X-Forwarded-Proto: https"))
+        #expect(overTLS.last?.hasSuffix(";proto=https") == true)
     }
 
     @Test("the request head never carries a header that could split it")

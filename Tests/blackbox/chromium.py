@@ -188,7 +188,8 @@ class Page:
 class Chromium:
     """A headless Chromium in its own process group and profile directory, gone after `close()`."""
 
-    def __init__(self, executable=None, timeout=20.0):
+    def __init__(self, executable=None, timeout=20.0, flags=()):
+        """`flags`: more command-line flags, after the usual ones."""
         executable = executable or find_chromium()
         if executable is None:
             raise ChromiumMissing(f"chromium not found: {INSTALL_HINT}")
@@ -199,7 +200,7 @@ class Chromium:
         self.log_path = os.path.join(directory, "chromium.log")
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                [executable, *FLAGS, f"--user-data-dir={directory}", "about:blank"],
+                [executable, *FLAGS, *flags, f"--user-data-dir={directory}", "about:blank"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, start_new_session=True)
         try:
             self.devtools = DevTools(self._devtools_url(directory, timeout))

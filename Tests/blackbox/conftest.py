@@ -14,7 +14,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VIGILD = os.environ.get("VIGILD", os.path.join(ROOT, ".build", "debug", "vigild"))
-READY = re.compile(r"vigild ready ws=(ws://[^\s\"]+|none) status=(http://[^\s\"]+)")
+READY = re.compile(r"vigild ready ws=(wss?://[^\s\"]+|none) status=(http://[^\s\"]+)")
 
 
 class Vigild:

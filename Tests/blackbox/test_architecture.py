@@ -62,15 +62,34 @@ def test_the_status_proxy_and_targets_modules_stand_apart():
         assert not imported & others, f"{target} imports {sorted(imported & others)}"
 
 
+def reason_labels(enum_file):
+    """The labels an enum of reasons spells (`case plainHTTP = "plain_http"`, or its case name)."""
+    source = open(os.path.join(ROOT, "Sources", "VigilRegistry", enum_file), encoding="utf-8").read()
+    return {raw or name for name, raw in re.findall(r"^\s*case (\w+)(?: = \"([a-z_]+)\")?\s*$", source, re.M)}
+
+
+def documented_labels(doc_file, heading=None):
+    """The labels in the last column of the first table of a doc (of its `heading` section)."""
+    doc = open(os.path.join(ROOT, "docs", doc_file), encoding="utf-8").read()
+    if heading:
+        doc = doc.split(heading, 1)[1]
+    table = doc[doc.index("\n|"):].split("\n\n", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("|") and not line.startswith("|---")][1:]
+    return {label for row in rows for label in re.findall(r"`([a-z_]+)`", row.rstrip("| ").rsplit("|", 1)[-1])}
+
+
 def test_every_handshake_rejection_reason_is_documented():
     """The reason labels of vigil_handshakes_rejected_total, as the enum spells them, against
     docs/refused-handshakes.md's table (both ways)."""
-    source = open(os.path.join(ROOT, "Sources", "VigilRegistry", "HandshakeRejectionReason.swift"), encoding="utf-8").read()
-    reasons = set()
-    for name, raw in re.findall(r"^\s*case (\w+)(?: = \"([a-z_]+)\")?\s*$", source, re.M):
-        reasons.add(raw or name)
-    doc = open(os.path.join(ROOT, "docs", "refused-handshakes.md"), encoding="utf-8").read()
-    rows = [line for line in doc.splitlines() if line.startswith("|") and not line.startswith("|---")][1:]
-    documented = {label for row in rows for label in re.findall(r"`([a-z_]+)`", row.rstrip("| ").rsplit("|", 1)[-1])}
+    reasons = reason_labels("HandshakeRejectionReason.swift")
+    documented = documented_labels("refused-handshakes.md")
     assert len(reasons) >= 20, reasons
+    assert reasons == documented, f"in the code only: {sorted(reasons - documented)}; in the docs only: {sorted(documented - reasons)}"
+
+
+def test_every_tls_handshake_failure_reason_is_documented():
+    """The reason labels of vigil_tls_handshakes_failed_total against docs/tls.md's table."""
+    reasons = reason_labels("TLSHandshakeFailureReason.swift")
+    documented = documented_labels("tls.md", "## Failed handshakes")
+    assert len(reasons) >= 7, reasons
     assert reasons == documented, f"in the code only: {sorted(reasons - documented)}; in the docs only: {sorted(documented - reasons)}"

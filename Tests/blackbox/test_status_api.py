@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import signal
 import socket
 import time
 
@@ -216,6 +217,22 @@ def test_every_metric_is_documented_and_every_documented_metric_exists(vigild, t
         if {"vigil_target_reply_seconds", "vigil_target_closes_total"} <= exposed:
             break
         time.sleep(0.1)
+    # A TLS listener's counters appear with their first count: plain HTTP to its port, and a
+    # reload that finds a key not matching its certificate.
+    from tlsca import PrivateCA
+    ca = PrivateCA(tmp_path)
+    cert, key = ca.issue("site", ["localhost"])
+    _, other_key = ca.issue("other", ["localhost"])
+    served_key = tmp_path / "served.key"
+    served_key.write_bytes(key.read_bytes())
+    secure = vigild("--tls-cert-file", str(cert), "--tls-key-file", str(served_key))
+    with socket.create_connection(("127.0.0.1", secure.port)) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.recv(4096)
+    served_key.write_bytes(other_key.read_bytes())
+    secure.proc.send_signal(signal.SIGHUP)
+    secure.wait_for_log(lambda e: e["message"].startswith("reload failed"))
+    exposed |= set(re.findall(r"^# TYPE (\w+) ", secure.get("/metrics")[2].decode(), re.M))
     docs = "".join(open(os.path.join(ROOT, "docs", name), encoding="utf-8").read() for name in ("status-api.md", "targets.md"))
     documented = {name for name in re.findall(r"`(vigil_[a-z_]+)", docs)}
     assert exposed - documented == set(), f"not documented: {sorted(exposed - documented)}"

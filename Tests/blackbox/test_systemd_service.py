@@ -8,6 +8,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -370,6 +371,147 @@ def test_a_monitor_target_named_by_dns_on_another_host(systemd):
         setup.hosts.write_text(Setup.HOSTS)
         setup.write_config("ping_interval: 10s\n")
         container.run("systemctl", "stop", "vigild.service", check=False)
+
+
+def test_edge_tls_recipe_socket_activation_on_443_and_credentials(systemd):
+    """docs/deploy.md's recipe (a), its drop-ins as shipped in systemd/edge-tls/: under the
+    unit's DynamicUser= and empty CapabilityBoundingSet=, vigild neither binds 443 nor reads a
+    root-only key itself (a start pointed at the key fails, naming it); with the recipe,
+    vigild.socket holds 443 and LoadCredential= hands the certificate and key over, and a
+    client gets wss:// through vigild's proxy to a backend, its TLS in the record."""
+    from tlsca import PrivateCA
+    setup, container = systemd
+    source = setup.work / "tls-src"
+    source.mkdir(exist_ok=True)
+    ca = PrivateCA(source)
+    cert, key = ca.issue("edge", ["localhost", "127.0.0.1"])
+    for name in ("ca.pem", "edge.pem", "edge.key"):
+        os.chmod(source / name, 0o644)  # readable by nsenter's root; the copies in /etc are root-only
+    container.run("install", "-D", "-m", "0600", f"/mnt/t/tls-src/{cert.name}", "/etc/vigil/tls/fullchain.pem")
+    container.run("install", "-D", "-m", "0600", f"/mnt/t/tls-src/{key.name}", "/etc/vigil/tls/privkey.pem")
+    backend = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__), "backend.py"), "0"],
+                               stdout=subprocess.PIPE, text=True)
+    recipe = os.path.join(UNITS, "edge-tls")
+    socket_test = setup.units / "vigild.socket.d" / "test.conf"
+    saved_socket_test = socket_test.read_text()
+    try:
+        port = int(backend.stdout.readline().split()[1])
+        container.run("systemctl", "stop", "vigild.service", "vigild.socket", "vigild-status.socket", check=False)
+        # Without the recipe: the key is root's, and vigild runs as a dynamic user.
+        setup.write_config(f"mode: proxy\nupstream: ws://127.0.0.1:{port}/\ntls_cert_file: /etc/vigil/tls/fullchain.pem\n"
+                           "tls_key_file: /etc/vigil/tls/privkey.pem\n")
+        assert container.run("systemctl", "start", "vigild.service", check=False).returncode != 0
+        messages = [e.get("MESSAGE", "") for e in container.journal("-u", "vigild.service")]
+        assert any("cannot read tls certificate /etc/vigil/tls/fullchain.pem: Permission denied" in m
+                   for m in messages), messages[-5:]
+        container.run("systemctl", "stop", "vigild.service", check=False)
+        container.run("systemctl", "reset-failed", "vigild.service", check=False)
+        # The recipe: its drop-ins as shipped; the test's own socket drop-in (another port) set aside.
+        socket_test.unlink()
+        shutil.copy(os.path.join(recipe, "vigild.socket.d", "edge-tls.conf"), setup.units / "vigild.socket.d")
+        (setup.units / "vigild.service.d").mkdir(exist_ok=True)
+        shutil.copy(os.path.join(recipe, "vigild.service.d", "edge-tls.conf"), setup.units / "vigild.service.d")
+        setup.write_config(f"mode: proxy\nupstream: ws://127.0.0.1:{port}/\n")
+        container.run("systemctl", "daemon-reload")
+        assert "443" in container.show("vigild.socket", "Listen")["Listen"]
+        container.run("systemctl", "start", "vigild.socket", "vigild-status.socket")
+        context = ssl.create_default_context(cafile=str(ca.pem))
+
+        async def through_the_edge():
+            async with websockets.connect("wss://localhost:443/edge?client=edge", ssl=context,
+                                          open_timeout=30) as ws:
+                await ws.send("hello over 443")
+                return await ws.recv()
+
+        assert asyncio.run(through_the_edge()) == "hello over 443"
+        records = setup.get("/closes?client=edge")
+        wait_until(lambda: setup.get("/closes?client=edge")["total"] == 2, "both legs recorded", 10)
+        records = {r["leg"]: r for r in setup.get("/closes?client=edge")["closes"]}
+        assert (records["client"]["tls"], records["client"]["tls_server_name"]) == ("TLSv1.3", "localhost")
+        environment = container.show("vigild.service", "Environment")["Environment"]
+        assert "VIGIL_TLS_CERT_FILE=/run/credentials/vigild.service/tls.crt" in environment, environment
+        # A reload re-reads the credentials' files; the running service stays.
+        container.run("systemctl", "reload", "vigild.service")
+        wait_until(lambda: any("tls: default /run/credentials/vigild.service/tls.crt" in e.get("MESSAGE", "")
+                               and "configuration reloaded" in e.get("MESSAGE", "")
+                               for e in container.journal("-u", "vigild.service")), "the reload's report", 10)
+    finally:
+        backend.kill()
+        container.run("systemctl", "stop", "vigild.service", "vigild.socket", "vigild-status.socket", check=False)
+        for unit in ("vigild.socket.d", "vigild.service.d"):
+            (setup.units / unit / "edge-tls.conf").unlink(missing_ok=True)
+        socket_test.write_text(saved_socket_test)
+        setup.write_config("ping_interval: 10s\n")
+        container.run("systemctl", "daemon-reload", check=False)
+        container.run("systemctl", "reset-failed", check=False)
+
+
+def test_edge_tls_rotating_recipe_takes_a_renewed_certificate_at_reload(systemd):
+    """docs/deploy.md's recipe (a'), as shipped in systemd/edge-tls-rotating/: a reload copies
+    the renewed certificate and key from /etc/vigil/tls into the state directory and vigild
+    serves them to new handshakes, while a live wss:// connection stays open and the service
+    is not restarted."""
+    from tlsca import PrivateCA
+    setup, container = systemd
+    source = setup.work / "tls-rotating"
+    source.mkdir(exist_ok=True)
+    ca = PrivateCA(source)
+    first, first_key = ca.issue("first", ["localhost", "127.0.0.1"])
+    second, second_key = ca.issue("second", ["localhost", "127.0.0.1"])
+    for path in source.iterdir():
+        os.chmod(path, 0o644)
+
+    def deploy(cert, key):  # what a certificate renewal leaves in /etc/vigil/tls: root's files
+        container.run("install", "-D", "-m", "0600", f"/mnt/t/tls-rotating/{cert.name}", "/etc/vigil/tls/fullchain.pem")
+        container.run("install", "-D", "-m", "0600", f"/mnt/t/tls-rotating/{key.name}", "/etc/vigil/tls/privkey.pem")
+
+    def served():
+        context = ssl.create_default_context(cafile=str(ca.pem))
+        with socket.create_connection(("127.0.0.1", 443), timeout=10) as raw:
+            with context.wrap_socket(raw, server_hostname="localhost") as tls:
+                return tls.getpeercert(binary_form=True)
+
+    def der(path):
+        return ssl.PEM_cert_to_DER_cert(path.read_text().split("-----END CERTIFICATE-----")[0]
+                                        + "-----END CERTIFICATE-----\n")
+
+    socket_test = setup.units / "vigild.socket.d" / "test.conf"
+    saved_socket_test = socket_test.read_text()
+    try:
+        container.run("systemctl", "stop", "vigild.service", "vigild.socket", "vigild-status.socket", check=False)
+        deploy(first, first_key)
+        socket_test.unlink()
+        shutil.copy(os.path.join(UNITS, "edge-tls", "vigild.socket.d", "edge-tls.conf"), setup.units / "vigild.socket.d")
+        (setup.units / "vigild.service.d").mkdir(exist_ok=True)
+        shutil.copy(os.path.join(UNITS, "edge-tls-rotating", "vigild.service.d", "edge-tls.conf"),
+                    setup.units / "vigild.service.d")
+        container.run("systemctl", "daemon-reload")
+        container.run("systemctl", "start", "vigild.socket", "vigild-status.socket", "vigild.service")
+        assert served() == der(first)
+        context = ssl.create_default_context(cafile=str(ca.pem))
+
+        async def across_the_renewal():
+            async with websockets.connect("wss://localhost:443/ws?client=long-lived", ssl=context,
+                                          open_timeout=30) as ws:
+                await ws.send("before")
+                assert await ws.recv() == "before"
+                deploy(second, second_key)
+                await asyncio.to_thread(container.run, "systemctl", "reload", "vigild.service")
+                assert await asyncio.to_thread(served) == der(second)
+                await ws.send("after")
+                return await ws.recv()
+
+        assert asyncio.run(across_the_renewal()) == "after"
+        assert container.show("vigild.service", "NRestarts")["NRestarts"] == "0"
+        (record,) = setup.get("/closes?client=long-lived")["closes"]
+        assert record["kind"] == "normal", record
+    finally:
+        container.run("systemctl", "stop", "vigild.service", "vigild.socket", "vigild-status.socket", check=False)
+        for unit in ("vigild.socket.d", "vigild.service.d"):
+            (setup.units / unit / "edge-tls.conf").unlink(missing_ok=True)
+        socket_test.write_text(saved_socket_test)
+        container.run("systemctl", "daemon-reload", check=False)
+        container.run("systemctl", "reset-failed", check=False)
 
 
 def test_make_install_and_uninstall(tmp_path):

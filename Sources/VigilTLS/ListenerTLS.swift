@@ -1,0 +1,165 @@
+import NIOSSL
+import VigilConfig
+import VigilText
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The WebSocket listener's TLS as loaded from the settings: one `NIOSSLContext` every new
+/// connection's handshake uses, with the default certificate and, chosen by the name a client
+/// asks for (SNI), those of `tls_certificates`. Immutable: a reload loads a new one from the
+/// files and new handshakes take it, while established connections keep what they agreed.
+public final class ListenerTLS: Sendable {
+    public let context: NIOSSLContext
+    /// What was loaded, for the log: the default first.
+    public let certificates: [Loaded]
+
+    /// One certificate as loaded, with what the log says of it.
+    public struct Loaded: Sendable {
+        /// The server names it is chosen for; empty for the default.
+        public let serverNames: [String]
+        public let certFile: String
+        /// The names the certificate itself is for (subjectAltName).
+        public let certifiedNames: String
+        /// When the certificate expires, seconds since the epoch.
+        public let notValidAfter: Int
+        let chain: [NIOSSLCertificate]
+        let key: NIOSSLPrivateKey
+
+        func matches(_ name: String) -> Bool {
+            TLSCertificateEntry(serverNames: serverNames, certFile: certFile, keyFile: "").matches(name)
+        }
+    }
+
+    /// A file that cannot be served, worded for the operator: the path and the reason.
+    public struct LoadError: Error, Sendable, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// The listener's TLS for `settings`; `nil` when it speaks plain TCP.
+    public static func load(_ settings: VigilSettings, now: time_t = time(nil)) throws(LoadError) -> ListenerTLS? {
+        guard settings.tls else { return nil }
+        var certificates: [Loaded] = []
+        if let certFile = settings.tlsCertFile, let keyFile = settings.tlsKeyFile {
+            certificates.append(try load(certFile: certFile, keyFile: keyFile, serverNames: [], now: now))
+        }
+        for entry in settings.tlsCertificates {
+            certificates.append(
+                try load(certFile: entry.certFile, keyFile: entry.keyFile, serverNames: entry.serverNames, now: now))
+        }
+        let byName = Array(certificates.dropFirst().filter { !$0.serverNames.isEmpty })
+        let fallback = certificates[0]
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: fallback.chain.map { .certificate($0) }, privateKey: .privateKey(fallback.key))
+        configuration.minimumTLSVersion = settings.tlsMinVersion == .tls13 ? .tlsv13 : .tlsv12
+        configuration.applicationProtocols = ["http/1.1"]
+        configuration.cipherSuites = Self.cipherSuites
+        // Called once per handshake, on the connection's event loop, when the client's hello is
+        // in: it records the name asked for and picks the certificate.
+        configuration.sslContextCallback = { values, promise in
+            ServerNameWitness.current?.serverName = values.serverHostname
+            guard let name = values.serverHostname, let chosen = byName.first(where: { $0.matches(name) }) else {
+                promise.succeed(.noChanges)
+                return
+            }
+            var override = NIOSSLContextConfigurationOverride()
+            override.certificateChain = chosen.chain.map { .certificate($0) }
+            override.privateKey = .privateKey(chosen.key)
+            promise.succeed(override)
+        }
+        do {
+            return ListenerTLS(context: try NIOSSLContext(configuration: configuration), certificates: certificates)
+        } catch {
+            throw LoadError(description: "cannot set up TLS with \(fallback.certFile): \(error)")
+        }
+    }
+
+    /// TLS 1.2's suites: forward-secret AEADs only (Mozilla's "intermediate" profile without
+    /// DHE, which BoringSSL does not do). swift-nio-ssl's defaults also allow RSA key exchange
+    /// and CBC suites, which an edge should not. TLS 1.3's suites are all AEADs and fixed.
+    static let cipherSuites = [
+        "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
+    ].joined(separator: ":")
+
+    private init(context: NIOSSLContext, certificates: [Loaded]) {
+        self.context = context
+        self.certificates = certificates
+    }
+
+    /// Reads and checks one certificate chain and its key: both parse, the chain is not empty,
+    /// the certificate is valid now, and the key is the certificate's.
+    static func load(certFile: String, keyFile: String, serverNames: [String], now: time_t) throws(LoadError)
+        -> Loaded
+    {
+        let chain: [NIOSSLCertificate]
+        do {
+            chain = try NIOSSLCertificate.fromPEMBytes(try bytes(of: certFile, what: "tls certificate"))
+        } catch let error as LoadError {
+            throw error
+        } catch {
+            throw LoadError(
+                description: "tls certificate \(certFile) holds no PEM certificate vigild can read: \(error)")
+        }
+        guard let leaf = chain.first else {
+            throw LoadError(
+                description: "tls certificate \(certFile) holds no certificate (-----BEGIN CERTIFICATE-----)")
+        }
+        let names = TLSNames.of(leaf)
+        if now > leaf.notValidAfter {
+            throw LoadError(
+                description:
+                    "the certificate in \(certFile) (for \(names)) expired at \(TLSNames.date(leaf.notValidAfter))")
+        }
+        if now < leaf.notValidBefore {
+            throw LoadError(
+                description:
+                    "the certificate in \(certFile) (for \(names)) is not valid before \(TLSNames.date(leaf.notValidBefore))"
+            )
+        }
+        let keyBytes = try bytes(of: keyFile, what: "tls key")
+        let key: NIOSSLPrivateKey
+        do {
+            key = try NIOSSLPrivateKey(bytes: keyBytes, format: .pem)
+        } catch {
+            let encrypted = String(decoding: keyBytes.prefix(4096), as: UTF8.self).contains("ENCRYPTED")
+            throw LoadError(
+                description: encrypted
+                    ? "tls key \(keyFile) is encrypted; vigild cannot ask for a passphrase (decrypt it: openssl pkey -in … -out …)"
+                    : "tls key \(keyFile) holds no PEM private key vigild can read")
+        }
+        do {
+            // BoringSSL checks that a key belongs to the certificate already set.
+            _ = try NIOSSLContext(
+                configuration: .makeServerConfiguration(
+                    certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key)))
+        } catch {
+            throw LoadError(
+                description: "the key in \(keyFile) does not match the certificate in \(certFile) (for \(names))")
+        }
+        return Loaded(
+            serverNames: serverNames, certFile: certFile, certifiedNames: names,
+            notValidAfter: Int(leaf.notValidAfter), chain: chain, key: key)
+    }
+
+    /// A PEM file's bytes; errors say which file and why (a missing credential, a permission).
+    private static func bytes(of path: String, what: String) throws(LoadError) -> [UInt8] {
+        guard let file = fopen(path, "r") else {
+            throw LoadError(description: "cannot read \(what) \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 16384)
+        while true {
+            let count = fread(&chunk, 1, chunk.count, file)
+            if count > 0 { bytes += chunk[..<count] }
+            if count < chunk.count { break }
+            if bytes.count > 1 << 20 { throw LoadError(description: "\(what) \(path) is larger than 1 MiB") }
+        }
+        if ferror(file) != 0 {
+            throw LoadError(description: "cannot read \(what) \(path): \(String(cString: strerror(errno)))")
+        }
+        return bytes
+    }
+}
