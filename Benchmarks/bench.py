@@ -119,11 +119,12 @@ class Server:
         self.started = time.monotonic()
         self.proc = subprocess.Popen([*wrapper, *args], stdout=self.output, stderr=self.output,
                                      env={**os.environ, **(env or {})})
-        pattern = r"vigild ready ws=ws://([\d.]+:\d+)/ws status=(http://[\d.:]+)" if kind == "vigild" else r"ready ([\d.]+:\d+)"
+        pattern = (r"vigild ready ws=(wss?)://([\d.]+:\d+)/ws status=(http://[\d.:]+)" if kind == "vigild"
+                   else r"()ready ([\d.]+:\d+)")
         match = wait_until(lambda: re.search(pattern, self.text()), f"{kind} to listen", 120 if wrapper else 30)
-        self.address = match.group(1)
-        self.status_url = match.group(2) if kind == "vigild" else None
-        self.url = f"ws://{self.address}/ws"
+        self.address = match.group(2)
+        self.status_url = match.group(3) if kind == "vigild" else None
+        self.url = f"{match.group(1) or 'ws'}://{self.address}/ws"  # wss:// with a certificate
 
     def text(self):
         self.output.flush()
@@ -755,6 +756,18 @@ def compression_problems(result):
     return compression_bench.problems(result)
 
 
+def tls(b, quick, seconds, workdir):
+    """TLS on the listener against nginx terminating it: Benchmarks/tls_bench.py, which imports
+    this file's helpers (hence imported here)."""
+    import tls_bench
+    return tls_bench.tls(b, quick, seconds, workdir)
+
+
+def tls_problems(result):
+    import tls_bench
+    return tls_bench.problems(result)
+
+
 def parse_seconds(text):
     match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m)", text)
     value, unit = float(match.group(1)), match.group(2)
@@ -951,6 +964,8 @@ def report(results, args, commands, plot_name):
         lines += ["", "## 7. Proxy mode against nginx, HAProxy and Caddy", ""] + proxy_section(results["proxy"], results.get("date"))
     if "compression" in results:
         lines += ["", "## 8. permessage-deflate", ""] + compression_section(results["compression"], results.get("date"))
+    if "tls" in results:
+        lines += ["", "## 9. TLS on the listener", ""] + tls_section(results["tls"], results.get("date"))
 
     x = results["crosscheck"]
     lines += ["", "## Cross-check of the load generator", "",
@@ -1084,6 +1099,39 @@ def compression_section(c, run_date=None):
             continue
         cpu = "n/a (no proxy)" if target == "direct" else fmt(r["cpu_ms_per_1000"], 2)
         lines.append(f"| {target} | {r['link_bytes_per_round_trip']:.0f} | {cpu} | {r['rate']:.0f} |")
+    return lines
+
+
+def tls_section(t, run_date=None):
+    """Section 9: what terminating TLS costs, against nginx. Measured, not yet a target (the
+    relay-cost issue sets those). A section run on its own and merged by hand carries
+    "merged_into": the full run's date."""
+    e, mem = t["echo"], t["memory"]
+    rerun = (f"This section comes from a later run of the TLS scenario alone ({t['date']}, "
+             "`bench.py --only tls`, merged into the saved results), on the same machine. "
+             if t.get("merged_into") == run_date else "")
+    lines = [rerun + f"{e['n']} connections echoing {e['size']}-byte messages over `wss://` (TLS 1.3, a P-256 certificate), "
+             f"one message in flight each, {e['seconds']} s, through vigild's proxy (`--tls-cert-file`) and through nginx "
+             "(`listen … ssl`, Benchmarks/proxies/nginx-tls.conf: the same certificate, versions and TLS 1.2 suites) to "
+             "the baseline over plain `ws://`. CPU: the proxy's processes, per 1000 relayed messages (two per round trip).",
+             "", "| | proxy CPU ms per 1000 relayed | round trips/s | p50 / p99 ms |", "|---|---|---|---|"]
+    for target, r in e["targets"].items():
+        if "error" in r:
+            lines.append(f"| {target} | could not run: {r['error'].replace('|', '/')} | | |")
+            continue
+        lines.append(f"| {target} | {fmt(r['cpu_ms_per_1000'], 2)} | {r['rate']:.0f} | {r['p50_ms']} / {r['p99_ms']} |")
+    lines += ["", f"CPU ratio, vigild / nginx: {fmt_ratio(e['cpu_ratio_vs_nginx'])}.", "",
+              "Memory: RSS with N idle connections (or pairs), minus RSS before, over N.", "",
+              "| | N | KiB each |", "|---|---|---|",
+              f"| vigild echo, plain `ws://` | {mem['vigild_plain']['n']} | {kib(mem['vigild_plain']['per_conn'])} |",
+              f"| vigild echo, `wss://` | {mem['vigild_tls']['n']} | {kib(mem['vigild_tls']['per_conn'])} "
+              f"({mem['tls_extra_kib']:+.2f} KiB for TLS) |"]
+    for target in ("vigild", "nginx"):
+        r = mem.get(f"{target}_pair", {})
+        if "error" in r:
+            lines.append(f"| {target} proxy, a `wss://` pair | | could not run: {r['error'].replace('|', '/')} |")
+        elif r:
+            lines.append(f"| {target} proxy, a `wss://` client and its plain backend leg | {r['n']} | {kib(r['per_pair'])} |")
     return lines
 
 
@@ -1231,7 +1279,7 @@ def check_quick(results):
     """What a quick run must show: every scenario ran, produced numbers, and counted exactly."""
     problems = []
     for key in ("memory", "scale", "heartbeat", "counts", "detection_nopong", "detection_frozen", "echo", "startup", "burst",
-                "crosscheck", "proxy", "compression"):
+                "crosscheck", "proxy", "compression", "tls"):
         if key not in results:
             problems.append(f"scenario {key} did not run")
     for row in results.get("memory", []):
@@ -1307,7 +1355,7 @@ def main():
     parser.add_argument("--out", required=True)
     parser.add_argument("--plots", help="directory for the PNG plot (relative links from --out)")
     parser.add_argument("--only", help="comma-separated scenarios to run (memory, scale, heartbeat, counts, detection, echo, "
-                        "startup, burst, crosscheck, proxy, budget, compression); prints their results instead of writing a report")
+                        "startup, burst, crosscheck, proxy, budget, compression, tls); prints their results instead of writing a report")
     args = parser.parse_args()
     if args.report_from:
         with open(args.report_from) as f:
@@ -1347,6 +1395,7 @@ def main():
         "proxy": lambda: {"proxy": proxies(binaries, proxy_sizes, echo_s, workdir, args.quick)},
         "budget": lambda: {"budget": memory_budget(binaries, workdir)},
         "compression": lambda: {"compression": compression(binaries, args.quick, echo_s, workdir)},
+        "tls": lambda: {"tls": tls(binaries, args.quick, echo_s, workdir)},
     }
     if args.only:
         for name in args.only.split(","):
@@ -1372,6 +1421,8 @@ def main():
         "valgrind --tool=callgrind --instr-atstart=no (callgrind_control -i on / -z / -d)",
         "# proxies:  vigild --mode proxy --upstream ws://BACKEND --listen 127.0.0.1:0 … | nginx -p TMP -c nginx.conf | "
         "haproxy -W -db -f haproxy.cfg | caddy run --config Caddyfile --adapter caddyfile (Benchmarks/proxies/)",
+        "# tls:      vigild --mode proxy --tls-cert-file … --tls-key-file … | nginx -p TMP -c nginx-tls.conf; "
+        "vigil-load --url wss://… --ca-file CA",
     ]
     results["commands"], results["plot"] = commands, plot_name
     text = report(results, args, commands, plot_name)
@@ -1381,7 +1432,8 @@ def main():
     with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
         json.dump(results, f, indent=1, default=str)
     print(text)
-    problems = budget_problems(results["budget"]) + compression_problems(results["compression"])
+    problems = (budget_problems(results["budget"]) + compression_problems(results["compression"])
+                + tls_problems(results["tls"]))
     if args.quick:
         problems += check_quick(results)
     if problems:

@@ -67,6 +67,7 @@ struct VigilLoad: AsyncParsableCommand {
     @Option(help: "Print a progress line this often (0: never).") var progress = "0"
     @Flag(help: "Connect once to --url and echo every message until the server closes.") var echoPeer = false
     @Flag(help: "Offer permessage-deflate, and compress and inflate as the server agrees.") var deflate = false
+    @Option(help: "PEM certificates trusted for a wss:// --url, besides the system's.") var caFile: String?
     @Option(help: "Largest frame accepted from the server.") var maxFrame = "16MiB"
     @Option(help: "Largest message accepted from the server.") var maxMessage = "16MiB"
 
@@ -99,8 +100,8 @@ struct VigilLoad: AsyncParsableCommand {
         }
         let holdFor = try parseDuration(duration, "--duration")
         let hardStop = try deadline.map { try parseDuration($0, "--deadline") } ?? holdFor + .seconds(60)
-        guard let target = WebSocketURL(url), !target.secure else {
-            throw ValidationError("--url: \"\(url)\" is not a ws://HOST:PORT/PATH URL")
+        guard let target = WebSocketURL(url) else {
+            throw ValidationError("--url: \"\(url)\" is not a ws:// or wss://HOST:PORT/PATH URL")
         }
         _ = OpenFileLimit.raiseToHardLimit()
         Task.detached {
@@ -236,7 +237,7 @@ struct VigilLoad: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let channel: any Channel
         do {
-            let tls = target.secure ? try WebSocketDialer.TLS() : nil
+            let tls = target.secure ? try WebSocketDialer.TLS(caFile: caFile) : nil
             channel = try await WebSocketDialer.dial(
                 UpgradeRequest(url: target, extensions: extensionOffer), on: group.next(), timeout: .seconds(30),
                 tls: tls,
@@ -258,6 +259,7 @@ struct VigilLoad: AsyncParsableCommand {
     {
         let answerPings = !noPong
         let configuration = try configuration()
+        let tls = target.secure ? try WebSocketDialer.TLS(caFile: caFile) : nil
         let sourceCount = max(1, min(sources, 254))
         return await withTaskGroup(of: (any Channel)?.self) { tasks in
             var opened: [any Channel] = []
@@ -276,7 +278,7 @@ struct VigilLoad: AsyncParsableCommand {
                             target: target.path + "?" + (target.query.isEmpty ? "" : target.query + "&")
                                 + "client=load-\(index)",
                             localAddress: source, configuration: configuration, group: group,
-                            extensions: extensionOffer,
+                            extensions: extensionOffer, tls: tls,
                             makeParts: {
                                 let connection = LoadConnection(stats: stats, answerPings: answerPings)
                                 return (connection, connection)
