@@ -145,21 +145,10 @@ public final class ListenerTLS: Sendable {
 
     /// A PEM file's bytes; errors say which file and why (a missing credential, a permission).
     private static func bytes(of path: String, what: String) throws(LoadError) -> [UInt8] {
-        guard let file = fopen(path, "r") else {
-            throw LoadError(description: "cannot read \(what) \(path): \(String(cString: strerror(errno)))")
+        do {
+            return try TextFile.bytes(path: path, what: what)
+        } catch {
+            throw LoadError(description: error.message)
         }
-        defer { fclose(file) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 16384)
-        while true {
-            let count = fread(&chunk, 1, chunk.count, file)
-            if count > 0 { bytes += chunk[..<count] }
-            if count < chunk.count { break }
-            if bytes.count > 1 << 20 { throw LoadError(description: "\(what) \(path) is larger than 1 MiB") }
-        }
-        if ferror(file) != 0 {
-            throw LoadError(description: "cannot read \(what) \(path): \(String(cString: strerror(errno)))")
-        }
-        return bytes
     }
 }
