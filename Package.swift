@@ -294,7 +294,10 @@ let package = Package(
         .testTarget(name: "VigilTextTests", dependencies: ["VigilText"], swiftSettings: strict),
         .testTarget(
             name: "VigilTLSTests",
-            dependencies: ["VigilTLS", "VigilRegistry", .product(name: "NIOSSL", package: "swift-nio-ssl")],
+            dependencies: [
+                "VigilTLS", "VigilRegistry", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "VigilStatusTests",

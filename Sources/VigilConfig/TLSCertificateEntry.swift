@@ -37,7 +37,8 @@ public struct TLSCertificateEntry: Sendable, Hashable {
         }
     }
 
-    static func normalised(_ name: String) -> String {
+    /// A server name as entries keep theirs: lowercased, no trailing dot.
+    public static func normalised(_ name: String) -> String {
         let lower = name.lowercased()
         return lower.hasSuffix(".") ? String(lower.dropLast()) : lower
     }

@@ -68,6 +68,12 @@ public final class ConnectionRegistry: Sendable {
         metrics.countTLSFailure(reason)
     }
 
+    /// The certificates the TLS listener serves now: the file and when it expires (seconds
+    /// since the epoch), for `vigil_tls_certificate_not_after_seconds`.
+    public func noteTLSCertificates(_ certificates: [(file: String, notValidAfter: Int)]) {
+        metrics.setTLSCertificates(certificates)
+    }
+
     /// A reload kept the running TLS certificates: a new file was bad.
     public func noteTLSCertificateReloadFailure() {
         metrics.countTLSCertificateReloadFailure()

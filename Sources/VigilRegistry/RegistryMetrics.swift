@@ -26,6 +26,8 @@ public final class RegistryMetrics: Sendable {
     private let tlsFailures = NIOLockedValueBox<[TLSHandshakeFailureReason: Counter]>([:])
     /// Reloads that kept the running TLS certificates because a new file was bad (one key).
     private let tlsReloadFailures = NIOLockedValueBox<[Bool: Counter]>([:])
+    /// `vigil_tls_certificate_not_after_seconds`, one series per certificate file served.
+    private let tlsExpiry = NIOLockedValueBox<[String: Gauge]>([:])
 
     private struct KindAndCause: Hashable {
         var kind: CloseKind
@@ -104,6 +106,27 @@ public final class RegistryMetrics: Sendable {
             help: "TLS handshakes on the WebSocket listener that failed, by reason",
             labels: [("reason", reason.rawValue)]
         ).increment()
+    }
+
+    /// Replaces the expiry series with one per certificate in `certificates`.
+    func setTLSCertificates(_ certificates: [(file: String, notValidAfter: Int)]) {
+        tlsExpiry.withLockedValue { gauges in
+            for (file, gauge) in gauges where !certificates.contains(where: { $0.file == file }) {
+                collectors.unregisterGauge(gauge)
+                gauges[file] = nil
+            }
+            for (file, notValidAfter) in certificates {
+                let gauge =
+                    gauges[file]
+                    ?? collectors.makeGauge(
+                        descriptor: .init(
+                            namespace: "vigil", metricName: "tls_certificate_not_after", unitName: "seconds",
+                            helpText: "When a certificate the TLS listener serves expires, in seconds since the epoch"),
+                        labels: [("cert_file", file)])
+                gauges[file] = gauge
+                gauge.set(to: Double(notValidAfter))
+            }
+        }
     }
 
     func countTLSCertificateReloadFailure() {

@@ -48,7 +48,7 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
         if let refusal = admissionRefusal {
             // A refused connection gets a short while to send the request it is answered on.
             timeout = context.eventLoop.assumeIsolated().scheduleTask(in: AcceptGate.refusalTimeout) {
-                self.tls?.noteDeadlinePassed()
+                self.tls?.noteDeadlinePassed("the 2 s a refused connection has to send its request")
                 self.settle(refusal.reason)
                 context.close(promise: nil)
             }
@@ -135,6 +135,7 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is CloseRequest {
+            tls?.noteClosing("shutting down")
             if !settled { settle(.shutdown) }
             context.close(promise: nil)
         } else {

@@ -96,7 +96,9 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
         let settings = server.settings
         server.replaceProxyRules(try ProxyRules.make(settings))
         do {
-            server.replaceListenerTLS(try ListenerTLS.load(settings))
+            let tls = try ListenerTLS.load(settings)
+            server.replaceListenerTLS(tls)
+            if let tls { registry.noteTLSCertificates(tls.certificates.map { ($0.certFile, $0.notValidAfter) }) }
         } catch {
             throw StartupError(message: "cannot serve TLS: \(error)")
         }
@@ -297,6 +299,7 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
         if let tls {
             // Re-read at every reload, changed or not: rotating a certificate is a new file at the same path.
             server.replaceListenerTLS(tls)
+            registry.noteTLSCertificates(tls.certificates.map { ($0.certFile, $0.notValidAfter) })
             report.applied.insert(("tls", "", Self.describe(tls)), at: 0)
         }
         if !targetChanges.isEmpty {
@@ -336,19 +339,26 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
         return .success(report)
     }
 
-    /// The listener's TLS from the reloaded settings' files, read anew. A file that cannot be
-    /// served fails the reload (the running certificates stay; counted); so does turning TLS on
-    /// or off, which would change the listener's scheme under its clients.
+    /// The listener's TLS from the reloaded settings' files, read anew. A certificate that
+    /// cannot be served keeps what runs from the same files (logged and counted, the rest of the
+    /// reload applies); a new one that cannot be served fails the reload (the running
+    /// certificates stay; counted); so does turning TLS on or off, which would change the
+    /// listener's scheme under its clients.
     private func reloadedTLS(_ settings: VigilSettings) throws -> ListenerTLS? {
-        let running = server.listenerTLS() != nil
-        guard settings.tls == running else {
+        let running = server.listenerTLS()
+        guard settings.tls == (running != nil) else {
             throw StartupError(
                 message:
-                    "TLS on the WebSocket listener cannot be turned \(running ? "off" : "on") by a reload (tls_cert_file, tls_certificates); restart vigild for that"
+                    "TLS on the WebSocket listener cannot be turned \(running != nil ? "off" : "on") by a reload (tls_cert_file, tls_certificates); restart vigild for that"
             )
         }
         do {
-            return try ListenerTLS.load(settings)
+            let (tls, kept) = try ListenerTLS.load(settings, keeping: running)
+            for problem in kept {
+                registry.noteTLSCertificateReloadFailure()
+                logger.error("reload: the running certificate stays: \(problem)")
+            }
+            return tls
         } catch {
             registry.noteTLSCertificateReloadFailure()
             throw StartupError(message: "the running TLS certificates stay: \(error)")
@@ -407,11 +417,15 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
             }
             let pipeline = channel.pipeline.syncOperations
             let tls = try server.listenerTLS().map { listenerTLS in
+                let eventLoop = channel.eventLoop
                 let session = ListenerTLSSession { [server, logger] failure in
                     server.registry.noteFailedTLSHandshake(failure.reason)
+                    // A client that hangs up mid-handshake is what a TCP health check does: quiet,
+                    // as on a plain listener.
                     server.tlsLog.log(
-                        logger, level: .info, "TLS handshake failed: \(failure.detail)",
-                        metadata: ["reason": "\(failure.reason.rawValue)"], on: channel.eventLoop)
+                        logger, level: failure.reason == .closed ? .debug : .info,
+                        "TLS handshake failed: \(failure.detail)", metadata: ["reason": "\(failure.reason.rawValue)"],
+                        on: eventLoop)
                 }
                 try listenerTLS.install(on: pipeline, session: session)
                 return session

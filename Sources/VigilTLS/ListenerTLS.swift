@@ -20,6 +20,7 @@ public final class ListenerTLS: Sendable {
         /// The server names it is chosen for; empty for the default.
         public let serverNames: [String]
         public let certFile: String
+        public let keyFile: String
         /// The names the certificate itself is for (subjectAltName).
         public let certifiedNames: String
         /// When the certificate expires, seconds since the epoch.
@@ -28,7 +29,14 @@ public final class ListenerTLS: Sendable {
         let key: NIOSSLPrivateKey
 
         func matches(_ name: String) -> Bool {
-            TLSCertificateEntry(serverNames: serverNames, certFile: certFile, keyFile: "").matches(name)
+            TLSCertificateEntry(serverNames: serverNames, certFile: certFile, keyFile: keyFile).matches(name)
+        }
+
+        /// The same certificate, chosen for `names`.
+        func named(_ names: [String]) -> Loaded {
+            Loaded(
+                serverNames: names, certFile: certFile, keyFile: keyFile, certifiedNames: certifiedNames,
+                notValidAfter: notValidAfter, chain: chain, key: key)
         }
     }
 
@@ -37,29 +45,58 @@ public final class ListenerTLS: Sendable {
         public var description: String
     }
 
-    /// The listener's TLS for `settings`; `nil` when it speaks plain TCP.
+    /// The listener's TLS for `settings`; `nil` when it speaks plain TCP. Throws for the first
+    /// file that cannot be served.
     public static func load(_ settings: VigilSettings, now: time_t = time(nil)) throws(LoadError) -> ListenerTLS? {
-        guard settings.tls else { return nil }
-        var certificates: [Loaded] = []
+        try load(settings, keeping: nil, now: now).tls
+    }
+
+    /// A reload's: every file read again, and a certificate that cannot be served now (a
+    /// failed renewal, a key copied before its certificate) keeps what `running` serves from
+    /// the same files, its problem returned in `kept`, so that one bad file holds back neither
+    /// the other host names' renewals nor the rest of the reload. A new file that cannot be
+    /// served, with nothing running from it, throws.
+    public static func load(_ settings: VigilSettings, keeping running: ListenerTLS?, now: time_t = time(nil))
+        throws(LoadError) -> (tls: ListenerTLS?, kept: [LoadError])
+    {
+        guard settings.tls else { return (nil, []) }
+        var wanted: [(certFile: String, keyFile: String, serverNames: [String])] = []
         if let certFile = settings.tlsCertFile, let keyFile = settings.tlsKeyFile {
-            certificates.append(try load(certFile: certFile, keyFile: keyFile, serverNames: [], now: now))
+            wanted.append((certFile, keyFile, []))
         }
-        for entry in settings.tlsCertificates {
-            certificates.append(
-                try load(certFile: entry.certFile, keyFile: entry.keyFile, serverNames: entry.serverNames, now: now))
+        wanted += settings.tlsCertificates.map { ($0.certFile, $0.keyFile, $0.serverNames) }
+        var certificates: [Loaded] = []
+        var kept: [LoadError] = []
+        for (certFile, keyFile, serverNames) in wanted {
+            do {
+                certificates.append(try load(certFile: certFile, keyFile: keyFile, serverNames: serverNames, now: now))
+            } catch {
+                guard
+                    let previous = running?.certificates.first(where: {
+                        $0.certFile == certFile && $0.keyFile == keyFile
+                    })
+                else { throw error }
+                kept.append(error)
+                certificates.append(previous.named(serverNames))
+            }
         }
-        let byName = Array(certificates.dropFirst().filter { !$0.serverNames.isEmpty })
         let fallback = certificates[0]
+        let named = certificates.filter { !$0.serverNames.isEmpty }
         var configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: fallback.chain.map { .certificate($0) }, privateKey: .privateKey(fallback.key))
         configuration.minimumTLSVersion = settings.tlsMinVersion == .tls13 ? .tlsv13 : .tlsv12
         configuration.applicationProtocols = ["http/1.1"]
         configuration.cipherSuites = Self.cipherSuites
         // Called once per handshake, on the connection's event loop, when the client's hello is
-        // in: it records the name asked for and picks the certificate.
+        // in: it records the name asked for and picks the certificate, an exact name before a
+        // wildcard (as nginx does), else the default.
         configuration.sslContextCallback = { values, promise in
             ServerNameWitness.current?.serverName = values.serverHostname
-            guard let name = values.serverHostname, let chosen = byName.first(where: { $0.matches(name) }) else {
+            guard let name = values.serverHostname.map(TLSCertificateEntry.normalised),
+                let chosen = named.first(where: { $0.serverNames.contains(name) })
+                    ?? named.first(where: { $0.matches(name) }),
+                chosen.certFile != fallback.certFile || chosen.keyFile != fallback.keyFile
+            else {
                 promise.succeed(.noChanges)
                 return
             }
@@ -69,7 +106,9 @@ public final class ListenerTLS: Sendable {
             promise.succeed(override)
         }
         do {
-            return ListenerTLS(context: try NIOSSLContext(configuration: configuration), certificates: certificates)
+            return (
+                ListenerTLS(context: try NIOSSLContext(configuration: configuration), certificates: certificates), kept
+            )
         } catch {
             throw LoadError(description: "cannot set up TLS with \(fallback.certFile): \(error)")
         }
@@ -139,7 +178,7 @@ public final class ListenerTLS: Sendable {
                 description: "the key in \(keyFile) does not match the certificate in \(certFile) (for \(names))")
         }
         return Loaded(
-            serverNames: serverNames, certFile: certFile, certifiedNames: names,
+            serverNames: serverNames, certFile: certFile, keyFile: keyFile, certifiedNames: names,
             notValidAfter: Int(leaf.notValidAfter), chain: chain, key: key)
     }
 

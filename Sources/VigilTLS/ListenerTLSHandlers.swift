@@ -12,8 +12,9 @@ public final class ListenerTLSSession {
     public private(set) var facts: TLSFacts?
     /// Why it failed, once it has.
     public private(set) var failure: TLSHandshakeFailure?
-    /// The handshake guard's deadline ran out before the TLS handshake completed.
-    private var deadlinePassed = false
+    /// Why vigild itself closed the connection before the TLS handshake completed (a deadline,
+    /// a shutdown), if it did: the TLS handler then reports an end of file like any other.
+    private var closedByVigild: TLSHandshakeFailure?
     private let report: (TLSHandshakeFailure) -> Void
     let witness = ServerNameWitness()
     /// The client's records until the handshake completes, for an alert it sent in the clear.
@@ -24,10 +25,15 @@ public final class ListenerTLSSession {
         self.report = report
     }
 
-    /// The handshake deadline (or a refused connection's short one) ran out: if the TLS
-    /// handshake is still going, its failure is a timeout.
-    public func noteDeadlinePassed() {
-        deadlinePassed = true
+    /// The handshake deadline (or a refused connection's short one, `deadline`) ran out: if the
+    /// TLS handshake is still going, its failure is a timeout.
+    public func noteDeadlinePassed(_ deadline: String = "handshake_timeout") {
+        closedByVigild = TLSHandshakeFailure(reason: .timeout, detail: "no completed TLS handshake within \(deadline)")
+    }
+
+    /// vigild is closing the connection (a shutdown) while its TLS handshake may be going.
+    public func noteClosing(_ why: String) {
+        closedByVigild = TLSHandshakeFailure(reason: .closed, detail: "vigild closed it mid-handshake (\(why))")
     }
 
     func complete(version: TLSVersion?) {
@@ -38,9 +44,8 @@ public final class ListenerTLSSession {
     func fail(_ failure: TLSHandshakeFailure) {
         guard facts == nil, self.failure == nil else { return }
         var failure = failure
-        if deadlinePassed && failure.reason == .closed {
-            // vigild closed it: the TLS handler's end-of-file is the deadline's doing.
-            failure = TLSHandshakeFailure(reason: .timeout, detail: "no completed TLS handshake by handshake_timeout")
+        if let closedByVigild, failure.reason == .closed {
+            failure = closedByVigild  // the TLS handler's end of file is vigild's own doing
         }
         self.failure = failure
         report(failure)
@@ -113,8 +118,12 @@ final class TLSFrontGuard: ChannelInboundHandler, RemovableChannelHandler {
         let head =
             "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n"
         let buffer = context.channel.allocator.buffer(string: head + body)
+        // Half-close once the answer is out, and read (and drop) what else the client sends until
+        // it closes or a second passes: closing with its request unread would make the kernel
+        // reset the connection, and the reset can overtake the 400.
         context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in
-            context.close(promise: nil)
+            context.close(mode: .output).assumeIsolated().whenFailure { _ in context.close(promise: nil) }
+            context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) { context.close(promise: nil) }
         }
     }
 }

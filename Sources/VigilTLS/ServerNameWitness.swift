@@ -20,8 +20,9 @@ final class ServerNameWitness: @unchecked Sendable {
 
     /// Runs `body` with this witness current on this thread.
     func whileCurrent(_ body: () -> Void) {
+        let previous = Self.slot.currentValue
         Self.slot.currentValue = self
-        defer { Self.slot.currentValue = nil }
+        defer { Self.slot.currentValue = previous }
         body()
     }
 }

@@ -2,6 +2,10 @@ import NIOCore
 import NIOSSL
 import VigilRegistry
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// A failed TLS handshake on the listener: the reason it is counted by and the words it is
 /// logged with.
 public struct TLSHandshakeFailure: Sendable {
@@ -32,6 +36,9 @@ public struct TLSHandshakeFailure: Sendable {
         }
         if let channel = error as? ChannelError, channel == .eof || channel == .ioOnClosedChannel {
             return TLSHandshakeFailure(reason: .closed, detail: "the client closed the connection mid-handshake")
+        }
+        if let io = error as? IOError, [ECONNRESET, EPIPE, ETIMEDOUT].contains(io.errnoCode) {
+            return TLSHandshakeFailure(reason: .closed, detail: "the connection was reset mid-handshake")
         }
         // The TLS handler's words when the connection ends before the handshake does.
         if "\(error)".contains("EOF during handshake") {

@@ -1,8 +1,13 @@
+import NIOCore
 import NIOSSL
 import Testing
 import VigilRegistry
 
 @testable import VigilTLS
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 @Suite("What a failed TLS handshake is counted as")
 struct TLSRecordScannerTests {
@@ -52,6 +57,9 @@ struct TLSRecordScannerTests {
         let unknownCA = Text(description: "…:OPENSSL_internal:TLSV1_ALERT_UNKNOWN_CA at y.cc:2")
         #expect(TLSHandshakeFailure.classify(unknownCA).reason == .certificateRejected)
         #expect(TLSHandshakeFailure.classify(NIOSSLError.uncleanShutdown).reason == .closed)
+        #expect(
+            TLSHandshakeFailure.classify(IOError(errnoCode: ECONNRESET, reason: "read(descriptor:pointer:size:)"))
+                .reason == .closed)
         #expect(TLSHandshakeFailure.classify(Text(description: "[Error:  EOF during handshake]")).reason == .closed)
     }
 }

@@ -497,7 +497,8 @@ def test_edge_tls_rotating_recipe_takes_a_renewed_certificate_at_reload(systemd)
                 assert await ws.recv() == "before"
                 deploy(second, second_key)
                 await asyncio.to_thread(container.run, "systemctl", "reload", "vigild.service")
-                assert await asyncio.to_thread(served) == der(second)
+                # systemctl reload returns once kill -HUP has; vigild re-reads the files after.
+                await asyncio.to_thread(wait_until, lambda: served() == der(second), "the renewed certificate served", 10)
                 await ws.send("after")
                 return await ws.recv()
 
