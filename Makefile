@@ -30,6 +30,10 @@ GO_PACKAGES    := "command -v go:golang-go" \
 BROWSER_PACKAGES := "test -x /usr/lib/chromium/chromium:chromium"
 # The proxies the proxy benchmark compares vigild's proxy mode with.
 PROXY_PACKAGES := "test -x /usr/sbin/nginx:nginx" "test -x /usr/sbin/haproxy:haproxy" "test -x /usr/bin/caddy:caddy"
+# The load balancers the black-box suite puts in front of vigild (deploy/): HAProxy, and nginx
+# with its stream module (Debian ships it apart).
+BALANCER_PACKAGES := "test -x /usr/sbin/nginx:nginx" "test -x /usr/sbin/haproxy:haproxy" \
+                     "test -f /usr/lib/nginx/modules/ngx_stream_module.so:libnginx-mod-stream"
 BASELINE       := .build-go/baseline-gorilla
 LOAD_GO        := .build-go/load-gorilla
 SEED_CLIENT    := .build-go/seed-client
@@ -72,7 +76,7 @@ unit-test: build
 	$(SWIFT) test --skip-build
 
 blackbox-test: build venv baseline $(SEED_CLIENT) $(GORILLA_DEFLATE)
-	@scripts/ensure-packages.sh $(BROWSER_PACKAGES)
+	@scripts/ensure-packages.sh $(BROWSER_PACKAGES) $(BALANCER_PACKAGES)
 	VIGILD=$(CURDIR)/.build/debug/vigild $(PYTHON) -m pytest -q Tests/blackbox
 
 ## conformance: Autobahn|Testsuite against both sides and the proxy (the fuzzingclient against

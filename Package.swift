@@ -33,6 +33,7 @@ let package = Package(
         .library(name: "VigilServer", targets: ["VigilServer"]),
         .library(name: "VigilProxy", targets: ["VigilProxy"]),
         .library(name: "VigilConfig", targets: ["VigilConfig"]),
+        .library(name: "VigilRealClient", targets: ["VigilRealClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -169,7 +170,7 @@ let package = Package(
             dependencies: [
                 "VigilSupervisor", "VigilFraming", "VigilConnection", "VigilRegistry", "VigilConfig",
                 "VigilServiceManager",
-                "VigilHost", "VigilStatus", "VigilProxy", "VigilTargets", "VigilText", "VigilTLS",
+                "VigilHost", "VigilStatus", "VigilProxy", "VigilTargets", "VigilText", "VigilTLS", "VigilRealClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -192,6 +193,14 @@ let package = Package(
                 "CSystemd", "VigilServiceManager",
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strict
+        ),
+
+        // Who the client really is behind trusted proxies: the PROXY protocol header (its parser
+        // and the handler that reads it first), Forwarded / X-Forwarded-For chains, the trust rule.
+        .target(
+            name: "VigilRealClient",
+            dependencies: ["VigilConfig", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strict
         ),
 
@@ -292,6 +301,8 @@ let package = Package(
         .testTarget(name: "VigilRegistryTests", dependencies: ["VigilRegistry"], swiftSettings: strict),
         .testTarget(name: "VigilConfigTests", dependencies: ["VigilConfig"], swiftSettings: strict),
         .testTarget(name: "VigilTextTests", dependencies: ["VigilText"], swiftSettings: strict),
+        .testTarget(
+            name: "VigilRealClientTests", dependencies: ["VigilRealClient", "VigilConfig"], swiftSettings: strict),
         .testTarget(
             name: "VigilTLSTests",
             dependencies: [

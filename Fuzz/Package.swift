@@ -65,6 +65,13 @@ let package = Package(
             ],
             swiftSettings: libFuzzer, linkerSettings: libFuzzerLink
         ),
+        // Arbitrary bytes as a connection's first bytes on a listener with proxy_protocol (the
+        // PROXY header parser, v1 and v2), and as forwarded headers from a trusted hop.
+        .executableTarget(
+            name: "FuzzProxyHeader",
+            dependencies: ["FuzzSupport", .product(name: "VigilRealClient", package: "vigil")],
+            swiftSettings: libFuzzer, linkerSettings: libFuzzerLink
+        ),
         // Both legs of one proxied pair, joined by the real relay, fed by a script of bytes,
         // pauses and endings on either side.
         .executableTarget(

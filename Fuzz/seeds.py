@@ -8,6 +8,9 @@ Input formats (the targets' doc comments say the same):
   agreed (bit 1; bit 2: the remote end keeps its context; both windows 8 bits) and where the
   stream is cut (bits 3-7); then the remote end's bytes.
 - connection: byte 0 = where the stream is cut; then what a client sends to vigild's listener.
+- proxy-header: byte 0 = the versions accepted (bit 0: v1, bit 1: v2; neither: both) and where
+  the stream is cut into two reads (bits 2-7); then a connection's first bytes (a PROXY header
+  and what follows it), also read as forwarded header values.
 - relay: a script of steps; a step's low two bits: 0/1 = the next two bytes give a length and that
   many bytes arrive on the client (0) / upstream (1) leg; 2 = time passes (upper six bits, ms);
   3 = a leg's input ends (bit 2: upstream; bit 3: reset instead of FIN; bit 4: mid-frame).
@@ -221,8 +224,43 @@ def relay():
     }
 
 
+V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def v2(command, family, body):
+    return V2_SIGNATURE + bytes([0x20 | command, family]) + struct.pack(">H", len(body)) + body
+
+
+def proxy_header():
+    request = b"GET /ws HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 192.0.2.1, [2001:db8::1]:80, unknown\r\n\r\n"
+    inet = bytes([192, 0, 2, 7, 127, 0, 0, 1]) + struct.pack(">HH", 51234, 8080)
+    inet6 = bytes(range(16)) + bytes(15) + b"\x01" + struct.pack(">HH", 4711, 443)
+    tlvs = b"\x01\x00\x08http/1.1" + b"\xea\x00\x05vpc-1" + b"\x04\x00\x00"
+    either, cut = 0, lambda at: at << 2
+    return {
+        "v1-tcp4": bytes([1 | cut(9)]) + b"PROXY TCP4 192.0.2.7 127.0.0.1 51234 8080\r\n" + request,
+        "v1-tcp6": bytes([either]) + b"PROXY TCP6 2001:db8::7 ::1 51234 443\r\n" + request,
+        "v1-unknown": bytes([1]) + b"PROXY UNKNOWN\r\n" + request,
+        "v1-unknown-addresses": bytes([1]) + b"PROXY UNKNOWN ffff::1 ffff::2 1 2\r\n",
+        "v1-longest": bytes([1]) + b"PROXY TCP6 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n",
+        "v1-leading-zero-port": bytes([1]) + b"PROXY TCP4 192.0.2.7 127.0.0.1 051234 8080\r\n",
+        "v1-no-cr": bytes([1]) + b"PROXY TCP4 192.0.2.7 127.0.0.1 1 2\n",
+        "v2-inet": bytes([2 | cut(13)]) + v2(1, 0x11, inet) + request,
+        "v2-inet6-tlvs": bytes([either | cut(20)]) + v2(1, 0x21, inet6 + tlvs) + request,
+        "v2-local": bytes([2]) + v2(0, 0x00, b""),
+        "v2-local-with-addresses": bytes([2]) + v2(0, 0x11, inet),
+        "v2-unix": bytes([2]) + v2(1, 0x31, bytes(216)),
+        "v2-short-body": bytes([2]) + v2(1, 0x11, inet[:6]),
+        "v2-too-long": bytes([2]) + V2_SIGNATURE + b"\x21\x11\xff\xff",
+        "v2-bad-version": bytes([2]) + V2_SIGNATURE + b"\x31\x11\x00\x0c" + inet,
+        "plain-request": bytes([either]) + request,
+        "forwarded": bytes([either]) + b'for=192.0.2.43;proto=https, for="[2001:db8:cafe::17]:4711", for=_hidden, for=unknown',
+    }
+
+
 def main():
-    for target, seeds in (("framing", framing()), ("connection", connection()), ("relay", relay())):
+    for target, seeds in (("framing", framing()), ("connection", connection()), ("relay", relay()),
+                          ("proxy-header", proxy_header())):
         directory = os.path.join(ROOT, target)
         os.makedirs(directory, exist_ok=True)
         for old in os.listdir(directory):

@@ -1,7 +1,7 @@
 # What scripts/fuzz.sh and scripts/fuzz-campaign.sh share: the targets, their binaries and
 # flags, the regression replay and the report of a run. Sourced, not run.
 
-FUZZ_TARGETS="framing connection relay"
+FUZZ_TARGETS="framing connection relay proxy-header"
 FUZZ_ROOT=$root/Fuzz
 FUZZ_WORK=$root/.build-fuzz/work
 FUZZ_ARTIFACTS=$root/.build-fuzz/artifacts
@@ -24,6 +24,7 @@ fuzz_binary() {
         framing) echo "$directory/FuzzFraming" ;;
         connection) echo "$directory/FuzzConnection" ;;
         relay) echo "$directory/FuzzRelay" ;;
+        proxy-header) echo "$directory/FuzzProxyHeader" ;;
     esac
 }
 
@@ -41,6 +42,7 @@ fuzz_flags() {
     case $1 in
         framing | relay) flags="$flags -max_len=65536" ;;
         connection) flags="$flags -max_len=20000" ;;
+        proxy-header) flags="-dict=$FUZZ_ROOT/proxy-header.dict -max_len=4200" ;;
     esac
     echo "$flags"
 }

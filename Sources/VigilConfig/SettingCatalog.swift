@@ -186,6 +186,15 @@ public enum SettingCatalog {
             "Refuse handshakes without an Origin header (clients that are not browsers send none)",
             reloadable: true, \.requireOrigin, parse: ValueParsers.boolean, render: { $0 ? "true" : "false" }),
         .setting(
+            "trusted_proxies", "none",
+            "Addresses and CIDR blocks of the load balancers and proxies in front of vigild: from them, a PROXY header's address and the Forwarded / X-Forwarded-For chain name the client",
+            list: true, reloadable: true, \.trustedProxies, parse: ValueParsers.addressRanges,
+            render: { $0.isEmpty ? "none" : $0.map(\.description).joined(separator: ",") }),
+        .choice(
+            "proxy_protocol", "off",
+            "Every connection on the WebSocket listener begins with a PROXY protocol header (HAProxy's, as load balancers send it); off: none",
+            \.proxyProtocol),
+        .setting(
             "tls_cert_file", "none",
             "PEM certificate chain (the certificate, then its intermediates) of TLS on the WebSocket listener, which then serves wss:// only; re-read at every reload",
             reloadable: true, \.tlsCertFile, parse: ValueParsers.filePath, render: { $0 ?? "none" }),

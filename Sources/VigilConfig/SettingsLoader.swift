@@ -249,6 +249,15 @@ public enum SettingsLoader {
                 s.tlsCertFile == nil ? ("tls_key_file", "tls_cert_file") : ("tls_cert_file", "tls_key_file")
             throw fail(given, "needs \(missing) too: a certificate is served with its private key")
         }
+        if s.proxyProtocol != .off && s.trustedProxies.isEmpty {
+            throw fail(
+                "proxy_protocol",
+                "needs trusted_proxies: the balancers whose PROXY headers are believed (from any other peer a header is ignored)"
+            )
+        }
+        if s.proxyProtocol != .off && s.listen == nil {
+            throw fail("proxy_protocol", "is for the WebSocket listener, and listen is none")
+        }
         if s.tls && s.listen == nil {
             throw ConfigurationError(
                 "TLS (tls_cert_file or tls_certificates) is for the WebSocket listener, and listen is none")

@@ -190,6 +190,22 @@ public enum ValueParsers {
         return names
     }
 
+    /// `none`, or addresses and CIDR blocks separated by commas.
+    static func addressRanges(_ text: String) throws(Failure) -> [AddressRange] {
+        if text == "none" { return [] }
+        var ranges: [AddressRange] = []
+        for item in text.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let range = AddressRange(item.trimmingSpaces) else {
+                throw Failure(
+                    expected:
+                        "none, or IP addresses and CIDR blocks separated by commas such as 10.0.0.0/8, 192.0.2.7 or 2001:db8::/32 (\"\(item)\" is not one; a block's host bits must be zero)"
+                )
+            }
+            if !ranges.contains(range) { ranges.append(range) }
+        }
+        return ranges
+    }
+
     static func boolean(_ text: String) throws(Failure) -> Bool {
         switch text {
         case "true", "yes", "on": return true

@@ -45,6 +45,9 @@ public struct VigilSettings: Sendable, Hashable {
     /// `nil`: same origin only.
     public var allowedOrigins: [OriginPattern]?
     public var requireOrigin = false
+    /// The proxies and balancers in front of vigild whose word on the client is believed.
+    public var trustedProxies: [AddressRange] = []
+    public var proxyProtocol = ProxyProtocolSetting.off
     /// TLS on the WebSocket listener (docs/tls.md): the default certificate and key, `nil` for
     /// none; with neither these nor `tlsCertificates`, the listener speaks plain TCP.
     public var tlsCertFile: String?
@@ -127,6 +130,11 @@ public enum ServerMode: String, Sendable, Hashable, CaseIterable {
     case command
     /// Relay every connection to `upstream`, supervising both legs.
     case proxy
+}
+
+/// Whether every connection on the WebSocket listener begins with a PROXY protocol header.
+public enum ProxyProtocolSetting: String, Sendable, Hashable, CaseIterable {
+    case off, v1, v2, any
 }
 
 /// How a proxied request's target is built from the client's and the upstream URL's.

@@ -18,7 +18,9 @@ enum ForwardedRequest {
     ]
 
     /// - Parameters:
-    ///   - clientAddress: the client's IP address as vigild saw it.
+    ///   - clientAddress: the address vigild received the request from, as far as it believes:
+    ///     the client, a PROXY header's client, or the trusted balancer that appended the
+    ///     client to the request's own `X-Forwarded-For`.
     ///   - scheme: how the client reached vigild: `https` over TLS, else `http`.
     static func make(for request: HTTPRequestHead, clientAddress: String, scheme: String, rules: ProxyRules)
         -> UpgradeRequest

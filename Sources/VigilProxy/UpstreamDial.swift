@@ -26,17 +26,17 @@ public enum UpstreamDial {
 
     /// Dials the upstream for the client's `request` on the client's own event loop (`channel`),
     /// so both legs of the pair run on one thread. Fails with the `HandshakeRejection` the
-    /// client gets. `overTLS`: the client came over TLS (`https` in the forwarded headers).
+    /// client gets. `hop`: the address vigild received the request from (the client, or the
+    /// trusted balancer that appended the client to the request's `X-Forwarded-For`), which
+    /// it appends in turn; `scheme`: how the client came (`https` over TLS).
     public static func open(
-        _ rules: ProxyRules, for request: HTTPRequestHead, client: String?, overTLS: Bool, channel: any Channel,
-        host: ConnectionHost
+        _ rules: ProxyRules, for request: HTTPRequestHead, client: String?, hop: String, scheme: String,
+        channel: any Channel, host: ConnectionHost
     ) -> EventLoopFuture<Opened> {
         let eventLoop = channel.eventLoop
         let pair = PairLink(pairID: host.registry.makePairID(), upstream: rules.upstream.description)
         let (clientSink, upstreamSink) = RelaySink.pair(upstreamFailureCode: rules.failureCode)
-        let clientAddress = channel.remoteAddress?.ipAddress ?? "unknown"
-        var upgrade = ForwardedRequest.make(
-            for: request, clientAddress: clientAddress, scheme: overTLS ? "https" : "http", rules: rules)
+        var upgrade = ForwardedRequest.make(for: request, clientAddress: hop, scheme: scheme, rules: rules)
         if rules.compression {
             // Only the permessage-deflate offers vigild can parse: vigild must know what every
             // RSV bit means on both legs, so other extensions are not passed on.

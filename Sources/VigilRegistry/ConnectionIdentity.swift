@@ -38,8 +38,11 @@ public struct TLSFacts: Sendable, Hashable {
 /// connection's log lines and its close line) and the status JSON (`/connections`, `/closes`):
 /// a new fact about connections is added here and shows everywhere.
 public struct ConnectionIdentity: Sendable, Hashable {
-    /// `address:port` of the peer as seen by vigild.
+    /// The client: `address:port` of the TCP peer, or behind a trusted balancer the client it
+    /// named (a PROXY header's `address:port`, a forwarded header's address).
     public var peer: String
+    /// The trusted balancer the client came through (`address:port`), when `peer` is not the TCP peer.
+    public var via: String?
     /// The name the client gave itself with `?client=`, if any.
     public var client: String?
     public var path: String
@@ -55,9 +58,10 @@ public struct ConnectionIdentity: Sendable, Hashable {
 
     public init(
         peer: String, client: String? = nil, path: String, leg: ConnectionLeg = .client, pair: PairLink? = nil,
-        target: String? = nil, compression: String? = nil, tls: TLSFacts? = nil
+        target: String? = nil, compression: String? = nil, tls: TLSFacts? = nil, via: String? = nil
     ) {
         self.peer = peer
+        self.via = via
         self.client = client
         self.path = path
         self.leg = leg
@@ -129,6 +133,7 @@ public struct ConnectionIdentity: Sendable, Hashable {
             Field("compression", compression.map(Value.text) ?? .unknown, onEveryLine: false),
             Field("tls", tls.map { .text($0.version) } ?? .unknown, onEveryLine: false),
             Field("tls_server_name", tls?.serverName.map(Value.text) ?? .unknown, onEveryLine: false),
+            Field("via", via.map(Value.text) ?? .unknown, onEveryLine: false),
         ]
     }
 

@@ -74,6 +74,12 @@ public final class ConnectionRegistry: Sendable {
         metrics.setTLSCertificates(certificates)
     }
 
+    /// A PROXY protocol header was read: `proxy` (believed), `local` (a health check) or
+    /// `untrusted` (ignored).
+    public func noteProxyHeader(_ result: String) {
+        metrics.countProxyHeader(result)
+    }
+
     /// A reload kept the running TLS certificates: a new file was bad.
     public func noteTLSCertificateReloadFailure() {
         metrics.countTLSCertificateReloadFailure()

@@ -15,6 +15,8 @@ public enum HandshakeRejectionReason: String, Sendable, Hashable, CaseIterable {
     case headersTooLarge = "headers_too_large"
     /// The TLS handshake failed (`vigil_tls_handshakes_failed_total` says why).
     case tls
+    /// `proxy_protocol` is on and the connection did not begin with a PROXY header it accepts.
+    case proxyProtocol = "proxy_protocol"
     // vigild's limits
     case capacity
     case pendingHandshakes = "pending_handshakes"

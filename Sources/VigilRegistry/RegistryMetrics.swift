@@ -26,6 +26,7 @@ public final class RegistryMetrics: Sendable {
     private let tlsFailures = NIOLockedValueBox<[TLSHandshakeFailureReason: Counter]>([:])
     /// Reloads that kept the running TLS certificates because a new file was bad (one key).
     private let tlsReloadFailures = NIOLockedValueBox<[Bool: Counter]>([:])
+    private let proxyHeaders = NIOLockedValueBox<[String: Counter]>([:])
     /// `vigil_tls_certificate_not_after_seconds`, one series per certificate file served.
     private let tlsExpiry = NIOLockedValueBox<[String: Gauge]>([:])
 
@@ -127,6 +128,15 @@ public final class RegistryMetrics: Sendable {
                 gauge.set(to: Double(notValidAfter))
             }
         }
+    }
+
+    func countProxyHeader(_ result: String) {
+        counter(
+            in: proxyHeaders, for: result, name: "proxy_protocol_headers",
+            help:
+                "PROXY protocol headers read: proxy (the client's address, believed), local (a balancer's health check), untrusted (from a peer not in trusted_proxies, ignored)",
+            labels: [("result", result)]
+        ).increment()
     }
 
     func countTLSCertificateReloadFailure() {

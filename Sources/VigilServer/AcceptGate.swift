@@ -14,7 +14,8 @@ import VigilHost
 ///   once, unanswered; the reserve keeps room for the status API, the service manager's
 ///   notifications and the journal.
 /// - **per address** (`max_connections_per_ip`, off by default): pending and upgraded
-///   connections from one IP address beyond the limit get 429 with `Retry-After`.
+///   connections from one IP address beyond the limit get 429 with `Retry-After`; behind a
+///   trusted balancer, counted by the client's address once it is known.
 /// - **pending handshakes** (`max_pending_handshakes`): beyond it, 503 with `Retry-After`.
 /// A refused connection is answered when its request head arrives, and closed within
 /// `refusalTimeout` if it sends none.
@@ -40,7 +41,7 @@ final class AcceptGate: Sendable {
     let descriptorBudget: Int?
     private let pending = Atomic<Int>(0)
     private let perAddress = NIOLockedValueBox<[String: Int]>([:])
-    private let addressLog = NIOLockedValueBox<[String: (loggedAt: ContinuousClock.Instant, suppressed: Int)]>([:])
+    private let addressLog = OncePerAddressLog(interval: addressLogInterval)
     let descriptorLog = RateLimitedLog(perSecond: 1, what: "connections closed for want of descriptors")
 
     init(settings: VigilSettings, descriptorBudget: Int?) {
@@ -52,25 +53,12 @@ final class AcceptGate: Sendable {
     /// Handshakes in progress (for tests and `/status`).
     var pendingCount: Int { pending.load(ordering: .relaxed) }
 
-    /// Decides for a connection from `address` while `openSockets` WebSocket-side sockets are
-    /// open (this one included). An admitted connection counts as pending until
-    /// `handshakeEnded()`; every connection counts against its address until `closed(address:)`.
+    /// Decides for a connection while `openSockets` WebSocket-side sockets are open (this one
+    /// included), and, when its client's `address` is known already, counts it there (see
+    /// `count(address:)`). An admitted connection counts as pending until `handshakeEnded()`.
     func decide(address: String?, openSockets: Int) -> Decision {
         if let descriptorBudget, openSockets > descriptorBudget { return .drop }
-        if maxPerAddress > 0, let address {
-            let count = perAddress.withLockedValue { counts -> Int in
-                counts[address, default: 0] += 1
-                return counts[address]!
-            }
-            if count > maxPerAddress {
-                return .refuse(
-                    HandshakeRejection(
-                        status: .tooManyRequests, reason: .perIPLimit,
-                        message:
-                            "\(address) already has \(maxPerAddress) connections (max_connections_per_ip); try again later",
-                        extraHeaders: [("Retry-After", "5")]))
-            }
-        }
+        if let address, let refusal = count(address: address) { return .refuse(refusal) }
         while true {
             let current = pending.load(ordering: .relaxed)
             guard current < maxPending else {
@@ -85,6 +73,22 @@ final class AcceptGate: Sendable {
                 return .admit
             }
         }
+    }
+
+    /// Counts a connection against its client's `address` (`max_connections_per_ip`) until
+    /// `closed(address:)`: at accept, or behind a trusted balancer once the client is known
+    /// (the PROXY header, the request's forwarded headers). The refusal when over the limit.
+    func count(address: String) -> HandshakeRejection? {
+        guard maxPerAddress > 0 else { return nil }
+        let count = perAddress.withLockedValue { counts -> Int in
+            counts[address, default: 0] += 1
+            return counts[address]!
+        }
+        guard count > maxPerAddress else { return nil }
+        return HandshakeRejection(
+            status: .tooManyRequests, reason: .perIPLimit,
+            message: "\(address) already has \(maxPerAddress) connections (max_connections_per_ip); try again later",
+            extraHeaders: [("Retry-After", "5")])
     }
 
     func handshakeEnded() {
@@ -105,22 +109,10 @@ final class AcceptGate: Sendable {
     /// Logs a per-address refusal once per address and `addressLogInterval`, with how many
     /// went unlogged since: a flood from one address is one line a minute, not one per request.
     func logAddressRefusal(_ logger: Logger, address: String, message: String) {
-        let now = ContinuousClock.now
-        let suppressed: Int? = addressLog.withLockedValue { log in
-            if let entry = log[address], now - entry.loggedAt < Self.addressLogInterval {
-                log[address]!.suppressed += 1
-                return nil
-            }
-            let suppressed = log[address]?.suppressed ?? 0
-            if log.count > 10_000 { log = log.filter { now - $0.value.loggedAt < Self.addressLogInterval } }
-            log[address] = (now, 0)
-            return suppressed
+        addressLog.log(logger, address: address) { suppressed in
+            let since = suppressed > 0 ? " (\(suppressed) more from it since the last line)" : ""
+            return "refusing connections from \(address): \(message)\(since); logged once a minute per address"
         }
-        guard let suppressed else { return }
-        let since = suppressed > 0 ? " (\(suppressed) more from it since the last line)" : ""
-        logger.warning(
-            "refusing connections from \(address): \(message)\(since); logged once a minute per address",
-            metadata: ["address": "\(address)", "suppressed": "\(suppressed)"])
     }
 
     /// An address as the per-address limit counts it: IPv4-mapped IPv6 as plain IPv4.

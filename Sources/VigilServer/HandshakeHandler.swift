@@ -18,7 +18,10 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let server: ServerContext
     /// What the connection sent first, for the log line of a request that does not parse.
     let preview: RequestPreview
-    private let logger: Logger
+    /// Who the client is (the TCP peer, or whom a trusted balancer named).
+    let origin: ClientOrigin
+    /// This connection's log lines name its client as known at the time.
+    private var logger: Logger { origin.logger(server.host.logger) }
     private var timeout: Scheduled<Void>?
     /// Why the upgrader refused this request; the request head follows the error.
     private var rejection: HandshakeRejection?
@@ -33,12 +36,12 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
     let tls: ListenerTLSSession?
 
     init(
-        server: ServerContext, preview: RequestPreview, logger: Logger, admissionRefusal: HandshakeRejection? = nil,
-        tls: ListenerTLSSession? = nil
+        server: ServerContext, preview: RequestPreview, origin: ClientOrigin,
+        admissionRefusal: HandshakeRejection? = nil, tls: ListenerTLSSession? = nil
     ) {
         self.server = server
         self.preview = preview
-        self.logger = logger
+        self.origin = origin
         self.admissionRefusal = admissionRefusal
         self.countsAsPending = admissionRefusal == nil
         self.tls = tls
@@ -105,7 +108,7 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard case .head(let request) = unwrapInboundIn(data), !settled else { return }
         let refusal = rejection ?? admissionRefusal ?? plainRequestRejection(request)
         settle(refusal.reason)
-        if refusal.reason == .perIPLimit, let address = AcceptGate.key(for: context.channel.remoteAddress) {
+        if refusal.reason == .perIPLimit, let address = origin.address {
             server.gate.logAddressRefusal(logger, address: address, message: refusal.message)
         } else {
             server.handshakeLog.log(
@@ -122,6 +125,11 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Still here when the connection closes: the upgrade never completed. A peer that hangs up
     /// mid-handshake (or before sending anything, like a TCP health check) is counted, quietly.
     func channelInactive(context: ChannelHandlerContext) {
+        if !settled && origin.healthCheck {
+            settled = true  // a balancer's health check (PROXY LOCAL or UNKNOWN), counted there: no refusal
+        } else if !settled && origin.refusedProxyHeader {
+            settled = true  // counted as proxy_protocol when the header was refused
+        }
         if !settled {
             if let failure = tls?.failure, failure.reason != .closed {
                 settle(.tls)  // counted and logged by reason as a failed TLS handshake

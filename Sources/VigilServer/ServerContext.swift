@@ -30,6 +30,10 @@ final class ServerContext: Sendable {
     private let proxy = NIOLockedValueBox<ProxyRules?>(nil)
     /// The listener's TLS for new handshakes (a reload replaces it); `nil`: plain TCP.
     private let tls = NIOLockedValueBox<ListenerTLS?>(nil)
+    /// Who may name the client (a reload replaces it).
+    private let trusted: NIOLockedValueBox<[AddressRange]>
+    /// Headers naming the client from a peer that is not trusted: one line per peer a minute.
+    let untrustedLog = OncePerAddressLog()
     /// Failed TLS handshakes are logged one by one, up to this budget.
     let tlsLog = RateLimitedLog(perSecond: 10, what: "failed TLS handshakes")
 
@@ -40,6 +44,7 @@ final class ServerContext: Sendable {
         self.gate = AcceptGate(settings: settings, descriptorBudget: descriptorBudget)
         self.route = WebSocketRoute(path: settings.mode == .proxy ? nil : settings.path)
         self.origins = NIOLockedValueBox(OriginPolicy(settings: settings))
+        self.trusted = NIOLockedValueBox(settings.trustedProxies)
         self.deflate =
             settings.compression
             ? PerMessageDeflate.Configuration(
@@ -56,7 +61,46 @@ final class ServerContext: Sendable {
 
     func listenerTLS() -> ListenerTLS? { tls.withLockedValue { $0 } }
 
+    func trustedProxies() -> [AddressRange] { trusted.withLockedValue { $0 } }
+
+    func replaceTrustedProxies(_ new: [AddressRange]) { trusted.withLockedValue { $0 = new } }
+
     func replaceListenerTLS(_ new: ListenerTLS?) { tls.withLockedValue { $0 = new } }
+}
+
+/// An accepted connection's count under its client's address (`max_connections_per_ip`): taken
+/// at accept, or behind a trusted balancer once the client is known; given back once, when the
+/// connection's socket closes.
+final class AddressCount: Sendable {
+    private let gate: AcceptGate
+    private let address = NIOLockedValueBox<String?>(nil)
+
+    init(gate: AcceptGate) {
+        self.gate = gate
+    }
+
+    /// Whether the connection is counted under an address yet.
+    var isCounted: Bool { address.withLockedValue { $0 != nil } }
+
+    /// The gate counted it under `address` already (at accept).
+    func counted(_ counted: String) {
+        address.withLockedValue { $0 = counted }
+    }
+
+    /// Counts it under `counted` now; the refusal when that is over the limit.
+    func count(_ counted: String) -> HandshakeRejection? {
+        address.withLockedValue { $0 = counted }
+        return gate.count(address: counted)
+    }
+
+    func release() {
+        if let counted = address.withLockedValue({ value in
+            defer { value = nil }
+            return value
+        }) {
+            gate.closed(address: counted)
+        }
+    }
 }
 
 /// An accepted connection's `max_connections` slot: taken by its upgrader when the request is

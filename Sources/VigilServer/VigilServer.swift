@@ -10,6 +10,7 @@ import VigilConnection
 import VigilFraming
 import VigilHost
 import VigilProxy
+import VigilRealClient
 import VigilRegistry
 import VigilServiceManager
 import VigilStatus
@@ -317,6 +318,7 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
         server.host.policy = policy
         server.replaceProxyRules(rules)
         server.origins.withLockedValue { $0 = OriginPolicy(settings: settings) }
+        server.replaceTrustedProxies(settings.trustedProxies)
         statusListener.withLockedValue { $0 }?.replaceAccess(access)
         server.host.channels.broadcast { kind in
             switch kind {
@@ -388,20 +390,25 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
     /// supervised connection handler. Public so a fuzzer can drive the whole per-connection
     /// pipeline on an `EmbeddedChannel`; call on the channel's event loop.
     public func installConnectionPipeline(on channel: any Channel) throws {
-        var logger = server.host.logger
-        logger[metadataKey: LogKey.peer] = "\(channel.remoteAddress?.endpointDescription ?? "unknown")"
+        let origin = ClientOrigin(remote: channel.remoteAddress)
+        let logger = origin.logger(server.host.logger)
         do {
             let channels = server.host.channels
             let gate = server.gate
-            let address = AcceptGate.key(for: channel.remoteAddress)
+            let trusted = server.trustedProxies()
+            let proxyProtocol = server.settings.proxyProtocol
             let slot = ConnectionSlot(registry: registry)
+            let counted = AddressCount(gate: gate)
             // Everything this connection holds is given back here, once, when its socket closes.
             channels.add(channel, kind: .accepted) {
-                gate.closed(address: address)
+                counted.release()
                 slot.release()
             }
+            // The client is the TCP peer unless a trusted balancer may still name another: then
+            // the per-IP limit waits for the PROXY header or the request head.
+            let known = proxyProtocol == .off && !ClientOrigin.isTrusted(origin.tcpAddress, trusted)
             let refusal: HandshakeRejection?
-            switch gate.decide(address: address, openSockets: channels.count) {
+            switch gate.decide(address: known ? origin.address : nil, openSockets: channels.count) {
             case .drop:
                 registry.noteRejectedHandshake(.descriptors)
                 gate.descriptorLog.log(
@@ -415,15 +422,20 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
             case .admit:
                 refusal = nil
             }
+            if known, let address = origin.address { counted.counted(address) }
             let pipeline = channel.pipeline.syncOperations
+            let eventLoop = channel.eventLoop
+            if proxyProtocol != .off {
+                try pipeline.addHandler(
+                    proxyHeaderReader(proxyProtocol, origin: origin, trusted: trusted, on: eventLoop))
+            }
             let tls = try server.listenerTLS().map { listenerTLS in
-                let eventLoop = channel.eventLoop
-                let session = ListenerTLSSession { [server, logger] failure in
+                let session = ListenerTLSSession { [server] failure in
                     server.registry.noteFailedTLSHandshake(failure.reason)
                     // A client that hangs up mid-handshake is what a TCP health check does: quiet,
                     // as on a plain listener.
                     server.tlsLog.log(
-                        logger, level: failure.reason == .closed ? .debug : .info,
+                        origin.logger(server.host.logger), level: failure.reason == .closed ? .debug : .info,
                         "TLS handshake failed: \(failure.detail)", metadata: ["reason": "\(failure.reason.rawValue)"],
                         on: eventLoop)
                 }
@@ -432,8 +444,8 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
             }
             let preview = RequestPreview()
             let handshake = HandshakeHandler(
-                server: server, preview: preview, logger: logger, admissionRefusal: refusal, tls: tls)
-            let upgrader = WebSocketUpgrader(server: server, handshake: handshake, slot: slot)
+                server: server, preview: preview, origin: origin, admissionRefusal: refusal, tls: tls)
+            let upgrader = WebSocketUpgrader(server: server, handshake: handshake, slot: slot, counted: counted)
             try pipeline.addHandler(preview)  // in front of the HTTP decoder
             // Parse errors are answered by HandshakeHandler, with a body and a count.
             try pipeline.configureHTTPServerPipeline(
@@ -444,6 +456,43 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
             logger.warning("cannot set up an accepted connection: \(error)")
             throw error
         }
+    }
+
+    /// The handler that reads a connection's PROXY header first (`proxy_protocol`): the source
+    /// it names is believed from a trusted peer only, counted by what it was; a connection that
+    /// does not begin with one is refused (`proxy_protocol`), logged rate-limited.
+    private func proxyHeaderReader(
+        _ setting: ProxyProtocolSetting, origin: ClientOrigin, trusted: [AddressRange], on eventLoop: any EventLoop
+    ) -> ProxyHeaderReader {
+        let versions: Set<ProxyProtocolHeader.Version> =
+            switch setting {
+            case .v1: [.v1]
+            case .v2: [.v2]
+            default: [.v1, .v2]
+            }
+        return ProxyHeaderReader(
+            accepting: versions,
+            received: { [server] header in
+                if origin.received(header, trusted: trusted) {
+                    server.registry.noteProxyHeader(header.source == nil ? "local" : "proxy")
+                } else {
+                    server.registry.noteProxyHeader("untrusted")
+                    server.untrustedLog.log(origin.logger(server.host.logger), address: origin.tcpAddress ?? "unknown")
+                    {
+                        suppressed in
+                        "ignoring the PROXY header from \(origin.tcpPeer) (it names \(header.source?.description ?? "no client")): the peer is not in trusted_proxies"
+                            + (suppressed > 0 ? " (\(suppressed) more since the last line)" : "")
+                            + "; logged once a minute per address"
+                    }
+                }
+            },
+            refused: { [server] why in
+                origin.refusedProxyHeader = true
+                server.registry.noteRejectedHandshake(.proxyProtocol)
+                server.handshakeLog.log(
+                    origin.logger(server.host.logger), level: .info, "rejected connection: \(why) (proxy_protocol)",
+                    metadata: ["reason": "proxy_protocol"], on: eventLoop)
+            })
     }
 
     /// Sockets the WebSocket side may hold: the soft RLIMIT_NOFILE less a reserve for what must

@@ -6,6 +6,7 @@ import VigilConnection
 import VigilFraming
 import VigilHost
 import VigilProxy
+import VigilRealClient
 import VigilRegistry
 import VigilSupervisor
 import VigilText
@@ -27,6 +28,8 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
     private let handshake: HandshakeHandler
     /// This connection's `max_connections` slot, taken when the request is admitted.
     private let slot: ConnectionSlot
+    /// Its count under the client's address, if the accept gate could not take it yet.
+    private let counted: AddressCount
     private let acceptComputer: NIOWebSocketServerUpgrader
 
     /// An admitted request, until its upgrade completes.
@@ -48,10 +51,11 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
     /// request listing `websocket` a few times took `max_connections` slots for good.
     private var firstRefusal: (any Error)?
 
-    init(server: ServerContext, handshake: HandshakeHandler, slot: ConnectionSlot) {
+    init(server: ServerContext, handshake: HandshakeHandler, slot: ConnectionSlot, counted: AddressCount) {
         self.server = server
         self.handshake = handshake
         self.slot = slot
+        self.counted = counted
         self.acceptComputer = NIOWebSocketServerUpgrader(
             maxFrameSize: server.host.limits.maxFrameSize, automaticErrorHandling: false,
             shouldUpgrade: { channel, _ in channel.eventLoop.makeSucceededFuture(HTTPHeaders()) },
@@ -88,6 +92,9 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
         {
             return channel.eventLoop.makeFailedFuture(rejection)
         }
+        if let rejection = identifyClient(upgradeRequest.headers) {
+            return channel.eventLoop.makeFailedFuture(rejection)
+        }
         guard slot.take() else {
             return channel.eventLoop.makeFailedFuture(
                 HandshakeRejection(
@@ -119,9 +126,10 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
             }
         }
         handshake.upstreamDialStarted()
+        let origin = handshake.origin
         let opened = UpstreamDial.open(
-            rules, for: upgradeRequest, client: client, overTLS: handshake.tls != nil, channel: channel,
-            host: server.host)
+            rules, for: upgradeRequest, client: client, hop: origin.hop ?? "unknown",
+            scheme: handshake.tls != nil ? "https" : origin.scheme ?? "http", channel: channel, host: server.host)
         return opened.assumeIsolated().flatMap { relay in
             if self.admitted == nil {
                 relay.upstreamSink.connection?.close(Self.clientGone)  // it went away while the upstream answered
@@ -141,6 +149,27 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
         }.nonisolated()
     }
 
+    /// Behind a trusted hop, the client its forwarded headers name; then, if the accept gate
+    /// could not, counts the connection under the client's address (`max_connections_per_ip`).
+    private func identifyClient(_ headers: HTTPHeaders) -> HandshakeRejection? {
+        let origin = handshake.origin
+        let chain = ForwardedChain(
+            forwarded: headers[canonicalForm: "forwarded"].map(String.init),
+            forwardedFor: headers[canonicalForm: "x-forwarded-for"].map(String.init),
+            forwardedProto: headers[canonicalForm: "x-forwarded-proto"].map(String.init))
+        if !origin.forwarded(by: chain, trusted: server.trustedProxies()) {
+            let hop = origin.hop ?? origin.tcpPeer
+            // Clients behind their own (corporate) proxies send these too: worth a line, not a warning.
+            server.untrustedLog.log(origin.logger(server.host.logger), level: .info, address: hop) { suppressed in
+                "ignoring Forwarded / X-Forwarded-For from \(hop): it is not in trusted_proxies"
+                    + (suppressed > 0 ? " (\(suppressed) more since the last line)" : "")
+                    + "; logged once a minute per address"
+            }
+        }
+        guard !counted.isCounted, let address = origin.address else { return nil }
+        return counted.count(address)
+    }
+
     private static let clientGone = LocalClose(
         code: CloseStatus.goingAway, reason: "the client went away before its upgrade completed", cause: .partnerClosed)
 
@@ -157,11 +186,11 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
         let host = server.host
         let now = host.clock.now()
         let identity = ConnectionIdentity(
-            peer: channel.remoteAddress?.endpointDescription ?? "unknown", client: admission.client,
+            peer: handshake.origin.peer, client: admission.client,
             path: admission.path,
             leg: .client, pair: admission.relay?.pair,
             compression: (admission.deflate ?? admission.relay?.compression)?.headerValue,
-            tls: handshake.tls?.facts)
+            tls: handshake.tls?.facts, via: handshake.origin.via)
         let books = host.openBooks(identity, at: now)
         books.logger.debug("connection opened")
         var configuration = SupervisedConnectionHandler.Configuration(

@@ -147,7 +147,8 @@ struct SettingsLoaderTests {
                 "status_token_file", "status_hosts", "ping_interval", "pong_timeout", "read_deadline",
                 "app_ping_interval", "app_pong_timeout",
                 "app_ping_message", "app_pong_message", "close_timeout", "write_timeout", "allowed_origins",
-                "require_origin", "tls_cert_file", "tls_key_file", "tls_min_version", "upstream", "upstream_path",
+                "require_origin", "trusted_proxies", "tls_cert_file", "tls_key_file", "tls_min_version", "upstream",
+                "upstream_path",
                 "upstream_connect_timeout", "upstream_ca_file", "upstream_ping_interval", "upstream_pong_timeout",
                 "upstream_failure_code", "reconnect_max", "reconnect_reset_after", "drain_window",
             ])

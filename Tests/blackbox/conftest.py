@@ -175,6 +175,14 @@ def stalled_at(daemon, client, timeout=60):
     raise AssertionError(f"{client} still being read after {timeout} s")
 
 
+def free_port():
+    """A loopback TCP port free when asked (another process may take it before it is bound)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def run_vigild(*args, env=None, timeout=10):
     """Runs vigild to completion (for start-up errors and --print-config)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}

@@ -233,6 +233,16 @@ def test_every_metric_is_documented_and_every_documented_metric_exists(vigild, t
     secure.proc.send_signal(signal.SIGHUP)
     secure.wait_for_log(lambda e: e["message"].startswith("reload: the running certificate stays"))
     exposed |= set(re.findall(r"^# TYPE (\w+) ", secure.get("/metrics")[2].decode(), re.M))
+    # A listener with the PROXY protocol: its counter appears with a balancer's health check.
+    behind = vigild("--proxy-protocol", "v2", "--trusted-proxies", "127.0.0.1")
+    with socket.create_connection(("127.0.0.1", behind.port)) as sock:
+        sock.sendall(b"\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00")
+    for _ in range(100):
+        text = behind.get("/metrics")[2].decode()
+        if "vigil_proxy_protocol_headers_total" in text:
+            break
+        time.sleep(0.05)
+    exposed |= set(re.findall(r"^# TYPE (\w+) ", text, re.M))
     docs = "".join(open(os.path.join(ROOT, "docs", name), encoding="utf-8").read() for name in ("status-api.md", "targets.md"))
     documented = {name for name in re.findall(r"`(vigil_[a-z_]+)", docs)}
     assert exposed - documented == set(), f"not documented: {sorted(exposed - documented)}"

@@ -1,0 +1,279 @@
+"""The real client behind a load balancer, with the real balancers from Debian in front of
+vigild: HAProxy sending PROXY protocol v1 and v2 (and its health checks), nginx's stream
+module sending PROXY v1, and nginx's HTTP proxy adding X-Forwarded-For. Clients connect from
+127.0.0.2 and 127.0.0.3, the balancers from 127.0.0.1: the records, the per-IP limit and the
+chain sent upstream must name the client. An untrusted peer's PROXY header, Forwarded and
+X-Forwarded-For are not believed."""
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import struct
+import subprocess
+import time
+
+import pytest
+import websockets
+from websockets.exceptions import InvalidStatus
+
+from conftest import ROOT, free_port
+from test_proxy import Backend
+from wsraw import handshake_request, read_http_response
+
+DEPLOY = os.path.join(ROOT, "deploy")
+HEADERS = 'vigil_proxy_protocol_headers_total{{result="{}"}}'
+
+
+def executable(name):
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+    assert path, f"{name} is missing: make test installs it"
+    return path
+
+
+class Balancer:
+    """HAProxy or nginx from a deploy/ recipe, its placeholders filled in, in the foreground."""
+
+    def __init__(self, recipe, vigild_port, tmp_path, **values):
+        self.port = free_port()
+        text = open(os.path.join(DEPLOY, recipe)).read()
+        values = {"LISTEN": f"127.0.0.1:{self.port}", "VIGILD": f"127.0.0.1:{vigild_port}", "TMP": str(tmp_path),
+                  **values}
+        for key, value in values.items():
+            text = text.replace(f"@{key}@", value)
+        assert not re.findall(r"@[A-Z_]+@", text), text
+        path = tmp_path / recipe
+        path.write_text(text)
+        if recipe.startswith("haproxy"):
+            check = [executable("haproxy"), "-c", "-f", str(path)]
+            command = [executable("haproxy"), "-W", "-db", "-f", str(path)]
+        else:
+            check = [executable("nginx"), "-t", "-p", str(tmp_path), "-c", str(path)]
+            command = [executable("nginx"), "-p", str(tmp_path), "-c", str(path)]
+        done = subprocess.run(check, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+        self.log = open(tmp_path / f"{recipe}.log", "w")
+        self.proc = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, open(self.log.name).read()
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"{recipe} did not listen")
+
+    def url(self, path="/ws"):
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, 9)
+            self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def balancer(tmp_path):
+    started = []
+
+    def start(recipe, daemon, **values):
+        b = Balancer(recipe, daemon.port, tmp_path, **values)
+        started.append(b)
+        return b
+
+    yield start
+    for b in started:
+        b.stop()
+
+
+async def echo_from(url, source, client, **kwargs):
+    """Opens a WebSocket from the loopback address `source`, echoes once, returns it open."""
+    ws = await websockets.connect(f"{url}?client={client}", local_addr=(source, 0), **kwargs)
+    await ws.send("hello")
+    assert await ws.recv() == "hello"
+    return ws
+
+
+async def echo_once(daemon, balancer, source, client):
+    """One echo through `balancer` from `source`: the connection's /connections entry while it
+    was open, and the client's own port."""
+    ws = await echo_from(balancer.url(), source, client)
+    entry = live(daemon, client)
+    local_port = ws.transport.get_extra_info("sockname")[1]
+    await ws.close()
+    return entry, local_port
+
+
+def live(daemon, client):
+    (entry,) = [c for c in daemon.get_json("/connections")["connections"] if c["client"] == client]
+    return entry
+
+
+def metric(daemon, name):
+    return daemon.metrics().get(name, 0)
+
+
+@pytest.mark.parametrize("send_proxy", ["send-proxy-v2", "send-proxy"])
+def test_behind_haproxy_the_proxy_header_names_the_client(vigild, balancer, send_proxy):
+    """HAProxy (recipe deploy/haproxy-send-proxy.cfg) in TCP mode with send-proxy-v2 or
+    send-proxy: each record's peer is the client (127.0.0.2 with its port) and via is
+    HAProxy; HAProxy's health checks (check-send-proxy: LOCAL) are counted as such and not as
+    failed handshakes."""
+    daemon = vigild("--proxy-protocol", "any", "--trusted-proxies", "127.0.0.1")
+    haproxy = balancer("haproxy-send-proxy.cfg", daemon, SEND_PROXY=send_proxy)
+    before = settled_metrics(daemon)  # the balancer's start: the test's own probe of its port included
+
+    entry, local_port = asyncio.run(echo_once(daemon, haproxy, "127.0.0.2", "behind-haproxy"))
+    assert entry["peer"] == f"127.0.0.2:{local_port}", entry
+    assert entry["via"].startswith("127.0.0.1:"), entry
+    (record,) = daemon.wait_closes(1)
+    assert (record["peer"], record["via"]) == (entry["peer"], entry["via"])
+    line = daemon.wait_for_log(lambda e: e.get("ws_client") == "behind-haproxy" and "ws_close_kind" in e)
+    assert (line["ws_peer"], line["ws_via"]) == (entry["peer"], entry["via"]), line
+    assert metric(daemon, HEADERS.format("proxy")) - before.get(HEADERS.format("proxy"), 0) == 1
+    if send_proxy == "send-proxy-v2":
+        # HAProxy checks every second, each check a LOCAL header and a hang-up: none is refused.
+        checks = before.get(HEADERS.format("local"), 0)
+        deadline = time.monotonic() + 15
+        while metric(daemon, HEADERS.format("local")) < checks + 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert metric(daemon, HEADERS.format("local")) >= checks + 3, "HAProxy's health checks: LOCAL"
+        assert rejections(daemon) == rejections(before), "health checks are not refused handshakes"
+
+
+def settled_metrics(daemon):
+    """/metrics once what the balancer's start set off has landed."""
+    time.sleep(1.5)
+    return daemon.metrics()
+
+
+def rejections(metrics_or_daemon):
+    samples = metrics_or_daemon if isinstance(metrics_or_daemon, dict) else metrics_or_daemon.metrics()
+    return {k: v for k, v in samples.items() if k.startswith("vigil_handshakes_rejected_total")}
+
+
+def test_behind_nginx_stream_with_proxy_protocol(vigild, balancer):
+    """nginx's stream module with proxy_protocol on (deploy/nginx-stream-proxy-protocol.conf):
+    the client is the PROXY v1 header's."""
+    daemon = vigild("--proxy-protocol", "v1", "--trusted-proxies", "127.0.0.0/8")
+    nginx = balancer("nginx-stream-proxy-protocol.conf", daemon)
+
+    entry, local_port = asyncio.run(echo_once(daemon, nginx, "127.0.0.3", "behind-nginx-stream"))
+    assert entry["peer"] == f"127.0.0.3:{local_port}" and entry["via"].startswith("127.0.0.1:"), entry
+    (record,) = daemon.wait_closes(1)
+    assert record["peer"] == entry["peer"]
+
+
+def test_behind_nginx_http_the_forwarded_chain_names_the_client(vigild, balancer):
+    """nginx's HTTP proxy (deploy/nginx-http-forwarded-for.conf) appends the client to
+    X-Forwarded-For; vigild, in proxy mode, trusts nginx: the client leg's peer is 127.0.0.2,
+    via is nginx, and the backend gets the chain `127.0.0.2, 127.0.0.1` (the client, then the
+    hop vigild received it from) and the scheme nginx was reached by."""
+    backend = Backend()
+    try:
+        daemon = vigild("--mode", "proxy", "--upstream", backend.url(), "--trusted-proxies", "127.0.0.1")
+        nginx = balancer("nginx-http-forwarded-for.conf", daemon)
+
+        async def scenario():
+            ws = await websockets.connect(nginx.url("/headers?client=behind-nginx-http"), local_addr=("127.0.0.2", 0))
+            seen = json.loads(await ws.recv())
+            entry = [c for c in daemon.get_json("/connections")["connections"] if c["leg"] == "client"][0]
+            await ws.close()
+            return seen, entry
+
+        seen, entry = asyncio.run(scenario())
+    finally:
+        backend.stop()
+    headers = {}
+    for name, value in seen["headers"]:
+        headers.setdefault(name.lower(), []).append(value)
+    assert entry["peer"] == "127.0.0.2" and entry["via"].startswith("127.0.0.1:"), entry
+    assert headers["x-forwarded-for"] == ["127.0.0.2, 127.0.0.1"], headers
+    assert headers["x-forwarded-proto"] == ["http"], headers
+    assert headers["forwarded"] == ["for=127.0.0.1;host=127.0.0.1;proto=http"], headers  # nginx sets Host $host
+
+
+def test_the_per_ip_limit_counts_the_real_client(vigild, balancer):
+    """max_connections_per_ip 1 behind HAProxy: a second connection from 127.0.0.2 is refused
+    with 429, one from 127.0.0.3 is not, though all come from HAProxy's one address."""
+    daemon = vigild("--proxy-protocol", "v2", "--trusted-proxies", "127.0.0.1", "--max-connections-per-ip", "1")
+    haproxy = balancer("haproxy-send-proxy.cfg", daemon, SEND_PROXY="send-proxy-v2")
+
+    async def scenario():
+        first = await echo_from(haproxy.url(), "127.0.0.2", "first")
+        with pytest.raises(InvalidStatus) as refused:
+            await echo_from(haproxy.url(), "127.0.0.2", "second")
+        other = await echo_from(haproxy.url(), "127.0.0.3", "other")
+        await first.close()
+        await other.close()
+        return refused.value.response.status_code
+
+    assert asyncio.run(scenario()) == 429
+    entry = daemon.wait_for_log(lambda e: e.get("reason") == "per_ip_limit" or "refusing connections from" in e["message"])
+    assert "127.0.0.2" in entry["message"], entry
+    assert metric(daemon, 'vigil_handshakes_rejected_total{reason="per_ip_limit"}') == 1
+
+
+def raw_upgrade(port, preamble=b"", headers=""):
+    """A handshake on a raw socket after `preamble` (a PROXY header): the status."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(preamble + handshake_request("/ws?client=raw", extra=headers))
+        status, _, _ = read_http_response(sock)
+        return status
+
+
+def test_an_untrusted_peer_is_not_believed(vigild):
+    """From a peer not in trusted_proxies, Forwarded, X-Forwarded-For and a PROXY header are
+    ignored (the record names the TCP peer), counted and logged once per peer a minute."""
+    daemon = vigild("--trusted-proxies", "10.0.0.0/8")
+    forged = "X-Forwarded-For: 6.6.6.6\r\nForwarded: for=6.6.6.6\r\n"
+    assert raw_upgrade(daemon.port, headers=forged) == 101
+    (record,) = daemon.wait_closes(1)
+    assert record["peer"].startswith("127.0.0.1:") and record["via"] is None, record
+    daemon.wait_for_log(lambda e: "ignoring Forwarded / X-Forwarded-For from 127.0.0.1" in e["message"])
+    assert raw_upgrade(daemon.port, headers=forged) == 101
+    daemon.wait_closes(2)
+    assert sum("ignoring Forwarded" in e["message"] for e in daemon.json_logs()) == 1, "once a minute per peer"
+
+    proxied = vigild("--proxy-protocol", "v1", "--trusted-proxies", "10.0.0.0/8")
+    header = b"PROXY TCP4 6.6.6.6 127.0.0.1 4242 80\r\n"
+    assert raw_upgrade(proxied.port, preamble=header) == 101
+    (record,) = proxied.wait_closes(1)
+    assert record["peer"].startswith("127.0.0.1:") and record["via"] is None, record
+    assert metric(proxied, HEADERS.format("untrusted")) == 1
+    proxied.wait_for_log(lambda e: "ignoring the PROXY header from 127.0.0.1" in e["message"]
+                         and "6.6.6.6:4242" in e["message"])
+
+
+def test_a_connection_without_a_proxy_header_is_refused_and_a_local_one_is_a_health_check(vigild):
+    """With proxy_protocol on, a connection that begins with anything else (a plain request, a
+    malformed header, the other version) is closed unanswered and counted proxy_protocol; a v2
+    LOCAL header followed by a hang-up (a health check) is not a refused handshake."""
+    daemon = vigild("--proxy-protocol", "v2", "--trusted-proxies", "127.0.0.1")
+    for preamble in (b"", b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n", b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\xff\xff"):
+        with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as sock:
+            sock.sendall(preamble + handshake_request("/ws"))
+            assert sock.recv(100) == b"", preamble
+    deadline = time.monotonic() + 10
+    while metric(daemon, 'vigil_handshakes_rejected_total{reason="proxy_protocol"}') < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert metric(daemon, 'vigil_handshakes_rejected_total{reason="proxy_protocol"}') == 3
+    daemon.wait_for_log(lambda e: "did not begin with a PROXY protocol v2 header" in e["message"])
+    daemon.wait_for_log(lambda e: "of 65551 bytes (at most 4096 accepted)" in e["message"])
+    local = b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x20, 0x00]) + struct.pack("!H", 0)
+    socket.create_connection(("127.0.0.1", daemon.port), timeout=10).sendall(local)
+    deadline = time.monotonic() + 10
+    while metric(daemon, HEADERS.format("local")) < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    rejected = {k: v for k, v in daemon.metrics().items() if k.startswith("vigil_handshakes_rejected_total")}
+    assert rejected == {'vigil_handshakes_rejected_total{reason="proxy_protocol"}': 3.0}, rejected
+    v2 = b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x21, 0x11]) + struct.pack("!H", 12) + socket.inet_aton("192.0.2.9") \
+        + socket.inet_aton("127.0.0.1") + struct.pack("!HH", 5555, daemon.port)
+    assert raw_upgrade(daemon.port, preamble=v2) == 101
+    (record,) = daemon.wait_closes(1)
+    assert record["peer"] == "192.0.2.9:5555" and record["via"].startswith("127.0.0.1:"), record
