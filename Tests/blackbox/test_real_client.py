@@ -277,3 +277,30 @@ def test_a_connection_without_a_proxy_header_is_refused_and_a_local_one_is_a_hea
     assert raw_upgrade(daemon.port, preamble=v2) == 101
     (record,) = daemon.wait_closes(1)
     assert record["peer"] == "192.0.2.9:5555" and record["via"].startswith("127.0.0.1:"), record
+
+
+def test_the_proxy_header_comes_before_tls(vigild, balancer, tmp_path):
+    """vigild terminating TLS behind HAProxy in TCP mode with send-proxy-v2: the PROXY header
+    is read before the TLS handshake, and the wss:// client is recorded as itself, with its TLS."""
+    import ssl
+    from tlsca import PrivateCA
+    ca = PrivateCA(tmp_path)
+    cert, key = ca.issue("edge", ["localhost"])
+    daemon = vigild("--proxy-protocol", "v2", "--trusted-proxies", "127.0.0.1", "--tls-cert-file", str(cert),
+                    "--tls-key-file", str(key))
+    haproxy = balancer("haproxy-send-proxy.cfg", daemon, SEND_PROXY="send-proxy-v2")
+    context = ssl.create_default_context(cafile=str(ca.pem))
+
+    async def scenario():
+        ws = await websockets.connect(f"wss://localhost:{haproxy.port}/ws?client=tls-behind", ssl=context,
+                                      local_addr=("127.0.0.2", 0))
+        await ws.send("over TLS")
+        assert await ws.recv() == "over TLS"
+        port = ws.transport.get_extra_info("sockname")[1]
+        await ws.close()
+        return port
+
+    port = asyncio.run(scenario())
+    record = [r for r in daemon.wait_closes(1) if r["client"] == "tls-behind"][0]
+    assert (record["peer"], record["tls"], record["tls_server_name"]) == (f"127.0.0.2:{port}", "TLSv1.3", "localhost")
+    assert record["via"].startswith("127.0.0.1:")
