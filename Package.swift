@@ -340,7 +340,7 @@ let package = Package(
             dependencies: [
                 "VigilServer", "VigilHost", "VigilClient", "VigilConfig", "VigilRegistry", "VigilSupervisor",
                 "VigilFraming",
-                "VigilConnection", "VigilText",
+                "VigilConnection", "VigilText", "VigilRealClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -191,6 +191,10 @@ public enum SettingCatalog {
             list: true, reloadable: true, \.trustedProxies, parse: ValueParsers.addressRanges,
             render: { $0.isEmpty ? "none" : $0.map(\.description).joined(separator: ",") }),
         .choice(
+            "forwarded_header", "x-forwarded-for",
+            "The header a trusted hop names the client in (the other is ignored: a balancer passes it on as the client wrote it)",
+            \.forwardedHeader),
+        .choice(
             "proxy_protocol", "off",
             "Every connection on the WebSocket listener begins with a PROXY protocol header (HAProxy's, as load balancers send it); off: none",
             \.proxyProtocol),

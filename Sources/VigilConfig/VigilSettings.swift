@@ -48,6 +48,7 @@ public struct VigilSettings: Sendable, Hashable {
     /// The proxies and balancers in front of vigild whose word on the client is believed.
     public var trustedProxies: [AddressRange] = []
     public var proxyProtocol = ProxyProtocolSetting.off
+    public var forwardedHeader = ForwardedHeaderSetting.xForwardedFor
     /// TLS on the WebSocket listener (docs/tls.md): the default certificate and key, `nil` for
     /// none; with neither these nor `tlsCertificates`, the listener speaks plain TCP.
     public var tlsCertFile: String?
@@ -135,6 +136,16 @@ public enum ServerMode: String, Sendable, Hashable, CaseIterable {
 /// Whether every connection on the WebSocket listener begins with a PROXY protocol header.
 public enum ProxyProtocolSetting: String, Sendable, Hashable, CaseIterable {
     case off, v1, v2, any
+}
+
+/// Which header a trusted hop names the client in. One, not both: a balancer that appends to
+/// one passes the other on as the client wrote it.
+public enum ForwardedHeaderSetting: String, Sendable, Hashable, CaseIterable {
+    /// `X-Forwarded-For` (with `X-Forwarded-Proto`): what nginx, HAProxy and the clouds' HTTP
+    /// balancers append to.
+    case xForwardedFor = "x-forwarded-for"
+    /// RFC 7239's `Forwarded` (`for=`, `proto=`).
+    case forwarded
 }
 
 /// How a proxied request's target is built from the client's and the upstream URL's.

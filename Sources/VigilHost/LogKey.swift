@@ -5,6 +5,8 @@ public enum LogKey {
     public static let connectionID = "ws_conn_id"
     /// The TCP peer of a connection not yet upgraded (an upgraded one's is its identity's).
     public static let peer = "ws_peer"
+    /// The trusted balancer a connection not yet upgraded came through (an upgraded one's is its identity's).
+    public static let via = "ws_via"
     /// A monitor target's name, on its monitor's lines too.
     public static let target = "ws_target"
     public static let messageID = "message_id"

@@ -15,14 +15,14 @@ public struct ForwardedChain: Sendable, Hashable {
 
     public var hops: [Hop]
 
-    /// From the request's headers: `Forwarded` when it names any hop, else `X-Forwarded-For`
-    /// (with `X-Forwarded-Proto` for the schemes, matched from the right when the counts differ).
-    public init(forwarded: [String], forwardedFor: [String], forwardedProto: [String]) {
-        let fromForwarded = forwarded.flatMap { Self.split($0, on: ",") }.compactMap(Self.forwardedHop)
-        if !fromForwarded.isEmpty {
-            hops = fromForwarded
-            return
-        }
+    /// From the request's `Forwarded` values (RFC 7239).
+    public init(forwarded: [String]) {
+        hops = forwarded.flatMap { Self.split($0, on: ",") }.compactMap(Self.forwardedHop)
+    }
+
+    /// From the request's `X-Forwarded-For` values, with `X-Forwarded-Proto` for the schemes
+    /// (matched from the right when the counts differ).
+    public init(forwardedFor: [String], forwardedProto: [String]) {
         let addresses = forwardedFor.flatMap { Self.split($0, on: ",") }.map(Self.trimmed).filter { !$0.isEmpty }
         let schemes = forwardedProto.flatMap { Self.split($0, on: ",") }.map { Self.trimmed($0).lowercased() }
         hops = addresses.enumerated().map { index, text in
@@ -52,6 +52,7 @@ public struct ForwardedChain: Sendable, Hashable {
     static func forwardedHop(_ element: Substring) -> Hop? {
         var node: String?
         var scheme: String?
+        var repeated = false
         for pair in split(element, on: ";") {
             guard let equals = pair.firstIndex(of: "=") else { continue }
             let name = trimmed(pair[..<equals]).lowercased()
@@ -59,10 +60,16 @@ public struct ForwardedChain: Sendable, Hashable {
             if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") {
                 value = unquoted(value.dropFirst().dropLast())
             }
-            if name == "for" { node = value } else if name == "proto" { scheme = value.lowercased() }
+            if name == "for" {
+                repeated = repeated || node != nil
+                node = value
+            } else if name == "proto" {
+                scheme = value.lowercased()
+            }
         }
         guard let node else { return nil }
-        return Hop(address: address(node), scheme: scheme)
+        // RFC 7239 §4: a parameter appears once per element; one that repeats names nobody.
+        return Hop(address: repeated ? nil : address(node), scheme: scheme)
     }
 
     /// The IP address in a node: `192.0.2.7`, `192.0.2.7:4711`, `[2001:db8::1]`,

@@ -11,9 +11,12 @@ public struct ProxyProtocolHeader: Sendable, Hashable {
     public enum Version: Sendable, Hashable { case v1, v2 }
 
     public var version: Version
-    /// The client and the address it connected to; `nil` for a header without addresses: v2
-    /// `LOCAL` and v1 `UNKNOWN` (the balancer's own health check), or an address family other
-    /// than IPv4 and IPv6.
+    /// `true` for v2 `LOCAL` and v1 `UNKNOWN`: the balancer speaking for itself (its health
+    /// checks), with no client to name.
+    public var isLocal: Bool
+    /// The client and the address it connected to; `nil` for a local header, and for a client
+    /// of another address family than IPv4 and IPv6 (a Unix socket: a real connection whose
+    /// client has no IP address to name).
     public var source: Endpoint?
     public var destination: Endpoint?
     /// The header's length in bytes: where the connection's own bytes begin.
@@ -76,7 +79,7 @@ public struct ProxyProtocolHeader: Sendable, Hashable {
             String(decoding: $0, as: UTF8.self)
         }
         if fields.first == "UNKNOWN" {
-            return .header(ProxyProtocolHeader(version: .v1, source: nil, destination: nil, length: end + 1))
+            return .header(ProxyProtocolHeader(version: .v1, isLocal: true, length: end + 1))
         }
         guard fields.count == 5, fields[0] == "TCP4" || fields[0] == "TCP6" else {
             return .invalid("a PROXY v1 line that is not TCP4, TCP6 or UNKNOWN with two addresses and two ports")
@@ -108,8 +111,12 @@ public struct ProxyProtocolHeader: Sendable, Hashable {
         return format(Array(raw.prefix(family == AF_INET ? 4 : 16)))
     }
 
-    /// 4 or 16 bytes of an address, as text.
+    /// 4 or 16 bytes of an address, as text; an IPv4-mapped IPv6 address as the IPv4 one it
+    /// is (one client, one spelling, for the per-IP limit and the trust rule).
     static func format(_ bytes: [UInt8]) -> String? {
+        if bytes.count == 16 && bytes.prefix(10).allSatisfy({ $0 == 0 }) && bytes[10] == 0xFF && bytes[11] == 0xFF {
+            return format(Array(bytes[12...]))
+        }
         var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
         guard inet_ntop(bytes.count == 4 ? AF_INET : AF_INET6, bytes, &text, socklen_t(text.count)) != nil else {
             return nil
@@ -136,16 +143,22 @@ public struct ProxyProtocolHeader: Sendable, Hashable {
             return .invalid("a PROXY v2 header of \(length) bytes (at most \(maxLength) accepted)")
         }
         guard bytes.count >= length else { return .needMore }
-        // LOCAL: the balancer speaking for itself (a health check); the addresses, if any, mean nothing.
-        guard command == 1 else { return .header(ProxyProtocolHeader(version: .v2, length: length)) }
         let family = bytes[13] >> 4
+        let transport = bytes[13] & 0x0F
+        guard family <= 3 else { return .invalid("a PROXY v2 header with address family \(family)") }
+        guard transport <= 2 else { return .invalid("a PROXY v2 header with transport \(transport)") }
+        // LOCAL: the balancer speaking for itself (a health check); the addresses, if any, mean nothing.
+        guard command == 1 else { return .header(ProxyProtocolHeader(version: .v2, isLocal: true, length: length)) }
         let addressLength: Int
         switch family {
-        case 0: return .header(ProxyProtocolHeader(version: .v2, length: length))  // UNSPEC
         case 1: addressLength = 4
         case 2: addressLength = 16
-        case 3: return .header(ProxyProtocolHeader(version: .v2, length: length))  // a Unix socket: no IP to believe
-        default: return .invalid("a PROXY v2 header with address family \(family)")
+        case 3:
+            // A Unix socket's two 108-byte paths: a real client, with no IP address to name.
+            guard length - 16 >= 216 else { return .invalid("a PROXY v2 header too short for its addresses") }
+            return .header(ProxyProtocolHeader(version: .v2, length: length))
+        default:
+            return .header(ProxyProtocolHeader(version: .v2, length: length))  // UNSPEC: no address given
         }
         // What follows the addresses (TLVs: AWS's VPC endpoint, GCP's connection id, SSL facts)
         // is skipped whole; `length` bounds it.
@@ -164,8 +177,9 @@ public struct ProxyProtocolHeader: Sendable, Hashable {
                 length: length))
     }
 
-    init(version: Version, source: Endpoint? = nil, destination: Endpoint? = nil, length: Int) {
+    init(version: Version, isLocal: Bool = false, source: Endpoint? = nil, destination: Endpoint? = nil, length: Int) {
         self.version = version
+        self.isLocal = isLocal
         self.source = source
         self.destination = destination
         self.length = length

@@ -5,15 +5,18 @@ import VigilHost
 import VigilRealClient
 
 /// Who an accepted connection's client is. At first the TCP peer; then, from a peer in
-/// `trusted_proxies`, what it said: the PROXY header's source, and, from a trusted hop, the
-/// `Forwarded` / `X-Forwarded-For` chain's first untrusted address. Everything that names the
-/// client (records, logs, per-IP limits, the chain sent upstream) reads it here. Confined to the
-/// connection's event loop.
+/// `trusted_proxies`, what it said: the PROXY header's source, or, on a request from a trusted
+/// hop, the forwarded header's first untrusted address. One source, not both: a client a PROXY
+/// header named wrote any forwarded header itself. Everything that names the client (records,
+/// logs, per-IP limits, the chain sent upstream) reads it here. Confined to the connection's
+/// event loop.
 final class ClientOrigin {
     /// The TCP peer: `192.0.2.7:51234`.
     let tcpPeer: String
     /// The TCP peer's address as limits count it (IPv4-mapped IPv6 as IPv4).
     let tcpAddress: String?
+    /// `trusted_proxies` as the connection was accepted (a reload applies to the next ones).
+    let trusted: [AddressRange]
     /// The client as records name it: `address:port`, or the address alone when a
     /// forwarded header gave it (headers carry no port worth believing).
     private(set) var peer: String
@@ -26,24 +29,41 @@ final class ClientOrigin {
     private(set) var via: String?
     /// The scheme a trusted hop said the client used (`https`), if any.
     private(set) var scheme: String?
-    /// A PROXY header without addresses (v2 LOCAL, v1 UNKNOWN): the balancer checking health.
+    /// A trusted balancer's header without a client (v2 LOCAL, v1 UNKNOWN): its health check.
     private(set) var healthCheck = false
+    /// Whether the client can still change (a trusted hop's forwarded headers are to come).
+    private(set) var settled: Bool
     /// The connection did not begin with an acceptable PROXY header (counted and logged there).
     var refusedProxyHeader = false
+    /// Counted under its client's address once that was known and found over
+    /// `max_connections_per_ip`: the refusal its request gets.
+    var refusal: HandshakeRejection?
 
-    init(remote: SocketAddress?) {
+    /// What a PROXY header did.
+    enum HeaderResult: String {
+        /// From a trusted peer: believed (its client, if it names one).
+        case proxy
+        /// From a trusted peer, without a client: a health check.
+        case local
+        /// From a peer not in `trusted_proxies`: ignored.
+        case untrusted
+    }
+
+    init(remote: SocketAddress?, trusted: [AddressRange], proxyProtocol: Bool) {
         tcpPeer = remote?.endpointDescription ?? "unknown"
         tcpAddress = AcceptGate.key(for: remote)
+        self.trusted = trusted
         peer = tcpPeer
         address = tcpAddress
         hop = tcpAddress
+        settled = !proxyProtocol && !Self.isTrusted(tcpAddress, trusted)
     }
 
-    /// `base` with this client's `ws_peer` (and `via`), for the lines of its handshake.
+    /// `base` with this client's `ws_peer` (and `ws_via`), for the lines of its handshake.
     func logger(_ base: Logger) -> Logger {
         var logger = base
         logger[metadataKey: LogKey.peer] = "\(peer)"
-        if let via { logger[metadataKey: "via"] = "\(via)" }
+        if let via { logger[metadataKey: LogKey.via] = "\(via)" }
         return logger
     }
 
@@ -53,27 +73,38 @@ final class ClientOrigin {
         return trusted.contains { $0.contains(address) }
     }
 
-    /// The PROXY header arrived. Its source is believed from a trusted peer only: `false` when
-    /// the peer is not trusted (the header is then ignored).
-    func received(_ header: ProxyProtocolHeader, trusted: [AddressRange]) -> Bool {
-        guard let source = header.source else {
+    /// The PROXY header arrived: believed from a trusted peer only.
+    func received(_ header: ProxyProtocolHeader) -> HeaderResult {
+        // A peer with no address was gone before vigild could ask (getpeername fails on a socket
+        // reset before its accept was handled): what a balancer's health check does, LOCAL and a
+        // reset at once. Such a header is taken as the check it says it is; nothing it could name
+        // is believed, and the connection is over anyway.
+        if header.isLocal && (tcpAddress == nil || Self.isTrusted(tcpAddress, trusted)) {
             healthCheck = true
-            return true
+            return .local
         }
-        guard Self.isTrusted(tcpAddress, trusted) else { return false }
-        peer = source.description
-        address = source.address
-        hop = source.address
-        via = tcpPeer
-        return true
+        guard Self.isTrusted(tcpAddress, trusted) else {
+            settled = true  // the TCP peer it stays, whatever headers follow
+            return .untrusted
+        }
+        if let source = header.source {
+            peer = source.description
+            address = source.address
+            hop = source.address
+            via = tcpPeer
+            settled = true
+        }
+        return .proxy
     }
 
-    /// The request head's forwarded headers, read when the hop vigild received it from is
-    /// trusted. `false` when the hop is not trusted and the request carries such headers (they
-    /// are ignored).
-    func forwarded(by chain: ForwardedChain, trusted: [AddressRange]) -> Bool {
+    /// The request head's forwarded headers, read when they can still name the client and the
+    /// hop vigild received it from is trusted. `false` when they came from a hop that is not
+    /// trusted (they are ignored).
+    func forwarded(by chain: ForwardedChain) -> Bool {
         guard !chain.hops.isEmpty else { return true }
         guard Self.isTrusted(hop, trusted) else { return false }
+        guard !settled else { return true }  // a PROXY header named the client: its headers are its own
+        settled = true
         guard let client = chain.client(trusting: trusted), let clientAddress = client.address else { return true }
         scheme = client.scheme
         if clientAddress != address {

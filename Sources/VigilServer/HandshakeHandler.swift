@@ -106,7 +106,7 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard case .head(let request) = unwrapInboundIn(data), !settled else { return }
-        let refusal = rejection ?? admissionRefusal ?? plainRequestRejection(request)
+        let refusal = rejection ?? admissionRefusal ?? origin.refusal ?? plainRequestRejection(request)
         settle(refusal.reason)
         if refusal.reason == .perIPLimit, let address = origin.address {
             server.gate.logAddressRefusal(logger, address: address, message: refusal.message)

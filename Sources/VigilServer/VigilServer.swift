@@ -390,13 +390,13 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
     /// supervised connection handler. Public so a fuzzer can drive the whole per-connection
     /// pipeline on an `EmbeddedChannel`; call on the channel's event loop.
     public func installConnectionPipeline(on channel: any Channel) throws {
-        let origin = ClientOrigin(remote: channel.remoteAddress)
+        let proxyProtocol = server.settings.proxyProtocol
+        let origin = ClientOrigin(
+            remote: channel.remoteAddress, trusted: server.trustedProxies(), proxyProtocol: proxyProtocol != .off)
         let logger = origin.logger(server.host.logger)
         do {
             let channels = server.host.channels
             let gate = server.gate
-            let trusted = server.trustedProxies()
-            let proxyProtocol = server.settings.proxyProtocol
             let slot = ConnectionSlot(registry: registry)
             let counted = AddressCount(gate: gate)
             // Everything this connection holds is given back here, once, when its socket closes.
@@ -406,7 +406,7 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
             }
             // The client is the TCP peer unless a trusted balancer may still name another: then
             // the per-IP limit waits for the PROXY header or the request head.
-            let known = proxyProtocol == .off && !ClientOrigin.isTrusted(origin.tcpAddress, trusted)
+            let known = origin.settled
             let refusal: HandshakeRejection?
             switch gate.decide(address: known ? origin.address : nil, openSockets: channels.count) {
             case .drop:
@@ -427,7 +427,7 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
             let eventLoop = channel.eventLoop
             if proxyProtocol != .off {
                 try pipeline.addHandler(
-                    proxyHeaderReader(proxyProtocol, origin: origin, trusted: trusted, on: eventLoop))
+                    proxyHeaderReader(proxyProtocol, origin: origin, counted: counted, on: eventLoop))
             }
             let tls = try server.listenerTLS().map { listenerTLS in
                 let session = ListenerTLSSession { [server] failure in
@@ -459,10 +459,11 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
     }
 
     /// The handler that reads a connection's PROXY header first (`proxy_protocol`): the source
-    /// it names is believed from a trusted peer only, counted by what it was; a connection that
-    /// does not begin with one is refused (`proxy_protocol`), logged rate-limited.
+    /// it names is believed from a trusted peer only, counted by what it was, and once the
+    /// client is known it is counted under its address (`max_connections_per_ip`); a connection
+    /// that does not begin with one is refused (`proxy_protocol`), logged rate-limited.
     private func proxyHeaderReader(
-        _ setting: ProxyProtocolSetting, origin: ClientOrigin, trusted: [AddressRange], on eventLoop: any EventLoop
+        _ setting: ProxyProtocolSetting, origin: ClientOrigin, counted: AddressCount, on eventLoop: any EventLoop
     ) -> ProxyHeaderReader {
         let versions: Set<ProxyProtocolHeader.Version> =
             switch setting {
@@ -473,10 +474,9 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
         return ProxyHeaderReader(
             accepting: versions,
             received: { [server] header in
-                if origin.received(header, trusted: trusted) {
-                    server.registry.noteProxyHeader(header.source == nil ? "local" : "proxy")
-                } else {
-                    server.registry.noteProxyHeader("untrusted")
+                let result = origin.received(header)
+                server.registry.noteProxyHeader(result.rawValue)
+                if result == .untrusted {
                     server.untrustedLog.log(origin.logger(server.host.logger), address: origin.tcpAddress ?? "unknown")
                     {
                         suppressed in
@@ -484,6 +484,9 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
                             + (suppressed > 0 ? " (\(suppressed) more since the last line)" : "")
                             + "; logged once a minute per address"
                     }
+                }
+                if origin.settled, !counted.isCounted, let address = origin.address {
+                    origin.refusal = counted.count(address)
                 }
             },
             refused: { [server] why in

@@ -77,7 +77,9 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
     private func firstAttempt(
         channel: any Channel, upgradeRequest: HTTPRequestHead, initialResponseHeaders: HTTPHeaders
     ) -> EventLoopFuture<HTTPHeaders> {
-        if let refusal = handshake.admissionRefusal {
+        if let refusal = handshake.admissionRefusal ?? handshake.origin.refusal
+            ?? identifyClient(upgradeRequest.headers)
+        {
             return channel.eventLoop.makeFailedFuture(refusal)
         }
         let client: String?
@@ -90,9 +92,6 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
         if let rejection = HandshakeRejection.checkHeaders(upgradeRequest.headers)
             ?? server.origins.withLockedValue({ $0 }).check(upgradeRequest.headers)
         {
-            return channel.eventLoop.makeFailedFuture(rejection)
-        }
-        if let rejection = identifyClient(upgradeRequest.headers) {
             return channel.eventLoop.makeFailedFuture(rejection)
         }
         guard slot.take() else {
@@ -149,19 +148,24 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
         }.nonisolated()
     }
 
-    /// Behind a trusted hop, the client its forwarded headers name; then, if the accept gate
-    /// could not, counts the connection under the client's address (`max_connections_per_ip`).
+    /// Behind a trusted hop, the client its forwarded headers name (`forwarded_header`); then,
+    /// if nothing could before, counts the connection under the client's address
+    /// (`max_connections_per_ip`): the refusal when that is over the limit.
     private func identifyClient(_ headers: HTTPHeaders) -> HandshakeRejection? {
         let origin = handshake.origin
-        let chain = ForwardedChain(
-            forwarded: headers[canonicalForm: "forwarded"].map(String.init),
-            forwardedFor: headers[canonicalForm: "x-forwarded-for"].map(String.init),
-            forwardedProto: headers[canonicalForm: "x-forwarded-proto"].map(String.init))
-        if !origin.forwarded(by: chain, trusted: server.trustedProxies()) {
+        let chain =
+            switch server.settings.forwardedHeader {
+            case .xForwardedFor:
+                ForwardedChain(
+                    forwardedFor: headers[canonicalForm: "x-forwarded-for"].map(String.init),
+                    forwardedProto: headers[canonicalForm: "x-forwarded-proto"].map(String.init))
+            case .forwarded: ForwardedChain(forwarded: headers[canonicalForm: "forwarded"].map(String.init))
+            }
+        if !origin.forwarded(by: chain) {
             let hop = origin.hop ?? origin.tcpPeer
             // Clients behind their own (corporate) proxies send these too: worth a line, not a warning.
             server.untrustedLog.log(origin.logger(server.host.logger), level: .info, address: hop) { suppressed in
-                "ignoring Forwarded / X-Forwarded-For from \(hop): it is not in trusted_proxies"
+                "ignoring \(server.settings.forwardedHeader.rawValue) from \(hop): it is not in trusted_proxies"
                     + (suppressed > 0 ? " (\(suppressed) more since the last line)" : "")
                     + "; logged once a minute per address"
             }
@@ -233,6 +237,9 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
                 // and the handshake deadline left with the handshake handler).
                 host.registry.abandon(books.connection)
                 books.logger.warning("cannot set up the upgraded connection: \(error)")
+                // Its max_connections slot goes back before the socket closes: a client that
+                // sees the close and reconnects at once, on another event loop, must find it free.
+                slot.release()
                 channel.close(promise: nil)
                 relay?.upstreamSink.connection?.close(
                     LocalClose(

@@ -78,7 +78,24 @@ struct ProxyProtocolHeaderTests {
             Issue.record("LOCAL refused")
             return
         }
-        #expect(check.source == nil && check.length == 16)
+        #expect(check.source == nil && check.isLocal && check.length == 16)
+        let unix = Self.signature + [0x21, 0x31, 0, 216] + Array(repeating: UInt8(0), count: 216)
+        guard case .header(let socket) = ProxyProtocolHeader.parse(unix, accepting: [.v2]) else {
+            Issue.record("a Unix socket's header refused")
+            return
+        }
+        #expect(socket.source == nil && !socket.isLocal, "a real client without an IP address, not a health check")
+        let mapped =
+            Array(repeating: UInt8(0), count: 10) + [0xFF, 0xFF, 192, 0, 2, 9] + Array(repeating: 0, count: 15) + [1]
+            + [0, 1, 0, 2]
+        guard
+            case .header(let four) = ProxyProtocolHeader.parse(
+                Self.signature + [0x21, 0x21, 0, 36] + mapped, accepting: [.v2])
+        else {
+            Issue.record("an IPv4-mapped source refused")
+            return
+        }
+        #expect(four.source?.description == "192.0.2.9:1", "one spelling for one client")
         let inet6 = Array(repeating: UInt8(0), count: 15) + [1] + Array(repeating: 0, count: 15) + [2] + [0, 1, 0, 2]
         guard
             case .header(let six) = ProxyProtocolHeader.parse(
@@ -93,11 +110,13 @@ struct ProxyProtocolHeaderTests {
     @Test("v2: a wrong version, command, family, a short body or a huge length is refused")
     func version2Refusals() {
         let inet: [UInt8] = [192, 0, 2, 7, 127, 0, 0, 1, 0, 1, 0, 2]
-        for bytes in [
-            Self.signature + [0x11, 0x11, 0, 12] + inet, Self.signature + [0x22, 0x11, 0, 12] + inet,
-            Self.signature + [0x21, 0x41, 0, 12] + inet, Self.signature + [0x21, 0x11, 0, 6] + inet.prefix(6),
-            Self.signature + [0x21, 0x11, 0xFF, 0xFF], Array(Self.signature.prefix(5)) + [0x00],
-        ] {
+        let signature = Self.signature
+        let headers: [[UInt8]] = [
+            [0x11, 0x11, 0, 12] + inet, [0x22, 0x11, 0, 12] + inet, [0x21, 0x41, 0, 12] + inet,
+            [0x21, 0x11, 0, 6] + Array(inet.prefix(6)), [0x21, 0x13, 0, 12] + inet, [0x21, 0x31, 0, 12] + inet,
+            [0x21, 0x11, 0xFF, 0xFF],
+        ]
+        for bytes in headers.map({ signature + $0 }) + [Array(signature.prefix(5)) + [0x00]] {
             guard case .invalid = ProxyProtocolHeader.parse(bytes, accepting: [.v1, .v2]) else {
                 Issue.record("\(bytes) was not refused")
                 continue
@@ -109,23 +128,24 @@ struct ProxyProtocolHeaderTests {
     func chains() {
         let trusted = [AddressRange("10.0.0.0/8")!, AddressRange("2001:db8::/32")!]
         let xff = ForwardedChain(
-            forwarded: [], forwardedFor: ["203.0.113.9, 198.51.100.2", "10.0.0.7"],
+            forwardedFor: ["203.0.113.9, 198.51.100.2", "10.0.0.7"],
             forwardedProto: ["https, http, http"])
         #expect(xff.client(trusting: trusted)?.address == "198.51.100.2")
         #expect(xff.client(trusting: trusted)?.scheme == "http")
-        let all = ForwardedChain(forwarded: [], forwardedFor: ["10.0.0.1, 10.0.0.2"], forwardedProto: ["https"])
+        let all = ForwardedChain(forwardedFor: ["10.0.0.1, 10.0.0.2"], forwardedProto: ["https"])
         #expect(all.client(trusting: trusted)?.address == "10.0.0.1")
         let forwarded = ForwardedChain(
-            forwarded: [#"for=192.0.2.43;proto=https, for="[2001:db8:cafe::17]:4711";proto=http"#],
-            forwardedFor: ["6.6.6.6"], forwardedProto: [])
+            forwarded: [#"for=192.0.2.43;proto=https, for="[2001:db8:cafe::17]:4711";proto=http"#])
         #expect(forwarded.hops.map(\.address) == ["192.0.2.43", "2001:db8:cafe::17"])
         #expect(forwarded.client(trusting: trusted)?.address == "192.0.2.43")
         #expect(forwarded.client(trusting: trusted)?.scheme == "https")
-        let hidden = ForwardedChain(forwarded: ["for=_hidden, for=10.0.0.9"], forwardedFor: [], forwardedProto: [])
+        let hidden = ForwardedChain(forwarded: ["for=_hidden, for=10.0.0.9"])
         #expect(hidden.client(trusting: trusted)?.address == "10.0.0.9", "an obfuscated hop stops the walk")
         let ports = ForwardedChain(
-            forwarded: [], forwardedFor: ["192.0.2.1:8080, [2001:db8::1]:80, ::ffff:192.0.2.5"], forwardedProto: [])
+            forwardedFor: ["192.0.2.1:8080, [2001:db8::1]:80, ::ffff:192.0.2.5"], forwardedProto: [])
         #expect(ports.hops.map(\.address) == ["192.0.2.1", "2001:db8::1", "192.0.2.5"])
+        let twice = ForwardedChain(forwarded: ["for=10.0.0.9;for=6.6.6.6"])
+        #expect(twice.hops.map(\.address) == [nil], "a repeated for= names nobody")
     }
 
     @Test("address ranges: blocks, single addresses, IPv4-mapped IPv6 as IPv4, host bits refused")

@@ -98,10 +98,10 @@ async def echo_from(url, source, client, **kwargs):
     return ws
 
 
-async def echo_once(daemon, balancer, source, client):
+async def echo_once(daemon, balancer, source, client, **kwargs):
     """One echo through `balancer` from `source`: the connection's /connections entry while it
     was open, and the client's own port."""
-    ws = await echo_from(balancer.url(), source, client)
+    ws = await echo_from(balancer.url(), source, client, **kwargs)
     entry = live(daemon, client)
     local_port = ws.transport.get_extra_info("sockname")[1]
     await ws.close()
@@ -146,9 +146,15 @@ def test_behind_haproxy_the_proxy_header_names_the_client(vigild, balancer, send
 
 
 def settled_metrics(daemon):
-    """/metrics once what the balancer's start set off has landed."""
-    time.sleep(1.5)
-    return daemon.metrics()
+    """/metrics once what the balancer's start set off has landed: the test's probe of its
+    port made HAProxy open a connection to vigild, send its PROXY header and hang up."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        samples = daemon.metrics()
+        if samples.get('vigil_handshakes_rejected_total{reason="closed_during_handshake"}', 0) >= 1:
+            return samples
+        time.sleep(0.05)
+    raise AssertionError(f"the balancer's probe never reached vigild: {rejections(daemon)}")
 
 
 def rejections(metrics_or_daemon):
@@ -162,7 +168,9 @@ def test_behind_nginx_stream_with_proxy_protocol(vigild, balancer):
     daemon = vigild("--proxy-protocol", "v1", "--trusted-proxies", "127.0.0.0/8")
     nginx = balancer("nginx-stream-proxy-protocol.conf", daemon)
 
-    entry, local_port = asyncio.run(echo_once(daemon, nginx, "127.0.0.3", "behind-nginx-stream"))
+    # The client is in trusted_proxies here (127.0.0.0/8): its own X-Forwarded-For still names nobody.
+    entry, local_port = asyncio.run(
+        echo_once(daemon, nginx, "127.0.0.3", "behind-nginx-stream", additional_headers={"X-Forwarded-For": "6.6.6.6"}))
     assert entry["peer"] == f"127.0.0.3:{local_port}" and entry["via"].startswith("127.0.0.1:"), entry
     (record,) = daemon.wait_closes(1)
     assert record["peer"] == entry["peer"]
@@ -179,7 +187,9 @@ def test_behind_nginx_http_the_forwarded_chain_names_the_client(vigild, balancer
         nginx = balancer("nginx-http-forwarded-for.conf", daemon)
 
         async def scenario():
-            ws = await websockets.connect(nginx.url("/headers?client=behind-nginx-http"), local_addr=("127.0.0.2", 0))
+            # A Forwarded header the client wrote itself, which nginx passes on as it is: not believed.
+            ws = await websockets.connect(nginx.url("/headers?client=behind-nginx-http"), local_addr=("127.0.0.2", 0),
+                                          additional_headers={"Forwarded": "for=6.6.6.6"})
             seen = json.loads(await ws.recv())
             entry = [c for c in daemon.get_json("/connections")["connections"] if c["leg"] == "client"][0]
             await ws.close()
@@ -194,7 +204,7 @@ def test_behind_nginx_http_the_forwarded_chain_names_the_client(vigild, balancer
     assert entry["peer"] == "127.0.0.2" and entry["via"].startswith("127.0.0.1:"), entry
     assert headers["x-forwarded-for"] == ["127.0.0.2, 127.0.0.1"], headers
     assert headers["x-forwarded-proto"] == ["http"], headers
-    assert headers["forwarded"] == ["for=127.0.0.1;host=127.0.0.1;proto=http"], headers  # nginx sets Host $host
+    assert headers["forwarded"] == ["for=6.6.6.6, for=127.0.0.1;host=127.0.0.1;proto=http"], headers
 
 
 def test_the_per_ip_limit_counts_the_real_client(vigild, balancer):
@@ -210,6 +220,9 @@ def test_the_per_ip_limit_counts_the_real_client(vigild, balancer):
         other = await echo_from(haproxy.url(), "127.0.0.3", "other")
         await first.close()
         await other.close()
+        await asyncio.to_thread(daemon.wait_closes, 2)
+        again = await echo_from(haproxy.url(), "127.0.0.2", "again")  # the count was given back
+        await again.close()
         return refused.value.response.status_code
 
     assert asyncio.run(scenario()) == 429
@@ -234,10 +247,10 @@ def test_an_untrusted_peer_is_not_believed(vigild):
     assert raw_upgrade(daemon.port, headers=forged) == 101
     (record,) = daemon.wait_closes(1)
     assert record["peer"].startswith("127.0.0.1:") and record["via"] is None, record
-    daemon.wait_for_log(lambda e: "ignoring Forwarded / X-Forwarded-For from 127.0.0.1" in e["message"])
+    daemon.wait_for_log(lambda e: "ignoring x-forwarded-for from 127.0.0.1" in e["message"])
     assert raw_upgrade(daemon.port, headers=forged) == 101
     daemon.wait_closes(2)
-    assert sum("ignoring Forwarded" in e["message"] for e in daemon.json_logs()) == 1, "once a minute per peer"
+    assert sum("ignoring x-forwarded-for" in e["message"] for e in daemon.json_logs()) == 1, "once a minute per peer"
 
     proxied = vigild("--proxy-protocol", "v1", "--trusted-proxies", "10.0.0.0/8")
     header = b"PROXY TCP4 6.6.6.6 127.0.0.1 4242 80\r\n"
@@ -265,13 +278,25 @@ def test_a_connection_without_a_proxy_header_is_refused_and_a_local_one_is_a_hea
     daemon.wait_for_log(lambda e: "did not begin with a PROXY protocol v2 header" in e["message"])
     daemon.wait_for_log(lambda e: "of 65551 bytes (at most 4096 accepted)" in e["message"])
     local = b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x20, 0x00]) + struct.pack("!H", 0)
-    socket.create_connection(("127.0.0.1", daemon.port), timeout=10).sendall(local)
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as sock:
+        sock.sendall(local)
+        deadline = time.monotonic() + 10
+        while metric(daemon, HEADERS.format("local")) < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
     deadline = time.monotonic() + 10
-    while metric(daemon, HEADERS.format("local")) < 1 and time.monotonic() < deadline:
+    while daemon.get_json("/status")["handshakes_pending"] > 0 and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(0.5)
-    rejected = {k: v for k, v in daemon.metrics().items() if k.startswith("vigil_handshakes_rejected_total")}
-    assert rejected == {'vigil_handshakes_rejected_total{reason="proxy_protocol"}': 3.0}, rejected
+    assert daemon.get_json("/status")["handshakes_pending"] == 0, "the health check's hang-up was handled"
+    assert rejections(daemon) == {'vigil_handshakes_rejected_total{reason="proxy_protocol"}': 3.0}, rejections(daemon)
+    # The same from a peer that is not trusted is no health check: counted untrusted, its hang-up refused.
+    untrusting = vigild("--proxy-protocol", "v2", "--trusted-proxies", "10.0.0.0/8")
+    with socket.create_connection(("127.0.0.1", untrusting.port), timeout=10) as sock:
+        sock.sendall(local)
+    deadline = time.monotonic() + 10
+    while not rejections(untrusting) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert rejections(untrusting) == {'vigil_handshakes_rejected_total{reason="closed_during_handshake"}': 1.0}
+    assert metric(untrusting, HEADERS.format("untrusted")) == 1 and metric(untrusting, HEADERS.format("local")) == 0
     v2 = b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x21, 0x11]) + struct.pack("!H", 12) + socket.inet_aton("192.0.2.9") \
         + socket.inet_aton("127.0.0.1") + struct.pack("!HH", 5555, daemon.port)
     assert raw_upgrade(daemon.port, preamble=v2) == 101
@@ -304,3 +329,39 @@ def test_the_proxy_header_comes_before_tls(vigild, balancer, tmp_path):
     record = [r for r in daemon.wait_closes(1) if r["client"] == "tls-behind"][0]
     assert (record["peer"], record["tls"], record["tls_server_name"]) == (f"127.0.0.2:{port}", "TLSv1.3", "localhost")
     assert record["via"].startswith("127.0.0.1:")
+
+
+def test_behind_nginx_http_the_per_ip_limit_counts_the_forwarded_client(vigild, balancer):
+    """max_connections_per_ip 1 behind nginx's HTTP proxy: counted by the X-Forwarded-For
+    client at the request head, so 127.0.0.2's second connection gets 429 and 127.0.0.3's
+    first does not; the count comes back when the connection closes."""
+    daemon = vigild("--trusted-proxies", "127.0.0.1", "--max-connections-per-ip", "1")
+    nginx = balancer("nginx-http-forwarded-for.conf", daemon)
+
+    async def scenario():
+        first = await echo_from(nginx.url(), "127.0.0.2", "first")
+        with pytest.raises(InvalidStatus) as refused:
+            await echo_from(nginx.url(), "127.0.0.2", "second")
+        other = await echo_from(nginx.url(), "127.0.0.3", "other")
+        await first.close()
+        await other.close()
+        await asyncio.to_thread(daemon.wait_closes, 2)
+        again = await echo_from(nginx.url(), "127.0.0.2", "again")
+        await again.close()
+        return refused.value.response.status_code
+
+    assert asyncio.run(scenario()) == 429
+    assert metric(daemon, 'vigil_handshakes_rejected_total{reason="per_ip_limit"}') == 1
+
+
+def test_the_proxy_header_is_read_within_the_handshake_timeout(vigild):
+    """A connection that sends half a PROXY header and stops is closed at handshake_timeout
+    and counted so."""
+    daemon = vigild("--proxy-protocol", "any", "--trusted-proxies", "127.0.0.1", "--handshake-timeout", "1s")
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=20) as sock:
+        sock.sendall(b"PROXY TCP4 192.0.2.7 ")
+        assert sock.recv(100) == b"", "closed by vigild"
+    deadline = time.monotonic() + 10
+    while not rejections(daemon) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert rejections(daemon) == {'vigil_handshakes_rejected_total{reason="handshake_timeout"}': 1.0}

@@ -37,8 +37,8 @@ public func fuzzProxyHeader(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CIn
         check(first == whole, "a prefix decided \(first), the whole stream \(whole)")
     }
     let text = String(decoding: stream, as: UTF8.self)
-    let chain = ForwardedChain(forwarded: [text], forwardedFor: [text], forwardedProto: [text])
-    for hop in chain.hops {
+    let chains = [ForwardedChain(forwarded: [text]), ForwardedChain(forwardedFor: [text], forwardedProto: [text])]
+    for hop in chains.flatMap(\.hops) {
         if let address = hop.address {
             check(address.utf8.allSatisfy { $0 < 0x80 && $0 > 0x20 }, "an address that is not plain text: \(address)")
         }
