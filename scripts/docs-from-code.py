@@ -24,7 +24,7 @@ def settings(vigild):
     found = []
     for flag, body in re.findall(r"^  --([a-z0-9-]+) <[^>]*>\n((?:        .*\n)+)", help_text, re.M):
         text = " ".join(body.split())
-        match = re.fullmatch(r"(.*) \(default: (.*?); env \w+(; reloadable)?\)", text)
+        match = re.fullmatch(r"(.*) \(default: (.*?); env \w+(?:; per route)?(; reloadable)?\)", text)
         if match:
             found.append((flag.replace("-", "_"), match.group(1), match.group(2), bool(match.group(3))))
     return found

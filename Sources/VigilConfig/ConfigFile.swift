@@ -4,7 +4,7 @@ import Yams
 ///
 /// YAML or JSON (JSON is read as YAML, of which it is a subset). A mapping of scalars (lists
 /// for the list settings), `targets`, a list of mappings (`MonitorTarget`), and
-/// `tls_certificates`, another (`TLSCertificateEntry`): other nesting
+/// `tls_certificates`, another (`TLSCertificateEntry`), and `routes` (`RouteEntry`): other nesting
 /// and empty values are errors naming the key.
 public struct ConfigFile: Sendable, Hashable {
     public var path: String
@@ -13,18 +13,20 @@ public struct ConfigFile: Sendable, Hashable {
     public var targets: [MonitorTarget]
     /// The listener's certificates chosen by SNI, in the file's order.
     public var tlsCertificates: [TLSCertificateEntry]
+    /// The listener's routes, in the file's order.
+    public var routes: [RouteEntry]
 
     public init(
         path: String, values: [String: String], targets: [MonitorTarget] = [],
-        tlsCertificates: [TLSCertificateEntry] = []
+        tlsCertificates: [TLSCertificateEntry] = [], routes: [RouteEntry] = []
     ) {
         self.path = path
         self.values = values
         self.targets = targets
         self.tlsCertificates = tlsCertificates
+        self.routes = routes
     }
 
-    /// Reads and parses the file at `path`.
     /// Reads and parses the file at `path`. Without `targets`, the `targets` list is skipped
     /// (a client that needs only the status settings need not read the targets' secrets).
     public static func read(path: String, targets readTargets: Bool = true) throws(ConfigurationError) -> ConfigFile {
@@ -50,17 +52,23 @@ public struct ConfigFile: Sendable, Hashable {
         var values: [String: String] = [:]
         var targets: [MonitorTarget]?
         var certificates: [TLSCertificateEntry]?
+        var routes: [RouteEntry]?
         for (keyNode, valueNode) in mapping {
             guard let key = keyNode.scalar?.string else {
                 throw ConfigurationError("config file \(path) has a key that is not a plain name")
             }
             guard values[key] == nil, key != MonitorTarget.configKey || targets == nil,
-                key != TLSCertificateEntry.configKey || certificates == nil
+                key != TLSCertificateEntry.configKey || certificates == nil,
+                key != RouteEntry.configKey || routes == nil
             else {
                 throw ConfigurationError("key \(key) appears twice in config file \(path)")
             }
             if key == TLSCertificateEntry.configKey {
                 certificates = try TLSCertificateEntry.parseList(valueNode, path: path)
+                continue
+            }
+            if key == RouteEntry.configKey {
+                routes = try RouteEntry.parseList(valueNode, path: path)
                 continue
             }
             if key == MonitorTarget.configKey {
@@ -87,6 +95,27 @@ public struct ConfigFile: Sendable, Hashable {
             values[key] = text
         }
         return ConfigFile(
-            path: path, values: values, targets: targets ?? [], tlsCertificates: certificates ?? [])
+            path: path, values: values, targets: targets ?? [], tlsCertificates: certificates ?? [],
+            routes: routes ?? [])
+    }
+}
+
+extension ConfigFile {
+    /// A list entry's keys and values (a target, a certificate, a route): an error naming
+    /// `place` when it is not a mapping (`shape` says what one looks like) or a key is not a
+    /// plain name or appears twice.
+    static func fields(of node: Node, in place: String, shape: String) throws(ConfigurationError) -> [String: Node] {
+        guard let mapping = node.mapping else {
+            throw ConfigurationError("\(place) must be a mapping (\(shape))")
+        }
+        var fields: [String: Node] = [:]
+        for (keyNode, valueNode) in mapping {
+            guard let key = keyNode.scalar?.string else {
+                throw ConfigurationError("\(place) has a key that is not a plain name")
+            }
+            guard fields[key] == nil else { throw ConfigurationError("\(place): key \(key) appears twice") }
+            fields[key] = valueNode
+        }
+        return fields
     }
 }

@@ -63,17 +63,7 @@ public struct MonitorTarget: Sendable, Hashable {
     }
 
     static func parse(_ node: Node, where place: String) throws(ConfigurationError) -> MonitorTarget {
-        guard let mapping = node.mapping else {
-            throw ConfigurationError("\(place) must be a mapping (name: …, url: …)")
-        }
-        var fields: [String: Node] = [:]
-        for (keyNode, valueNode) in mapping {
-            guard let key = keyNode.scalar?.string else {
-                throw ConfigurationError("\(place) has a key that is not a plain name")
-            }
-            guard fields[key] == nil else { throw ConfigurationError("\(place): key \(key) appears twice") }
-            fields[key] = valueNode
-        }
+        let fields = try ConfigFile.fields(of: node, in: place, shape: "name: …, url: …")
         guard let name = fields["name"]?.scalar?.string else {
             throw ConfigurationError("\(place) needs a name ([a-z0-9_-], unique)")
         }

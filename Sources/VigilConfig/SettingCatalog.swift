@@ -15,10 +15,19 @@ public struct SettingDefinition: Sendable {
     public let reloadable: Bool
     /// Whether a config file may give the value as a YAML list (read as the items joined by commas).
     public let list: Bool
+    /// Whether a route (`routes:`) may set its own value for its connections.
+    public private(set) var perRoute = false
     let apply: @Sendable (inout VigilSettings, String) throws(ValueParsers.Failure) -> Void
     let render: @Sendable (VigilSettings) -> String
     /// Copies this setting's value from the second settings into the first (a reload).
     let transfer: @Sendable (inout VigilSettings, VigilSettings) -> Void
+
+    /// The same setting, which a route may also set for itself.
+    var alsoPerRoute: Self {
+        var definition = self
+        definition.perRoute = true
+        return definition
+    }
 
     /// `--ping-interval`
     public var flag: String { "--" + SettingCatalog.dashed(key) }
@@ -88,8 +97,10 @@ public enum SettingCatalog {
             "listen", "127.0.0.1:8080",
             "WebSocket listener address (none: no listener, vigild only monitors its targets)",
             \.listen, parse: ValueParsers.optionalAddress, render: { $0?.description ?? "none" }),
-        .setting("path", "/ws", "URL path of the WebSocket route", \.path, parse: ValueParsers.path, render: { $0 }),
-        .choice("mode", "echo", "What vigild does with messages", \.mode),
+        .setting(
+            "path", "/ws", "URL path of the WebSocket route (without routes: in the config file)", \.path,
+            parse: ValueParsers.path, render: { $0 }),
+        .choice("mode", "echo", "What vigild does with messages (without routes: in the config file)", \.mode),
         .address("status_listen", "127.0.0.1:9090", "Status API (HTTP) address", \.statusListen),
         .setting(
             "status_socket", "none",
@@ -127,28 +138,35 @@ public enum SettingCatalog {
             "status_idle_timeout", "30s", "Close a keep-alive status connection idle this long", \.statusIdleTimeout),
         .duration(
             "ping_interval", "30s", "Ping every connection this often; 0 disables pings", reloadable: true,
-            \.pingInterval),
-        .duration("pong_timeout", "10s", "Close a connection whose pong is this late", reloadable: true, \.pongTimeout),
+            \.pingInterval
+        ).alsoPerRoute,
+        .duration("pong_timeout", "10s", "Close a connection whose pong is this late", reloadable: true, \.pongTimeout)
+            .alsoPerRoute,
         .duration(
             "read_deadline", "0", "Close a connection that sends no frame for this long; 0 disables it",
             reloadable: true,
-            \.readDeadline),
+            \.readDeadline
+        ).alsoPerRoute,
         .duration(
             "app_ping_interval", "0",
             "Send app_ping_message to each client this often and expect app_pong_message (browser pages that protocol pings cannot see); 0 disables it",
-            reloadable: true, \.appPingInterval),
+            reloadable: true, \.appPingInterval
+        ).alsoPerRoute,
         .duration(
             "app_pong_timeout", "10s", "Close a client (4000, app_pong_timeout) whose app_pong_message is this late",
-            reloadable: true, \.appPongTimeout),
+            reloadable: true, \.appPongTimeout
+        ).alsoPerRoute,
         .setting(
             "app_ping_message", #"{"type":"ping"}"#, "The application-level ping, sent as a text message",
             reloadable: true,
-            \.appPingMessage, parse: ValueParsers.messageText, render: { $0 }),
+            \.appPingMessage, parse: ValueParsers.messageText, render: { $0 }
+        ).alsoPerRoute,
         .setting(
             "app_pong_message", #"{"type":"pong"}"#,
             "The text message that answers it, byte for byte; taken out of the stream (not echoed or relayed)",
             reloadable: true,
-            \.appPongMessage, parse: ValueParsers.messageText, render: { $0 }),
+            \.appPongMessage, parse: ValueParsers.messageText, render: { $0 }
+        ).alsoPerRoute,
         .duration(
             "handshake_timeout", "10s", "Drop a TCP connection that has not completed the upgrade by then",
             \.handshakeTimeout),
@@ -180,11 +198,13 @@ public enum SettingCatalog {
             "allowed_origins", "same-origin",
             "Origins whose pages may connect: same-origin (Origin = Host), or a comma-separated list of origins, https://*.example.com wildcards, or *",
             list: true, reloadable: true, \.allowedOrigins, parse: ValueParsers.origins,
-            render: { $0.map { $0.map(\.description).joined(separator: ",") } ?? "same-origin" }),
+            render: { $0.map { $0.map(\.description).joined(separator: ",") } ?? "same-origin" }
+        ).alsoPerRoute,
         .setting(
             "require_origin", "false",
             "Refuse handshakes without an Origin header (clients that are not browsers send none)",
-            reloadable: true, \.requireOrigin, parse: ValueParsers.boolean, render: { $0 ? "true" : "false" }),
+            reloadable: true, \.requireOrigin, parse: ValueParsers.boolean, render: { $0 ? "true" : "false" }
+        ).alsoPerRoute,
         .setting(
             "trusted_proxies", "none",
             "Addresses and CIDR blocks of the load balancers and proxies in front of vigild: from them, a PROXY header's address and the Forwarded / X-Forwarded-For chain name the client",
@@ -209,7 +229,8 @@ public enum SettingCatalog {
             "tls_min_version", "1.2", "The oldest TLS version the WebSocket listener accepts", reloadable: true,
             \.tlsMinVersion),
         .setting(
-            "upstream", "none", "Proxy mode: the WebSocket service to relay every connection to (ws:// or wss://)",
+            "upstream", "none",
+            "Proxy mode: the WebSocket service to relay every connection to (ws:// or wss://); routes: in the config file for several services and pools",
             reloadable: true, \.upstream, parse: ValueParsers.webSocketURL, render: { $0?.description ?? "none" }),
         .choice(
             "upstream_path", "append", "Proxy mode: the upstream path then the client's, or always the upstream's own",
@@ -217,23 +238,33 @@ public enum SettingCatalog {
         .duration(
             "upstream_connect_timeout", "5s",
             "Proxy mode: how long the upstream has to answer the handshake (HTTP 504 beyond)",
-            reloadable: true, \.upstreamConnectTimeout),
+            reloadable: true, \.upstreamConnectTimeout
+        ).alsoPerRoute,
+        .duration(
+            "upstream_try_timeout", "1s",
+            "Proxy mode: how long one upstream of a pool has to answer before the handshake moves on to the next (within upstream_connect_timeout; the last one left gets what remains of it)",
+            reloadable: true, \.upstreamTryTimeout
+        ).alsoPerRoute,
         .setting(
             "upstream_ca_file", "none",
             "Proxy mode: PEM certificates trusted for a wss:// upstream, besides the system's",
-            reloadable: true, \.upstreamCAFile, parse: ValueParsers.filePath, render: { $0 ?? "none" }),
+            reloadable: true, \.upstreamCAFile, parse: ValueParsers.filePath, render: { $0 ?? "none" }
+        ).alsoPerRoute,
         .setting(
             "upstream_ping_interval", "inherit",
             "Proxy mode: ping the upstream leg this often (inherit: ping_interval)",
             reloadable: true, \.upstreamPingInterval, parse: ValueParsers.inheritedDuration,
-            render: { $0.map(DurationText.setting) ?? "inherit" }),
+            render: { $0.map(DurationText.setting) ?? "inherit" }
+        ).alsoPerRoute,
         .setting(
             "upstream_pong_timeout", "inherit", "Proxy mode: the upstream leg's pong timeout (inherit: pong_timeout)",
             reloadable: true, \.upstreamPongTimeout, parse: ValueParsers.inheritedDuration,
-            render: { $0.map(DurationText.setting) ?? "inherit" }),
+            render: { $0.map(DurationText.setting) ?? "inherit" }
+        ).alsoPerRoute,
         .choice(
             "upstream_failure_code", "1014", "Proxy mode: the close status a client gets when its upstream leg fails",
-            reloadable: true, \.upstreamFailureCode),
+            reloadable: true, \.upstreamFailureCode
+        ).alsoPerRoute,
         .setting(
             "compression", "on",
             "permessage-deflate: answered when a client offers it (echo and command modes compress themselves; proxy mode passes the offers upstream and relays compressed messages as they are) and offered to monitor targets; off: no extension anywhere",
@@ -294,7 +325,7 @@ public enum SettingCatalog {
             let value = "<" + dashed(definition.key) + ">"
             let text =
                 "\(definition.help) (default: \(definition.defaultText); env \(definition.environmentVariable)"
-                + (definition.reloadable ? "; reloadable" : "") + ")"
+                + (definition.perRoute ? "; per route" : "") + (definition.reloadable ? "; reloadable" : "") + ")"
             return "  \(definition.flag) \(value)\n" + wrapped(text, indent: 8, width: 79)
         }.joined(separator: "\n")
     }

@@ -3,6 +3,8 @@ public enum SettingSource: Sendable, Hashable, CustomStringConvertible {
     case flag(String)
     case environment(String)
     case file(String)
+    /// A route's own value, in a config file's `routes`.
+    case route(name: String, file: String)
     case defaultValue
 
     public var description: String {
@@ -10,6 +12,7 @@ public enum SettingSource: Sendable, Hashable, CustomStringConvertible {
         case .flag(let flag): "flag \(flag)"
         case .environment(let name): "environment \(name)"
         case .file(let path): "config file \(path)"
+        case .route(let name, let file): "route \(name) in config file \(file)"
         case .defaultValue: "default"
         }
     }
@@ -37,10 +40,22 @@ public struct ResolvedSettings: Sendable, Hashable {
         let width = SettingCatalog.all.map(\.key.count).max() ?? 0
         let values = SettingCatalog.all.map { $0.render(settings) }
         let valueWidth = values.map(\.count).max() ?? 0
-        return zip(SettingCatalog.all, values).map { definition, value in
+        let lines = zip(SettingCatalog.all, values).map { definition, value in
             definition.key.padding(to: width) + "  " + value.padding(to: valueWidth) + "  # "
                 + (sources[definition.key] ?? .defaultValue).description
-        }.joined(separator: "\n")
+        }
+        return (lines + settings.routes.map(Self.describe)).joined(separator: "\n")
+    }
+
+    /// `# route chat: /chat (any host) proxy least_connections chat-1=ws://… chat-2=ws://… upstream_try_timeout=2s`:
+    /// a route as read, its defaults filled in (after the settings, as comments).
+    static func describe(_ route: RouteEntry) -> String {
+        let hosts = route.hosts.isEmpty ? "any host" : route.hosts.joined(separator: ",")
+        let members = route.pool.map { "\($0.name)=\($0.url)" + ($0.drain ? " (drain)" : "") }
+        let overrides = route.overrides.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        return
+            (["# route \(route.name): \(route.path) (\(hosts)) \(route.mode.rawValue)"]
+            + (route.pool.isEmpty ? [] : [route.balance.rawValue]) + members + overrides).joined(separator: " ")
     }
 
     /// Takes `definition`'s value (and its source) from `other`: how a reload applies a setting.
@@ -142,8 +157,11 @@ public enum SettingsLoader {
         }
         settings.targets = file?.targets ?? []
         settings.tlsCertificates = file?.tlsCertificates ?? []
+        settings.routes = file?.routes ?? []
         let resolved = ResolvedSettings(settings: settings, sources: sources)
+        if let file { try rejectSingleRoute(resolved, file: file.path) }
         try validate(resolved)
+        if let file { try validateRoutes(resolved, file: file.path) }
         return resolved
     }
 
@@ -175,26 +193,8 @@ public enum SettingsLoader {
             ConfigurationError(
                 "invalid value \"\(resolved.text(forKey: key)!)\" for \(key) (\(resolved.sources[key]!)): \(rule)")
         }
-        if s.pingInterval > .zero && s.pongTimeout == .zero {
-            throw fail(
-                "pong_timeout",
-                "must be more than 0 while pings are enabled (ping_interval \(resolved.text(forKey: "ping_interval")!))"
-            )
-        }
-        if s.appPingInterval > .zero && s.appPongTimeout == .zero {
-            throw fail(
-                "app_pong_timeout",
-                "must be more than 0 while the application-level heartbeat runs (app_ping_interval \(resolved.text(forKey: "app_ping_interval")!))"
-            )
-        }
-        if s.appPingMessage.utf8.count > s.maxFrame {
-            throw fail(
-                "app_ping_message", "must fit in one frame of max_frame (\(resolved.text(forKey: "max_frame")!))")
-        }
-        if s.appPingInterval > .zero && s.mode == .echo && s.appPingMessage == s.appPongMessage {
-            throw fail(
-                "app_pong_message",
-                "must differ from app_ping_message in echo mode: every client's echo would answer it")
+        if s.routes.isEmpty {
+            try validateConnectionRules(resolved)  // else each route's, over these (validateRoutes)
         }
         if s.handshakeTimeout == .zero { throw fail("handshake_timeout", "must be more than 0") }
         if s.closeTimeout == .zero { throw fail("close_timeout", "must be more than 0") }
@@ -214,12 +214,6 @@ public enum SettingsLoader {
         }
         if s.mode != .proxy && s.upstream != nil {
             throw fail("upstream", "is used only in proxy mode, and mode is \(s.mode.rawValue) (set mode: proxy)")
-        }
-        if s.mode == .proxy && s.upstreamConnectTimeout == .zero {
-            throw fail("upstream_connect_timeout", "must be more than 0")
-        }
-        if let interval = s.upstreamPingInterval, interval > .zero, (s.upstreamPongTimeout ?? s.pongTimeout) == .zero {
-            throw fail("upstream_pong_timeout", "must be more than 0 while the upstream leg is pinged")
         }
         if !s.statusListen.isLoopback && s.statusTokenFile == nil && !s.statusInsecure {
             throw fail(
@@ -243,6 +237,9 @@ public enum SettingsLoader {
         }
         if s.listen == nil && s.mode == .proxy {
             throw fail("listen", "must be an address in proxy mode: the proxy's clients connect to it")
+        }
+        if s.listen == nil && !s.routes.isEmpty {
+            throw fail("listen", "must be an address: routes are the WebSocket listener's")
         }
         if (s.tlsCertFile == nil) != (s.tlsKeyFile == nil) {
             let (given, missing) =
@@ -271,6 +268,67 @@ public enum SettingsLoader {
                     "target \(target.name): pong_timeout must be more than 0 while it is pinged (set pong_timeout on the target, or the global one)"
                 )
             }
+        }
+    }
+}
+
+extension SettingsLoader {
+    /// What each connection's settings must satisfy, at the top level and in every route.
+    fileprivate static func validateConnectionRules(_ resolved: ResolvedSettings) throws(ConfigurationError) {
+        let s = resolved.settings
+        func fail(_ key: String, _ rule: String) -> ConfigurationError {
+            ConfigurationError(
+                "invalid value \"\(resolved.text(forKey: key)!)\" for \(key) (\(resolved.sources[key] ?? .defaultValue)): \(rule)"
+            )
+        }
+        if s.pingInterval > .zero && s.pongTimeout == .zero {
+            throw fail(
+                "pong_timeout",
+                "must be more than 0 while pings are enabled (ping_interval \(resolved.text(forKey: "ping_interval")!))"
+            )
+        }
+        if s.appPingInterval > .zero && s.appPongTimeout == .zero {
+            throw fail(
+                "app_pong_timeout",
+                "must be more than 0 while the application-level heartbeat runs (app_ping_interval \(resolved.text(forKey: "app_ping_interval")!))"
+            )
+        }
+        if s.appPingMessage.utf8.count > s.maxFrame {
+            throw fail(
+                "app_ping_message", "must fit in one frame of max_frame (\(resolved.text(forKey: "max_frame")!))")
+        }
+        if s.appPingInterval > .zero && s.mode == .echo && s.appPingMessage == s.appPongMessage {
+            throw fail(
+                "app_pong_message",
+                "must differ from app_ping_message in echo mode: every client's echo would answer it")
+        }
+        if s.mode == .proxy && s.upstreamConnectTimeout == .zero {
+            throw fail("upstream_connect_timeout", "must be more than 0")
+        }
+        if s.upstreamTryTimeout == .zero { throw fail("upstream_try_timeout", "must be more than 0") }
+        if let interval = s.upstreamPingInterval, interval > .zero, (s.upstreamPongTimeout ?? s.pongTimeout) == .zero {
+            throw fail("upstream_pong_timeout", "must be more than 0 while the upstream leg is pinged")
+        }
+    }
+
+    /// With `routes`, the settings of the single route must not be given too (which would win?).
+    fileprivate static func rejectSingleRoute(_ resolved: ResolvedSettings, file: String) throws(ConfigurationError) {
+        guard !resolved.settings.routes.isEmpty else { return }
+        for key in ["mode", "path", "upstream", "upstream_path"] {
+            guard let source = resolved.sources[key], source != .defaultValue else { continue }
+            throw ConfigurationError(
+                "\(key) (\(source)) describes the single route, and config file \(file) lists routes: give each route its own path, mode or upstream instead"
+            )
+        }
+    }
+
+    /// Each route's own settings over the top-level ones must hold as the top-level ones do.
+    fileprivate static func validateRoutes(_ resolved: ResolvedSettings, file: String) throws(ConfigurationError) {
+        let s = resolved.settings
+        for route in s.routes {
+            var sources = resolved.sources
+            for key in route.overrides.keys { sources[key] = .route(name: route.name, file: file) }
+            try validateConnectionRules(ResolvedSettings(settings: route.settings(over: s), sources: sources))
         }
     }
 }

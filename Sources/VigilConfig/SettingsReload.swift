@@ -1,5 +1,5 @@
-/// What a reload changes: every reloadable setting takes its new value (and the monitor targets
-/// and `tls_certificates` their new lists); any other setting that changed keeps its running value until a restart.
+/// What a reload changes: every reloadable setting takes its new value (and the monitor targets,
+/// `tls_certificates` and `routes` their new lists); any other setting that changed keeps its running value until a restart.
 public struct SettingsReload: Sendable {
     /// The configuration to run with from now on.
     public var updated: ResolvedSettings
@@ -13,6 +13,7 @@ public struct SettingsReload: Sendable {
         var updated = running
         updated.settings.targets = fresh.settings.targets  // reconciled as a whole list
         updated.settings.tlsCertificates = fresh.settings.tlsCertificates  // re-read as a whole, like the files
+        updated.settings.routes = fresh.settings.routes  // replaced as a whole list
         var applied: [(key: String, old: String, new: String)] = []
         var needRestart: [(key: String, old: String, new: String)] = []
         for definition in SettingCatalog.all {

@@ -27,20 +27,7 @@ public struct TLSCertificateEntry: Sendable, Hashable {
     /// Whether `name` (a client's SNI, any case, maybe with a trailing dot) is one of this
     /// entry's names.
     public func matches(_ name: String) -> Bool {
-        let name = Self.normalised(name)
-        return serverNames.contains { pattern in
-            guard pattern.hasPrefix("*.") else { return pattern == name }
-            let suffix = pattern.dropFirst(1)  // ".example.com"
-            guard name.hasSuffix(suffix) else { return false }
-            let label = name.dropLast(suffix.count)
-            return !label.isEmpty && !label.contains(".")
-        }
-    }
-
-    /// A server name as entries keep theirs: lowercased, no trailing dot.
-    public static func normalised(_ name: String) -> String {
-        let lower = name.lowercased()
-        return lower.hasSuffix(".") ? String(lower.dropLast()) : lower
+        serverNames.contains { ServerNamePattern.matches($0, name) }
     }
 
     // MARK: - Parsing
@@ -69,19 +56,10 @@ public struct TLSCertificateEntry: Sendable, Hashable {
     }
 
     static func parse(_ node: Node, where place: String) throws(ConfigurationError) -> TLSCertificateEntry {
-        guard let mapping = node.mapping else {
-            throw ConfigurationError("\(place) must be a mapping (server_names: …, cert_file: …, key_file: …)")
-        }
-        var fields: [String: Node] = [:]
-        for (keyNode, valueNode) in mapping {
-            guard let key = keyNode.scalar?.string else {
-                throw ConfigurationError("\(place) has a key that is not a plain name")
-            }
-            guard keys.contains(key) else {
-                throw ConfigurationError("\(place): unknown key \(key); keys: " + keys.joined(separator: ", "))
-            }
-            guard fields[key] == nil else { throw ConfigurationError("\(place): key \(key) appears twice") }
-            fields[key] = valueNode
+        let fields = try ConfigFile.fields(
+            of: node, in: place, shape: "server_names: …, cert_file: …, key_file: …")
+        if let unknown = fields.keys.sorted().first(where: { !keys.contains($0) }) {
+            throw ConfigurationError("\(place): unknown key \(unknown); keys: " + keys.joined(separator: ", "))
         }
         func file(_ key: String) throws(ConfigurationError) -> String {
             guard let text = fields[key]?.scalar?.string, !text.isEmpty else {
@@ -109,7 +87,7 @@ public struct TLSCertificateEntry: Sendable, Hashable {
         }
         var names: [String] = []
         for text in texts {
-            guard let name = serverName(text) else {
+            guard let name = ServerNamePattern.parse(text) else {
                 throw ConfigurationError(
                     "\(place): \"\(Printable.escaped(text, limit: 100))\" in server_names is not a host name such as app.example.com or *.example.com"
                 )
@@ -118,17 +96,6 @@ public struct TLSCertificateEntry: Sendable, Hashable {
         }
         guard !names.isEmpty else { throw ConfigurationError("\(place): server_names is empty") }
         return TLSCertificateEntry(serverNames: names, certFile: try file("cert_file"), keyFile: try file("key_file"))
-    }
-
-    /// A server-name pattern as kept: lowercased, no trailing dot, `*.` only as a whole first label.
-    static func serverName(_ text: String) -> String? {
-        let name = normalised(text[...].trimmingSpaces)
-        let wildcard = name.hasPrefix("*.")
-        let rest = wildcard ? String(name.dropFirst(2)) : name
-        guard let checked = try? ValueParsers.hostNames(rest), checked.count == 1 else { return nil }
-        // A wildcard over a single label (`*.com`) would match every name of a top-level domain.
-        if wildcard && !rest.contains(".") { return nil }
-        return wildcard ? "*." + rest : rest
     }
 }
 

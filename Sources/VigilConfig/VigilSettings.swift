@@ -56,9 +56,13 @@ public struct VigilSettings: Sendable, Hashable {
     public var tlsMinVersion = TLSMinimumVersion.tls12
     /// The config file's `tls_certificates`, chosen by SNI (not a catalog setting: a list of mappings).
     public var tlsCertificates: [TLSCertificateEntry] = []
+    /// The config file's `routes` (not a catalog setting: a list of mappings); empty: the single
+    /// route `path`, `mode` and `upstream` describe.
+    public var routes: [RouteEntry] = []
     public var upstream: WebSocketURL?
     public var upstreamPath = UpstreamPath.append
     public var upstreamConnectTimeout = Duration.zero
+    public var upstreamTryTimeout = Duration.zero
     public var upstreamCAFile: String?
     /// `nil`: the same as `pingInterval` / `pongTimeout`.
     public var upstreamPingInterval: Duration?
@@ -86,6 +90,24 @@ public struct VigilSettings: Sendable, Hashable {
     }
 
     init() {}
+
+    /// The routes the listener serves: `routes`, or the single route of `mode` — echo and
+    /// command at exactly `path`, proxy on every path to `upstream` (its one member named
+    /// `upstream`), the request built by `upstream_path`.
+    public var routeTable: [RouteEntry] {
+        guard routes.isEmpty else { return routes }
+        switch mode {
+        case .proxy:
+            return [
+                RouteEntry(
+                    name: "/", path: "/", mode: .proxy,
+                    pool: upstream.map { [PoolMember(name: "upstream", url: $0)] } ?? [],
+                    target: upstreamPath == .fixed ? .fixed : .append)
+            ]
+        case .echo, .command:
+            return [RouteEntry(name: path, path: path, exact: true, mode: mode)]
+        }
+    }
 
     /// Whether the WebSocket listener terminates TLS.
     public var tls: Bool { tlsCertFile != nil || !tlsCertificates.isEmpty }

@@ -9,13 +9,17 @@ public struct WebSocketURL: Sendable, Hashable, CustomStringConvertible {
     public var path: String
     /// Without the `?`; empty when there is none.
     public var query: String
+    /// Whether the URL was written with a path (even `/`): a route's prefix is then replaced
+    /// by it; without one, the client's path goes upstream as it came (nginx's `proxy_pass`).
+    public var hasPath: Bool
 
-    public init(secure: Bool, host: String, port: Int, path: String = "/", query: String = "") {
+    public init(secure: Bool, host: String, port: Int, path: String = "/", query: String = "", hasPath: Bool = true) {
         self.secure = secure
         self.host = host
         self.port = port
         self.path = path
         self.query = query
+        self.hasPath = hasPath
     }
 
     /// Parses `ws://HOST[:PORT][/PATH][?QUERY]` or `wss://…`; the port defaults to 80 and 443.
@@ -63,7 +67,7 @@ public struct WebSocketURL: Sendable, Hashable, CustomStringConvertible {
         }
         self.init(
             secure: secure, host: String(host), port: port, path: path.isEmpty ? "/" : String(path),
-            query: String(query))
+            query: String(query), hasPath: !path.isEmpty)
     }
 
     private static func port(_ text: Substring) -> Int? {
@@ -82,5 +86,8 @@ public struct WebSocketURL: Sendable, Hashable, CustomStringConvertible {
     /// The request target: path, and `?query` when there is one.
     public var requestTarget: String { query.isEmpty ? path : "\(path)?\(query)" }
 
-    public var description: String { "\(secure ? "wss" : "ws")://\(hostHeader)\(requestTarget)" }
+    /// As written: `ws://10.0.0.5:3000` keeps having no path.
+    public var description: String {
+        "\(secure ? "wss" : "ws")://\(hostHeader)" + (hasPath ? path : "") + (query.isEmpty ? "" : "?\(query)")
+    }
 }

@@ -8,8 +8,12 @@ import VigilConfig
 public final class ChannelDirectory: Sendable {
     /// Which timers a channel is supervised by.
     public enum Kind: Sendable {
+        /// Accepted, its route not known yet (no handshake yet).
         case accepted
-        case upstream
+        /// Accepted and upgraded on `route`, supervised by that route's heartbeat.
+        case client(route: String)
+        /// A proxied pair's upstream leg to `member` of `route`'s pool.
+        case upstream(route: String, member: String)
         /// A monitor target's connection, supervised by that target's heartbeat.
         case target(MonitorTarget)
     }
@@ -28,6 +32,19 @@ public final class ChannelDirectory: Sendable {
             _ = self.channels.withLockedValue { $0.removeValue(forKey: id) }
             whenClosed?()
         }
+    }
+
+    /// What `channel` now is (an accepted connection upgraded on its route).
+    public func reclassify(_ channel: any Channel, as kind: Kind) {
+        let id = ObjectIdentifier(channel)
+        channels.withLockedValue { all in
+            if all[id] != nil { all[id]!.kind = kind }
+        }
+    }
+
+    /// The channels whose kind `include` picks, with their kinds.
+    public func channels(where include: (Kind) -> Bool) -> [(channel: any Channel, kind: Kind)] {
+        channels.withLockedValue { $0.values.filter { include($0.kind) } }
     }
 
     public var count: Int { channels.withLockedValue { $0.count } }

@@ -4,7 +4,7 @@ import VigilConfig
 import VigilText
 
 /// The upgrade request vigild sends upstream for a client's handshake: the target built by the
-/// `upstream_path` rule, the client's subprotocol offer, its end-to-end headers, and the
+/// route's rule (`UpstreamTarget`), the client's subprotocol offer, its end-to-end headers, and the
 /// `X-Forwarded-*` and `Forwarded` (RFC 7239) headers saying who asked. Pure, so every rule is
 /// a unit test.
 enum ForwardedRequest {
@@ -22,18 +22,21 @@ enum ForwardedRequest {
     ///     the client, a PROXY header's client, or the trusted balancer that appended the
     ///     client to the request's own `X-Forwarded-For`.
     ///   - scheme: how the client reached vigild: `https` over TLS, else `http`.
-    static func make(for request: HTTPRequestHead, clientAddress: String, scheme: String, rules: ProxyRules)
-        -> UpgradeRequest
-    {
-        let upstream = rules.upstream
+    static func make(
+        for request: HTTPRequestHead, to upstream: WebSocketURL, clientAddress: String, scheme: String,
+        rules: ProxyRules
+    ) -> UpgradeRequest {
+        let (clientPath, clientQuery) = RequestTarget.split(request.uri)
         let target: String
-        switch rules.path {
+        switch rules.target {
         case .fixed:
             target = upstream.requestTarget
         case .append:
-            let (clientPath, clientQuery) = RequestTarget.split(request.uri)
             target = appendedTarget(
                 upstream: upstream, clientPath: String(clientPath), clientQuery: String(clientQuery))
+        case .replacingPrefix:
+            target = routedTarget(
+                upstream: upstream, routePath: rules.routePath, clientPath: clientPath, clientQuery: clientQuery)
         }
         let subprotocols = request.headers[canonicalForm: "sec-websocket-protocol"].map(String.init).filter {
             !$0.isEmpty
@@ -70,6 +73,30 @@ enum ForwardedRequest {
         let prefix = upstream.path.hasSuffix("/") ? String(upstream.path.dropLast()) : upstream.path
         let path = clientPath == "/" ? (prefix.isEmpty ? "/" : prefix) : prefix + clientPath
         let query = [upstream.query, clientQuery].filter { !$0.isEmpty }.joined(separator: "&")
+        return query.isEmpty ? path : "\(path)?\(query)"
+    }
+
+    /// A route's: its prefix replaced by the upstream URL's path (route `/feed`, upstream
+    /// `…/stream`: `/feed/x` → `/stream/x`, `/feed` → `/stream`), as nginx's `proxy_pass` with a
+    /// URI; an upstream URL without a path takes the client's path as it came. For the route
+    /// `/` this is `appendedTarget`. Queries as there.
+    static func routedTarget(upstream: WebSocketURL, routePath: String, clientPath: Substring, clientQuery: Substring)
+        -> String
+    {
+        let path: String
+        if !upstream.hasPath {
+            path = String(clientPath)
+        } else {
+            let prefix = routePath == "/" ? 0 : routePath.utf8.count
+            let rest = clientPath.utf8.dropFirst(prefix)
+            if rest.isEmpty || (prefix == 0 && rest.elementsEqual("/".utf8)) {
+                path = upstream.path
+            } else {
+                let base = upstream.path.hasSuffix("/") ? String(upstream.path.dropLast()) : upstream.path
+                path = base + String(decoding: rest, as: UTF8.self)
+            }
+        }
+        let query = [upstream.query, String(clientQuery)].filter { !$0.isEmpty }.joined(separator: "&")
         return query.isEmpty ? path : "\(path)?\(query)"
     }
 

@@ -3,12 +3,18 @@ import VigilConfig
 import VigilHost
 import VigilSupervisor
 
-/// What proxy mode needs to open each upstream leg, from the settings of the moment (a reload
-/// replaces them; live pairs keep the rules they were opened with).
+/// What a proxy route needs to open each upstream leg, from the settings of the moment (a
+/// reload replaces them; live pairs keep the rules they were opened with).
 public struct ProxyRules: Sendable {
-    public let upstream: WebSocketURL
-    public let path: UpstreamPath
+    /// The route's name and path prefix, and how its upstream request target is built.
+    public let route: String
+    public let routePath: String
+    public let target: UpstreamTarget
+    /// Its upstreams, health and balance.
+    public let pool: UpstreamPool
     public let connectTimeout: Duration
+    /// One member's share of `connectTimeout` while another could still be tried.
+    public let tryTimeout: Duration
     /// For a `wss://` upstream: the system's trust store plus `upstream_ca_file`.
     public let tls: WebSocketDialer.TLS?
     public let upstreamPolicy: SupervisionPolicy
@@ -22,20 +28,23 @@ public struct ProxyRules: Sendable {
     /// the backend's context.
     public let appHeartbeat: Bool
 
-    /// `nil` unless in proxy mode. Throws when the CA file cannot be used, naming it.
-    public static func make(_ settings: VigilSettings) throws -> ProxyRules? {
-        guard settings.mode == .proxy, let upstream = settings.upstream else { return nil }
+    /// The rules of `route` (a proxy route) with its own settings (`settings`: the top-level
+    /// ones with the route's over them). Throws when the CA file cannot be used, naming it.
+    public static func make(_ route: RouteEntry, settings: VigilSettings, pool: UpstreamPool) throws -> ProxyRules {
         let tls: WebSocketDialer.TLS?
         do {
             tls =
-                upstream.secure || settings.upstreamCAFile != nil
+                route.pool.contains(where: \.url.secure) || settings.upstreamCAFile != nil
                 ? try WebSocketDialer.TLS(caFile: settings.upstreamCAFile) : nil
         } catch {
             throw StartupError(
-                message: "cannot use upstream_ca_file \(settings.upstreamCAFile ?? "none") for \(upstream): \(error)")
+                message:
+                    "cannot use upstream_ca_file \(settings.upstreamCAFile ?? "none") for route \(route.name): \(error)"
+            )
         }
         return ProxyRules(
-            upstream: upstream, path: settings.upstreamPath, connectTimeout: settings.upstreamConnectTimeout, tls: tls,
+            route: route.name, routePath: route.path, target: route.target, pool: pool,
+            connectTimeout: settings.upstreamConnectTimeout, tryTimeout: settings.upstreamTryTimeout, tls: tls,
             upstreamPolicy: settings.upstreamSupervisionPolicy, failureCode: settings.upstreamFailureCode.code,
             compression: settings.compression, appHeartbeat: settings.appPingInterval > .zero)
     }

@@ -130,7 +130,9 @@ public final class RelaySink: MessageSink {
         case .partnerClosed:
             return nil  // the partner started it
         case .shutdown:
-            return .shutdown  // a pair stops together, even when a drain window spreads the stop
+            // A pair stops together, even when a drain window spreads the stop, and says why
+            // (vigild stopping, or the pool member drained).
+            return LocalClose(code: CloseStatus.goingAway, reason: outcome.reason, cause: .shutdown)
         case .remoteClose:
             // 1005 ("no status") is never put on the wire: an empty close frame says the same.
             let code = outcome.code == CloseStatus.noStatusReceived ? nil : outcome.code

@@ -30,11 +30,13 @@ public struct CloseFilter: Sendable, Hashable {
     public var pairID: UInt64?
     public var leg: ConnectionLeg?
     public var target: String?
+    public var route: String?
 
     public init(
         kind: CloseKind? = nil, cause: CloseCause? = nil, client: String? = nil, pairID: UInt64? = nil,
-        leg: ConnectionLeg? = nil, target: String? = nil
+        leg: ConnectionLeg? = nil, target: String? = nil, route: String? = nil
     ) {
+        self.route = route
         self.kind = kind
         self.cause = cause
         self.client = client
@@ -47,6 +49,6 @@ public struct CloseFilter: Sendable, Hashable {
         (kind == nil || record.kind == kind) && (cause == nil || record.cause == cause)
             && (client == nil || record.identity.client == client)
             && (pairID == nil || record.identity.pair?.pairID == pairID) && (leg == nil || record.identity.leg == leg)
-            && (target == nil || record.identity.target == target)
+            && (target == nil || record.identity.target == target) && (route == nil || record.identity.route == route)
     }
 }

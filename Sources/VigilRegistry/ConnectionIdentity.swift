@@ -9,14 +9,19 @@ public enum ConnectionLeg: String, Sendable, Hashable, CaseIterable {
     public var direction: String { self == .client ? "inbound" : "outbound" }
 }
 
-/// The proxy facts of a connection: the pair it belongs to and the upstream URL.
+/// The proxy facts of a connection: the pair it belongs to, the upstream URL, and the pool
+/// member it names (route and member as configured).
 public struct PairLink: Sendable, Hashable {
     public var pairID: UInt64
     public var upstream: String
+    public var route: String
+    public var member: String
 
-    public init(pairID: UInt64, upstream: String) {
+    public init(pairID: UInt64, upstream: String, route: String, member: String) {
         self.pairID = pairID
         self.upstream = upstream
+        self.route = route
+        self.member = member
     }
 }
 
@@ -55,11 +60,15 @@ public struct ConnectionIdentity: Sendable, Hashable {
     public var compression: String?
     /// The connection's TLS (`nil`: plain TCP).
     public var tls: TLSFacts?
+    /// The listener's route it came by (both legs of a pair); `nil` for a monitor target.
+    public var route: String?
 
     public init(
         peer: String, client: String? = nil, path: String, leg: ConnectionLeg = .client, pair: PairLink? = nil,
-        target: String? = nil, compression: String? = nil, tls: TLSFacts? = nil, via: String? = nil
+        target: String? = nil, compression: String? = nil, tls: TLSFacts? = nil, via: String? = nil,
+        route: String? = nil
     ) {
+        self.route = route
         self.peer = peer
         self.via = via
         self.client = client
@@ -134,6 +143,8 @@ public struct ConnectionIdentity: Sendable, Hashable {
             Field("tls", tls.map { .text($0.version) } ?? .unknown, onEveryLine: false),
             Field("tls_server_name", tls?.serverName.map(Value.text) ?? .unknown, onEveryLine: false),
             Field("via", via.map(Value.text) ?? .unknown, onEveryLine: false),
+            Field("route", route.map(Value.text) ?? .unknown, onEveryLine: false),
+            Field("member", pair.map { .text($0.member) } ?? .unknown, onEveryLine: false),
         ]
     }
 

@@ -184,15 +184,27 @@ public final class ConnectionRegistry: Sendable {
     }
 
     /// Open connections in id order (oldest first), from after id `after` (all when `nil`), at
-    /// most `limit`; and how many are open in all. Only the page is snapshotted.
-    public func connections(after: UInt64?, limit: Int) -> (count: Int, page: [ConnectionSnapshot]) {
+    /// most `limit`, of `route` only when given; and how many such are open in all. Only the
+    /// page is snapshotted.
+    public func connections(after: UInt64?, limit: Int, route: String? = nil) -> (
+        count: Int, page: [ConnectionSnapshot]
+    ) {
         var count = 0
         var candidates: [LiveConnection] = []
         let floor = after ?? 0
         for shard in shards {
             shard.connections.withLockedValue { connections in
-                count += connections.count
-                for (id, connection) in connections where after == nil || id > floor { candidates.append(connection) }
+                guard let route else {
+                    count += connections.count
+                    for (id, connection) in connections where after == nil || id > floor {
+                        candidates.append(connection)
+                    }
+                    return
+                }
+                for (id, connection) in connections where connection.identity.route == route {
+                    count += 1
+                    if after == nil || id > floor { candidates.append(connection) }
+                }
             }
         }
         let page = candidates.lazy.sorted { $0.id < $1.id }.prefix(limit).map { $0.snapshot() }

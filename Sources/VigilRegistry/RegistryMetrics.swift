@@ -20,6 +20,8 @@ public final class RegistryMetrics: Sendable {
     let appRoundTrip: DurationHistogram
     /// The monitor targets' series.
     public let targets: TargetMetrics
+    /// The proxy routes' pool members' series.
+    public let upstreams: UpstreamMetrics
     /// Labelled counters are created on first use and cached (creation takes the registry's lock).
     private let closes = NIOLockedValueBox<[KindAndCause: Counter]>([:])
     private let rejections = NIOLockedValueBox<[HandshakeRejectionReason: Counter]>([:])
@@ -84,6 +86,7 @@ public final class RegistryMetrics: Sendable {
                 helpText: "Application-level ping (app_ping_message) to its reply (app_pong_message)"),
             buckets: Self.roundTripBuckets)
         targets = TargetMetrics(collectors: collectors)
+        upstreams = UpstreamMetrics(collectors: collectors)
     }
 
     func countClose(_ outcome: CloseOutcome, leg: ConnectionLeg) {

@@ -159,15 +159,15 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// A request without `Upgrade: websocket`: 426 on the WebSocket route, 404 elsewhere.
     private func plainRequestRejection(_ request: HTTPRequestHead) -> HandshakeRejection {
         let (path, _) = RequestTarget.split(request.uri)
-        if server.route.path.map({ path == $0[...] }) ?? true {
+        let routes = server.routes
+        let host = request.headers.first(name: "host")
+        if routes.route(for: path, host: host) != nil {
             return HandshakeRejection(
                 status: .upgradeRequired, reason: .notWebSocket,
                 message: "\(Printable.escaped(path)) accepts WebSocket upgrades only (send Upgrade: websocket)",
                 extraHeaders: [("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13")])
         }
-        return HandshakeRejection(
-            status: .notFound, reason: .notFound,
-            message: "no WebSocket route at \(Printable.escaped(path)); the route is \(server.route.description)")
+        return routes.notFound(path, host: host)
     }
 }
 

@@ -3,19 +3,15 @@ import Synchronization
 import VigilConfig
 import VigilFraming
 import VigilHost
-import VigilProxy
 import VigilRegistry
 import VigilTLS
 
 /// What every connection accepted on the WebSocket listener shares: the connection host
 /// (registry, log, clock, timer wheels, channel directory), the settings it was started with,
-/// the route, the accept gate, and the rules a reload replaces.
+/// the accept gate, and what a reload replaces (the routes, TLS, the trusted proxies).
 final class ServerContext: Sendable {
     let settings: VigilSettings
     let host: ConnectionHost
-    let route: WebSocketRoute
-    /// Which pages' WebSockets are admitted (a reload replaces it).
-    let origins: NIOLockedValueBox<OriginPolicy>
     /// Which accepted connections may go on to their handshake.
     let gate: AcceptGate
     /// Refused and timed-out handshakes are logged one by one, up to this budget.
@@ -26,8 +22,8 @@ final class ServerContext: Sendable {
     /// compresses.
     let deflate: PerMessageDeflate.Configuration?
     let deflateOptions: DeflateOptions
-    /// Proxy mode's rules for new pairs (a reload replaces them); `nil` in the other modes.
-    private let proxy = NIOLockedValueBox<ProxyRules?>(nil)
+    /// The routes for new handshakes (a reload replaces them; empty until start).
+    private let routeTable = NIOLockedValueBox(RouteTable(routes: []))
     /// The listener's TLS for new handshakes (a reload replaces it); `nil`: plain TCP.
     private let tls = NIOLockedValueBox<ListenerTLS?>(nil)
     /// Who may name the client (a reload replaces it).
@@ -42,8 +38,6 @@ final class ServerContext: Sendable {
         self.host = host
         self.failpoints = failpoints
         self.gate = AcceptGate(settings: settings, descriptorBudget: descriptorBudget)
-        self.route = WebSocketRoute(path: settings.mode == .proxy ? nil : settings.path)
-        self.origins = NIOLockedValueBox(OriginPolicy(settings: settings))
         self.trusted = NIOLockedValueBox(settings.trustedProxies)
         self.deflate =
             settings.compression
@@ -55,9 +49,9 @@ final class ServerContext: Sendable {
 
     var registry: ConnectionRegistry { host.registry }
 
-    func proxyRules() -> ProxyRules? { proxy.withLockedValue { $0 } }
+    var routes: RouteTable { routeTable.withLockedValue { $0 } }
 
-    func replaceProxyRules(_ rules: ProxyRules?) { proxy.withLockedValue { $0 = rules } }
+    func replaceRoutes(_ new: RouteTable) { routeTable.withLockedValue { $0 = new } }
 
     func listenerTLS() -> ListenerTLS? { tls.withLockedValue { $0 } }
 

@@ -95,7 +95,9 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
     /// Binds (or adopts) both listeners; the server is ready (and `/readyz` says so) when this returns.
     public func start() async throws {
         let settings = server.settings
-        server.replaceProxyRules(try ProxyRules.make(settings))
+        let routes = try RouteTable.make(settings, running: nil, host: server.host)
+        routes.commit(replacing: nil)
+        server.replaceRoutes(routes)
         do {
             let tls = try ListenerTLS.load(settings)
             server.replaceListenerTLS(tls)
@@ -138,7 +140,7 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
         let tls = server.listenerTLS()
         let wsURL =
             webSocket.map {
-                "\(tls == nil ? "ws" : "wss")://\($0.localAddress?.endpointDescription ?? "?")\(settings.mode == .proxy ? "/" : settings.path)"
+                "\(tls == nil ? "ws" : "wss")://\($0.localAddress?.endpointDescription ?? "?")\(settings.mode == .proxy || !settings.routes.isEmpty ? "/" : settings.path)"
             } ?? "none"
         let statusURL =
             "http://\(status.localAddress?.endpointDescription ?? "?")"
@@ -148,10 +150,14 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
         if lifecycle.logLevel > .notice { lifecycle.logLevel = .notice }
         let upstream =
             (settings.upstream.map { " upstream=\($0)" } ?? "")
+            + (settings.routes.isEmpty ? "" : " routes=\(settings.routes.map(\.name).joined(separator: ","))")
             + (settings.targets.isEmpty ? "" : " targets=\(settings.targets.count)")
         lifecycle.notice(
             "vigild ready ws=\(wsURL) status=\(statusURL)\(upstream)",
-            metadata: ["mode": "\(settings.mode.rawValue)", "socket_activated": "\(inherited != nil)"])
+            metadata: [
+                "mode": "\(settings.routes.isEmpty ? settings.mode.rawValue : "routes")",
+                "socket_activated": "\(inherited != nil)",
+            ])
         if let tls { lifecycle.notice("tls: \(Self.describe(tls))") }
     }
 
@@ -279,13 +285,13 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
                 status: "reloading configuration"))
         defer { link?.send(.ready(mainPID: getpid(), status: statusLine)) }
         let reload: SettingsReload
-        let rules: ProxyRules?
+        let routes: RouteTable
         let access: StatusAccess
         let targetChanges: MonitorTargets.Changes
         let tls: ListenerTLS?
         do {
             reload = SettingsReload(running: configuration, fresh: try load())
-            rules = try ProxyRules.make(reload.updated.settings)
+            routes = try RouteTable.make(reload.updated.settings, running: server.routes, host: server.host)
             access = try StatusAccess.make(reload.updated.settings)
             tls = try reloadedTLS(reload.updated.settings)
             // Targets are reloadable as a whole list: new ones start, removed ones stop, changed
@@ -303,6 +309,12 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
             registry.noteTLSCertificates(tls.certificates.map { ($0.certFile, $0.notValidAfter) })
             report.applied.insert(("tls", "", Self.describe(tls)), at: 0)
         }
+        let running = server.routes
+        routes.commit(replacing: running)
+        server.replaceRoutes(routes)
+        if let change = Self.describeChanges(from: running, to: routes) {
+            report.applied.insert(("routes", "", change), at: 0)
+        }
         if !targetChanges.isEmpty {
             let describe = { (what: String, names: [String]) in
                 names.isEmpty ? nil : "\(what) \(names.joined(separator: " "))"
@@ -314,21 +326,23 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
             report.applied.insert(("targets", "", text), at: 0)
         }
         let settings = reload.updated.settings
-        let (policy, upstreamPolicy) = (settings.supervisionPolicy, settings.upstreamSupervisionPolicy)
+        let policy = settings.supervisionPolicy
         server.host.policy = policy
-        server.replaceProxyRules(rules)
-        server.origins.withLockedValue { $0 = OriginPolicy(settings: settings) }
         server.replaceTrustedProxies(settings.trustedProxies)
         statusListener.withLockedValue { $0 }?.replaceAccess(access)
+        // Live connections take their route's new heartbeat; those of a route that is gone
+        // keep the one they had.
         server.host.channels.broadcast { kind in
             switch kind {
             case .accepted: PolicyUpdate(policy)
-            case .upstream: PolicyUpdate(upstreamPolicy)
+            case .client(let route): routes.route(named: route).map { PolicyUpdate($0.policy) }
+            case .upstream(let route, _): routes.route(named: route).map { PolicyUpdate($0.upstreamPolicy) }
             case .target(let target): PolicyUpdate(target.supervisionPolicy(global: policy))
             }
         }
+        drainMembers(of: routes, over: settings.drainWindow)
         let changes = report.applied.map {
-            $0.key == "targets" || $0.key == "tls" ? "\($0.key): \($0.new)" : "\($0.key) \($0.old) → \($0.new)"
+            ["targets", "tls", "routes"].contains($0.key) ? "\($0.key): \($0.new)" : "\($0.key) \($0.old) → \($0.new)"
         }.joined(separator: ", ")
         logger.notice(
             "configuration reloaded: \(changes.isEmpty ? "nothing to change" : changes)",
@@ -339,6 +353,45 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
             )
         }
         return .success(report)
+    }
+
+    /// `added chat; removed feed; changed echo`: what a reload did to the routes, `nil` for nothing.
+    static func describeChanges(from running: RouteTable, to new: RouteTable) -> String? {
+        let old = Dictionary(running.routes.map { ($0.name, $0.entry) }, uniquingKeysWith: { first, _ in first })
+        let added = new.routes.filter { old[$0.name] == nil }.map(\.name)
+        let changed = new.routes.filter { route in old[route.name].map { $0 != route.entry } ?? false }.map(\.name)
+        let removed = running.routes.filter { new.route(named: $0.name) == nil }.map(\.name)
+        let text = [("added", added), ("removed", removed), ("changed", changed)].compactMap { what, names in
+            names.isEmpty ? nil : "\(what) \(names.joined(separator: " "))"
+        }.joined(separator: "; ")
+        return text.isEmpty ? nil : text
+    }
+
+    /// Pool members marked `drain`: their live pairs are closed, 1001 to the client, each at a
+    /// random moment of `window` (at once without one). New pairs never go to them.
+    private func drainMembers(of routes: RouteTable, over window: Duration) {
+        var drained: Set<[String]> = []
+        for route in routes.routes {
+            for member in route.entry.pool where member.drain { drained.insert([route.name, member.name]) }
+        }
+        guard !drained.isEmpty else { return }
+        let channels = server.host.channels.channels { kind in
+            if case .upstream(let route, let member) = kind { return drained.contains([route, member]) }
+            return false
+        }
+        for (channel, kind) in channels {
+            guard case .upstream(let route, let member) = kind else { continue }
+            let close = CloseRequest(
+                LocalClose(
+                    code: CloseStatus.goingAway, reason: "upstream \(member) of route \(route) is drained",
+                    cause: .shutdown))
+            let delay = window > .zero ? TimeAmount.nanoseconds(Int64.random(in: 0..<window.inNanoseconds)) : .zero
+            channel.eventLoop.scheduleTask(in: delay) { channel.pipeline.fireUserInboundEventTriggered(close) }
+        }
+        if !channels.isEmpty {
+            let spread = window > .zero ? " over \(DurationText.setting(window))" : ""
+            logger.notice("draining \(channels.count) pairs of drained upstreams\(spread)")
+        }
     }
 
     /// The listener's TLS from the reloaded settings' files, read anew. A certificate that
@@ -521,7 +574,8 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
                 self.flatMap { ServerPhase(rawValue: $0.phase.load(ordering: .acquiring)) } ?? .draining
             },
             pendingHandshakes: { gate.pendingCount },
-            targets: { [targets] in targets.reports() })
+            targets: { [targets] in targets.reports() },
+            routes: { [server] in server.routes.reports })
     }
 
     /// The settings refuse a `status_listen` that is not loopback without a token; an inherited

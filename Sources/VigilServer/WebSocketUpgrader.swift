@@ -34,6 +34,7 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
 
     /// An admitted request, until its upgrade completes.
     private struct Admission {
+        var route: RouteTable.Route
         var client: String?
         var path: String
         var upgraded = false
@@ -82,15 +83,17 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
         {
             return channel.eventLoop.makeFailedFuture(refusal)
         }
-        let client: String?
-        switch server.route.match(method: upgradeRequest.method, uri: upgradeRequest.uri) {
+        let (route, client): (RouteTable.Route, String?)
+        switch server.routes.match(
+            method: upgradeRequest.method, uri: upgradeRequest.uri, host: upgradeRequest.headers.first(name: "host"))
+        {
         case .failure(let rejection):
             return channel.eventLoop.makeFailedFuture(rejection)
-        case .success(let name):
-            client = name
+        case .success(let matched):
+            (route, client) = matched
         }
         if let rejection = HandshakeRejection.checkHeaders(upgradeRequest.headers)
-            ?? server.origins.withLockedValue({ $0 }).check(upgradeRequest.headers)
+            ?? route.origins.check(upgradeRequest.headers)
         {
             return channel.eventLoop.makeFailedFuture(rejection)
         }
@@ -101,7 +104,7 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
                     message: "vigild is at its limit of \(server.registry.maxConnections) connections; try again later",
                     extraHeaders: [("Retry-After", "5")]))
         }
-        admitted = Admission(client: client, path: String(RequestTarget.split(upgradeRequest.uri).path))
+        admitted = Admission(route: route, client: client, path: String(RequestTarget.split(upgradeRequest.uri).path))
         // If the connection dies before the upgrade completes, an upstream leg already open for
         // it is closed (its slot comes back with the socket).
         channel.closeFuture.assumeIsolated().whenComplete { _ in
@@ -109,7 +112,7 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
             self.admitted = nil
             admission.relay?.upstreamSink.connection?.close(Self.clientGone)
         }
-        guard let rules = server.proxyRules() else {
+        guard let rules = route.proxy else {
             let agreement = server.deflate.flatMap { configuration in
                 PerMessageDeflate.accept(
                     PerMessageDeflate.offers(in: upgradeRequest.headers["sec-websocket-extensions"]),
@@ -180,7 +183,7 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
     func upgrade(context: ChannelHandlerContext, upgradeRequest: HTTPRequestHead) -> EventLoopFuture<Void> {
         let channel = context.channel
         guard var admission = admitted, !admission.upgraded, channel.isActive,
-            let sink = admission.relay?.clientSink ?? server.settings.mode.makeSink()
+            let sink = admission.relay?.clientSink ?? admission.route.entry.mode.makeSink()
         else {
             // Closed before the upgrade could finish: the slot comes back with the socket.
             return context.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
@@ -194,11 +197,11 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
             path: admission.path,
             leg: .client, pair: admission.relay?.pair,
             compression: (admission.deflate ?? admission.relay?.compression)?.headerValue,
-            tls: handshake.tls?.facts, via: handshake.origin.via)
+            tls: handshake.tls?.facts, via: handshake.origin.via, route: admission.route.name)
         let books = host.openBooks(identity, at: now)
         books.logger.debug("connection opened")
         var configuration = SupervisedConnectionHandler.Configuration(
-            role: .server, policy: host.policy, limits: host.limits)
+            role: .server, policy: admission.route.policy, limits: host.limits)
         // A relay passes the client's pings to the backend instead of answering them itself.
         configuration.answersPings = admission.relay == nil
         let compression: MessageCompression =
@@ -231,6 +234,8 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
                 try WebSocketPipeline.addFramingHandlers(to: pipeline, limits: host.limits)
                 try server.failpoints.check(.upgradePipeline)
                 try pipeline.addHandler(handler)
+                // A reload reaches it with its route's heartbeat from now on.
+                host.channels.reclassify(channel, as: .client(route: admission.route.name))
             } catch {
                 // Never supervised: no record and no ghost entry; an upstream leg must not wait,
                 // and the socket is closed here (NIO's upgrade handler only passes the error on,

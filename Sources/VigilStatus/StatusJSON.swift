@@ -252,3 +252,51 @@ struct TargetJSON: Encodable {
 struct TargetListJSON: Encodable {
     var targets: [TargetJSON]
 }
+
+struct RouteListJSON: Encodable {
+    var routes: [RouteJSON]
+}
+
+/// A route as `/routes` lists it.
+struct RouteJSON: Encodable {
+    var name: String
+    var path: String
+    /// `null`: any host.
+    var host: [String]?
+    var mode: String
+    var balance: String?
+    var members: [MemberJSON]
+
+    struct MemberJSON: Encodable {
+        var name: String
+        var url: String
+        var up: Bool
+        var pairs: Int
+        var drain: Bool
+    }
+
+    init(_ report: RouteReport) {
+        name = report.name
+        path = report.path
+        host = report.hosts.isEmpty ? nil : report.hosts
+        mode = report.mode
+        balance = report.balance
+        members = report.members.map {
+            MemberJSON(name: $0.name, url: $0.url, up: $0.up, pairs: $0.pairs, drain: $0.drain)
+        }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(name, forKey: .name)
+        try container.encode(path, forKey: .path)
+        try container.encode(host, forKey: .host)  // null, not left out: "any host"
+        try container.encode(mode, forKey: .mode)
+        try container.encode(balance, forKey: .balance)
+        try container.encode(members, forKey: .members)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, path, host, mode, balance, members
+    }
+}

@@ -96,13 +96,13 @@ enum StatusPage {
           </section>
           <section id="pairs-section" class="wide" hidden>
             <h2>Proxied pairs</h2>
-            <div class="scroll"><table id="pairs"><thead><tr><th class="num">pair</th><th>client peer</th><th class="num">client RTT</th><th>upstream</th><th class="num">upstream RTT</th><th>age</th></tr></thead><tbody></tbody></table></div>
+            <div class="scroll"><table id="pairs"><thead><tr><th class="num">pair</th><th>client peer</th><th class="num">client RTT</th><th>upstream</th><th>route / member</th><th class="num">upstream RTT</th><th>age</th></tr></thead><tbody></tbody></table></div>
           </section>
           <section class="wide">
             <h2>Live connections <span class="muted" id="connections-shown"></span></h2>
             <input type="search" id="filter" placeholder="filter: any text, or key=value (client=kiosk, leg=upstream)">
             <div class="scroll"><table id="connections"><thead><tr>
-              <th class="num" data-sort="id">id</th><th data-sort="peer">peer</th><th data-sort="client">client</th><th data-sort="path">path</th>
+              <th class="num" data-sort="id">id</th><th data-sort="peer">peer</th><th data-sort="client">client</th><th data-sort="path">path</th><th data-sort="route">route</th>
               <th data-sort="leg">leg</th><th data-sort="target">target</th><th class="num" data-sort="age">age</th><th class="num" data-sort="idle">idle</th>
               <th class="num" data-sort="rtt_ms">RTT ms</th><th class="num" data-sort="app_rtt_ms">app RTT ms</th>
               <th class="num" data-sort="messages_in">in</th><th class="num" data-sort="messages_out">out</th></tr></thead><tbody></tbody></table></div>
@@ -110,7 +110,7 @@ enum StatusPage {
           <section class="wide">
             <h2>Recent closes <span class="muted" id="closes-shown"></span></h2>
             <div class="scroll"><table id="closes"><thead><tr><th class="num">seq</th><th>closed</th><th>kind</th><th class="num">code</th><th>cause</th>
-              <th>by</th><th>client</th><th>peer</th><th>leg</th><th class="num">lasted</th><th>reason</th></tr></thead><tbody></tbody></table></div>
+              <th>by</th><th>client</th><th>peer</th><th>leg</th><th>route</th><th class="num">lasted</th><th>reason</th></tr></thead><tbody></tbody></table></div>
           </section>
         </main>
         <script>
@@ -340,7 +340,7 @@ enum StatusPage {
           });
           fill($("connections").tBodies[0], shown, (tr, c) => {
             tr.dataset.id = c.id;
-            cell(tr, c.id, "num"); cell(tr, c.peer); cell(tr, c.client); cell(tr, c.path); cell(tr, c.leg); cell(tr, c.target);
+            cell(tr, c.id, "num"); cell(tr, c.peer); cell(tr, c.client); cell(tr, c.path); cell(tr, c.route); cell(tr, c.leg); cell(tr, c.target);
             cell(tr, seconds(since(c.opened_at)), "num"); cell(tr, seconds(since(c.last_seen_at)), "num");
             cell(tr, ms(c.rtt_ms), "num"); cell(tr, ms(c.app_rtt_ms), "num"); cell(tr, c.messages_in, "num"); cell(tr, c.messages_out, "num");
           });
@@ -355,7 +355,8 @@ enum StatusPage {
           $("pairs-section").hidden = pairList.length === 0;
           fill($("pairs").tBodies[0], pairList, (tr, p) => {
             cell(tr, p.id, "num"); cell(tr, p.client?.peer); cell(tr, ms(p.client?.rtt_ms), "num");
-            cell(tr, (p.upstream || p.client)?.upstream); cell(tr, ms(p.upstream?.rtt_ms), "num");
+            const leg = p.upstream || p.client;
+            cell(tr, leg?.upstream); cell(tr, leg ? leg.route + " / " + leg.member : null); cell(tr, ms(p.upstream?.rtt_ms), "num");
             cell(tr, p.client ? seconds(since(p.client.opened_at)) : null);
           });
         }
@@ -383,7 +384,7 @@ enum StatusPage {
             tr.dataset.seq = r.seq;
             cell(tr, r.seq, "num"); cell(tr, r.closed_at.slice(11, 23)); kindCell(tr, r.kind); cell(tr, r.code, "num");
             cell(tr, r.cause); cell(tr, r.initiator); cell(tr, r.client); cell(tr, r.peer); cell(tr, r.leg + (r.target ? " " + r.target : ""));
-            cell(tr, seconds(r.duration_ms / 1000), "num"); cell(tr, r.reason, "reason");
+            cell(tr, r.route ? r.route + (r.member ? " / " + r.member : "") : null); cell(tr, seconds(r.duration_ms / 1000), "num"); cell(tr, r.reason, "reason");
           });
           $("closes-shown").textContent = "(newest " + state.closes.length + ")";
         }

@@ -45,13 +45,17 @@ public struct StatusRouter: Sendable {
     let pendingHandshakes: @Sendable () -> Int
     /// The monitor targets, in configuration order.
     let targets: @Sendable () -> [TargetReport]
+    /// The listener's routes, in configuration order.
+    let routes: @Sendable () -> [RouteReport]
 
     public init(
         registry: ConnectionRegistry, startedAt: MonotonicInstant, clock: ConnectionClock,
         configuration: @escaping @Sendable () -> ResolvedSettings, phase: @escaping @Sendable () -> ServerPhase,
         pendingHandshakes: @escaping @Sendable () -> Int = { 0 },
-        targets: @escaping @Sendable () -> [TargetReport] = { [] }
+        targets: @escaping @Sendable () -> [TargetReport] = { [] },
+        routes: @escaping @Sendable () -> [RouteReport] = { [] }
     ) {
+        self.routes = routes
         self.registry = registry
         self.startedAt = startedAt
         self.clock = clock
@@ -64,7 +68,7 @@ public struct StatusRouter: Sendable {
     static let endpoints = [
         "/", "/livez", "/readyz", "/health", "/history", "/connections", "/connections/{id}", "/closes",
         "/closes/stream", "/targets",
-        "/targets/{name}", "/status", "/metrics",
+        "/targets/{name}", "/routes", "/status", "/metrics",
     ]
     /// `/closes` returns this many records unless `limit=` says otherwise.
     static let defaultCloseLimit = 100
@@ -100,10 +104,13 @@ public struct StatusRouter: Sendable {
         case "/health":
             return acceptOnly([], parameters) ?? health()
         case "/connections":
-            return acceptOnly(["after_id", "limit"], parameters) ?? connections(parameters)
+            return acceptOnly(["after_id", "limit", "route"], parameters) ?? connections(parameters)
         case "/closes":
-            return acceptOnly(["kind", "cause", "client", "pair", "leg", "target", "limit", "before_seq"], parameters)
+            return acceptOnly(
+                ["kind", "cause", "client", "pair", "leg", "target", "route", "limit", "before_seq"], parameters)
                 ?? closes(parameters)
+        case "/routes":
+            return acceptOnly([], parameters) ?? .json(RouteListJSON(routes: routes().map(RouteJSON.init)))
         case "/targets":
             return acceptOnly([], parameters) ?? .json(TargetListJSON(targets: targets().map(TargetJSON.init)))
         case "/status":
@@ -137,7 +144,11 @@ public struct StatusRouter: Sendable {
         } catch {
             return .error(.badRequest, error.message)
         }
-        let (count, page) = registry.connections(after: after, limit: limit + 1)
+        let route = parameters["route"]
+        if let route, !Self.isRouteName(route) {
+            return .error(.badRequest, "route \"\(Printable.escaped(route[...]))\" is not a route name")
+        }
+        let (count, page) = registry.connections(after: after, limit: limit + 1, route: route)
         let shown = page.prefix(limit)
         let next =
             page.count > limit ? Self.link("/connections", parameters, cursor: ("after_id", shown.last!.id)) : nil
@@ -192,7 +203,12 @@ public struct StatusRouter: Sendable {
         var response: StatusResponse
     }
 
-    /// The filter `/closes/stream?kind=&cause=&client=&pair=&leg=&target=` asks for, or its 4xx.
+    /// What a route's name may be (`RouteEntry`).
+    static func isRouteName(_ name: String) -> Bool {
+        name.utf8.count <= RouteEntry.maxNameLength && name.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
+    }
+
+    /// The filter `/closes/stream?kind=&cause=&client=&pair=&leg=&target=&route=` asks for, or its 4xx.
     func streamFilter(uri: String) -> Result<CloseFilter, Refusal> {
         let parameters: [String: String]
         do {
@@ -200,7 +216,7 @@ public struct StatusRouter: Sendable {
         } catch {
             return .failure(Refusal(response: .error(.badRequest, error.message)))
         }
-        if let refusal = acceptOnly(["kind", "cause", "client", "pair", "leg", "target"], parameters) {
+        if let refusal = acceptOnly(["kind", "cause", "client", "pair", "leg", "target", "route"], parameters) {
             return .failure(Refusal(response: refusal))
         }
         return Self.closeFilter(parameters)
@@ -217,6 +233,12 @@ public struct StatusRouter: Sendable {
                 return refuse("target \"\(Printable.escaped(target[...]))\" is not a target name")
             }
             filter.target = target
+        }
+        if let route = parameters["route"] {
+            guard isRouteName(route) else {
+                return refuse("route \"\(Printable.escaped(route[...]))\" is not a route name")
+            }
+            filter.route = route
         }
         if let text = parameters["kind"] {
             guard let kind = CloseKind(rawValue: text) else {

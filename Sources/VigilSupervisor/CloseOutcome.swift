@@ -34,7 +34,8 @@ public enum CloseCause: String, Sendable, Hashable, CaseIterable, Codable {
     case invalidUTF8 = "invalid_utf8"
     case messageTooBig = "message_too_big"
     case slowConsumer = "slow_consumer"
-    /// This end asked to close: vigild shutting down, or a client program's own `close()`.
+    /// This end asked to close: vigild shutting down or draining a proxy pool's member, or a
+    /// client program's own `close()`.
     case shutdown
     /// This connection was one leg of a relayed pair, and the other leg ended first.
     case partnerClosed = "partner_closed"

@@ -92,7 +92,7 @@ public final class ListenerTLS: Sendable {
         // wildcard (as nginx does), else the default.
         configuration.sslContextCallback = { values, promise in
             ServerNameWitness.current?.serverName = values.serverHostname
-            guard let name = values.serverHostname.map(TLSCertificateEntry.normalised),
+            guard let name = values.serverHostname.map(ServerNamePattern.normalised),
                 let chosen = named.first(where: { $0.serverNames.contains(name) })
                     ?? named.first(where: { $0.matches(name) }),
                 chosen.certFile != fallback.certFile || chosen.keyFile != fallback.keyFile

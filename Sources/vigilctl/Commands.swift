@@ -55,6 +55,7 @@ struct Connections: AsyncParsableCommand {
         "id"
     @Option(help: "Only connections whose field has this value (client=kiosk-3, leg=target, target=feed); repeatable.")
     var filter: [String] = []
+    @Option(help: "Only connections of this route (both legs of its pairs).") var route: String?
 
     static let sortKeys = ["id", "age", "idle", "rtt", "messages", "client", "peer"]
 
@@ -70,7 +71,7 @@ struct Connections: AsyncParsableCommand {
     func run() async throws {
         try await reporting {
             let client = try global.client()
-            let (first, all) = try await client.pages("/connections", key: "connections")
+            let (first, all) = try await client.pages("/connections" + query([("route", route)]), key: "connections")
             let filters = filter.compactMap(\.keyValue)
             var connections = all.filter { connection in
                 filters.allSatisfy { connection[$0.key].string ?? "null" == $0.value }
@@ -81,7 +82,9 @@ struct Connections: AsyncParsableCommand {
             }
             var table = Table(headers: ["ID", "PEER", "CLIENT", "AGE", "IDLE", "RTT", "IN", "OUT"])
             if global.output == .wide {
-                table.headers += ["LEG", "TARGET", "PATH", "PINGS", "PONGS", "APP RTT", "BYTES IN", "BYTES OUT"]
+                table.headers += [
+                    "LEG", "TARGET", "ROUTE", "MEMBER", "PATH", "PINGS", "PONGS", "APP RTT", "BYTES IN", "BYTES OUT",
+                ]
             }
             for c in connections {
                 var row = [
@@ -92,7 +95,8 @@ struct Connections: AsyncParsableCommand {
                 ]
                 if global.output == .wide {
                     row += [
-                        c["leg"].string ?? "-", c["target"].string ?? "-", c["path"].string ?? "-",
+                        c["leg"].string ?? "-", c["target"].string ?? "-", c["route"].string ?? "-",
+                        c["member"].string ?? "-", c["path"].string ?? "-",
                         c["pings_sent"].string ?? "0",
                         c["pongs_received"].string ?? "0", Format.milliseconds(c["app_rtt_ms"]),
                         c["bytes_in"].string ?? "0",
@@ -138,13 +142,14 @@ struct Closes: AsyncParsableCommand {
     var cause: String?
     @Option(help: "Only this client name.") var client: String?
     @Option(help: "Only this monitor target.") var target: String?
+    @Option(help: "Only this route's connections.") var route: String?
     @Option(help: "Only this leg (client, upstream, target).", completion: .list(["client", "upstream", "target"]))
     var leg: String?
     @Option(help: "How many (1 to 1000).") var limit = 20
     @Flag(help: "After the recent ones, print each new close as it happens (until interrupted).") var follow = false
 
     var filters: [(String, String?)] {
-        [("kind", kind), ("cause", cause), ("client", client), ("target", target), ("leg", leg)]
+        [("kind", kind), ("cause", cause), ("client", client), ("target", target), ("leg", leg), ("route", route)]
     }
 
     func run() async throws {
@@ -214,6 +219,43 @@ struct Closes: AsyncParsableCommand {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return (try? encoder.encode(record)).map { String(decoding: $0, as: UTF8.self) } ?? "null"
+    }
+}
+
+/// `vigilctl routes`: the listener's routes and, for proxy routes, each pool member's health and pairs.
+struct Routes: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The WebSocket listener's routes: path, host, mode, and each upstream's state and pairs.")
+    @OptionGroup var global: GlobalOptions
+
+    func run() async throws {
+        try await reporting {
+            let document = try await global.client().document("/routes")
+            if global.output == .json { return emit(document.rendered()) }
+            let palette = global.palette
+            var table = Table(headers: ["ROUTE", "PATH", "HOST", "MODE", "UPSTREAM", "STATE", "PAIRS"])
+            if global.output == .wide { table.headers += ["URL", "BALANCE"] }
+            for r in document["routes"].array {
+                let hosts = r["host"].array.compactMap(\.string).joined(separator: ",")
+                let head = [
+                    r["name"].string ?? "?", r["path"].string ?? "?", hosts.isEmpty ? "*" : hosts,
+                    r["mode"].string ?? "?",
+                ]
+                let members = r["members"].array
+                if members.isEmpty {
+                    table.rows.append(head + ["-", "-", "-"] + (global.output == .wide ? ["-", "-"] : []))
+                }
+                for m in members {
+                    let state = m["drain"] == .bool(true) ? "draining" : m["up"] == .bool(true) ? "up" : "down"
+                    var row = head + [m["name"].string ?? "?", palette.word(state), m["pairs"].string ?? "0"]
+                    if global.output == .wide { row += [m["url"].string ?? "?", r["balance"].string ?? "-"] }
+                    table.rows.append(row)
+                }
+            }
+            if !table.rows.isEmpty || !global.noHeaders {
+                emit(table.render(headers: !global.noHeaders, palette: palette))
+            }
+        }
     }
 }
 

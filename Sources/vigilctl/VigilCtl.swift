@@ -27,7 +27,7 @@ struct VigilCtl: AsyncParsableCommand {
             `targets is-up NAME`: 0 up, 3 anything else (down, no such target, vigild unreachable).
             """,
         version: "vigilctl 0.1.0",
-        subcommands: [Status.self, Connections.self, Closes.self, Targets.self, Health.self])
+        subcommands: [Status.self, Connections.self, Closes.self, Targets.self, Routes.self, Health.self])
 
     static func main() async {
         await main(GlobalOptionOrder.reordered(Array(CommandLine.arguments.dropFirst())))

@@ -92,12 +92,17 @@ struct SettingsLoaderTests {
         "WebSocket URLs: schemes, default ports, IPv6, paths and queries",
         arguments: [
             ("ws://127.0.0.1:3000/socket", WebSocketURL(secure: false, host: "127.0.0.1", port: 3000, path: "/socket")),
-            ("ws://backend", WebSocketURL(secure: false, host: "backend", port: 80)),
+            ("ws://backend", WebSocketURL(secure: false, host: "backend", port: 80, hasPath: false)),
+            ("ws://backend/", WebSocketURL(secure: false, host: "backend", port: 80)),
             ("wss://[::1]/x?a=1&b", WebSocketURL(secure: true, host: "::1", port: 443, path: "/x", query: "a=1&b")),
-            ("wss://h:8443?q", WebSocketURL(secure: true, host: "h", port: 8443, path: "/", query: "q")),
+            (
+                "wss://h:8443?q",
+                WebSocketURL(secure: true, host: "h", port: 8443, path: "/", query: "q", hasPath: false)
+            ),
         ] as [(String, WebSocketURL)])
     func urls(text: String, url: WebSocketURL) {
         #expect(WebSocketURL(text) == url)
+        #expect(WebSocketURL(text)?.description == text.replacingOccurrences(of: ":443", with: ""), "as written")
     }
 
     @Test(
@@ -149,7 +154,8 @@ struct SettingsLoaderTests {
                 "app_ping_message", "app_pong_message", "close_timeout", "write_timeout", "allowed_origins",
                 "require_origin", "trusted_proxies", "tls_cert_file", "tls_key_file", "tls_min_version", "upstream",
                 "upstream_path",
-                "upstream_connect_timeout", "upstream_ca_file", "upstream_ping_interval", "upstream_pong_timeout",
+                "upstream_connect_timeout", "upstream_try_timeout", "upstream_ca_file", "upstream_ping_interval",
+                "upstream_pong_timeout",
                 "upstream_failure_code", "reconnect_max", "reconnect_reset_after", "drain_window",
             ])
         var running = try SettingsLoader.resolve(flags: [:], environment: [:], file: nil)

@@ -1,3 +1,4 @@
+import Logging
 import NIOHTTP1
 import Testing
 import VigilConfig
@@ -13,7 +14,23 @@ struct ProxyRulesTests {
         let settings = try SettingsLoader.resolve(
             flags: ["mode": "proxy", "upstream": upstream, "upstream_path": path.rawValue], environment: [:], file: nil
         ).settings
-        return try #require(try ProxyRules.make(settings))
+        return try Self.rules(for: try #require(settings.routeTable.first), settings: settings)
+    }
+
+    static func rules(for route: RouteEntry, settings: VigilSettings) throws -> ProxyRules {
+        let registry = ConnectionRegistry(maxConnections: 10, closeHistory: 10, now: MonotonicInstant(nanoseconds: 0))
+        let pool = UpstreamPool(
+            route: route, metrics: registry.metrics.upstreams,
+            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        return try ProxyRules.make(route, settings: settings, pool: pool)
+    }
+
+    /// The request sent to the rules' only upstream.
+    func forwarded(_ head: HTTPRequestHead, rules: ProxyRules, address: String = "10.0.0.7", scheme: String = "http")
+        -> UpgradeRequest
+    {
+        ForwardedRequest.make(
+            for: head, to: rules.pool.members[0].url, clientAddress: address, scheme: scheme, rules: rules)
     }
 
     @Test(
@@ -30,18 +47,56 @@ struct ProxyRulesTests {
     func appended(upstream: String, client: String, expected: String) throws {
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: client)
         #expect(
-            ForwardedRequest.make(for: head, clientAddress: "10.0.0.7", scheme: "http", rules: try rules(upstream))
+            forwarded(head, rules: try rules(upstream), address: "10.0.0.7", scheme: "http")
                 .target == expected)
+    }
+
+    @Test(
+        "a route's prefix is replaced by the upstream URL's path; an upstream URL without a path takes the client's as it came",
+        arguments: [
+            ("/feed", "ws://b/stream", "/feed/x?q=1", "/stream/x?q=1"),
+            ("/feed", "ws://b/stream", "/feed", "/stream"),
+            ("/feed", "ws://b/stream/", "/feed", "/stream/"),
+            ("/feed", "ws://b/stream/", "/feed/x", "/stream/x"),
+            ("/feed", "ws://b/", "/feed/x", "/x"),
+            ("/feed", "ws://b/", "/feed", "/"),
+            ("/feed", "ws://b:3000", "/feed/x?q=1", "/feed/x?q=1"),
+            ("/feed", "ws://b/s?v=2", "/feed/x?a=1", "/s/x?v=2&a=1"),
+            ("/", "ws://b/socket", "/", "/socket"),
+            ("/", "ws://b/socket", "/chat?room=1", "/socket/chat?room=1"),
+        ])
+    func routed(route: String, upstream: String, client: String, expected: String) throws {
+        let yaml = "routes:\n  - path: \(route)\n    upstream: \(upstream)\n"
+        let settings = try SettingsLoader.resolve(
+            flags: [:], environment: [:], file: ConfigFile.parse(yaml, path: "/etc/vigil.yaml")
+        ).settings
+        let rules = try Self.rules(for: settings.routes[0], settings: settings)
+        #expect(
+            forwarded(HTTPRequestHead(version: .http1_1, method: .GET, uri: client), rules: rules).target == expected)
+    }
+
+    @Test("the route / with a URL's path is upstream_path: append")
+    func appendIsTheRootRoute() throws {
+        for (upstream, client) in [
+            ("ws://b:3000/socket", "/chat?room=1"), ("ws://b:3000/s?v=2", "/"), ("ws://b", "/x"),
+        ] {
+            let yaml = "routes:\n  - path: /\n    upstream: \(upstream)\n"
+            let settings = try SettingsLoader.resolve(
+                flags: [:], environment: [:], file: ConfigFile.parse(yaml, path: "/etc/vigil.yaml")
+            ).settings
+            let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: client)
+            #expect(
+                forwarded(head, rules: try Self.rules(for: settings.routes[0], settings: settings)).target
+                    == forwarded(head, rules: try rules(upstream)).target)
+        }
     }
 
     @Test("upstream_path fixed: always the upstream URL's own path and query")
     func fixed() throws {
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/anything?x=1")
         #expect(
-            ForwardedRequest.make(
-                for: head, clientAddress: "10.0.0.7", scheme: "http", rules: try rules("ws://b/s?v=2", path: .fixed)
-            )
-            .target == "/s?v=2")
+            forwarded(head, rules: try rules("ws://b/s?v=2", path: .fixed), address: "10.0.0.7", scheme: "http")
+                .target == "/s?v=2")
     }
 
     @Test(
@@ -58,8 +113,7 @@ struct ProxyRulesTests {
         ] {
             head.headers.add(name: name, value: value)
         }
-        let request = ForwardedRequest.make(
-            for: head, clientAddress: "2001:db8::1", scheme: "http", rules: try rules("ws://b/"))
+        let request = forwarded(head, rules: try rules("ws://b/"), address: "2001:db8::1", scheme: "http")
         #expect(request.subprotocols == ["a", "b", "c"])
         let sent = request.headers.map { "\($0.name): \($0.value)" }
         #expect(
@@ -70,9 +124,8 @@ struct ProxyRulesTests {
                 "Forwarded: for=203.0.113.9, for=\"[2001:db8::1]\";host=\"vigil.example:8080\";proto=http",
             ])
         // A client that came over TLS: https in both, whatever an untrusted X-Forwarded-Proto said.
-        let overTLS = ForwardedRequest.make(
-            for: head, clientAddress: "2001:db8::1", scheme: "https", rules: try rules("ws://b/")
-        ).headers.map { "\($0.name): \($0.value)" }
+        let overTLS = forwarded(head, rules: try rules("ws://b/"), address: "2001:db8::1", scheme: "https").headers.map
+        { "\($0.name): \($0.value)" }
         #expect(overTLS.contains("X-Forwarded-Proto: https"))
         #expect(overTLS.last?.hasSuffix(";proto=https") == true)
     }
@@ -125,8 +178,12 @@ struct ProxyRulesTests {
             kind: .normal, code: 1000, cause: .partnerClosed, initiator: .local, clean: true, reason: "")
         #expect(client.closeForPartner(after: partner) == nil, "the partner started it")
         let shutdown = CloseOutcome(
-            kind: .goingAway, code: 1001, cause: .shutdown, initiator: .local, clean: true, reason: "")
-        #expect(client.closeForPartner(after: shutdown) == .shutdown)
+            kind: .goingAway, code: 1001, cause: .shutdown, initiator: .local, clean: true,
+            reason: "upstream chat-2 of route chat is drained")
+        #expect(
+            client.closeForPartner(after: shutdown)
+                == LocalClose(code: 1001, reason: "upstream chat-2 of route chat is drained", cause: .shutdown),
+            "the partner hears why: vigild stopping, or the member drained")
     }
 
     @Test("refusals: the upstream's own status and headers, 504 for silence, 502 for the rest")
@@ -140,15 +197,16 @@ struct ProxyRulesTests {
                         HTTPHeaderField(name: "WWW-Authenticate", value: "Bearer"),
                         HTTPHeaderField(name: "Set-Cookie", value: "x"),
                         HTTPHeaderField(name: "Content-Type", value: "application/json"),
-                    ], body: Array(#"{"error":"no"}"#.utf8))), rules: rules)
+                    ], body: Array(#"{"error":"no"}"#.utf8))), upstream: rules.pool.members[0].url)
         #expect(refused.status.code == 401 && refused.reason == .upstreamRefused)
         #expect(refused.extraHeaders.map(\.0) == ["WWW-Authenticate"])
         #expect(refused.body?.contentType == "application/json")
         let timeout = UpstreamDial.rejection(
-            for: DialFailure.timeout(phase: "upgrade", after: .seconds(5)), rules: rules)
+            for: DialFailure.timeout(phase: "upgrade", after: .seconds(5)), upstream: rules.pool.members[0].url)
         #expect(timeout.status == .gatewayTimeout && timeout.reason == .upstreamTimeout)
         #expect(timeout.message == "upstream ws://b:3000/: no answer within 5s (upgrade)")
-        let refusedTCP = UpstreamDial.rejection(for: DialFailure.connection(reason: "Connection refused"), rules: rules)
+        let refusedTCP = UpstreamDial.rejection(
+            for: DialFailure.connection(reason: "Connection refused"), upstream: rules.pool.members[0].url)
         #expect(refusedTCP.status == .badGateway && refusedTCP.reason == .upstreamUnreachable)
     }
 }

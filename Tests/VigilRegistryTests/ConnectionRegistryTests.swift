@@ -191,7 +191,8 @@ struct ConnectionRegistryTests {
         _ = registry.open(ConnectionIdentity(peer: "p", client: nil, path: "/ws"), at: t0)
         let upstream = registry.open(
             ConnectionIdentity(
-                peer: "127.0.0.1:3000", path: "/ws", leg: .upstream, pair: PairLink(pairID: 1, upstream: "ws://b")),
+                peer: "127.0.0.1:3000", path: "/ws", leg: .upstream,
+                pair: PairLink(pairID: 1, upstream: "ws://b", route: "/", member: "upstream")),
             at: t0)
         registry.noteRoundTrip(.milliseconds(3), leg: .client)
         registry.noteRoundTrip(.milliseconds(2), leg: .upstream)

@@ -107,12 +107,26 @@ def test_docs_document_every_setting_with_its_real_default():
         key, value = line.split()[0], line.split()[1]
         keys.append(key)
         flag, variable = "--" + key.replace("_", "-"), "VIGIL_" + key.upper()
-        reloadable = f"env {variable}; reloadable)" in help_text
+        reloadable = f"env {variable}; reloadable)" in help_text or f"env {variable}; per route; reloadable)" in help_text
         row = f"| `{key}` | `{flag}` | `{variable}` | `{value}` | {'yes' if reloadable else 'restart'} |"
         assert row in reference, f"docs/configuration.md lacks the row {row}"
         assert flag in help_text, f"vigild --help does not list {flag}"
     rows = [line for line in reference.splitlines() if line.startswith("| `")]
     assert len(rows) == len(keys), "a row for a setting vigild does not have"
+
+
+def test_the_settings_a_route_may_set_are_the_ones_docs_proxy_lists():
+    """docs/proxy.md names exactly the settings `vigild --help` marks `per route` (the catalog's)."""
+    import os
+    import re
+    from conftest import ROOT
+    help_text = " ".join(run_vigild("--help").stdout.split())
+    marked = re.findall(r"env VIGIL_(\w+); per route", help_text)
+    assert len(marked) >= 10, marked
+    per_route = [name.lower() for name in marked]
+    doc = open(os.path.join(ROOT, "docs", "proxy.md"), encoding="utf-8").read()
+    listed = doc.split("A route may set these settings for its own connections", 1)[1].split("(`vigild --help`", 1)[0]
+    assert re.findall(r"`(\w+)`", listed) == per_route
 
 
 def _start_with_nofile(soft, hard, *args):

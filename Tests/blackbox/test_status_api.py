@@ -243,6 +243,13 @@ def test_every_metric_is_documented_and_every_documented_metric_exists(vigild, t
             break
         time.sleep(0.05)
     exposed |= set(re.findall(r"^# TYPE (\w+) ", text, re.M))
+    # A proxy route's pool: its members' series are there from the start, their tries' with the first.
+    pool = vigild("--mode", "proxy", "--upstream", service.ws())
+    with socket.create_connection(("127.0.0.1", pool.port)) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        sock.recv(4096)
+    exposed |= set(re.findall(r"^# TYPE (\w+) ", pool.get("/metrics")[2].decode(), re.M))
     docs = "".join(open(os.path.join(ROOT, "docs", name), encoding="utf-8").read() for name in ("status-api.md", "targets.md"))
     documented = {name for name in re.findall(r"`(vigil_[a-z_]+)", docs)}
     assert exposed - documented == set(), f"not documented: {sorted(exposed - documented)}"

@@ -81,7 +81,7 @@ def test_tables_and_json_over_tcp_and_the_unix_socket(vigild, tmp_path):
     assert listed["count"] == 2
     assert [line.split()[2] for line in r["filtered"].stdout.splitlines()] == ["live1"], r["filtered"].stdout
     wide = r["wide"].stdout.splitlines()
-    assert wide[0].split()[8:] == ["LEG", "TARGET", "PATH", "PINGS", "PONGS", "APP", "RTT", "BYTES", "IN", "BYTES", "OUT"]
+    assert wide[0].split()[8:] == ["LEG", "TARGET", "ROUTE", "MEMBER", "PATH", "PINGS", "PONGS", "APP", "RTT", "BYTES", "IN", "BYTES", "OUT"]
     assert wide[1].split()[2] == "live0", "sorted by messages, busiest first"
     closes = r["closes"].stdout.splitlines()
     assert closes[0].split() == ["CLOSED", "ID", "KIND", "CAUSE", "CODE", "BY", "WHO", "AFTER"]
