@@ -768,6 +768,18 @@ def tls_problems(result):
     return tls_bench.problems(result)
 
 
+def pool(b, quick, seconds, workdir):
+    """A pool of three upstreams behind vigild against nginx's upstream block of the same three:
+    Benchmarks/pool_bench.py, which imports this file's helpers (hence imported here)."""
+    import pool_bench
+    return pool_bench.pool(b, quick, seconds, workdir)
+
+
+def pool_problems(result):
+    import pool_bench
+    return pool_bench.problems(result)
+
+
 def parse_seconds(text):
     match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m)", text)
     value, unit = float(match.group(1)), match.group(2)
@@ -966,6 +978,8 @@ def report(results, args, commands, plot_name):
         lines += ["", "## 8. permessage-deflate", ""] + compression_section(results["compression"], results.get("date"))
     if "tls" in results:
         lines += ["", "## 9. TLS on the listener", ""] + tls_section(results["tls"], results.get("date"))
+    if "pool" in results:
+        lines += ["", "## 10. A pool of three upstreams", ""] + pool_section(results["pool"], results.get("date"))
 
     x = results["crosscheck"]
     lines += ["", "## Cross-check of the load generator", "",
@@ -1135,6 +1149,37 @@ def tls_section(t, run_date=None):
     return lines
 
 
+def pool_section(p, run_date=None):
+    """Section 10: a pool of three upstreams behind vigild and behind nginx. Measured, not a
+    target (the relay-cost issue, #29, sets those). A section run on its own and merged by hand
+    carries "merged_into": the full run's date."""
+    rerun = (f"This section comes from a later run of the pool scenario alone ({p['date']}, "
+             "`bench.py --only pool`, merged into the saved results), on the same machine. "
+             if p.get("merged_into") and p["merged_into"] == run_date else "")
+    lines = [rerun + f"{p['n']} connections echoing {p['size']}-byte binary messages, one in flight each, {p['seconds']} s, "
+             f"through a pool of {p['pool']} backends (three instances of the gorilla baseline, pinging only every hour): "
+             "vigild from a config file at its defaults but for `max_connections` and one route, `path: /` to the "
+             "three (`balance: round_robin`); nginx "
+             + (f"(`{p['nginx_version']}`) " if p.get("nginx_version") else "")
+             + "with `proxy_pass` to an `upstream` block of the same three, round robin "
+             "(Benchmarks/proxies/nginx-pool.conf). CPU: the proxy's processes, per 1000 relayed messages (two per round "
+             "trip). Spread: each backend's accepted connections while the load was connected (its ESTABLISHED "
+             "sockets, from /proc), and for vigild `vigil_upstream_pairs_active{route,upstream}` read at the same "
+             "moment. These figures are measured, not targets: the relay-cost issue (#29) sets those.", "",
+             "| | proxy CPU ms per 1000 relayed | round trips/s | p50 / p99 ms | connections per backend |"
+             " vigil_upstream_pairs_active |", "|---|---|---|---|---|---|"]
+    for target, r in p["targets"].items():
+        if "error" in r:
+            lines.append(f"| {target} | could not run: {r['error'].replace('|', '/')} | | | | |")
+            continue
+        metric = r.get("pairs_active_metric")
+        shown = " / ".join(map(str, metric)) if metric is not None else ("n/a" if target != "vigild" else "no series")
+        lines.append(f"| {target} | {fmt(r['cpu_ms_per_1000'], 2)} | {r['rate']:.0f} | {r['p50_ms']} / {r['p99_ms']} | "
+                     f"{' / '.join(map(str, r['backend_legs']))} | {shown} |")
+    lines += ["", f"CPU ratio, vigild / nginx: {fmt_ratio(p['cpu_ratio_vs_nginx'])}."]
+    return lines
+
+
 def count_section(c):
     """Section 2a: syscalls, heap allocations and instructions per unit of work."""
     lines = ["", "## 2a. Counts per ping round trip and per echoed message", "",
@@ -1279,7 +1324,7 @@ def check_quick(results):
     """What a quick run must show: every scenario ran, produced numbers, and counted exactly."""
     problems = []
     for key in ("memory", "scale", "heartbeat", "counts", "detection_nopong", "detection_frozen", "echo", "startup", "burst",
-                "crosscheck", "proxy", "compression", "tls"):
+                "crosscheck", "proxy", "compression", "tls", "pool"):
         if key not in results:
             problems.append(f"scenario {key} did not run")
     for row in results.get("memory", []):
@@ -1340,6 +1385,13 @@ def check_quick(results):
         if target == "vigild" and f["closed_in_window"] != f["n"]:
             problems.append(f"proxy vigild: {f['closed_in_window']} of {f['n']} backend legs of a frozen client "
                             f"closed within {f['window_s']} s")
+    for target, entry in results.get("pool", {}).get("targets", {}).items():
+        numbers = [entry.get(k) for k in ("cpu_ms_per_1000", "rate", "p50_ms", "p99_ms")]
+        if "error" not in entry and (None in numbers or not entry["round_trips"]):
+            problems.append(f"pool {target}: no number ({numbers}, {entry['round_trips']} round trips)")
+    if "pool" in results and results["pool"]["targets"].get("vigild", {}).get("pairs_active_metric") is None \
+            and "error" not in results["pool"]["targets"].get("vigild", {}):
+        problems.append("pool vigild: no vigil_upstream_pairs_active series for the route on /metrics")
     return problems
 
 
@@ -1355,7 +1407,7 @@ def main():
     parser.add_argument("--out", required=True)
     parser.add_argument("--plots", help="directory for the PNG plot (relative links from --out)")
     parser.add_argument("--only", help="comma-separated scenarios to run (memory, scale, heartbeat, counts, detection, echo, "
-                        "startup, burst, crosscheck, proxy, budget, compression, tls); prints their results instead of writing a report")
+                        "startup, burst, crosscheck, proxy, budget, compression, tls, pool); prints their results instead of writing a report")
     args = parser.parse_args()
     if args.report_from:
         with open(args.report_from) as f:
@@ -1396,6 +1448,7 @@ def main():
         "budget": lambda: {"budget": memory_budget(binaries, workdir)},
         "compression": lambda: {"compression": compression(binaries, args.quick, echo_s, workdir)},
         "tls": lambda: {"tls": tls(binaries, args.quick, echo_s, workdir)},
+        "pool": lambda: {"pool": pool(binaries, args.quick, echo_s, workdir)},
     }
     if args.only:
         for name in args.only.split(","):
@@ -1423,6 +1476,8 @@ def main():
         "haproxy -W -db -f haproxy.cfg | caddy run --config Caddyfile --adapter caddyfile (Benchmarks/proxies/)",
         "# tls:      vigild --mode proxy --tls-cert-file … --tls-key-file … | nginx -p TMP -c nginx-tls.conf; "
         "vigil-load --url wss://… --ca-file CA",
+        "# pool:     vigild --config vigil.yaml (routes: one route, upstream: the three backends, balance: round_robin) | "
+        "nginx -p TMP -c nginx-pool.conf (upstream block of the same three); three baseline-gorilla backends",
     ]
     results["commands"], results["plot"] = commands, plot_name
     text = report(results, args, commands, plot_name)
@@ -1433,7 +1488,7 @@ def main():
         json.dump(results, f, indent=1, default=str)
     print(text)
     problems = (budget_problems(results["budget"]) + compression_problems(results["compression"])
-                + tls_problems(results["tls"]))
+                + tls_problems(results["tls"]) + pool_problems(results["pool"]))
     if args.quick:
         problems += check_quick(results)
     if problems:
