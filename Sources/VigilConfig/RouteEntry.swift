@@ -65,12 +65,22 @@ public struct RouteEntry: Sendable, Hashable {
             || asked[asked.index(asked.startIndex, offsetBy: own.count)] == UInt8(ascii: "/")
     }
 
-    /// Whether this route is for the request's `Host` (`nil`: the request named none).
-    public func serves(host: String?) -> Bool {
-        guard !hosts.isEmpty else { return true }
-        guard let host else { return false }
-        let name = Self.hostName(of: host)
-        return hosts.contains { ServerNamePattern.matches($0, name) }
+    /// How well this route is for the request's `Host` (`nil`: the request named none): by an
+    /// exact name, by a wildcard, for any host (no `host`), or not at all (`nil`). As nginx's
+    /// `server_name`, an exact name before a wildcard before the default.
+    public func serves(host: String?) -> HostMatch? {
+        guard !hosts.isEmpty else { return .anyHost }
+        guard let host else { return nil }
+        let name = ServerNamePattern.normalised(Self.hostName(of: host))
+        if hosts.contains(name) { return .exact }
+        return hosts.contains { $0.hasPrefix("*.") && ServerNamePattern.matches($0, name) } ? .wildcard : nil
+    }
+
+    /// How a route's `host` takes a request: the better first.
+    public enum HostMatch: Int, Comparable, Sendable {
+        case exact, wildcard, anyHost
+
+        public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }
     }
 
     /// `Host`'s name without its port; an IPv6 literal keeps its brackets.
@@ -96,6 +106,10 @@ public struct RouteEntry: Sendable, Hashable {
             throw ConfigurationError(
                 "routes in config file \(file) must be a list of routes (- path: /chat, upstream: ws://…)")
         }
+        guard !items.isEmpty else {
+            throw ConfigurationError(
+                "routes in config file \(file) is an empty list: leave it out for the single route of mode and path")
+        }
         var routes: [RouteEntry] = []
         for (index, item) in items.enumerated() {
             let route = try parse(item, where: "routes[\(index)] in config file \(file)")
@@ -104,9 +118,14 @@ public struct RouteEntry: Sendable, Hashable {
                     "routes[\(index)] in config file \(file): name \(route.name) is also routes[\(earlier)]'s; names must be unique (a route's name defaults to its path)"
                 )
             }
-            if let earlier = routes.firstIndex(where: { $0.path == route.path && Set($0.hosts) == Set(route.hosts) }) {
+            // Same path, and a host both name (or neither names one): which would take the request?
+            if let earlier = routes.firstIndex(where: {
+                $0.path == route.path
+                    && ($0.hosts.isEmpty && route.hosts.isEmpty || !Set($0.hosts).isDisjoint(with: route.hosts))
+            }) {
+                let shared = Set(routes[earlier].hosts).intersection(route.hosts).sorted()
                 throw ConfigurationError(
-                    "routes[\(index)] in config file \(file): path \(route.path)\(route.hosts.isEmpty ? "" : " for host \(route.hosts.joined(separator: ","))") is also routes[\(earlier)]'s; each request must have one route"
+                    "routes[\(index)] in config file \(file): path \(route.path)\(shared.isEmpty ? "" : " for host \(shared.joined(separator: ","))") is also routes[\(earlier)]'s; each request must have one route"
                 )
             }
             routes.append(route)
@@ -198,6 +217,9 @@ public struct RouteEntry: Sendable, Hashable {
         var overrides: [String: String] = [:]
         for key in overridable {
             guard let node = fields[key], let definition = SettingCatalog.definition(forKey: key) else { continue }
+            if mode != .proxy && key.hasPrefix("upstream_") {
+                throw ConfigurationError("\(here): \(key) is for a proxy route, and mode is \(mode.rawValue)")
+            }
             let text: String
             if let scalar = node.scalar?.string, !scalar.isEmpty {
                 text = scalar

@@ -12,8 +12,9 @@ public final class ChannelDirectory: Sendable {
         case accepted
         /// Accepted and upgraded on `route`, supervised by that route's heartbeat.
         case client(route: String)
-        /// A proxied pair's upstream leg to `member` of `route`'s pool.
-        case upstream(route: String, member: String)
+        /// A proxied pair's upstream leg to `member` (at `url`: a default name is a position
+        /// in the list, which a reload can give another member) of `route`'s pool.
+        case upstream(route: String, member: String, url: WebSocketURL)
         /// A monitor target's connection, supervised by that target's heartbeat.
         case target(MonitorTarget)
     }

@@ -89,10 +89,12 @@ enum ForwardedRequest {
         } else {
             let prefix = routePath == "/" ? 0 : routePath.utf8.count
             let rest = clientPath.utf8.dropFirst(prefix)
-            if rest.isEmpty || (prefix == 0 && rest.elementsEqual("/".utf8)) {
+            let base = upstream.path.hasSuffix("/") ? String(upstream.path.dropLast()) : upstream.path
+            if rest.isEmpty {
                 path = upstream.path
+            } else if prefix == 0 && rest.elementsEqual("/".utf8) {
+                path = base.isEmpty ? "/" : base  // the route `/` asked for `/`: as `append`
             } else {
-                let base = upstream.path.hasSuffix("/") ? String(upstream.path.dropLast()) : upstream.path
                 path = base + String(decoding: rest, as: UTF8.self)
             }
         }

@@ -56,7 +56,14 @@ public enum UpstreamDial {
         let host: ConnectionHost
         let plan: [UpstreamPool.Candidate]
         let deadline: MonotonicInstant
+        /// The try that may use all that remains of `upstream_connect_timeout`: the last member
+        /// that is up (a pool of one: its only member; none up: the last), so that a member
+        /// known to be down, resting or tried again, cannot cut a healthy one's try short; each
+        /// other try has `upstream_try_timeout`.
+        let budgetHolder: Int
         var tried = 0
+        /// Members a reload took out of the pool (or drained) while this handshake went on.
+        var skipped = 0
         /// What each failed member said, for the client's 502/504.
         var failures: [(UpstreamPool.Candidate, DialFailure?, String)] = []
 
@@ -73,6 +80,7 @@ public enum UpstreamDial {
             self.host = host
             self.plan = plan
             self.deadline = deadline
+            self.budgetHolder = plan.lastIndex { !$0.down } ?? plan.count - 1
         }
 
         func next() -> EventLoopFuture<Opened> {
@@ -82,17 +90,32 @@ public enum UpstreamDial {
             guard plan.count > tried, remaining > .zero, channel.isActive else {
                 return eventLoop.makeFailedFuture(giveUp(timedOut: remaining <= .zero))
             }
-            let candidate = plan[tried]
+            let index = tried
+            let candidate = plan[index]
             tried += 1
-            let last = tried == plan.count
-            // The first try has all of upstream_connect_timeout, as a single upstream always had;
-            // later ones what remains, in whole milliseconds.
-            let left = tried == 1 ? rules.connectTimeout : .milliseconds(remaining / .milliseconds(1))
-            let timeout = last ? left : min(rules.tryTimeout, left)
-            let lease = rules.pool.lease(candidate)
+            guard let lease = rules.pool.lease(candidate) else {
+                skipped += 1  // a reload took it out meanwhile
+                return next()
+            }
+            // In whole milliseconds (rounded: the microseconds since the plan are not the
+            // operator's), so that messages say 5s, not 4.999978s.
+            let left = Duration.milliseconds((remaining / .milliseconds(1)).rounded())
+            let timeout = index == budgetHolder ? left : min(rules.tryTimeout, left)
             let promise = eventLoop.makePromise(of: Opened.self)
             dial(candidate, timeout: timeout, lease: lease).assumeIsolated().whenComplete { result in
                 switch result {
+                case .success(let opened) where !self.rules.pool.takesPairs(candidate):
+                    // A reload drained or removed the member while it answered: its pair would
+                    // outlive the drain that already ran. The next member takes the client.
+                    self.rules.pool.answered(candidate, result: "ok")
+                    opened.upstreamSink.connection?.close(
+                        LocalClose(
+                            code: CloseStatus.goingAway,
+                            reason:
+                                "upstream \(candidate.name) of route \(self.rules.route) left the pool as the pair opened",
+                            cause: .shutdown))
+                    self.skipped += 1
+                    self.next().assumeIsolated().whenComplete { promise.assumeIsolated().completeWith($0) }
                 case .success(let opened):
                     self.rules.pool.answered(candidate, result: "ok")
                     promise.assumeIsolated().succeed(opened)
@@ -106,8 +129,11 @@ public enum UpstreamDial {
                     }
                     var timedOut = false
                     if case .timeout = failure { timedOut = true }
+                    // Silence within less than a try's time (what was left of the budget) is not
+                    // the member's fault: counted, not rested.
                     self.rules.pool.failed(
-                        candidate, timedOut: timedOut, because: "\(error)", at: self.host.clock.now())
+                        candidate, timedOut: timedOut, because: "\(error)", at: self.host.clock.now(),
+                        rests: !timedOut || timeout >= self.rules.tryTimeout)
                     self.failures.append((candidate, failure, "\(error)"))
                     self.next().assumeIsolated().whenComplete { promise.assumeIsolated().completeWith($0) }
                 }
@@ -119,7 +145,7 @@ public enum UpstreamDial {
         /// in time (or no time was left), else 502; the message names every member tried. A
         /// pool of one reads as a single upstream always did.
         func giveUp(timedOut: Bool) -> HandshakeRejection {
-            if plan.isEmpty {
+            if failures.isEmpty && !timedOut {
                 return HandshakeRejection(
                     status: .badGateway, reason: .upstreamUnreachable,
                     message: "route \(rules.route) has no upstream to take new pairs (every member is drained)")
@@ -130,7 +156,7 @@ public enum UpstreamDial {
             let tries = failures.map { "\($0.0.name) \($0.0.url): \($0.2)" }.joined(separator: "; ")
             var lastTimedOut = timedOut
             if case .timeout = failures.last?.1 { lastTimedOut = true }
-            let untried = plan.count - failures.count
+            let untried = plan.count - failures.count - skipped
             let message =
                 "no upstream of route \(rules.route) answered (\(tries))"
                 + (untried > 0
@@ -175,7 +201,8 @@ public enum UpstreamDial {
                 wheels: host.wheels,
                 makeParts: { upstreamChannel, answer in
                     host.channels.add(
-                        upstreamChannel, kind: .upstream(route: rules.route, member: candidate.name),
+                        upstreamChannel,
+                        kind: .upstream(route: rules.route, member: candidate.name, url: candidate.url),
                         whenClosed: lease.release)
                     let identity = ConnectionIdentity(
                         peer: upstreamChannel.remoteAddress?.endpointDescription ?? candidate.url.hostHeader,

@@ -10,12 +10,13 @@ import VigilText
 /// takes, and what that route's connections run with. Choosing is pure, so every rule is a
 /// unit test.
 ///
-/// A request is taken by the routes for its `Host` when any route names that host, else by the
-/// routes for any host (nginx's `server_name`, then its `location`); of those, the one with the
-/// longest path that takes it (`RouteEntry.takes`). No route: 404.
+/// A request is taken by the routes that name its `Host` exactly, else by those whose wildcard
+/// matches it, else by the routes for any host (nginx's `server_name`, then its `location`); of
+/// those, the one with the longest path that takes it (`RouteEntry.takes`). No route: 404.
 struct RouteTable: Sendable {
-    /// One route with its connections' rules.
-    struct Route: Sendable {
+    /// One route with its connections' rules: a class, shared by the table and every handshake
+    /// that took it (a connection holds a reference, not a copy of all of it).
+    final class Route: Sendable {
         let entry: RouteEntry
         /// The client legs' heartbeat and deadlines (the route's settings over the top-level ones).
         let policy: SupervisionPolicy
@@ -26,6 +27,17 @@ struct RouteTable: Sendable {
         let proxy: ProxyRules?
 
         var name: String { entry.name }
+
+        init(
+            entry: RouteEntry, policy: SupervisionPolicy, upstreamPolicy: SupervisionPolicy, origins: OriginPolicy,
+            proxy: ProxyRules?
+        ) {
+            self.entry = entry
+            self.policy = policy
+            self.upstreamPolicy = upstreamPolicy
+            self.origins = origins
+            self.proxy = proxy
+        }
     }
 
     let routes: [Route]
@@ -56,7 +68,7 @@ struct RouteTable: Sendable {
         for route in routes { route.proxy?.pool.reconfigure(route.entry) }
         for old in running?.routes ?? [] {
             guard let pool = old.proxy?.pool, !routes.contains(where: { $0.proxy?.pool === pool }) else { continue }
-            pool.removeSeries()
+            pool.retire()
         }
     }
 
@@ -67,13 +79,21 @@ struct RouteTable: Sendable {
     /// The route that takes a request for `path` (bytes of the request target) with `host`
     /// (its `Host` header), if any.
     func route(for path: Substring, host: String?) -> Route? {
-        let named = routes.filter { !$0.entry.hosts.isEmpty && $0.entry.serves(host: host) }
-        let candidates = named.isEmpty ? routes.filter { $0.entry.hosts.isEmpty } : named
-        var best: Route?
-        for route in candidates where route.entry.takes(path: path) {
-            if best.map({ route.entry.path.utf8.count > $0.entry.path.utf8.count }) ?? true { best = route }
-        }
-        return best
+        candidates(host: host).best(for: path)
+    }
+
+    /// The routes a request with `host` chooses among (the best host match there is).
+    private func candidates(host: String?) -> [Route] {
+        let matches = routes.compactMap { route in route.entry.serves(host: host).map { (route, $0) } }
+        guard let best = matches.map(\.1).min() else { return [] }
+        return matches.filter { $0.1 == best }.map(\.0)
+    }
+
+    /// The routes as messages name them: `/chat/…, /feed/…, /ws`.
+    private static func describe(_ routes: [Route]) -> String {
+        routes.map { route in
+            route.entry.path + (route.entry.exact ? "" : route.entry.path == "/" ? " (every path)" : "/…")
+        }.joined(separator: ", ")
     }
 
     /// What `/routes` shows.
@@ -89,14 +109,6 @@ struct RouteTable: Sendable {
         }
     }
 
-    /// The routes as messages name them: `/chat, /feed (feed.example.com)`.
-    var description: String {
-        routes.map { route in
-            route.entry.path + (route.entry.exact ? "" : route.entry.path == "/" ? " (every path)" : "/…")
-                + (route.entry.hosts.isEmpty ? "" : " (\(route.entry.hosts.joined(separator: ",")))")
-        }.joined(separator: ", ")
-    }
-
     /// Returns the route and the client name (if any) of an acceptable request, or why it is
     /// not acceptable.
     ///
@@ -107,6 +119,17 @@ struct RouteTable: Sendable {
         let (requestPath, query) = RequestTarget.split(uri)
         guard let route = route(for: requestPath, host: host) else {
             return .failure(notFound(requestPath, host: host))
+        }
+        if !route.entry.exact, let segment = Self.dotSegment(in: requestPath) {
+            // `/public/../admin` taken by `/public`, its prefix replaced, would leave the upstream
+            // URL's path at the backend that resolves it: nginx resolves such paths before it
+            // chooses; vigild refuses them.
+            return .failure(
+                HandshakeRejection(
+                    status: .badRequest, reason: .badRequest,
+                    message:
+                        "the path \(Printable.escaped(requestPath)) has a \(Printable.escaped(segment)) segment; a route takes paths without . and .."
+                ))
         }
         guard method == .GET else {
             return .failure(
@@ -130,14 +153,40 @@ struct RouteTable: Sendable {
         return .success((route, client))
     }
 
+    /// A `.` or `..` segment of `path`, also percent-encoded (`%2e`), if it has one.
+    static func dotSegment(in path: Substring) -> Substring? {
+        guard path.utf8.contains(where: { $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "%") }) else { return nil }
+        return path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true).lazy.map { Substring($0) }
+            .first { segment in
+                let plain = segment.lowercased().replacingOccurrences(of: "%2e", with: ".")
+                return plain == "." || plain == ".."
+            }
+    }
+
+    /// The 404: it names the routes the request could have taken (for its host), never
+    /// another host's.
     func notFound(_ path: Substring, host: String?) -> HandshakeRejection {
         let forHost =
             routes.contains { !$0.entry.hosts.isEmpty }
             ? " for host \(host.map { Printable.escaped($0[...]) } ?? "none")" : ""
+        let candidates = candidates(host: host)
+        let routesText =
+            candidates.isEmpty
+            ? "no route serves that host"
+            : "the route\(candidates.count == 1 ? " is" : "s are") \(Self.describe(candidates))"
         return HandshakeRejection(
             status: .notFound, reason: .notFound,
-            message:
-                "no WebSocket route at \(Printable.escaped(path))\(forHost); the route\(routes.count == 1 ? " is" : "s are") \(description)"
-        )
+            message: "no WebSocket route at \(Printable.escaped(path))\(forHost); \(routesText)")
+    }
+}
+
+extension [RouteTable.Route] {
+    /// The route with the longest path that takes `path`.
+    fileprivate func best(for path: Substring) -> RouteTable.Route? {
+        var best: RouteTable.Route?
+        for route in self where route.entry.takes(path: path) {
+            if best.map({ route.entry.path.utf8.count > $0.entry.path.utf8.count }) ?? true { best = route }
+        }
+        return best
     }
 }

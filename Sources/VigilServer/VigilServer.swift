@@ -291,6 +291,13 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
         let tls: ListenerTLS?
         do {
             reload = SettingsReload(running: configuration, fresh: try load())
+            if reload.updated.settings.routes.isEmpty != configuration.settings.routes.isEmpty {
+                // The single route is mode and path, which only a restart changes.
+                throw StartupError(
+                    message:
+                        "routes cannot be \(configuration.settings.routes.isEmpty ? "added to" : "taken from") the config file by a reload: the single route without them is mode and path, which need a restart; restart vigild for that"
+                )
+            }
             routes = try RouteTable.make(reload.updated.settings, running: server.routes, host: server.host)
             access = try StatusAccess.make(reload.updated.settings)
             tls = try reloadedTLS(reload.updated.settings)
@@ -336,7 +343,7 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
             switch kind {
             case .accepted: PolicyUpdate(policy)
             case .client(let route): routes.route(named: route).map { PolicyUpdate($0.policy) }
-            case .upstream(let route, _): routes.route(named: route).map { PolicyUpdate($0.upstreamPolicy) }
+            case .upstream(let route, _, _): routes.route(named: route).map { PolicyUpdate($0.upstreamPolicy) }
             case .target(let target): PolicyUpdate(target.supervisionPolicy(global: policy))
             }
         }
@@ -368,19 +375,21 @@ public final class VigilServer: Service, Sendable, CustomStringConvertible {
     }
 
     /// Pool members marked `drain`: their live pairs are closed, 1001 to the client, each at a
-    /// random moment of `window` (at once without one). New pairs never go to them.
+    /// random moment of `window` (at once without one). New pairs never go to them. A member
+    /// is its name and URL: a default name is a position in the list.
     private func drainMembers(of routes: RouteTable, over window: Duration) {
-        var drained: Set<[String]> = []
+        var drained: [String: [PoolMember]] = [:]
         for route in routes.routes {
-            for member in route.entry.pool where member.drain { drained.insert([route.name, member.name]) }
+            let members = route.entry.pool.filter(\.drain)
+            if !members.isEmpty { drained[route.name] = members }
         }
         guard !drained.isEmpty else { return }
         let channels = server.host.channels.channels { kind in
-            if case .upstream(let route, let member) = kind { return drained.contains([route, member]) }
-            return false
+            guard case .upstream(let route, let member, let url) = kind else { return false }
+            return drained[route]?.contains { $0.name == member && $0.url == url } ?? false
         }
         for (channel, kind) in channels {
-            guard case .upstream(let route, let member) = kind else { continue }
+            guard case .upstream(let route, let member, _) = kind else { continue }
             let close = CloseRequest(
                 LocalClose(
                     code: CloseStatus.goingAway, reason: "upstream \(member) of route \(route) is drained",

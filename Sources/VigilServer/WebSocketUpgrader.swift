@@ -200,8 +200,11 @@ final class WebSocketUpgrader: HTTPServerProtocolUpgrader {
             tls: handshake.tls?.facts, via: handshake.origin.via, route: admission.route.name)
         let books = host.openBooks(identity, at: now)
         books.logger.debug("connection opened")
+        // The route's heartbeat as it is now: a reload during a proxy's upstream dial reached this
+        // connection while it was not yet its route's.
+        let policy = server.routes.route(named: admission.route.name)?.policy ?? admission.route.policy
         var configuration = SupervisedConnectionHandler.Configuration(
-            role: .server, policy: admission.route.policy, limits: host.limits)
+            role: .server, policy: policy, limits: host.limits)
         // A relay passes the client's pings to the backend instead of answering them itself.
         configuration.answersPings = admission.relay == nil
         let compression: MessageCompression =

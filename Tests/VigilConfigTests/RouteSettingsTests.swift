@@ -117,6 +117,24 @@ struct RouteSettingsTests {
         )
         #expect(
             error("listen: none\nroutes:\n  - {path: /a, mode: echo}\n").hasPrefix("invalid value \"none\" for listen"))
+        #expect(
+            error("routes: []\n")
+                == "routes in config file /etc/vigil/vigil.yaml is an empty list: leave it out for the single route of mode and path"
+        )
+        #expect(
+            error("routes:\n  - {path: /a, mode: echo, upstream_pong_timeout: 1s}\n")
+                == "route /a (routes[0] in config file /etc/vigil/vigil.yaml): upstream_pong_timeout is for a proxy route, and mode is echo"
+        )
+        #expect(
+            error(
+                "routes:\n  - {name: a, path: /, host: [a.example.com, b.example.com], mode: echo}\n  - {name: b, path: /, host: b.example.com, mode: echo}\n"
+            )
+                == "routes[1] in config file /etc/vigil/vigil.yaml: path / for host b.example.com is also routes[0]'s; each request must have one route"
+        )
+        #expect(
+            error(
+                "routes:\n  - {name: a, path: /, host: a.example.com, mode: echo}\n  - {name: b, path: /, host: b.example.com, mode: echo}\n  - {name: c, path: /, mode: echo}\n"
+            ) == "no error", "other hosts, and a route for any host, on one path")
     }
 
     @Test("a reload takes the new routes as a whole")

@@ -95,6 +95,38 @@ struct RouteTableTests {
         #expect(take(table, "/feed", host: "[::1]:8080") == "any-feed")
     }
 
+    @Test("an exact host before a wildcard, whatever the order in the file")
+    func exactBeforeWildcard() throws {
+        let table = try Self.table(
+            yaml: """
+                routes:
+                  - {name: wild, path: /, host: "*.example.com", mode: echo}
+                  - {name: app, path: /, host: app.example.com, mode: command}
+                """)
+        #expect(take(table, "/x", host: "app.example.com") == "app")
+        #expect(take(table, "/x", host: "www.example.com") == "wild")
+        #expect(take(table, "/x", host: "example.net") == "404")
+        guard case .failure(let rejection) = table.match(method: .GET, uri: "/x", host: "example.net") else {
+            Issue.record("taken")
+            return
+        }
+        #expect(
+            rejection.message == "no WebSocket route at /x for host example.net; no route serves that host",
+            "another host's routes are not named")
+    }
+
+    @Test("a prefix route refuses . and .. segments, also percent-encoded; an exact route says 404")
+    func dotSegments() throws {
+        let table = try Self.table(yaml: "routes:\n  - {path: /public, upstream: ws://b/app}\n")
+        for uri in ["/public/../admin", "/public/./x", "/public/%2e%2E/admin", "/public/x/%2E"] {
+            #expect(take(table, uri) == "400", "\(uri)")
+        }
+        for uri in ["/public/..x", "/public/.well-known", "/public/a.b"] {
+            #expect(take(table, uri) == "/public", "\(uri)")
+        }
+        #expect(take(try Self.table(flags: ["path": "/ws"]), "/ws/..") == "404")
+    }
+
     @Test("Connection must list the upgrade token, in any case, alone or among others")
     func connectionToken() {
         for value in ["Upgrade", "upgrade", "keep-alive, Upgrade", " UPGRADE\t,close", "a,,upgrade"] {

@@ -602,6 +602,75 @@ def test_the_last_member_gets_the_rest_of_the_connect_timeout(vigild, tmp_path):
     assert total(samples, "vigil_upstream_tries_total", route="silence") == 2
 
 
+class SlowUpstream:
+    """Answers every WebSocket handshake with a valid 101, but only after `delay` seconds, then
+    holds the connection: a healthy backend slower than `upstream_try_timeout`."""
+
+    def __init__(self, delay):
+        self.delay = delay
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.held = []
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.answer, args=(sock,), daemon=True).start()
+
+    def answer(self, sock):
+        import base64
+        import hashlib
+        request = b""
+        while b"\r\n\r\n" not in request:
+            chunk = sock.recv(4096)
+            if not chunk:
+                return
+            request += chunk
+        key = re.search(rb"(?im)^sec-websocket-key:\s*(\S+)", request).group(1)
+        accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+        time.sleep(self.delay)
+        sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+        self.held.append(sock)
+
+    def close(self):
+        self.listener.close()
+        for sock in self.held:
+            sock.close()
+
+
+def test_a_member_known_to_be_down_does_not_cut_a_slow_healthy_one_short(vigild, tmp_path):
+    """A healthy member that answers in 1 s, slower than upstream_try_timeout (300 ms), and a
+    dead one: once the dead one is down (resting, or tried again after its rest), the healthy
+    one is the last member up and has what remains of upstream_connect_timeout — every client gets its 101, whichever member the
+    round robin puts first (without that rule the slow one was cut off at 300 ms, rested, and
+    the client got the dead one's 502)."""
+    slow, dead = SlowUpstream(1.0), dead_port()
+    try:
+        config = write_config(tmp_path, f"""
+            upstream_try_timeout: 300ms
+            upstream_connect_timeout: 4s
+            routes:
+              - name: mixed
+                path: /
+                upstream:
+                  - ws://127.0.0.1:{dead}
+                  - ws://127.0.0.1:{slow.port}
+        """)
+        daemon = vigild("--config", str(config))
+        statuses = [raw_status(daemon, f"/try{i}")[0] for i in range(4)]
+    finally:
+        slow.close()
+    assert statuses == [101] * 4, statuses
+    samples = daemon.metrics()
+    assert total(samples, "vigil_upstream_tries_total", route="mixed", upstream="mixed-2", result="ok") == 4
+    assert total(samples, "vigil_upstream_tries_total", route="mixed", upstream="mixed-2", result="timeout") == 0
+
+
 def test_when_every_member_is_down_they_are_still_tried(vigild, tmp_path):
     """Both members refuse TCP (502, both marked down, backoffs growing); one comes back on
     its port: the next handshake reaches it at once, down or not."""
