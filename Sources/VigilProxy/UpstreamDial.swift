@@ -87,7 +87,13 @@ public enum UpstreamDial {
             let eventLoop = channel.eventLoop
             let now = host.clock.now()
             let remaining = deadline - now
-            guard plan.count > tried, remaining > .zero, channel.isActive else {
+            guard channel.isActive else {
+                return eventLoop.makeFailedFuture(
+                    HandshakeRejection(
+                        status: .badGateway, reason: .upstreamUnreachable,
+                        message: "the client went away while route \(rules.route)'s upstreams were tried"))
+            }
+            guard plan.count > tried, remaining > .zero else {
                 return eventLoop.makeFailedFuture(giveUp(timedOut: remaining <= .zero))
             }
             let index = tried
