@@ -76,10 +76,11 @@ final class ClientOrigin {
     /// The PROXY header arrived: believed from a trusted peer only.
     func received(_ header: ProxyProtocolHeader) -> HeaderResult {
         // A peer with no address was gone before vigild could ask (getpeername fails on a socket
-        // reset before its accept was handled): what a balancer's health check does, LOCAL and a
-        // reset at once. Such a header is taken as the check it says it is; nothing it could name
-        // is believed, and the connection is over anyway.
-        if header.isLocal && (tcpAddress == nil || Self.isTrusted(tcpAddress, trusted)) {
+        // reset before its accept was handled): what a balancer's health check does, a header
+        // and a reset at once — LOCAL from v2, but HAProxy's v1 checks send TCP4 with the check's
+        // own addresses. Whoever sent it cannot be checked against trusted_proxies, so it is
+        // neither believed nor called untrusted: taken as a check, its hang-up not a refusal.
+        if tcpAddress == nil || (header.isLocal && Self.isTrusted(tcpAddress, trusted)) {
             healthCheck = true
             return .local
         }
