@@ -47,11 +47,17 @@ GO_ENV         := GOPATH=$(CURDIR)/.build-go/path GOCACHE=$(CURDIR)/.build-go/ca
 run: release
 	$(RELEASE_BIN)
 
+# Release builds skip Swift's run-time exclusivity checks: they were a fifth of the instructions
+# a relayed message cost (callgrind, proxy 10 x 64 B echo: 25,019 -> 19,555 per relayed message,
+# most of them in NIO's own accessors). Debug builds (make test's unit and black-box runs) and
+# the sanitizer and fuzz builds keep them, so a violation is still caught there.
+RELEASE_FLAGS := -c release --static-swift-stdlib -Xswiftc -enforce-exclusivity=unchecked
+
 ## release: an optimised vigild with the Swift runtime linked in (no toolchain needed to run it)
 release:
 	@scripts/ensure-packages.sh $(BUILD_PACKAGES)
-	$(SWIFT) build -c release --static-swift-stdlib --product vigild
-	$(SWIFT) build -c release --static-swift-stdlib --product vigilctl
+	$(SWIFT) build $(RELEASE_FLAGS) --product vigild
+	$(SWIFT) build $(RELEASE_FLAGS) --product vigilctl
 
 build:
 	@scripts/ensure-packages.sh $(BUILD_PACKAGES)
@@ -92,7 +98,7 @@ conformance-full: release-load venv
 # vigild and vigil-load optimised, as they ship: Autobahn's compression cases move about 1 GiB
 # per side, which unoptimised frame unmasking takes minutes over.
 release-load: release
-	$(SWIFT) build -c release --static-swift-stdlib --product vigil-load
+	$(SWIFT) build $(RELEASE_FLAGS) --product vigil-load
 
 venv: $(VENV)/.installed
 

@@ -4,9 +4,9 @@
 Usage: bench.py --vigild BIN --load BIN --baseline BIN [--quick] --out FILE [--plots DIR]
 
 Each scenario starts a fresh server, drives it with vigil-load (a separate process; the
-heartbeat also with load-gorilla, an independent Go client), reads the server's own numbers
-from /proc (RSS, utime+stime), from vigild's status API and from the baseline's close lines, and
-prints vigild, baseline and their ratio. Counts that do not move with a noisy machine come from
+heartbeat and the proxy's echo also with load-gorilla, an independent Go client), reads the
+server's own numbers from /proc (RSS, utime+stime), from vigild's status API and from the
+baseline's close lines, and prints vigild, baseline and their ratio. Counts that do not move with a noisy machine come from
 strace (syscalls), an LD_PRELOAD malloc counter or the Go runtime (heap allocations) and
 callgrind (instructions). The report is Markdown;
 the commentary in Benchmarks/commentary.md is appended to it. --quick runs small sizes so CI
@@ -111,8 +111,8 @@ class Server:
         self.output = open(os.path.join(workdir, f"{kind}-{time.monotonic_ns()}.log"), "w+")
         if kind == "vigild":
             args = [binaries.vigild, "--listen", f"127.0.0.1:{port}", "--status-listen", "127.0.0.1:0",
-                    "--log", "stderr", "--log-level", "warning", "--max-connections", "20000",
-                    "--close-history", "20000", "--ping-interval", ping, "--pong-timeout", pong]
+                    "--log", "stderr", "--max-connections", "20000",
+                    "--ping-interval", ping, "--pong-timeout", pong]
         else:
             args = [binaries.baseline, "-addr", f"127.0.0.1:{port}", "-ping-interval", ping, "-pong-timeout", pong]
         args += extra
@@ -680,8 +680,7 @@ def startup(b, runs, workdir):
         for _ in range(runs):
             port = free_port()
             if kind == "vigild":
-                args = [b.vigild, "--listen", f"127.0.0.1:{port}", "--status-listen", "127.0.0.1:0", "--log", "stderr",
-                        "--log-level", "error"]
+                args = [b.vigild, "--listen", f"127.0.0.1:{port}", "--status-listen", "127.0.0.1:0", "--log", "stderr"]
                 env = {**os.environ, "NOTIFY_SOCKET": notify_path}
             else:
                 args = [b.baseline, "-addr", f"127.0.0.1:{port}"]
@@ -1008,7 +1007,7 @@ def proxy_section(p, run_date=None):
              "`bench.py --only proxy`, merged into the saved results), on the same machine; its rows share that run. "
              if p.get("merged_into") == run_date else "")
     lines = [rerun + f"Every row in front of the same backend (the gorilla baseline, pinging only every hour); `direct` is "
-             "vigil-load → backend. vigild in `--mode proxy`; nginx, HAProxy and Caddy from Debian "
+             "the load generator → backend. vigild in `--mode proxy`; nginx, HAProxy and Caddy from Debian "
              f"(`{v['nginx']}`; `{v['haproxy']}`; Caddy `{v['caddy']}`), each configured as its documentation "
              "says for WebSocket proxying, workers and threads at their defaults (`Benchmarks/proxies/`). "
              f"Echo: {p['echo_n']} connections, {p['message_size']}-byte binary messages, one in flight per "
@@ -1047,19 +1046,54 @@ def proxy_section(p, run_date=None):
     lines += ["", "Round trips per second in the echo window: " + ", ".join(rates) + ". The echo load is closed-loop "
               "(each connection sends its next message when the echo arrives) on cores the load, the proxy and the "
               "backend share, so a row that completes more round trips also loads the cores more: that is how an "
-              "added p99 can come out negative. The same latencies at an equal load, every target paced at "
-              f"{p.get('paced_rate', '?')} round trips a second ({p['echo_n']} connections, each message sent when due "
-              "whether or not earlier echoes are back, and timed from when it was due):", "",
-              "| | paced p50 / p99 ms | added p50 / p99 ms | achieved round trips/s | CPU ms per 1000 relayed |",
-              "|---|---|---|---|---|"]
-    for target, entry in p["targets"].items():
-        e = entry.get("paced")
-        if not e:
-            continue
-        added = "(reference)" if target == "direct" else f"{fmt(e['added_p50_ms'], 3)} / {fmt(e['added_p99_ms'], 3)}"
-        cpu = "n/a" if target == "direct" else fmt(e["cpu_ms_per_1000"], 2)
-        lines.append(f"| {labels[target]} | {e['p50_ms']} / {e['p99_ms']} | {added} | {e['rate']:.0f} | {cpu} |")
+              "added p99 can come out negative. Below, every echo run: closed loop, and the same latencies at an "
+              f"equal load, every target paced at {p.get('paced_rate', '?')} round trips a second ({p['echo_n']} "
+              "connections, each message sent when due whether or not earlier echoes are back, and timed from when it "
+              "was due)"
+              + ("; each driven by vigil-load (vigil's own client) and by load-gorilla (Benchmarks/load-gorilla: "
+                 "Go and gorilla/websocket, sharing no code with vigild, so a cost or a speed only vigil's client sees "
+                 "shows as a difference between the two), and closed loop with "
+                 f"{size_label(p.get('large_message_size', 16384))} messages (load-gorilla), where a relay's cost is "
+                 "the bytes it copies more than the messages it handles"
+                 if len(proxy_runs(p)) > 2 else ", driven by vigil-load")
+              + ". vs nginx: the row's figure over nginx's in the same run and the same kind of run (vigild's rows "
+              "are the ratios #29 sets floors on).", "",
+              "| run | | round trips/s | p50 / p99 ms | added p50 / p99 ms | CPU ms per 1000 relayed | CPU vs nginx "
+              "| round trips/s vs nginx |", "|---|---|---|---|---|---|---|---|"]
+    for kind, run in proxy_runs(p):
+        nginx = p["targets"].get("nginx", {}).get(kind) or {}
+        for target, entry in p["targets"].items():
+            e = entry.get(kind)
+            if "error" in entry or e is None:
+                continue  # the target could not run at all (said in the table above), or saved before this run
+            if "error" in e:
+                lines.append(f"| {run} | {labels[target]} | could not run: {e['error'].replace('|', '/')} | | | | | |")
+                continue
+            if target == "direct":
+                added, cpu, cpu_ratio, rate_ratio = "(reference)", "n/a (no proxy)", "n/a", "n/a"
+            else:
+                added = f"{fmt(e.get('added_p50_ms'), 3)} / {fmt(e.get('added_p99_ms'), 3)}"
+                cpu = fmt(e["cpu_ms_per_1000"], 2)
+                cpu_ratio = fmt_ratio(ratio(e["cpu_ms_per_1000"], nginx.get("cpu_ms_per_1000")))
+                rate_ratio = fmt_ratio(ratio(e["rate"], nginx.get("rate")))
+            latency = f"{fmt(e['p50_ms'], 3)} / {fmt(e['p99_ms'], 3)}"
+            lines.append(f"| {run} | {labels[target]} | {e['rate']:.0f} | {latency} | {added} | {cpu} | {cpu_ratio} "
+                         f"| {rate_ratio} |")
     return lines
+
+
+def size_label(size):
+    return f"{size // 1024} KiB" if size % 1024 == 0 else f"{size}-byte"
+
+
+def proxy_runs(p):
+    """The proxy section's echo runs as (key in a target's entry, label), the ones this result
+    has: results saved before load-gorilla's runs were added have only "echo" and "paced"."""
+    rate = p.get("paced_rate", "?")
+    runs = (("echo", "vigil-load, closed loop"), ("paced", f"vigil-load, paced at {rate}/s"),
+            ("echo_outside", "load-gorilla, closed loop"), ("paced_outside", f"load-gorilla, paced at {rate}/s"),
+            ("echo_16k", f"load-gorilla, {size_label(p.get('large_message_size', 16384))}, closed loop"))
+    return [(kind, label) for kind, label in runs if any(kind in entry for entry in p["targets"].values())]
 
 
 def compression_section(c, run_date=None):
@@ -1231,7 +1265,9 @@ def targets(r):
     rows = []
 
     def row(name, measured, ok):
-        rows.append(f"| {name} | {measured} | {'met' if ok else '**missed**'} |")
+        """ok None: not measured in this run (a run that failed, or results saved before the row's
+        figures were): neither met nor missed."""
+        rows.append(f"| {name} | {measured} | {'n/a' if ok is None else 'met' if ok else '**missed**'} |")
 
     worst_ratio = max(ratio(x["vigild"]["per_conn"], x["baseline"]["per_conn"]) for x in r["memory"])
     row("RSS per idle connection ≤ 0.5× baseline", f"worst ratio {worst_ratio:.2f}×", worst_ratio <= 0.5)
@@ -1288,6 +1324,20 @@ def targets(r):
         row("proxy: CPU per relayed message ≤ nginx's",
             f"{fmt(v['echo']['cpu_ms_per_1000'], 2)} vs {fmt(n['echo']['cpu_ms_per_1000'], 2)} ms per 1000",
             v["echo"]["cpu_ms_per_1000"] <= n["echo"]["cpu_ms_per_1000"])
+        # #29's floors, measured with the outside client (load-gorilla): vigild against nginx
+        # in the same run. A run that failed, or results saved before these runs, show n/a.
+        rate = r["proxy"].get("paced_rate")
+        for kind, key, what, unit, bound, label in (
+                ("echo_outside", "cpu_ms_per_1000", "CPU per relayed message", "ms per 1000", 1.3, "closed loop"),
+                ("paced_outside", "cpu_ms_per_1000", "CPU per relayed message", "ms per 1000", 1.3, f"paced, {rate}/s"),
+                ("echo_outside", "rate", "round trips/s", "round trips/s", 0.9, "closed loop")):
+            mine, theirs = v.get(kind, {}).get(key), n.get(kind, {}).get(key)
+            measured = ratio(mine, theirs)
+            at_most = key == "cpu_ms_per_1000"  # CPU is a ceiling, round trips a floor
+            row(f"proxy: {what} {'≤' if at_most else '≥'} {bound}× nginx's ({label}, load-gorilla)",
+                "n/a (not measured in this run)" if measured is None else
+                f"{fmt_ratio(measured)} ({fmt(mine, 2 if at_most else 0)} vs {fmt(theirs, 2 if at_most else 0)} {unit})",
+                None if measured is None else measured <= bound if at_most else measured >= bound)
         largest = -1
         row(f"proxy: RSS per pair ≤ nginx's (at {v['memory'][largest]['n']})",
             f"{kib(v['memory'][largest]['per_pair'])} vs {kib(n['memory'][largest]['per_pair'])} KiB",
@@ -1378,6 +1428,19 @@ def check_quick(results):
                 if not m["connected"] == m["backend_legs"] == m["n"]:
                     problems.append(f"proxy {target} memory: {m['connected']} connected, {m['backend_legs']} backend "
                                     f"legs, expected {m['n']}")
+        for kind in ("echo_outside", "paced_outside", "echo_16k"):
+            run = entry.get(kind, {"error": "did not run"})
+            if "error" in run:
+                problems.append(f"proxy {target} {kind} (load-gorilla): {run['error']}")
+                continue
+            numbers += [run["p50_ms"], run["p99_ms"], run["rate"]]
+            if target != "direct":
+                numbers += [run["cpu_ms_per_1000"], run.get("added_p99_ms")]
+            if kind == "paced_outside" and run["rate"] < 0.9 * p["paced_rate"]:
+                problems.append(f"proxy {target}: paced at {p['paced_rate']}/s by load-gorilla, achieved "
+                                f"{run['rate']:.0f}/s")
+            if run["connected"] != p["echo_n"]:
+                problems.append(f"proxy {target} {kind}: {run['connected']} of {p['echo_n']} connected")
         if None in numbers:
             problems.append(f"proxy {target}: no number ({numbers})")
         if e["connected"] != p["echo_n"] or f["connected"] != f["n"]:
@@ -1465,11 +1528,13 @@ def main():
     commands = [
         "make bench" + (" QUICK=1" if args.quick else ""),
         f"# i.e. {' '.join(sys.argv)}",
-        "# vigild:   vigild --listen 127.0.0.1:0 --status-listen 127.0.0.1:0 --log stderr --log-level warning "
-        "--max-connections 20000 --close-history 20000 --ping-interval P --pong-timeout T",
+        "# vigild:   vigild --listen 127.0.0.1:0 --status-listen 127.0.0.1:0 --log stderr "
+        "--max-connections 20000 --ping-interval P --pong-timeout T (every other setting at its default)",
         "# baseline: baseline-gorilla -addr 127.0.0.1:0 -ping-interval P -pong-timeout T",
         "# load:     vigil-load --url ws://… -c N [--no-pong | --mode echo --message-size 64] --duration …",
         "#           load-gorilla --url ws://… -c N --duration … --progress 100ms (the heartbeat's second client)",
+        "#           load-gorilla --url ws://… -c 50 --mode echo --message-size 64|16384 --rate 0|R --duration … "
+        "(the proxy's outside client)",
         "# counts:   strace -c -f -p PID; LD_PRELOAD=libmalloc_count.so MALLOC_COUNT_FILE=… vigild …; "
         "valgrind --tool=callgrind --instr-atstart=no (callgrind_control -i on / -z / -d)",
         "# proxies:  vigild --mode proxy --upstream ws://BACKEND --listen 127.0.0.1:0 … | nginx -p TMP -c nginx.conf | "

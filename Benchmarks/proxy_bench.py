@@ -5,7 +5,11 @@ behaviour is measured).
 
 For each target: echo latency over 50 connections and the proxy's CPU per 1000 relayed messages,
 closed loop (as fast as each target goes) and paced (the same fixed rate for every target, each
-message timed from when it was due: latency at an equal load);
+message timed from when it was due: latency at an equal load), each driven once by vigil-load and
+once by load-gorilla (Go, gorilla/websocket: a client that shares no code with vigild, so a cost
+or a speed that only vigil's own client sees shows as a difference between the two), and closed
+loop with 16 KiB messages (load-gorilla), where the relay's cost is the bytes it copies rather
+than the messages it handles;
 RSS per proxied pair with N idle pairs open; and what the proxy does when its client freezes
 (SIGSTOP on the load process: the client's kernel still acknowledges, nothing answers pings).
 nginx, HAProxy and Caddy run in the foreground on loopback ports from the templates in
@@ -29,6 +33,8 @@ TARGETS = ("direct", "vigild", "nginx", "haproxy", "caddy")
 FROZEN_N = 100
 ECHO_N = 50
 ECHO_SIZE = 64
+# The large-message echo: where a relay's cost is the bytes it moves, not the messages.
+LARGE_SIZE = 16384
 # The paced echo's round trips a second (all connections): well under what every target
 # relays closed-loop on this machine, so each is compared at the same load, not at its own.
 PACED_RATE = 10000
@@ -201,8 +207,8 @@ class Setup:
             return None
         if target == "vigild":
             args = [b.vigild, "--listen", "127.0.0.1:0", "--status-listen", "127.0.0.1:0", "--mode", "proxy",
-                    "--upstream", f"ws://{backend}", "--log", "stderr", "--log-level", "warning",
-                    "--max-connections", "20000", "--close-history", "20000",
+                    "--upstream", f"ws://{backend}", "--log", "stderr",
+                    "--max-connections", "20000",
                     "--ping-interval", ping, "--pong-timeout", pong]
             return Proxy("vigild", args, self.tmp, ready=r"vigild ready ws=ws://([\d.]+:\d+)/")
         binary = executable(target)
@@ -238,24 +244,28 @@ class Setup:
         self.backend.stop()
 
 
-def echo_run(target, b, seconds, workdir, pairs, rate=0):
-    """ECHO_N connections echoing ECHO_SIZE-byte messages through the target: latency, and the
+def echo_run(target, b, seconds, workdir, pairs, load, rate=0, size=ECHO_SIZE):
+    """ECHO_N connections echoing `size`-byte messages through the target: latency, and the
     proxy's CPU over the echo window per 1000 relayed messages (each round trip relays two, one
-    each way). `rate` > 0: paced at that many round trips a second in all (open loop)."""
+    each way). `load` is the load generator's binary: b.load (vigil-load) or b.load_go
+    (load-gorilla), which take the same flags and print the same lines. `rate` > 0: paced at
+    that many round trips a second in all (open loop)."""
+    generator = os.path.basename(load)
     setup = Setup(target, b, workdir, pairs)
     try:
-        load = Load(b.load, setup.url, "-c", str(ECHO_N), "--mode", "echo", "--message-size", str(ECHO_SIZE),
-                    "--duration", f"{seconds}s", "--rate", str(rate))
+        client = Load(load, setup.url, "-c", str(ECHO_N), "--mode", "echo", "--message-size", str(size),
+                      "--duration", f"{seconds}s", "--rate", str(rate))
         try:
-            connected = load.event("connected", 60)
+            connected = client.event("connected", 60)
             start_cpu = setup.proxy.cpu() if setup.proxy else None
-            report = load.event("echo", seconds + 60)
+            report = client.event("echo", seconds + 60)
             cpu = setup.proxy.cpu() - start_cpu if setup.proxy else None
-            load.finish(60)
+            client.finish(60)
         finally:
-            load.kill()
+            client.kill()
         relayed = 2 * report["messages"]
-        entry = {"connected": connected["connections"], "rate": report["rate"], "round_trips": report["messages"],
+        entry = {"load": generator, "message_size": size, "paced_rate": rate,
+                 "connected": connected["connections"], "rate": report["rate"], "round_trips": report["messages"],
                  "p50_ms": report["p50_ms"], "p99_ms": report["p99_ms"], "cpu_s": cpu, "relayed": relayed,
                  "cpu_ms_per_1000": cpu * 1000 / (relayed / 1000) if cpu is not None and relayed else None,
                  "processes": len(setup.proxy.pids()) if setup.proxy else None,
@@ -265,8 +275,9 @@ def echo_run(target, b, seconds, workdir, pairs, rate=0):
             entry["command"] = " ".join(setup.proxy.command)
     finally:
         setup.stop()
-    log(f"proxy echo {target}{f' paced at {rate}/s' if rate else ''}: p50 {entry['p50_ms']} ms, p99 {entry['p99_ms']} ms, "
-        f"{entry['rate']:.0f} round trips/s, proxy CPU {entry['cpu_ms_per_1000']} ms per 1000 relayed")
+    log(f"proxy echo {target} ({generator}, {size} B{f', paced at {rate}/s' if rate else ''}): "
+        f"p50 {entry['p50_ms']:.3f} ms, p99 {entry['p99_ms']:.3f} ms, {entry['rate']:.0f} round trips/s, "
+        f"proxy CPU {entry['cpu_ms_per_1000']} ms per 1000 relayed")
     return entry
 
 
@@ -325,19 +336,45 @@ def frozen_run(target, b, window, workdir, pairs):
     return entry
 
 
+# The echo runs each target gets, by the key its entry is stored under: (load generator's
+# attribute on the binaries, paced or not, message size). "echo" and "paced" are vigil-load's
+# (the keys older saved results have); the rest use load-gorilla, the outside client #29 asks for.
+ECHO_KINDS = {
+    "echo": ("load", False, ECHO_SIZE),
+    "paced": ("load", True, ECHO_SIZE),
+    "echo_outside": ("load_go", False, ECHO_SIZE),
+    "paced_outside": ("load_go", True, ECHO_SIZE),
+    "echo_16k": ("load_go", False, LARGE_SIZE),
+}
+
+
 def proxy_comparison(binaries, sizes, seconds, workdir, quick):
     """Every target's echo, memory and frozen-client numbers; a target that cannot be configured
-    or run gets {"error": text} instead, so the report says why."""
+    or run gets {"error": text} instead, so the report says why. The load-gorilla runs fail on
+    their own ({"error": text} in that run's entry): the target's other rows still stand."""
     window = 5 if quick else 20
     pairs = max(sizes)
     paced_rate = PACED_RATE // 5 if quick else PACED_RATE
     result = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "sizes": sizes, "echo_seconds": seconds, "echo_n": ECHO_N, "message_size": ECHO_SIZE, "paced_rate": paced_rate,
-              "frozen_window_s": window, "frozen_n": FROZEN_N, "versions": versions(), "targets": {}}
+              "large_message_size": LARGE_SIZE, "frozen_window_s": window, "frozen_n": FROZEN_N, "versions": versions(),
+              "targets": {}}
+
+    def run(target, kind):
+        attribute, paced, size = ECHO_KINDS[kind]
+        return echo_run(target, binaries, seconds, workdir, pairs, getattr(binaries, attribute),
+                        rate=paced_rate if paced else 0, size=size)
+
     for target in TARGETS:
         entry = {}
         try:
-            entry["echo"] = echo_run(target, binaries, seconds, workdir, pairs)
-            entry["paced"] = echo_run(target, binaries, seconds, workdir, pairs, rate=paced_rate)
+            entry["echo"] = run(target, "echo")
+            entry["paced"] = run(target, "paced")
+            for kind in ("echo_outside", "paced_outside", "echo_16k"):
+                try:
+                    entry[kind] = run(target, kind)
+                except Exception as error:  # noqa: BLE001 - the report shows it in that row
+                    entry[kind] = {"error": f"{type(error).__name__}: {error}"}
+                    log(f"proxy {target} {kind}: {entry[kind]['error']}")
             if target != "direct":
                 entry["memory"] = [memory_run(target, binaries, n, workdir, pairs) for n in sizes]
             entry["frozen"] = frozen_run(target, binaries, window, workdir, pairs)
@@ -345,11 +382,11 @@ def proxy_comparison(binaries, sizes, seconds, workdir, quick):
             entry["error"] = f"{type(error).__name__}: {error}"
             log(f"proxy {target}: {entry['error']}")
         result["targets"][target] = entry
-    for kind in ("echo", "paced"):
+    for kind in ECHO_KINDS:
         direct = result["targets"]["direct"].get(kind)
         for target in TARGETS[1:]:
             echo = result["targets"][target].get(kind)
-            if echo and direct:
+            if echo and direct and "error" not in echo and "error" not in direct:
                 echo["added_p50_ms"] = echo["p50_ms"] - direct["p50_ms"]
                 echo["added_p99_ms"] = echo["p99_ms"] - direct["p99_ms"]
     return result

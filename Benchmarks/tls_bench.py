@@ -56,7 +56,7 @@ class TLSProxy:
         try:
             if target == "vigild":
                 args = [b.vigild, "--listen", "127.0.0.1:0", "--status-listen", "127.0.0.1:0", "--mode", "proxy",
-                        "--upstream", f"ws://{self.backend.address}", "--log", "stderr", "--log-level", "warning",
+                        "--upstream", f"ws://{self.backend.address}", "--log", "stderr",
                         "--max-connections", "20000", "--tls-cert-file", chain, "--tls-key-file", key]
                 self.proxy = Proxy("vigild", args, self.tmp, ready=r"vigild ready ws=wss://([\d.]+:\d+)/")
                 self.check = None

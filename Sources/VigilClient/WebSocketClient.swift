@@ -93,7 +93,7 @@ public final class WebSocketClient: Sendable {
         let buffer = channel.allocator.buffer(bytes: rawBytes)
         try await channel.eventLoop.flatSubmit { [channel] in
             do {
-                let encoder = try channel.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self)
+                let encoder = try channel.pipeline.syncOperations.context(handlerType: FrameEncoder.self)
                 return encoder.writeAndFlush(NIOAny(buffer))
             } catch {
                 return channel.eventLoop.makeFailedFuture(error)

@@ -129,7 +129,7 @@ public enum WebSocketDialer {
     }
 
     /// Opens the connection on `eventLoop` and completes the upgrade within `timeout` (TCP, TLS
-    /// and the answer together), then installs NIO's frame encoder, the stream decoder and the
+    /// and the answer together), then installs the frame encoder, the stream decoder and the
     /// supervised shell — all in the read that completed the handshake, so nothing sent behind
     /// the 101 is lost.
     ///
@@ -201,6 +201,12 @@ public enum WebSocketDialer {
                             let pipeline = context.pipeline.syncOperations
                             try WebSocketPipeline.addFramingHandlers(to: pipeline, limits: limits)
                             try pipeline.addHandler(handler)
+                            // The handshake's handlers leave, so that every later read goes
+                            // straight to the framing core (they cost a second byte-to-message
+                            // pass per read); the decoder hands on what it still holds, in order.
+                            pipeline.removeHandler(
+                                context: try pipeline.context(handlerType: DialErrorCatcher.self), promise: nil)
+                            pipeline.removeHandler(context: context, promise: nil)
                             result.succeed(
                                 DialedConnection(
                                     channel: context.channel,
@@ -310,7 +316,7 @@ public enum WebSocketDialer {
 
 /// Fails the dial when the pipeline reports an error before the upgrade completed (a TLS
 /// certificate problem, a reset), and passes every error on for the shell after it.
-private final class DialErrorCatcher: ChannelInboundHandler {
+private final class DialErrorCatcher: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
 
     private let result: EventLoopPromise<DialedConnection>

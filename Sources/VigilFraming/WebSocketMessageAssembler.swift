@@ -120,7 +120,7 @@ public struct WebSocketMessageAssembler: Sendable {
         try checkSize(frame.length)
         let compressed = frame.rsv1
         // A first fragment gets a buffer of its own: the fragments after it are appended to it.
-        let data = frame.fin ? payload(of: frame) : frame.unmaskedData
+        let data = frame.fin ? payload(of: frame) : Self.unmasked(frame)
         if kind == .text && !compressed {
             validator = UTF8Validator()
             try validate(data, final: frame.fin)
@@ -152,16 +152,25 @@ public struct WebSocketMessageAssembler: Sendable {
 
     /// The frame's payload, unmasked; small masked ones into `spare`.
     private mutating func payload(of frame: WebSocketFrame) -> ByteBuffer {
-        guard let key = frame.maskKey, frame.length <= Self.spareLimit else { return frame.unmaskedData }
+        guard let key = frame.maskKey, frame.length <= Self.spareLimit else { return Self.unmasked(frame) }
         // Taken out, so that `clear` finds it uniquely referenced unless a consumer still holds it
         // (then it copies, and the consumer keeps the old bytes).
         var buffer = spare.take() ?? ByteBufferAllocator().buffer(capacity: max(frame.length, 64))
         buffer.clear()
         var masked = frame.data
         buffer.writeBuffer(&masked)
-        buffer.webSocketUnmask(key)
+        buffer.applyWebSocketMask(key)
         spare = buffer
         return buffer
+    }
+
+    /// The frame's payload unmasked in a buffer of its own (the received bytes are shared with
+    /// the read buffer: the write copies them), or as it came when it is not masked.
+    private static func unmasked(_ frame: WebSocketFrame) -> ByteBuffer {
+        guard let key = frame.maskKey else { return frame.data }
+        var data = frame.data
+        data.applyWebSocketMask(key)
+        return data
     }
 
     private func checkSize(_ size: Int) throws(FramingError) {

@@ -1,13 +1,14 @@
 import NIOCore
 import NIOWebSocket
 
-/// Installs the framing core on an upgraded channel: NIO's frame encoder and our stream decoder.
+/// Installs the framing core on an upgraded channel: our frame encoder (NIO's wire format, one
+/// buffer per frame) and our stream decoder (NIO's parser).
 /// Message assembly happens in the handler that follows (it owns a `WebSocketMessageAssembler`).
 public enum WebSocketPipeline {
     public static func addFramingHandlers(
         to pipeline: ChannelPipeline.SynchronousOperations, limits: FramingLimits
     ) throws {
-        try pipeline.addHandler(WebSocketFrameEncoder())
+        try pipeline.addHandler(FrameEncoder())
         try pipeline.addHandler(ByteToMessageHandler(WebSocketFrameStreamDecoder(maxFrameSize: limits.maxFrameSize)))
     }
 
