@@ -30,6 +30,7 @@ let package = Package(
                 .product(name: "VigilSupervisor", package: "vigil"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
             ]
         ),
 

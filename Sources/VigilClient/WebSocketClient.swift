@@ -88,13 +88,13 @@ public final class WebSocketClient: Sendable {
         try await channel.writeAndFlush(frame)
     }
 
-    /// Writes bytes straight to the socket, below the frame encoder (for truncated or malformed frames).
+    /// Writes bytes straight to the socket, below the framing core (for truncated or malformed frames).
     public func send(rawBytes: [UInt8]) async throws {
         let buffer = channel.allocator.buffer(bytes: rawBytes)
         try await channel.eventLoop.flatSubmit { [channel] in
             do {
-                let encoder = try channel.pipeline.syncOperations.context(handlerType: FrameEncoder.self)
-                return encoder.writeAndFlush(NIOAny(buffer))
+                let below = try WebSocketPipeline.rawWriter(in: channel.pipeline.syncOperations)
+                return below.writeAndFlush(NIOAny(buffer))
             } catch {
                 return channel.eventLoop.makeFailedFuture(error)
             }

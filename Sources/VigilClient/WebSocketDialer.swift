@@ -201,12 +201,9 @@ public enum WebSocketDialer {
                             let pipeline = context.pipeline.syncOperations
                             try WebSocketPipeline.addFramingHandlers(to: pipeline, limits: limits)
                             try pipeline.addHandler(handler)
-                            // The handshake's handlers leave, so that every later read goes
-                            // straight to the framing core (they cost a second byte-to-message
-                            // pass per read); the decoder hands on what it still holds, in order.
-                            pipeline.removeHandler(
-                                context: try pipeline.context(handlerType: DialErrorCatcher.self), promise: nil)
-                            pipeline.removeHandler(context: context, promise: nil)
+                            // The handshake's handlers leave at the end of this read (they
+                            // cost every later read a second byte-to-message pass).
+                            try pipeline.handler(type: DialErrorCatcher.self).upgraded = true
                             result.succeed(
                                 DialedConnection(
                                     channel: context.channel,
@@ -332,6 +329,25 @@ private final class DialErrorCatcher: ChannelInboundHandler, RemovableChannelHan
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         context.fireChannelRead(data)
+    }
+
+    /// Set once the framing handlers are in: at the end of the read that completed the upgrade,
+    /// the handshake's handlers leave the pipeline. Then, not in the middle of that read: the
+    /// decoder has handed on every byte behind the 101 by now, and the read's end reaches the
+    /// framing core first (it flushes what the frames behind the 101 made it write). Removed
+    /// mid-read, the decoder held those bytes and handed them on a tick later with no read's
+    /// end behind them: an echo of a frame that came with the 101 was never flushed.
+    var upgraded = false
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.fireChannelReadComplete()
+        guard upgraded else { return }
+        upgraded = false
+        let pipeline = context.pipeline.syncOperations
+        if let decoder = try? pipeline.context(handlerType: ByteToMessageHandler<HandshakeResponseDecoder>.self) {
+            pipeline.removeHandler(context: decoder, promise: nil)
+        }
+        pipeline.removeHandler(context: context, promise: nil)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

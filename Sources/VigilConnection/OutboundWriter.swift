@@ -4,10 +4,11 @@ import VigilFraming
 import VigilSupervisor
 
 /// The outbound half of a supervised connection, as swift-websocket's `WebSocketOutboundWriter`
-/// is of its handler: frames written (masked when this end is the client, RFC 6455 §5.3;
-/// messages longer than `max_frame` in fragments, so vigild never sends a frame larger than it
-/// would accept), flushes batched while a read burst lasts, and reading paused and resumed for
-/// backpressure. It holds no context: the handler passes its own to each call, on its loop.
+/// is of its handler: frames encoded and written as bytes (`FrameEncoder`; masked when this end
+/// is the client, RFC 6455 §5.3; messages longer than `max_frame` in fragments, so vigild never
+/// sends a frame larger than it would accept), flushes batched while a read burst lasts, and
+/// reading paused and resumed for backpressure. It holds no context: the handler passes its own
+/// to each call, on its loop.
 ///
 /// A class, not a struct the handler mutates in place: a write goes down the pipeline and can
 /// come back into the handler (a failed write closes the channel), which must find the writer
@@ -19,6 +20,8 @@ final class OutboundWriter {
     private let deflate: MessageDeflate?
     /// Where the client role's masking keys come from.
     private var maskingKeys = MaskingKeySource()
+    /// Frames to bytes (with the buffer small frames are written into).
+    private var encoder = FrameEncoder()
     /// Inside a burst of reads: writes wait for its end to be flushed together.
     private var inReadBurst = false
     /// Whether frames were written since the last flush.
@@ -43,7 +46,19 @@ final class OutboundWriter {
     ) {
         let frame = WebSocketFrame(
             fin: fin, rsv1: rsv1, opcode: opcode, maskKey: role == .client ? maskingKeys.key() : nil, data: data)
-        context.write(NIOAny(frame), promise: promise)
+        write(frame, context: context, promise: promise)
+    }
+
+    /// `frame` as it is (its mask key, if any, applied on the way out): what the shell writes,
+    /// and what a client program writes through the pipeline (tests build bad frames).
+    func write(_ frame: WebSocketFrame, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        let (first, payload) = encoder.encode(frame, allocator: context.channel.allocator)
+        if let payload {
+            context.write(NIOAny(first), promise: nil)
+            context.write(NIOAny(payload), promise: promise)
+        } else {
+            context.write(NIOAny(first), promise: promise)
+        }
         pendingFlush = true
     }
 
@@ -76,7 +91,8 @@ final class OutboundWriter {
     }
 
     /// A heartbeat ping. The last ping's buffer is rewritten when its write is done (then this
-    /// is its only owner and `clear` copies nothing): a ping allocates only NIO's frame box.
+    /// is its only owner and `clear` copies nothing), as is the encoder's: a ping allocates
+    /// nothing.
     func write(_ ping: PingPayload, context: ChannelHandlerContext) {
         var payload = pingBuffer ?? context.channel.allocator.buffer(capacity: 8)
         pingBuffer = nil

@@ -15,8 +15,10 @@ import VigilSupervisor
 /// Every method is called on the channel's event loop.
 public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimerTarget {
     public typealias InboundIn = WebSocketFrame
+    /// Frames a client program writes (the shell encodes them as it does its own).
     public typealias OutboundIn = WebSocketFrame
-    public typealias OutboundOut = WebSocketFrame
+    /// Encoded frames: the shell writes bytes (`OutboundWriter`, `FrameEncoder`).
+    public typealias OutboundOut = ByteBuffer
 
     /// How a supervised connection behaves, fixed when it is set up.
     public struct Configuration: Sendable {
@@ -293,7 +295,8 @@ public final class SupervisedConnectionHandler: ChannelDuplexHandler, WheelTimer
     }
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        context.write(data, promise: promise)  // frames a client program writes as they are (tests build bad ones)
+        // Frames a client program writes, encoded as they are (tests build bad ones).
+        outbound.write(unwrapOutboundIn(data), context: context, promise: promise)
     }
 
     public func wheelTimerFired(token: UInt64) {

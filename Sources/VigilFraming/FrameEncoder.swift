@@ -1,22 +1,21 @@
 import NIOCore
 import NIOWebSocket
 
-/// Puts outbound frames on the wire exactly as NIO's `WebSocketFrameEncoder` does, byte for byte
+/// Turns outbound frames into the bytes NIO's `WebSocketFrameEncoder` would write, byte for byte
 /// (`FrameEncoderTests` holds the two together), in fewer steps where a relay spends its time:
 ///
-/// - A frame with a payload of at most `coalescingLimit` bytes goes out as one buffer, header
-///   and payload together: one pending write, one iovec. NIO's encoder can put the header in
-///   front of the payload only in a buffer it owns outright with room before the bytes; a
-///   relayed payload is a slice of the read buffer, so it wrote a second buffer for every frame.
+/// - A frame with a payload of at most `coalescingLimit` bytes becomes one buffer, header and
+///   payload together: one pending write, one iovec. NIO's encoder can put the header in front
+///   of the payload only in a buffer it owns outright with room before the bytes; a relayed
+///   payload is a slice of the read buffer, so it wrote a second buffer for every frame.
 /// - Masking (the client role, RFC 6455 §5.3) eight bytes at a time (`WebSocketMasking`), in that
 ///   copy: NIO's goes a byte at a time, in the caller's buffer, copying it first when shared.
 /// - A larger unmasked payload goes as it is, behind a header of its own (no copy).
 ///
-/// The decoding side stays NIO's (`WebSocketFrameStreamDecoder`).
-public final class FrameEncoder: ChannelOutboundHandler, RemovableChannelHandler {
-    public typealias OutboundIn = WebSocketFrame
-    public typealias OutboundOut = ByteBuffer
-
+/// Not a channel handler: the supervised connection's `OutboundWriter` encodes its frames itself
+/// and writes bytes, so a frame is neither boxed into the pipeline nor passed through a handler
+/// of its own (both cost more than the encoding). Parsing stays NIO's (`WebSocketFrameStreamDecoder`).
+public struct FrameEncoder {
     /// The largest payload copied behind its header rather than written as a second buffer: a
     /// copy this size costs less than the pending write and iovec it saves.
     public static let coalescingLimit = 4096
@@ -31,8 +30,11 @@ public final class FrameEncoder: ChannelOutboundHandler, RemovableChannelHandler
 
     public init() {}
 
-    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        let frame = unwrapOutboundIn(data)
+    /// The bytes of `frame`: one buffer, or a header and the payload as it came (a large
+    /// unmasked one). The caller's payload is never written to.
+    public mutating func encode(_ frame: WebSocketFrame, allocator: ByteBufferAllocator) -> (
+        first: ByteBuffer, payload: ByteBuffer?
+    ) {
         var payload = frame.data
         if var extensionData = frame.extensionData {  // vigild sets none; kept for frames a test builds
             extensionData.writeBuffer(&payload)
@@ -41,15 +43,14 @@ public final class FrameEncoder: ChannelOutboundHandler, RemovableChannelHandler
         let length = payload.readableBytes
         let headerLength = Self.headerLength(payload: length, masked: frame.maskKey != nil)
         if frame.maskKey == nil && length > Self.coalescingLimit {
-            var header = buffer(capacity: headerLength, context: context)
+            var header = buffer(capacity: headerLength, allocator: allocator)
             header.writeWithUnsafeMutableBytes(minimumWritableBytes: headerLength) { bytes in
                 Self.setHeader(of: frame, payload: length, in: bytes)
             }
-            send(header, context: context, promise: nil)
-            context.write(wrapOutboundOut(payload), promise: promise)
-            return
+            keep(header)
+            return (header, payload)
         }
-        var bytes = buffer(capacity: headerLength + length, context: context)
+        var bytes = buffer(capacity: headerLength + length, allocator: allocator)
         bytes.writeWithUnsafeMutableBytes(minimumWritableBytes: headerLength + length) { bytes in
             let start = Self.setHeader(of: frame, payload: length, in: bytes)
             let body = UnsafeMutableRawBufferPointer(rebasing: bytes[start..<start + length])
@@ -57,23 +58,23 @@ public final class FrameEncoder: ChannelOutboundHandler, RemovableChannelHandler
             if let key = frame.maskKey { WebSocketMasking.apply(key, to: body) }
             return start + length
         }
-        send(bytes, context: context, promise: promise)
+        keep(bytes)
+        return (bytes, nil)
     }
 
     /// An empty buffer for `capacity` bytes: `spare` (taken out, so that writing to it does not
     /// copy it) when it is big enough and no pending write holds it any more, else a new one.
-    private func buffer(capacity: Int, context: ChannelHandlerContext) -> ByteBuffer {
-        guard capacity <= Self.spareCapacity else { return context.channel.allocator.buffer(capacity: capacity) }
+    private mutating func buffer(capacity: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
+        guard capacity <= Self.spareCapacity else { return allocator.buffer(capacity: capacity) }
         if var buffer = spare.take(), buffer.modifyIfUniquelyOwned({ $0.clear() }) != nil {
             return buffer
         }
-        return context.channel.allocator.buffer(capacity: Self.spareCapacity)
+        return allocator.buffer(capacity: Self.spareCapacity)
     }
 
-    /// `buffer`, written, goes out; a small one is kept to be rewritten by a later frame.
-    private func send(_ buffer: ByteBuffer, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+    /// A small buffer, written, is kept to be rewritten by a later frame.
+    private mutating func keep(_ buffer: ByteBuffer) {
         if buffer.capacity <= Self.spareCapacity { spare = buffer }
-        context.write(wrapOutboundOut(buffer), promise: promise)
     }
 
     /// Header bytes for a payload of `payload` bytes: two, the extended length (none, 2 or 8)
@@ -117,6 +118,3 @@ public final class FrameEncoder: ChannelOutboundHandler, RemovableChannelHandler
         return length
     }
 }
-
-@available(*, unavailable)
-extension FrameEncoder: Sendable {}

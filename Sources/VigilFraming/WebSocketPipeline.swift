@@ -1,15 +1,21 @@
 import NIOCore
 import NIOWebSocket
 
-/// Installs the framing core on an upgraded channel: our frame encoder (NIO's wire format, one
-/// buffer per frame) and our stream decoder (NIO's parser).
-/// Message assembly happens in the handler that follows (it owns a `WebSocketMessageAssembler`).
+/// Installs the framing core's decoding half on an upgraded channel: our stream decoder (NIO's
+/// parser). Message assembly happens in the handler that follows (it owns a
+/// `WebSocketMessageAssembler`), and so does encoding (its `OutboundWriter` owns a `FrameEncoder`
+/// and writes bytes).
 public enum WebSocketPipeline {
     public static func addFramingHandlers(
         to pipeline: ChannelPipeline.SynchronousOperations, limits: FramingLimits
     ) throws {
-        try pipeline.addHandler(FrameEncoder())
         try pipeline.addHandler(ByteToMessageHandler(WebSocketFrameStreamDecoder(maxFrameSize: limits.maxFrameSize)))
+    }
+
+    /// The decoder's context: bytes written there go to the socket as they are, below the
+    /// supervised connection (a test client's malformed frames).
+    public static func rawWriter(in pipeline: ChannelPipeline.SynchronousOperations) throws -> ChannelHandlerContext {
+        try pipeline.context(handlerType: ByteToMessageHandler<WebSocketFrameStreamDecoder>.self)
     }
 
     /// Maps an error from NIO's frame decoder to the close it earns. `nil` for other errors

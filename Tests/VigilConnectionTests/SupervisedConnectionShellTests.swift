@@ -62,11 +62,19 @@ final class Shell {
         try receive(.connectionClose, [UInt8(code >> 8), UInt8(code & 0xFF)], masked: masked)
     }
 
-    /// Every frame written since the last call. Outgoing frames hold their payload unmasked; NIO's
-    /// encoder applies `maskKey` on the wire.
+    /// Every frame written since the last call: the shell writes bytes, read back here by NIO's
+    /// decoder, payloads unmasked (the mask key kept, as it went on the wire).
     func written() throws -> [WebSocketFrame] {
+        var bytes = ByteBuffer()
+        while var buffer = try channel.readOutbound(as: ByteBuffer.self) { bytes.writeBuffer(&buffer) }
+        let decoder = EmbeddedChannel(handler: ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: 1 << 30)))
+        defer { _ = try? decoder.finish() }
+        try decoder.writeInbound(bytes)
         var frames: [WebSocketFrame] = []
-        while let frame = try channel.readOutbound(as: WebSocketFrame.self) { frames.append(frame) }
+        while var frame = try decoder.readInbound(as: WebSocketFrame.self) {
+            frame.data = frame.unmaskedData
+            frames.append(frame)
+        }
         return frames
     }
 

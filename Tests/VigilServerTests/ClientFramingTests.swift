@@ -58,6 +58,66 @@ struct ClientFramingTests {
         try await server.close()
     }
 
+    /// Answers the first request with a 101 and `behind` in one write, then passes on the first
+    /// `expecting` bytes the client sends after its request.
+    final class ReplyWatcher: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = ByteBuffer
+        let behind: [UInt8]
+        let expecting: Int
+        let replied: EventLoopPromise<[UInt8]>
+        var request: [UInt8] = []
+        var reply: [UInt8]?
+
+        init(behind: [UInt8], expecting: Int, replied: EventLoopPromise<[UInt8]>) {
+            (self.behind, self.expecting, self.replied) = (behind, expecting, replied)
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let bytes = Array(unwrapInboundIn(data).readableBytesView)
+            if var reply {
+                reply += bytes
+                self.reply = reply
+                if reply.count >= expecting { replied.succeed(Array(reply.prefix(expecting))) }
+                return
+            }
+            request += bytes
+            guard let end = request.firstRange(of: Array("\r\n\r\n".utf8))?.upperBound else { return }
+            reply = Array(request[end...])
+            let key = String(decoding: request[..<end], as: UTF8.self).split(separator: "\r\n")
+                .first { $0.lowercased().hasPrefix("sec-websocket-key:") }!
+                .dropFirst("sec-websocket-key:".count).trimmingCharacters(in: .whitespaces)
+            let head =
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Accept: \(try! acceptValue(for: key, channel: context.channel))\r\n\r\n"
+            context.writeAndFlush(
+                NIOAny(context.channel.allocator.buffer(bytes: Array(head.utf8) + behind)), promise: nil)
+        }
+    }
+
+    @Test("what a frame behind the 101 makes the client write goes out in that same read (a pong)")
+    func answerToFrameBehind101() async throws {
+        let replied = TestServer.clientGroup.next().makePromise(of: [UInt8].self)
+        let server = try await ServerBootstrap(group: TestServer.clientGroup)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        ReplyWatcher(behind: [0x89, 0x02, 7, 9], expecting: 8, replied: replied))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let client = try await WebSocketClient.connect(
+            host: "127.0.0.1", port: server.localAddress!.port!, group: TestServer.clientGroup)
+        struct NoPong: Error {}
+        let giveUp = TestServer.clientGroup.next().scheduleTask(in: .seconds(10)) { replied.fail(NoPong()) }
+        defer { giveUp.cancel() }
+        // The client's pong: FIN + opcode 0xA, masked, 2 bytes, its key, the payload masked by it.
+        let pong = try await replied.futureResult.get()
+        #expect(pong[0] == 0x8A && pong[1] == 0x82, "\(pong)")
+        #expect([pong[6] ^ pong[2], pong[7] ^ pong[3]] == [7, 9], "\(pong)")
+        await client.closeTransport()
+        try await server.close()
+    }
+
     @Test("a masked frame from the server is a protocol violation on the client side")
     func maskedServerFrame() async throws {
         let server = try await Self.serve([0x81, 0x82, 1, 2, 3, 4, 0x69 ^ 1, 0x69 ^ 2])

@@ -106,7 +106,7 @@ public func fuzzFraming(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
 /// What the shell wrote: masked exactly when it is the client, and no close status RFC 6455
 /// reserves for "never on the wire".
 private func checkWritten(_ channel: EmbeddedChannel, role: WebSocketRole) {
-    while let frame = try? channel.readOutbound(as: WebSocketFrame.self) {
+    for frame in writtenFrames(channel) {
         check((frame.maskKey != nil) == (role == .client), "masking does not follow the role")
         if frame.opcode == .connectionClose,
             let code = frame.data.getInteger(at: frame.data.readerIndex, as: UInt16.self)

@@ -72,10 +72,10 @@ final class Leg: ConnectionObserver {
     /// relayed compressed (the endpoints' business), no close status that must never be on the
     /// wire, and nothing after the close frame.
     func checkWritten() {
-        while let frame = try? channel.readOutbound(as: WebSocketFrame.self) {
+        for frame in writtenFrames(channel) {
             check(!sentClose, "\(name) leg: a \(frame.opcode) frame after its close frame")
             check((frame.maskKey != nil) == (role == .client), "\(name) leg: masking does not follow the role")
-            let payload = frame.data  // unmasked: the encoder, after this point, masks it
+            let payload = frame.data  // unmasked: read back from the bytes (`writtenFrames`)
             check(!frame.rsv2 && !frame.rsv3, "\(name) leg: RSV2 or RSV3 set")
             check(
                 !frame.rsv1 || frame.opcode == .text || frame.opcode == .binary,
