@@ -129,9 +129,9 @@ public enum WebSocketDialer {
     }
 
     /// Opens the connection on `eventLoop` and completes the upgrade within `timeout` (TCP, TLS
-    /// and the answer together), then installs the frame encoder, the stream decoder and the
-    /// supervised shell — all in the read that completed the handshake, so nothing sent behind
-    /// the 101 is lost.
+    /// and the answer together), then installs the stream decoder and the supervised shell
+    /// (which encodes its own frames) — all in the read that completed the handshake, so nothing
+    /// sent behind the 101 is lost.
     ///
     /// - Parameters:
     ///   - tls: required for a `wss://` URL.
@@ -196,8 +196,8 @@ public enum WebSocketDialer {
                                 configuration: configuration, sink: parts.sink, observer: parts.observer,
                                 wheel: wheels.wheel(for: context.eventLoop), clock: wheels.clock,
                                 openedAt: wheels.clock.now(), compression: compression)
-                            // The codec first: a sink may send as soon as the shell is added
-                            // (`connectionOpened`), and its frames need the encoder in place.
+                            // The decoder first: the bytes behind the 101 reach the shell
+                            // through it, and a sink may send as soon as the shell is added.
                             let pipeline = context.pipeline.syncOperations
                             try WebSocketPipeline.addFramingHandlers(to: pipeline, limits: limits)
                             try pipeline.addHandler(handler)

@@ -26,7 +26,7 @@ final class OutboundWriter {
     private var inReadBurst = false
     /// Whether frames were written since the last flush.
     private var pendingFlush = false
-    /// The buffer the last ping's payload went out in, kept to be rewritten by the next ping.
+    /// The buffer the last ping's payload was put in, rewritten by the next ping.
     private var pingBuffer: ByteBuffer?
     /// Reading is paused (backpressure); a `read` asked for meanwhile waits here.
     private(set) var readingPaused = false
@@ -90,9 +90,9 @@ final class OutboundWriter {
         return compressed
     }
 
-    /// A heartbeat ping. The last ping's buffer is rewritten when its write is done (then this
-    /// is its only owner and `clear` copies nothing), as is the encoder's: a ping allocates
-    /// nothing.
+    /// A heartbeat ping. Its payload's buffer is rewritten for each ping (the encoder copies the
+    /// payload into the frame's buffer, so nothing else holds it and `clear` copies nothing),
+    /// and the frame goes out in the encoder's spare: a ping allocates nothing.
     func write(_ ping: PingPayload, context: ChannelHandlerContext) {
         var payload = pingBuffer ?? context.channel.allocator.buffer(capacity: 8)
         pingBuffer = nil

@@ -4,8 +4,8 @@ import NIOWebSocket
 /// Turns outbound frames into the bytes NIO's `WebSocketFrameEncoder` would write, byte for byte
 /// (`FrameEncoderTests` holds the two together), in fewer steps where a relay spends its time:
 ///
-/// - A frame with a payload of at most `coalescingLimit` bytes becomes one buffer, header and
-///   payload together: one pending write, one iovec. NIO's encoder can put the header in front
+/// - A frame with a payload of at most `coalescingLimit` bytes, or a masked one of any size,
+///   becomes one buffer, header and payload together: one pending write, one iovec. NIO's encoder can put the header in front
 ///   of the payload only in a buffer it owns outright with room before the bytes; a relayed
 ///   payload is a slice of the read buffer, so it wrote a second buffer for every frame.
 /// - Masking (the client role, RFC 6455 §5.3) eight bytes at a time (`WebSocketMasking`), in that
@@ -63,18 +63,21 @@ public struct FrameEncoder {
     }
 
     /// An empty buffer for `capacity` bytes: `spare` (taken out, so that writing to it does not
-    /// copy it) when it is big enough and no pending write holds it any more, else a new one.
+    /// copy it) when it is big enough and no pending write holds it any more. While one still
+    /// does, the spare is kept for when it lets go, and the frame gets a buffer of its own size
+    /// (a backed-up connection queuing small frames holds what they need, not 128 bytes each).
     private mutating func buffer(capacity: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
         guard capacity <= Self.spareCapacity else { return allocator.buffer(capacity: capacity) }
-        if var buffer = spare.take(), buffer.modifyIfUniquelyOwned({ $0.clear() }) != nil {
-            return buffer
-        }
-        return allocator.buffer(capacity: Self.spareCapacity)
+        guard var buffer = spare.take() else { return allocator.buffer(capacity: Self.spareCapacity) }
+        if buffer.modifyIfUniquelyOwned({ $0.clear() }) != nil { return buffer }
+        spare = buffer
+        return allocator.buffer(capacity: capacity)
     }
 
-    /// A small buffer, written, is kept to be rewritten by a later frame.
+    /// The buffer a frame went out in becomes the spare when there is none (it was the spare,
+    /// taken out, or the first).
     private mutating func keep(_ buffer: ByteBuffer) {
-        if buffer.capacity <= Self.spareCapacity { spare = buffer }
+        if spare == nil && buffer.capacity <= Self.spareCapacity { spare = buffer }
     }
 
     /// Header bytes for a payload of `payload` bytes: two, the extended length (none, 2 or 8)

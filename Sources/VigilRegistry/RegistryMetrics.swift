@@ -137,7 +137,7 @@ public final class RegistryMetrics: Sendable {
         counter(
             in: proxyHeaders, for: result, name: "proxy_protocol_headers",
             help:
-                "PROXY protocol headers read: proxy (the client's address, believed), local (a balancer's health check, or a header on a connection reset before its address was read), untrusted (from a peer not in trusted_proxies, ignored)",
+                "PROXY protocol headers read: proxy (the client's address, believed), local (a balancer's health check: no client named, the balancer's own connection, or a connection reset before its address was read), untrusted (from a peer not in trusted_proxies, ignored)",
             labels: [("result", result)]
         ).increment()
     }

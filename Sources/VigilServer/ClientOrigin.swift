@@ -29,8 +29,11 @@ final class ClientOrigin {
     private(set) var via: String?
     /// The scheme a trusted hop said the client used (`https`), if any.
     private(set) var scheme: String?
-    /// A trusted balancer's header without a client (v2 LOCAL, v1 UNKNOWN): its health check.
+    /// A trusted balancer's health check: a header without a client (v2 LOCAL, v1 UNKNOWN) or
+    /// naming the balancer's own connection, or any header from a peer already gone.
     private(set) var healthCheck = false
+    /// The peer was gone before vigild could read its address.
+    private let peerGone: Bool
     /// Whether the client can still change (a trusted hop's forwarded headers are to come).
     private(set) var settled: Bool
     /// The connection did not begin with an acceptable PROXY header (counted and logged there).
@@ -43,7 +46,7 @@ final class ClientOrigin {
     enum HeaderResult: String {
         /// From a trusted peer: believed (its client, if it names one).
         case proxy
-        /// From a trusted peer, without a client: a health check.
+        /// A health check: from a trusted peer, naming no client or itself; or from a peer gone.
         case local
         /// From a peer not in `trusted_proxies`: ignored.
         case untrusted
@@ -52,6 +55,7 @@ final class ClientOrigin {
     init(remote: SocketAddress?, trusted: [AddressRange], proxyProtocol: Bool) {
         tcpPeer = remote?.endpointDescription ?? "unknown"
         tcpAddress = AcceptGate.key(for: remote)
+        peerGone = remote == nil
         self.trusted = trusted
         peer = tcpPeer
         address = tcpAddress
@@ -75,12 +79,15 @@ final class ClientOrigin {
 
     /// The PROXY header arrived: believed from a trusted peer only.
     func received(_ header: ProxyProtocolHeader) -> HeaderResult {
-        // A peer with no address was gone before vigild could ask (getpeername fails on a socket
-        // reset before its accept was handled): what a balancer's health check does, a header
-        // and a reset at once — LOCAL from v2, but HAProxy's v1 checks send TCP4 with the check's
-        // own addresses. Whoever sent it cannot be checked against trusted_proxies, so it is
-        // neither believed nor called untrusted: taken as a check, its hang-up not a refusal.
-        if tcpAddress == nil || (header.isLocal && Self.isTrusted(tcpAddress, trusted)) {
+        // A balancer's health check names no client (v2 LOCAL, v1 UNKNOWN) or, as HAProxy's v1
+        // checks do (TCP4 with the check's own addresses), the balancer's own connection: no
+        // client's connection has the balancer's address and port. A check is a header and a
+        // reset at once, so its peer may be gone before vigild could ask its address
+        // (getpeername fails on a socket reset before its accept was handled): whoever sent
+        // that cannot be checked against trusted_proxies, so it is neither believed nor called
+        // untrusted, but taken as the check it most likely is. A check's hang-up is no refusal.
+        let namesItself = header.source.map { $0.description == tcpPeer } ?? false
+        if peerGone || ((header.isLocal || namesItself) && Self.isTrusted(tcpAddress, trusted)) {
             healthCheck = true
             return .local
         }

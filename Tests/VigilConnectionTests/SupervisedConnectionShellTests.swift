@@ -75,6 +75,13 @@ final class Shell {
             frame.data = frame.unmaskedData
             frames.append(frame)
         }
+        // Every byte is in a frame, and every header is the shortest (nothing left over).
+        let framed = frames.reduce(0) { total, frame in
+            let extended = frame.length < 126 ? 0 : frame.length <= 0xFFFF ? 2 : 8
+            return total + 2 + extended + (frame.maskKey == nil ? 0 : 4) + frame.length
+        }
+        struct UnframedBytes: Error { let written: Int, framed: Int }
+        guard framed == bytes.readableBytes else { throw UnframedBytes(written: bytes.readableBytes, framed: framed) }
         return frames
     }
 

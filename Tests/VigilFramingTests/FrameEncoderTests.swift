@@ -39,7 +39,7 @@ struct FrameEncoderTests {
         var random = SystemRandomNumberGenerator()
         var frames: [WebSocketFrame] = []
         let opcodes: [WebSocketOpcode] = [.text, .binary, .continuation, .ping, .pong, .connectionClose]
-        for length in [0, 1, 7, 125, 126, 127, 4096, 4097, 65535, 65536, 70001] {
+        for length in [0, 1, 7, 122, 123, 125, 126, 127, 4096, 4097, 65535, 65536, 70001] {
             for masked in [false, true] {
                 let payload = (0..<length).map { _ in UInt8.random(in: 0...255, using: &random) }
                 let key =
@@ -52,6 +52,7 @@ struct FrameEncoderTests {
                         maskKey: key, data: ByteBuffer(bytes: payload)))
             }
         }
+        // (122 and 123 bytes masked: a frame of exactly the spare buffer's 128 bytes, and one past.)
         // A payload that is a slice of a larger buffer, as a relayed one is (NIO's decoder slices
         // the read buffer): bytes around it must not leak into the frame, nor be masked.
         let read = ByteBuffer(bytes: Array(0..<200))
@@ -106,7 +107,7 @@ struct FrameEncoderTests {
         #expect(Array(payload.readableBytesView) == Array(0..<100))
     }
 
-    @Test("a small frame reuses the last one's buffer once the socket has let go of it, and never before")
+    @Test("a small frame reuses the spare buffer once the socket has let go of it, and never before")
     func spareBuffer() {
         var encoder = FrameEncoder()
         func ping(_ byte: UInt8) -> ByteBuffer {
@@ -118,15 +119,16 @@ struct FrameEncoderTests {
         func address(_ buffer: ByteBuffer) -> UInt {
             buffer.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
         }
-        let held = ping(1)  // still pending: the next frame must not touch it
+        let held = ping(1)  // the spare, still pending: the next frame must not touch it
         let heldBytes = Array(held.readableBytesView)
+        let heldAddress = address(held)
         let second = ping(2)
         #expect(Array(held.readableBytesView) == heldBytes)
-        #expect(address(second) != address(held))
-        let secondAddress = address(second)
-        _ = consume second  // written: the encoder's spare is its only owner again
+        #expect(address(second) != heldAddress)
+        #expect(Array(second.readableBytesView) == [0x89, 0x81, 1, 2, 3, 4, 2 ^ 1])
+        _ = consume held  // written: the encoder's spare is its only owner again
         let third = ping(3)
-        #expect(address(third) == secondAddress)
+        #expect(address(third) == heldAddress)
         #expect(Array(third.readableBytesView) == [0x89, 0x81, 1, 2, 3, 4, 3 ^ 1])
     }
 }

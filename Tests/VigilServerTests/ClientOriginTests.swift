@@ -60,7 +60,16 @@ struct ClientOriginTests {
         let gone = ClientOrigin(remote: nil, trusted: trusted, proxyProtocol: true)
         #expect(gone.received(header("PROXY UNKNOWN\r\n")) == .local)
         let goneClaiming = ClientOrigin(remote: nil, trusted: trusted, proxyProtocol: true)
-        // HAProxy's v1 checks: a TCP4 header and a reset. Whoever sent it cannot be checked against
+        // HAProxy's v1 checks: a TCP4 header naming the check's own connection, and a reset. From
+        // the trusted balancer itself, still there: a check, whatever the accept's timing.
+        let naming = ClientOrigin(remote: balancer, trusted: trusted, proxyProtocol: true)
+        #expect(naming.received(header("PROXY TCP4 10.0.0.5 10.0.0.11 40000 8080\r\n")) == .local)
+        #expect(naming.healthCheck && naming.via == nil && naming.peer == "10.0.0.5:40000")
+        // Naming itself does not make an untrusted peer's header a check.
+        let stranger = ClientOrigin(
+            remote: try! SocketAddress(ipAddress: "192.0.2.7", port: 5000), trusted: trusted, proxyProtocol: true)
+        #expect(stranger.received(header("PROXY TCP4 192.0.2.7 10.0.0.11 5000 8080\r\n")) == .untrusted)
+        // Gone before its address was read: whoever sent it cannot be checked against
         // trusted_proxies, so nothing it names is believed, and it is not called untrusted either.
         #expect(goneClaiming.received(header("PROXY TCP4 6.6.6.6 10.0.0.11 1 2\r\n")) == .local)
         #expect(goneClaiming.address == nil && goneClaiming.peer == "unknown" && goneClaiming.via == nil)
