@@ -5,9 +5,10 @@ import NIOWebSocket
 /// (`FrameEncoderTests` holds the two together), in fewer steps where a relay spends its time:
 ///
 /// - A frame with a payload of at most `coalescingLimit` bytes, or a masked one of any size,
-///   becomes one buffer, header and payload together: one pending write, one iovec. NIO's encoder can put the header in front
-///   of the payload only in a buffer it owns outright with room before the bytes; a relayed
-///   payload is a slice of the read buffer, so it wrote a second buffer for every frame.
+///   becomes one buffer, header and payload together: one pending write, one iovec. NIO's
+///   encoder can put the header in front of the payload only in a buffer it owns outright with
+///   room before the bytes; a relayed payload is a slice of the read buffer, so it wrote a
+///   second buffer for every frame.
 /// - Masking (the client role, RFC 6455 §5.3) eight bytes at a time (`WebSocketMasking`), in that
 ///   copy: NIO's goes a byte at a time, in the caller's buffer, copying it first when shared.
 /// - A larger unmasked payload goes as it is, behind a header of its own (no copy).
